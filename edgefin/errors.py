@@ -1,0 +1,40 @@
+"""The one exception tree of the edgefin toolkit.
+
+Messages follow the four-part rule: what happened, where (file, column, row), what was expected,
+what to do. ``edgefin.cli.main`` maps these classes to exit codes in one place.
+Runtime errors (``edgefin_runtime.errors``) keep their own tree; the CLI maps both.
+"""
+
+from __future__ import annotations
+
+
+class EdgefinError(Exception):
+    """Base of every error raised by the edgefin toolkit."""
+
+
+class UsageError(EdgefinError):
+    """An option or argument is invalid (exit code 2)."""
+
+
+class DataError(EdgefinError):
+    """Input data cannot be used: missing or unreadable file, bad target, mixed types (exit code 2)."""
+
+
+class RunDirError(EdgefinError):
+    """A run directory is missing a step's outputs or is inconsistent (exit code 2)."""
+
+
+class ModelError(EdgefinError):
+    """A model cannot be built, loaded, trained, compressed or converted (exit code 1)."""
+
+
+class UnsupportedLayerError(ModelError):
+    """A layer or op cannot be handled; the message names it and says what to do (exit code 2)."""
+
+
+class ConversionError(ModelError):
+    """A conversion to a deployable variant failed (exit code 1)."""
+
+
+class QualityGateError(EdgefinError):
+    """A quality gate (e.g. parity) failed; reports were still written (exit code 3)."""

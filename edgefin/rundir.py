@@ -1,0 +1,108 @@
+"""The run directory: each step reads and extends it, so steps run alone or as a pipeline.
+
+Layout (one place that names every artefact)::
+
+    RUN_DIR/
+      run.json                 what produced the run: options, data hash, step fingerprints
+      data/schema.json         the input schema (edgefin_runtime.manifest.Schema as JSON)
+      data/preprocess.json     the preprocessing spec (edgefin_runtime.manifest.PreprocessSpec)
+      data/quality.json        the data-quality report
+      data/{train,validation,test}.parquet   raw split rows, target column included
+      models/dense.keras       trained dense model (tf_keras native format)
+      models/pruned.keras      pruned, stripped model
+      models/qat.keras         quantisation-aware (PQAT when pruned) model
+      metrics.json             dense model metrics + threshold
+      compress.json            compression report
+      bundles/NAME.efb         one bundle per variant; bundles/parity.json
+      report/report.{json,md,html}
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import RunDirError
+
+SPLITS = ("train", "validation", "test")
+STAGES = ("dense", "pruned", "qat")
+
+
+@dataclass(frozen=True)
+class RunDir:
+    root: Path
+
+    @classmethod
+    def at(cls, path: str | Path) -> "RunDir":
+        return cls(Path(path))
+
+    # ------------------------------------------------------------ paths
+    @property
+    def run_json(self) -> Path:
+        return self.root / "run.json"
+
+    @property
+    def schema_json(self) -> Path:
+        return self.root / "data" / "schema.json"
+
+    @property
+    def preprocess_json(self) -> Path:
+        return self.root / "data" / "preprocess.json"
+
+    @property
+    def quality_json(self) -> Path:
+        return self.root / "data" / "quality.json"
+
+    def split_path(self, split: str) -> Path:
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+        return self.root / "data" / f"{split}.parquet"
+
+    def model_path(self, stage: str) -> Path:
+        if stage not in STAGES:
+            raise ValueError(f"unknown stage {stage!r}; expected one of {STAGES}")
+        return self.root / "models" / f"{stage}.keras"
+
+    @property
+    def metrics_json(self) -> Path:
+        return self.root / "metrics.json"
+
+    @property
+    def compress_json(self) -> Path:
+        return self.root / "compress.json"
+
+    @property
+    def bundles_dir(self) -> Path:
+        return self.root / "bundles"
+
+    @property
+    def parity_json(self) -> Path:
+        return self.bundles_dir / "parity.json"
+
+    @property
+    def report_dir(self) -> Path:
+        return self.root / "report"
+
+    # ------------------------------------------------------------ reading
+    def require(self, path: Path, step: str) -> Path:
+        if not path.exists():
+            raise RunDirError(f"run directory {self.root}: {path.relative_to(self.root)} is missing; "
+                              f"run 'edgefin {step}' for this run directory first")
+        return path
+
+    def read_json(self, path: Path, step: str) -> Any:
+        self.require(path, step)
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise RunDirError(f"run directory {self.root}: {path.relative_to(self.root)} is unreadable "
+                              f"({exc}); re-run 'edgefin {step}'") from None
+
+    def latest_stage(self) -> str:
+        """The last stage this run has: qat, else pruned, else dense."""
+        for stage in reversed(STAGES):
+            if self.model_path(stage).exists():
+                return stage
+        raise RunDirError(f"run directory {self.root}: no model found under models/; run 'edgefin train' first")

@@ -1,0 +1,58 @@
+"""Strict JSON for untrusted bundle members: no NaN/Infinity, no duplicate keys, bounded depth."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .errors import BundleFormatError
+
+MAX_DEPTH = 32
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"duplicate key {k!r}")
+        out[k] = v
+    return out
+
+
+def _depth(text: str) -> int:
+    depth = best = 0
+    in_str = esc = False
+    for ch in text:
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "[{":
+            depth += 1
+            best = max(best, depth)
+        elif ch in "]}":
+            depth -= 1
+    return best
+
+
+def strict_loads(data: bytes, what: str) -> Any:
+    """Parse strict UTF-8 JSON, raising BundleFormatError that names ``what``."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BundleFormatError(f"{what}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+    if _depth(text) > MAX_DEPTH:
+        raise BundleFormatError(f"{what}: JSON nested deeper than {MAX_DEPTH} levels")
+    try:
+        return json.loads(text, parse_constant=_no_constants, object_pairs_hook=_no_duplicates)
+    except (ValueError, RecursionError) as exc:
+        raise BundleFormatError(f"{what}: not strict JSON ({exc})") from None

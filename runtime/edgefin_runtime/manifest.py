@@ -1,0 +1,474 @@
+"""The manifest: THE contract between the toolkit and the device (typed, versioned).
+
+The toolkit builds a :class:`Manifest` and serialises it with :meth:`Manifest.to_json_bytes`;
+the runtime parses it with :meth:`Manifest.from_dict`, which validates every field and raises
+:class:`~edgefin_runtime.errors.ManifestError` naming the offending key.
+Bump :data:`FORMAT_VERSION` on any incompatible change.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Mapping
+
+from .errors import ManifestError, VersionError
+from .version import __version__, version_tuple
+
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+SIGNATURE_NAME = "signature"
+MODEL_NAMES = {"litert": "model.tflite", "onnx": "model.onnx"}
+
+Engine = Literal["litert", "onnx"]
+FieldKind = Literal["numeric", "categorical"]
+Encoding = Literal["onehot", "index"]
+
+
+# ---------------------------------------------------------------- helpers
+def _req(d: Mapping[str, Any], key: str, where: str) -> Any:
+    if not isinstance(d, Mapping):
+        raise ManifestError(f"manifest {where}: expected an object, got {type(d).__name__}")
+    if key not in d:
+        raise ManifestError(f"manifest {where}: required key '{key}' is missing")
+    return d[key]
+
+
+def _typed(value: Any, types: type | tuple[type, ...], where: str) -> Any:
+    if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+        raise ManifestError(f"manifest {where}: expected {types}, got a boolean")
+    if not isinstance(value, types):
+        raise ManifestError(f"manifest {where}: expected {types}, got {type(value).__name__}")
+    return value
+
+
+def _num(value: Any, where: str, *, optional: bool = False) -> float | None:
+    if value is None and optional:
+        return None
+    _typed(value, (int, float), where)
+    if not math.isfinite(value):
+        raise ManifestError(f"manifest {where}: expected a finite number, got {value!r}")
+    return float(value)
+
+
+def _str(value: Any, where: str) -> str:
+    return _typed(value, str, where)
+
+
+def _str_list(value: Any, where: str) -> tuple[str, ...]:
+    _typed(value, list, where)
+    return tuple(_str(v, f"{where}[{i}]") for i, v in enumerate(value))
+
+
+# ---------------------------------------------------------------- schema
+@dataclass(frozen=True)
+class FieldSpec:
+    """One raw input field as the device receives it."""
+
+    name: str
+    kind: FieldKind
+    allow_missing: bool = False
+    categories: tuple[str, ...] = ()
+    min: float | None = None
+    max: float | None = None
+    missing_share: float = 0.0
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str) -> "FieldSpec":
+        name = _str(_req(d, "name", where), f"{where}.name")
+        kind = _str(_req(d, "kind", where), f"{where}.kind")
+        if kind not in ("numeric", "categorical"):
+            raise ManifestError(f"manifest {where}.kind: expected 'numeric' or 'categorical', got {kind!r}")
+        cats = _str_list(d.get("categories", []), f"{where}.categories")
+        if kind == "categorical" and not cats:
+            raise ManifestError(f"manifest {where}: categorical field '{name}' has no categories")
+        return cls(
+            name=name,
+            kind=kind,  # type: ignore[arg-type]
+            allow_missing=_typed(d.get("allow_missing", False), bool, f"{where}.allow_missing"),
+            categories=cats,
+            min=_num(d.get("min"), f"{where}.min", optional=True),
+            max=_num(d.get("max"), f"{where}.max", optional=True),
+            missing_share=_num(d.get("missing_share", 0.0), f"{where}.missing_share") or 0.0,
+        )
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The raw input schema plus what the target and its positive class mean."""
+
+    fields: tuple[FieldSpec, ...]
+    target: str
+    positive_label: str
+    negative_label: str
+
+    def field(self, name: str) -> FieldSpec:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = "schema") -> "Schema":
+        raw = _typed(_req(d, "fields", where), list, f"{where}.fields")
+        fields = tuple(FieldSpec.from_dict(f, f"{where}.fields[{i}]") for i, f in enumerate(raw))
+        names = [f.name for f in fields]
+        if not fields:
+            raise ManifestError(f"manifest {where}.fields: expected at least one field")
+        if len(set(names)) != len(names):
+            raise ManifestError(f"manifest {where}.fields: duplicate field names in {names}")
+        return cls(
+            fields=fields,
+            target=_str(_req(d, "target", where), f"{where}.target"),
+            positive_label=_str(_req(d, "positive_label", where), f"{where}.positive_label"),
+            negative_label=_str(_req(d, "negative_label", where), f"{where}.negative_label"),
+        )
+
+
+# ---------------------------------------------------------------- preprocessing
+@dataclass(frozen=True)
+class NumericStep:
+    """Impute with ``fill``, then standardise ``(x - mean) / scale``; optional missing indicator."""
+
+    field: str
+    fill: float
+    mean: float
+    scale: float
+    indicator: bool = False
+    kind: Literal["numeric"] = "numeric"
+
+    @property
+    def width(self) -> int:
+        return 2 if self.indicator else 1
+
+
+@dataclass(frozen=True)
+class CategoricalStep:
+    """Encode a category; ``fill`` replaces a missing value; unseen values go to the OOV slot.
+
+    One-hot layout: one column per category, then one out-of-vocabulary column.
+    Index layout: one column holding the category's position (OOV = len(categories)).
+    """
+
+    field: str
+    categories: tuple[str, ...]
+    fill: str
+    encoding: Encoding = "onehot"
+    kind: Literal["categorical"] = "categorical"
+
+    @property
+    def width(self) -> int:
+        return len(self.categories) + 1 if self.encoding == "onehot" else 1
+
+
+Step = NumericStep | CategoricalStep
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    """Ordered steps that turn raw fields into the model's float32 feature vector."""
+
+    steps: tuple[Step, ...]
+
+    @property
+    def n_features(self) -> int:
+        return sum(s.width for s in self.steps)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        out: list[str] = []
+        for s in self.steps:
+            if isinstance(s, NumericStep):
+                out.append(s.field)
+                if s.indicator:
+                    out.append(f"{s.field}__missing")
+            elif s.encoding == "onehot":
+                out.extend(f"{s.field}={c}" for c in s.categories)
+                out.append(f"{s.field}=__other__")
+            else:
+                out.append(f"{s.field}__index")
+        return tuple(out)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"steps": [_step_dict(s) for s in self.steps], "n_features": self.n_features}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = "preprocessing") -> "PreprocessSpec":
+        raw = _typed(_req(d, "steps", where), list, f"{where}.steps")
+        steps: list[Step] = []
+        for i, s in enumerate(raw):
+            w = f"{where}.steps[{i}]"
+            kind = _req(s, "kind", w)
+            name = _str(_req(s, "field", w), f"{w}.field")
+            if kind == "numeric":
+                scale = _num(_req(s, "scale", w), f"{w}.scale")
+                if not scale or scale <= 0:
+                    raise ManifestError(f"manifest {w}.scale: expected a positive number, got {scale}")
+                steps.append(NumericStep(
+                    field=name,
+                    fill=_num(_req(s, "fill", w), f"{w}.fill"),  # type: ignore[arg-type]
+                    mean=_num(_req(s, "mean", w), f"{w}.mean"),  # type: ignore[arg-type]
+                    scale=scale,
+                    indicator=_typed(s.get("indicator", False), bool, f"{w}.indicator"),
+                ))
+            elif kind == "categorical":
+                cats = _str_list(_req(s, "categories", w), f"{w}.categories")
+                if not cats or len(set(cats)) != len(cats):
+                    raise ManifestError(f"manifest {w}.categories: expected unique, non-empty categories")
+                enc = _req(s, "encoding", w)
+                if enc not in ("onehot", "index"):
+                    raise ManifestError(f"manifest {w}.encoding: expected 'onehot' or 'index', got {enc!r}")
+                steps.append(CategoricalStep(field=name, categories=cats,
+                                             fill=_str(_req(s, "fill", w), f"{w}.fill"), encoding=enc))
+            else:
+                raise ManifestError(f"manifest {w}.kind: expected 'numeric' or 'categorical', got {kind!r}")
+        spec = cls(steps=tuple(steps))
+        if "n_features" in d and d["n_features"] != spec.n_features:
+            raise ManifestError(
+                f"manifest {where}.n_features: says {d['n_features']} but the steps produce {spec.n_features}")
+        return spec
+
+
+def _step_dict(s: Step) -> dict[str, Any]:
+    d = asdict(s)
+    if isinstance(s, CategoricalStep):
+        d["categories"] = list(s.categories)
+    return d
+
+
+# ---------------------------------------------------------------- model
+@dataclass(frozen=True)
+class Quantization:
+    scale: float
+    zero_point: int
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    quantization: Quantization | None = None
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str) -> "TensorSpec":
+        shape = _typed(_req(d, "shape", where), list, f"{where}.shape")
+        for i, s in enumerate(shape):
+            _typed(s, int, f"{where}.shape[{i}]")
+        dtype = _str(_req(d, "dtype", where), f"{where}.dtype")
+        if dtype not in ("float32", "float16", "int8", "uint8", "int32", "int64"):
+            raise ManifestError(f"manifest {where}.dtype: unsupported dtype {dtype!r}")
+        q = d.get("quantization")
+        quant = None
+        if q is not None:
+            quant = Quantization(scale=_num(_req(q, "scale", f"{where}.quantization"),  # type: ignore[arg-type]
+                                            f"{where}.quantization.scale"),
+                                 zero_point=_typed(_req(q, "zero_point", f"{where}.quantization"), int,
+                                                   f"{where}.quantization.zero_point"))
+        return cls(name=_str(_req(d, "name", where), f"{where}.name"), shape=tuple(shape), dtype=dtype,
+                   quantization=quant)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    engine: Engine
+    variant: str
+    file: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    weights: str = "float32"
+    activations: str = "float32"
+    source_stage: str = "dense"
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = "model") -> "ModelSpec":
+        engine = _req(d, "engine", where)
+        if engine not in MODEL_NAMES:
+            raise ManifestError(f"manifest {where}.engine: expected one of {sorted(MODEL_NAMES)}, got {engine!r}")
+        file = _str(_req(d, "file", where), f"{where}.file")
+        if file != MODEL_NAMES[engine]:
+            raise ManifestError(f"manifest {where}.file: engine {engine} expects '{MODEL_NAMES[engine]}', got {file!r}")
+        ins = _typed(_req(d, "inputs", where), list, f"{where}.inputs")
+        outs = _typed(_req(d, "outputs", where), list, f"{where}.outputs")
+        if len(ins) != 1 or len(outs) != 1:
+            raise ManifestError(f"manifest {where}: expected exactly one input and one output tensor, "
+                                f"got {len(ins)} and {len(outs)}")
+        return cls(
+            engine=engine,
+            variant=_str(_req(d, "variant", where), f"{where}.variant"),
+            file=file,
+            inputs=tuple(TensorSpec.from_dict(t, f"{where}.inputs[{i}]") for i, t in enumerate(ins)),
+            outputs=tuple(TensorSpec.from_dict(t, f"{where}.outputs[{i}]") for i, t in enumerate(outs)),
+            weights=_str(d.get("weights", "float32"), f"{where}.weights"),
+            activations=_str(d.get("activations", "float32"), f"{where}.activations"),
+            source_stage=_str(d.get("source_stage", "dense"), f"{where}.source_stage"),
+        )
+
+
+@dataclass(frozen=True)
+class Decision:
+    threshold: float
+    positive_means: str
+    method: str = "fixed"
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = "decision") -> "Decision":
+        t = _num(_req(d, "threshold", where), f"{where}.threshold")
+        if not 0.0 <= t <= 1.0:  # type: ignore[operator]
+            raise ManifestError(f"manifest {where}.threshold: expected a probability in [0, 1], got {t}")
+        return cls(threshold=t, positive_means=_str(_req(d, "positive_means", where), f"{where}.positive_means"),  # type: ignore[arg-type]
+                   method=_str(d.get("method", "fixed"), f"{where}.method"))
+
+
+@dataclass(frozen=True)
+class GoldenVector:
+    """A raw record and the score the bundle's model must give it (checked at load)."""
+
+    record: dict[str, Any]
+    score: float
+
+
+# ---------------------------------------------------------------- the manifest
+@dataclass(frozen=True)
+class Manifest:
+    schema: Schema
+    preprocessing: PreprocessSpec
+    model: ModelSpec
+    decision: Decision
+    members: dict[str, str]
+    golden: tuple[GoldenVector, ...] = ()
+    golden_tolerance: float = 1e-6
+    metrics: dict[str, Any] = field(default_factory=dict)
+    parity: dict[str, Any] = field(default_factory=dict)
+    producer: dict[str, Any] = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)
+    created_at: str = ""
+    format_version: int = FORMAT_VERSION
+    min_runtime_version: str = "0.1.0"
+
+    # ------------------------------------------------------------ serialisation
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": self.format_version,
+            "min_runtime_version": self.min_runtime_version,
+            "created_at": self.created_at,
+            "producer": self.producer,
+            "source": self.source,
+            "schema": {
+                "fields": [_field_dict(f) for f in self.schema.fields],
+                "target": self.schema.target,
+                "positive_label": self.schema.positive_label,
+                "negative_label": self.schema.negative_label,
+            },
+            "preprocessing": self.preprocessing.to_dict(),
+            "model": _model_dict(self.model),
+            "decision": asdict(self.decision),
+            "metrics": self.metrics,
+            "parity": self.parity,
+            "golden": [{"record": g.record, "score": g.score} for g in self.golden],
+            "golden_tolerance": self.golden_tolerance,
+            "members": dict(sorted(self.members.items())),
+        }
+
+    def to_json_bytes(self) -> bytes:
+        """Canonical strict JSON (sorted keys, no NaN) so equal manifests give equal bytes."""
+        return json.dumps(self.to_dict(), sort_keys=True, indent=1, allow_nan=False).encode("utf-8")
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Manifest":
+        if not isinstance(d, Mapping):
+            raise ManifestError("manifest: expected a JSON object at the top level")
+        fv = _req(d, "format_version", "root")
+        _typed(fv, int, "format_version")
+        if fv > FORMAT_VERSION:
+            raise VersionError(
+                f"bundle format_version {fv} is newer than this runtime supports ({FORMAT_VERSION}); "
+                f"upgrade edgefin-runtime (pip install -U edgefin-runtime)")
+        if fv < 1:
+            raise VersionError(f"bundle format_version {fv} is not a valid edgefin format (expected 1..{FORMAT_VERSION})")
+        mrv = _str(_req(d, "min_runtime_version", "root"), "min_runtime_version")
+        try:
+            needed = version_tuple(mrv)
+        except ValueError as exc:
+            raise ManifestError(f"manifest min_runtime_version: {exc}") from None
+        if needed > version_tuple(__version__):
+            raise VersionError(
+                f"bundle needs edgefin-runtime >= {mrv}, but {__version__} is installed; "
+                f"upgrade edgefin-runtime (pip install -U 'edgefin-runtime>={mrv}')")
+        schema = Schema.from_dict(_req(d, "schema", "root"))
+        pre = PreprocessSpec.from_dict(_req(d, "preprocessing", "root"))
+        model = ModelSpec.from_dict(_req(d, "model", "root"))
+        _check_consistency(schema, pre, model)
+        members = _typed(_req(d, "members", "root"), dict, "members")
+        for k, v in members.items():
+            _str(v, f"members.{k}")
+            if len(v) != 64 or any(c not in "0123456789abcdef" for c in v):
+                raise ManifestError(f"manifest members.{k}: expected a lowercase sha256 hex digest")
+        if model.file not in members:
+            raise ManifestError(f"manifest members: no hash for the model member '{model.file}'")
+        golden_raw = _typed(d.get("golden", []), list, "golden")
+        golden = []
+        for i, g in enumerate(golden_raw):
+            rec = _typed(_req(g, "record", f"golden[{i}]"), dict, f"golden[{i}].record")
+            sc = _num(_req(g, "score", f"golden[{i}]"), f"golden[{i}].score")
+            if not 0.0 <= sc <= 1.0:  # type: ignore[operator]
+                raise ManifestError(f"manifest golden[{i}].score: expected a probability, got {sc}")
+            golden.append(GoldenVector(record=rec, score=sc))  # type: ignore[arg-type]
+        tol = _num(d.get("golden_tolerance", 1e-6), "golden_tolerance")
+        if not 0 <= tol < 0.5:  # type: ignore[operator]
+            raise ManifestError(f"manifest golden_tolerance: expected a number in [0, 0.5), got {tol}")
+        return cls(
+            schema=schema, preprocessing=pre, model=model,
+            decision=Decision.from_dict(_req(d, "decision", "root")),
+            members=dict(members), golden=tuple(golden), golden_tolerance=tol,  # type: ignore[arg-type]
+            metrics=_typed(d.get("metrics", {}), dict, "metrics"),
+            parity=_typed(d.get("parity", {}), dict, "parity"),
+            producer=_typed(d.get("producer", {}), dict, "producer"),
+            source=_typed(d.get("source", {}), dict, "source"),
+            created_at=_str(d.get("created_at", ""), "created_at"),
+            format_version=fv, min_runtime_version=mrv,
+        )
+
+
+def _field_dict(f: FieldSpec) -> dict[str, Any]:
+    d = asdict(f)
+    d["categories"] = list(f.categories)
+    return d
+
+
+def _model_dict(m: ModelSpec) -> dict[str, Any]:
+    d = asdict(m)
+    for key in ("inputs", "outputs"):
+        for t in d[key]:
+            t["shape"] = list(t["shape"])
+    return d
+
+
+def _check_consistency(schema: Schema, pre: PreprocessSpec, model: ModelSpec) -> None:
+    """Schema, preprocessing and model tensor must describe the same features."""
+    names = set(schema.names)
+    for s in pre.steps:
+        if s.field not in names:
+            raise ManifestError(f"manifest preprocessing: step for '{s.field}' has no field in the schema")
+        spec = schema.field(s.field)
+        if spec.kind != s.kind:
+            raise ManifestError(f"manifest preprocessing: field '{s.field}' is {spec.kind} in the schema "
+                                f"but {s.kind} in preprocessing")
+        if isinstance(s, CategoricalStep) and tuple(spec.categories) != tuple(s.categories):
+            raise ManifestError(f"manifest preprocessing: categories of '{s.field}' differ from the schema")
+    stepped = [s.field for s in pre.steps]
+    if sorted(stepped) != sorted(names):
+        raise ManifestError(f"manifest preprocessing: steps cover {sorted(stepped)} "
+                            f"but the schema has fields {sorted(names)}")
+    shape = model.inputs[0].shape
+    if len(shape) != 2 or shape[-1] != pre.n_features:
+        raise ManifestError(f"manifest model.inputs[0].shape: expected [batch, {pre.n_features}] "
+                            f"(preprocessing produces {pre.n_features} features), got {list(shape)}")
+    oshape = model.outputs[0].shape
+    if len(oshape) != 2 or oshape[-1] != 1:
+        raise ManifestError(f"manifest model.outputs[0].shape: expected [batch, 1], got {list(oshape)}")
