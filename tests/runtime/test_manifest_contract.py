@@ -1,0 +1,95 @@
+"""The manifest is the contract: round trips, strict validation, version skew."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from edgefin_runtime.errors import ManifestError, VersionError
+from edgefin_runtime.manifest import (
+    FORMAT_VERSION,
+    CategoricalStep,
+    Decision,
+    FieldSpec,
+    GoldenVector,
+    Manifest,
+    ModelSpec,
+    NumericStep,
+    PreprocessSpec,
+    Quantization,
+    Schema,
+    TensorSpec,
+)
+
+
+def make_manifest(**over) -> Manifest:
+    schema = Schema(
+        fields=(FieldSpec("Income", "numeric", True, min=0.0, max=900.0, missing_share=0.1),
+                FieldSpec("Home", "categorical", False, categories=("own", "rent"))),
+        target="Status", positive_label="bad", negative_label="good")
+    pre = PreprocessSpec(steps=(NumericStep("Income", 120.0, 130.0, 80.0, indicator=True),
+                                CategoricalStep("Home", ("own", "rent"), "own")))
+    model = ModelSpec(engine="litert", variant="tflite-int8", file="model.tflite",
+                      inputs=(TensorSpec("features", (1, 5), "float32"),),
+                      outputs=(TensorSpec("score", (1, 1), "float32", Quantization(0.0039, -128)),))
+    m = Manifest(schema=schema, preprocessing=pre, model=model,
+                 decision=Decision(0.31, "probability that Status is 'bad'", "max_ks"),
+                 members={"model.tflite": "a" * 64},
+                 golden=(GoldenVector({"Income": 10.0, "Home": "own"}, 0.25),))
+    return replace(m, **over)
+
+
+def roundtrip(m: Manifest) -> Manifest:
+    return Manifest.from_dict(json.loads(m.to_json_bytes()))
+
+
+def test_roundtrip_is_lossless_and_canonical():
+    m = make_manifest()
+    back = roundtrip(m)
+    assert back == m
+    assert back.to_json_bytes() == m.to_json_bytes()
+    assert m.preprocessing.n_features == 5
+    assert m.preprocessing.feature_names == ("Income", "Income__missing", "Home=own", "Home=rent",
+                                             "Home=__other__")
+
+
+@pytest.mark.parametrize("mutate, fragment", [
+    (lambda d: d["decision"].update(threshold=1.5), "decision.threshold"),
+    (lambda d: d["model"]["inputs"][0].update(shape=[1, 4]), "model.inputs[0].shape"),
+    (lambda d: d["model"]["inputs"][0].update(dtype="complex64"), "dtype"),
+    (lambda d: d["model"].update(engine="tensorflow"), "model.engine"),
+    (lambda d: d["model"].update(file="model.onnx"), "model.file"),
+    (lambda d: d["model"]["inputs"].append(d["model"]["inputs"][0]), "exactly one input"),
+    (lambda d: d["schema"]["fields"].pop(), "no field in the schema"),
+    (lambda d: (d["preprocessing"]["steps"].pop(), d["preprocessing"].pop("n_features")), "steps cover"),
+    (lambda d: d["preprocessing"]["steps"][0].update(scale=0), "scale"),
+    (lambda d: d["preprocessing"].update(n_features=9), "n_features"),
+    (lambda d: d["members"].update({"model.tflite": "xyz"}), "sha256"),
+    (lambda d: d.update(members={}), "no hash for the model"),
+    (lambda d: d["golden"][0].update(score=2.0), "golden[0].score"),
+    (lambda d: d["schema"]["fields"][1].update(categories=["own", "rent", "x"]), "categories"),
+    (lambda d: d.pop("schema"), "'schema' is missing"),
+    (lambda d: d.update(min_runtime_version="abc"), "min_runtime_version"),
+])
+def test_contract_violations_name_the_key(mutate, fragment):
+    d = json.loads(make_manifest().to_json_bytes())
+    mutate(d)
+    with pytest.raises(ManifestError, match=None) as info:
+        Manifest.from_dict(d)
+    assert fragment in str(info.value)
+
+
+def test_newer_format_says_upgrade():
+    d = json.loads(make_manifest().to_json_bytes())
+    d["format_version"] = FORMAT_VERSION + 1
+    with pytest.raises(VersionError, match="upgrade edgefin-runtime"):
+        Manifest.from_dict(d)
+
+
+def test_newer_min_runtime_says_upgrade():
+    d = json.loads(make_manifest().to_json_bytes())
+    d["min_runtime_version"] = "99.0.0"
+    with pytest.raises(VersionError, match=r"edgefin-runtime >= 99.0.0"):
+        Manifest.from_dict(d)
