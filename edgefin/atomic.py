@@ -29,13 +29,24 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically."""
+def _default_mode() -> int:
+    """Permissions a plain open() would give (0o666 minus the umask); mkstemp alone gives 0o600."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_DEFAULT_MODE = _default_mode()
+
+
+def write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int | None = None) -> Path:
+    """Write ``data`` to ``path`` atomically (``mode``: file permissions, default as open() would)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), _DEFAULT_MODE if mode is None else mode)
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
@@ -50,8 +61,8 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     return path
 
 
-def write_text(path: str | os.PathLike[str], text: str) -> Path:
-    return write_bytes(path, text.encode("utf-8"))
+def write_text(path: str | os.PathLike[str], text: str, *, mode: int | None = None) -> Path:
+    return write_bytes(path, text.encode("utf-8"), mode=mode)
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> Path:

@@ -2,8 +2,10 @@
 
 Reading checks, before any parser sees the model bytes: total size cap, the zip structure, a fixed
 allowlist of flat member names (no duplicates, no directories, no symlinks), per-member size caps
-(the declared and the real size, so a compression bomb is stopped), strict JSON for the manifest,
-the manifest contract and versions, and the sha256 of every member the manifest lists.
+(the declared and the real size, so a compression bomb is stopped), stored (uncompressed) members in
+the one canonical layout :func:`pack_members` writes (so every byte of the file is covered by a check),
+the signature when one is required, strict JSON for the manifest, the manifest contract and
+versions, and the sha256 of every member the manifest lists.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import hashlib
 import io
 import os
 import stat
+import struct
 import zipfile
+import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Union
 
-from .errors import BundleFormatError, IntegrityError
+from .errors import BundleFormatError, EdgefinRuntimeError, IntegrityError, ManifestError
 from .jsonutil import strict_loads
 from .manifest import MANIFEST_NAME, MODEL_NAMES, SIGNATURE_NAME, Manifest
 
@@ -76,52 +80,103 @@ def read_bytes(source: Source) -> tuple[bytes, str]:
 
 def read_members(data: bytes, label: str) -> dict[str, bytes]:
     """Open the zip in memory and return its allowed members, enforcing every structural rule."""
+    if not data:
+        raise BundleFormatError(f"bundle {label}: empty file (expected an edgefin .efb bundle)")
     if not data.startswith(b"PK\x03\x04"):
         raise BundleFormatError(f"bundle {label}: not an edgefin bundle (expected a zip archive)")
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
         infos = zf.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError) as exc:
-        raise BundleFormatError(f"bundle {label}: damaged zip archive ({exc})") from None
+    except Exception as exc:  # zipfile raises many types on hostile input (struct, unicode, value...)
+        raise BundleFormatError(f"bundle {label}: damaged zip archive ({type(exc).__name__}: "
+                                f"{str(exc)[:120]})") from None
     if len(infos) > len(ALLOWED_MEMBERS):
         raise BundleFormatError(f"bundle {label}: {len(infos)} members, at most {len(ALLOWED_MEMBERS)} allowed")
     seen: dict[str, bytes] = {}
     for info in infos:
         name = info.filename
-        if name not in ALLOWED_MEMBERS:
-            raise BundleFormatError(
-                f"bundle {label}: unexpected member {name[:80]!r} (allowed: {sorted(ALLOWED_MEMBERS)})")
+        _check_member_name(name, label)
         if name in seen:
             raise BundleFormatError(f"bundle {label}: duplicate member {name!r}")
         mode = (info.external_attr >> 16) & 0o170000
         if mode and mode != stat.S_IFREG:
             raise BundleFormatError(f"bundle {label}: member {name!r} is not a regular file (symlink or device)")
-        if info.flag_bits & 0x1:
+        if info.flag_bits & 0x41:
             raise BundleFormatError(f"bundle {label}: member {name!r} is encrypted")
-        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            raise BundleFormatError(f"bundle {label}: member {name!r} uses an unsupported compression method")
         cap = _CAPS[name]
-        if info.file_size > cap:
-            raise BundleFormatError(f"bundle {label}: member {name!r} declares {info.file_size} bytes "
-                                    f"(cap {cap})")
+        if info.file_size > cap or info.compress_size > cap:
+            raise BundleFormatError(f"bundle {label}: member {name!r} declares "
+                                    f"{max(info.file_size, info.compress_size)} bytes (cap {cap})")
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise BundleFormatError(f"bundle {label}: member {name!r} is compressed (method "
+                                    f"{info.compress_type}); bundles store members uncompressed")
         try:
             with zf.open(info) as fh:
                 body = fh.read(cap + 1)
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError, RuntimeError) as exc:
-            raise BundleFormatError(f"bundle {label}: member {name!r} cannot be read ({exc})") from None
-        except Exception as exc:  # zlib.error and friends from a damaged stream
-            raise BundleFormatError(f"bundle {label}: member {name!r} is damaged ({type(exc).__name__}: {exc})") from None
+        except Exception as exc:  # BadZipFile (CRC), struct.error, NotImplementedError, ...
+            raise BundleFormatError(f"bundle {label}: member {name!r} cannot be read "
+                                    f"({type(exc).__name__}: {str(exc)[:120]})") from None
         if len(body) > cap:
             raise BundleFormatError(f"bundle {label}: member {name!r} inflates beyond {cap} bytes (compression bomb?)")
         seen[name] = body
     if MANIFEST_NAME not in seen:
         raise BundleFormatError(f"bundle {label}: no {MANIFEST_NAME} member")
+    models = [n for n in MODEL_NAMES.values() if n in seen]
+    if len(models) != 1:
+        found = models or "none"
+        raise BundleFormatError(f"bundle {label}: expected exactly one model member "
+                                f"({' or '.join(MODEL_NAMES.values())}), found {found}")
+    _check_canonical(data, _ordered(seen), label)
     return seen
+
+
+def _check_member_name(name: str, label: str) -> None:
+    if name in ALLOWED_MEMBERS:
+        return
+    shown = repr(name[:80])
+    if "/" in name or "\\" in name or ".." in name or ":" in name:
+        raise BundleFormatError(f"bundle {label}: unexpected member {shown}: member names must be flat "
+                                f"(no folders, absolute paths or '..'); allowed: {sorted(ALLOWED_MEMBERS)}")
+    if not name.isascii():
+        raise BundleFormatError(f"bundle {label}: unexpected member {shown}: non-ASCII name (look-alike "
+                                f"characters?); allowed: {sorted(ALLOWED_MEMBERS)}")
+    raise BundleFormatError(f"bundle {label}: unexpected member {shown} (allowed: {sorted(ALLOWED_MEMBERS)})")
+
+
+def _ordered(members: dict[str, bytes]) -> list[tuple[str, bytes]]:
+    """Members in canonical order: manifest, model, signature."""
+    order = [MANIFEST_NAME, *MODEL_NAMES.values(), SIGNATURE_NAME]
+    return [(n, members[n]) for n in order if n in members]
+
+
+def _check_canonical(data: bytes, items: list[tuple[str, bytes]], label: str) -> None:
+    """The archive must be byte-identical to what :func:`pack_members` writes for these members.
+
+    Zip headers hold bytes no hash covers (timestamps, attributes, padding, comments, gaps between
+    members); demanding the canonical layout means that every byte of a bundle is checked.
+    """
+    view = memoryview(data)
+    end = 0
+    for offset, piece in _layout(items):
+        if view[offset:offset + len(piece)] != piece:
+            raise IntegrityError(f"bundle {label}: the zip layout near byte {offset} is not the canonical one "
+                                 f"edgefin writes; the bundle was modified or damaged after it was built - "
+                                 f"rebuild or re-download it")
+        end = offset + len(piece)
+    if end != len(data):
+        raise IntegrityError(f"bundle {label}: {len(data) - end} unexpected bytes after the archive; the bundle "
+                             f"was modified or damaged - rebuild or re-download it")
 
 
 def parse_manifest(manifest_bytes: bytes, label: str) -> Manifest:
     raw = strict_loads(manifest_bytes, f"bundle {label}: {MANIFEST_NAME}")
-    return Manifest.from_dict(raw)
+    try:
+        return Manifest.from_dict(raw)
+    except EdgefinRuntimeError:
+        raise
+    except Exception as exc:  # a contract check that missed a hostile shape must still be typed
+        raise ManifestError(f"bundle {label}: {MANIFEST_NAME} violates the manifest contract "
+                            f"({type(exc).__name__}: {str(exc)[:120]})") from None
 
 
 def verify_members(manifest: Manifest, members: dict[str, bytes], label: str) -> None:
@@ -162,15 +217,47 @@ def build_bundle(manifest: Manifest, model_bytes: bytes, signature: bytes | None
 
 
 def pack_members(manifest_bytes: bytes, model_name: str, model_bytes: bytes, signature: bytes | None) -> bytes:
-    """Zip the members in a fixed order with fixed timestamps, so equal inputs give equal bytes."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        items = [(MANIFEST_NAME, manifest_bytes), (model_name, model_bytes)]
-        if signature is not None:
-            items.append((SIGNATURE_NAME, signature))
-        for name, body in items:
-            info = zipfile.ZipInfo(name, date_time=_FIXED_TIME)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = (stat.S_IFREG | 0o644) << 16
-            zf.writestr(info, body)
-    return buf.getvalue()
+    """Zip the members uncompressed, in a fixed order, with fixed headers: equal inputs give equal bytes.
+
+    Members are stored, not deflated, so no byte of a bundle escapes a check (deflate streams have
+    padding bits that decompress the same when flipped) and no inflation can exhaust memory.
+    """
+    if model_name not in MODEL_NAMES.values():
+        raise BundleFormatError(f"model member {model_name!r}: expected one of {sorted(MODEL_NAMES.values())}")
+    items = [(MANIFEST_NAME, bytes(manifest_bytes)), (model_name, bytes(model_bytes))]
+    if signature is not None:
+        items.append((SIGNATURE_NAME, bytes(signature)))
+    for name, body in items:
+        if len(body) > _CAPS[name]:
+            raise BundleFormatError(f"member {name!r}: {len(body)} bytes exceeds the {_CAPS[name]}-byte cap")
+    return b"".join(piece for _, piece in _layout(items))
+
+
+_DOS_TIME = 0
+_DOS_DATE = ((_FIXED_TIME[0] - 1980) << 9) | (_FIXED_TIME[1] << 5) | _FIXED_TIME[2]
+_VERSION = 20
+_MADE_BY = (3 << 8) | _VERSION  # Unix, zip spec 2.0
+_EXT_ATTR = (stat.S_IFREG | 0o644) << 16
+
+
+def _layout(items: list[tuple[str, bytes]]) -> list[tuple[int, bytes]]:
+    """(offset, bytes) pieces of the canonical stored zip: local headers, bodies, central directory."""
+    pieces: list[tuple[int, bytes]] = []
+    central: list[bytes] = []
+    offset = 0
+    for name, body in items:
+        raw = name.encode("ascii")
+        crc = zlib.crc32(body) & 0xFFFFFFFF
+        local = struct.pack("<IHHHHHIIIHH", 0x04034B50, _VERSION, 0, 0, _DOS_TIME, _DOS_DATE, crc,
+                            len(body), len(body), len(raw), 0) + raw
+        central.append(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, _MADE_BY, _VERSION, 0, 0, _DOS_TIME,
+                                   _DOS_DATE, crc, len(body), len(body), len(raw), 0, 0, 0, 0, _EXT_ATTR,
+                                   offset) + raw)
+        pieces.append((offset, local))
+        offset += len(local)
+        pieces.append((offset, body))
+        offset += len(body)
+    cd = b"".join(central)
+    eocd = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(items), len(items), len(cd), offset, 0)
+    pieces.append((offset, cd + eocd))
+    return pieces

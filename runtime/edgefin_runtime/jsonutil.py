@@ -1,4 +1,4 @@
-"""Strict JSON for untrusted bundle members: no NaN/Infinity, no duplicate keys, bounded depth."""
+"""Strict JSON for untrusted bundle members: no NaN/Infinity (nor 1e999), no duplicate keys, bounded depth."""
 
 from __future__ import annotations
 
@@ -12,6 +12,13 @@ MAX_DEPTH = 32
 
 def _no_constants(name: str) -> Any:
     raise ValueError(f"non-standard JSON constant {name}")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text[:40]} overflows to infinity")
+    return value
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -53,6 +60,7 @@ def strict_loads(data: bytes, what: str) -> Any:
     if _depth(text) > MAX_DEPTH:
         raise BundleFormatError(f"{what}: JSON nested deeper than {MAX_DEPTH} levels")
     try:
-        return json.loads(text, parse_constant=_no_constants, object_pairs_hook=_no_duplicates)
+        return json.loads(text, parse_constant=_no_constants, parse_float=_finite_float,
+                          object_pairs_hook=_no_duplicates)
     except (ValueError, RecursionError) as exc:
         raise BundleFormatError(f"{what}: not strict JSON ({exc})") from None
