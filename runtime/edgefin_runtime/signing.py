@@ -125,7 +125,8 @@ def load_private_key(source: Any, password: bytes | None = None) -> "Ed25519Priv
     try:
         key = c.serialization.load_pem_private_key(data, password=password)
     except TypeError as exc:  # password missing or given for an unencrypted key
-        raise SignatureError(f"{label}: {exc}") from None
+        raise SignatureError(f"{label}: {exc} (the password goes in an environment variable named by "
+                             f"'edgefin sign --password-env VAR')") from None
     except Exception as exc:
         raise SignatureError(f"{label}: not a PEM private key or raw 32-byte Ed25519 seed "
                              f"({type(exc).__name__}: {exc})") from None

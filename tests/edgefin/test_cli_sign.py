@@ -1,0 +1,112 @@
+"""`edgefin keygen` and `edgefin sign`: permissions, no silent overwrite, atomic writes, exit codes."""
+
+from __future__ import annotations
+
+import json
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("cryptography")
+
+from edgefin import atomic  # noqa: E402
+from edgefin.cli.main import cli  # noqa: E402
+from edgefin_runtime.bundle import read_bundle  # noqa: E402
+from edgefin_runtime.errors import SignatureError  # noqa: E402
+from edgefin_runtime.signing import verifier  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
+from security_bundles import tiny_onnx_bundle  # noqa: E402
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+@pytest.fixture()
+def keypair(tmp_path):
+    res = run("keygen", "--out", str(tmp_path / "keys" / "branch"), "--json")
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout)
+
+
+def test_keygen_writes_private_0600_and_public_key(keypair, tmp_path):
+    priv, pub = Path(keypair["private_key"]), Path(keypair["public_key"])
+    assert stat.S_IMODE(priv.stat().st_mode) == 0o600
+    assert stat.S_IMODE(pub.stat().st_mode) & 0o044  # readable by others: it is public
+    assert priv.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
+    assert pub.read_bytes().startswith(b"-----BEGIN PUBLIC KEY-----")
+    assert len(keypair["key_id"]) == 16
+    assert sorted(p.name for p in priv.parent.iterdir()) == ["branch.key", "branch.pub"]  # no temp files
+
+
+def test_keygen_refuses_to_overwrite_without_force(keypair):
+    prefix = keypair["private_key"][:-4]
+    before = Path(keypair["private_key"]).read_bytes()
+    res = CliRunner().invoke(cli, ["keygen", "--out", prefix])
+    assert res.exit_code == 2 and "--force" in res.output
+    assert Path(keypair["private_key"]).read_bytes() == before
+    res = run("keygen", "--out", prefix, "--force", "--json")
+    assert res.exit_code == 0 and json.loads(res.stdout)["key_id"] != keypair["key_id"]
+    assert Path(keypair["private_key"]).read_bytes() != before
+
+
+def test_keygen_failure_leaves_no_half_pair(tmp_path, monkeypatch):
+    calls = []
+
+    def crash_on_public(path):
+        calls.append(path)
+        if path.suffix == ".pub":
+            raise OSError("disk full")
+
+    monkeypatch.setattr(atomic, "_before_replace", crash_on_public)
+    res = CliRunner().invoke(cli, ["keygen", "--out", str(tmp_path / "k")])
+    assert res.exit_code != 0
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sign_in_place_and_to_out(keypair, tmp_path):
+    src = tmp_path / "m.efb"
+    src.write_bytes(tiny_onnx_bundle(seed=3))
+    out = tmp_path / "signed.efb"
+    res = run("sign", str(src), "--key", keypair["private_key"], "--out", str(out), "--json")
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.stdout)
+    assert info["key_id"] == keypair["key_id"]
+    read_bundle(out, verify_signature=verifier(keypair["public_key"]))
+    with pytest.raises(SignatureError, match="unsigned"):
+        read_bundle(src, verify_signature=verifier(keypair["public_key"]))  # source untouched
+    res = run("sign", str(src), "--key", keypair["private_key"], "-q")
+    assert res.exit_code == 0 and res.output == ""
+    assert src.read_bytes() == out.read_bytes()
+
+
+def test_sign_rejects_damaged_bundle_and_leaves_it_alone(keypair, tmp_path):
+    src = tmp_path / "bad.efb"
+    data = bytearray(tiny_onnx_bundle(seed=3))
+    data[len(data) // 2] ^= 0xFF
+    src.write_bytes(bytes(data))
+    res = CliRunner().invoke(cli, ["sign", str(src), "--key", keypair["private_key"]])
+    assert res.exit_code == 2 and "error" in res.output
+    assert src.read_bytes() == bytes(data)
+
+
+def test_sign_with_public_key_is_a_usage_error(keypair, tmp_path):
+    src = tmp_path / "m.efb"
+    src.write_bytes(tiny_onnx_bundle(seed=3))
+    res = CliRunner().invoke(cli, ["sign", str(src), "--key", keypair["public_key"]])
+    assert res.exit_code == 2 and "public key" in res.output
+
+
+def test_sign_interrupted_write_keeps_old_bundle(keypair, tmp_path, monkeypatch):
+    src = tmp_path / "m.efb"
+    original = tiny_onnx_bundle(seed=3)
+    src.write_bytes(original)
+    monkeypatch.setattr(atomic, "_before_replace", lambda p: (_ for _ in ()).throw(OSError("power cut")))
+    res = CliRunner().invoke(cli, ["sign", str(src), "--key", keypair["private_key"]])
+    assert res.exit_code != 0
+    assert src.read_bytes() == original
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keys", "m.efb"]  # no temp file left
