@@ -1,0 +1,81 @@
+"""Fit the preprocessing spec on the training split; apply it only through the runtime.
+
+Fitting (here) decides the numbers: median fill, mean/std scaling, missing indicators, category
+vocabularies and encodings. Applying them is :class:`edgefin_runtime.preprocess.Preprocessor`'s job,
+in training and on the device alike, so there is exactly one implementation and no skew.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from edgefin_runtime.errors import InputError
+from edgefin_runtime.manifest import CategoricalStep, NumericStep, PreprocessSpec, Schema, Step
+from edgefin_runtime.preprocess import Policy, Preprocessor, canonical_category
+
+from ..errors import DataError
+from .io import describe_row
+from .schema import to_columns
+
+Encoding = Literal["onehot", "index"]
+MISSING_SENTINEL = "__missing__"  # a fill that is not a category, so missing values use the OOV slot
+
+
+def fit_preprocess(train: pd.DataFrame, schema: Schema, *, encoding: Encoding = "onehot",
+                   source: str = "training split") -> PreprocessSpec:
+    """Fit one step per schema field, in schema order, from the (un-augmented) training split.
+
+    Numeric: fill with the median, scale with the mean and standard deviation of the observed
+    values, and add a 0/1 missing indicator when the training split had missing values.
+    Categorical: the schema's vocabulary plus one out-of-vocabulary slot. A missing value is filled
+    with the OOV slot when training had missing values (so the model learns what missing means),
+    else with the most frequent category (a neutral guess for a value never missing in training).
+    """
+    if encoding not in ("onehot", "index"):
+        raise ValueError(f"encoding must be 'onehot' or 'index', got {encoding!r}")
+    cols = to_columns(train, schema, source)
+    steps: list[Step] = []
+    for f in schema.fields:
+        values = cols[f.name]
+        if f.kind == "numeric":
+            miss = np.isnan(values)
+            seen = values[~miss]
+            if seen.size:
+                fill, mean, std = float(np.median(seen)), float(seen.mean()), float(seen.std())
+            else:
+                fill, mean, std = 0.0, 0.0, 1.0
+            scale = std if np.isfinite(std) and std > 1e-12 else 1.0
+            steps.append(NumericStep(field=f.name, fill=fill, mean=mean, scale=scale, indicator=bool(miss.any())))
+        else:
+            canon = pd.Series([canonical_category(v) for v in values], dtype=object)
+            if canon.isna().any():
+                fill = MISSING_SENTINEL
+                while fill in f.categories:
+                    fill = "_" + fill + "_"
+            else:
+                counts = canon[canon.isin(f.categories)].value_counts()
+                fill = min(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0] if len(counts) else f.categories[0]
+            steps.append(CategoricalStep(field=f.name, categories=tuple(f.categories), fill=fill, encoding=encoding))
+    return PreprocessSpec(steps=tuple(steps))
+
+
+def make_preprocessor(schema: Schema, spec: PreprocessSpec) -> Preprocessor:
+    """The runtime's preprocessor with the training policy: impute, unseen categories to OOV."""
+    return Preprocessor(schema, spec, Policy.lenient())
+
+
+def encode_frame(frame: pd.DataFrame, schema: Schema, preprocessor: Preprocessor, *, source: str) -> np.ndarray:
+    """Encode a frame to the model's float32 matrix; the first bad row becomes a DataError naming it."""
+    cols = to_columns(frame, schema, source)
+    try:
+        result = preprocessor.columns(cols)
+    except InputError as exc:
+        raise DataError(f"{source}: {exc.reason}") from None
+    if result.errors:
+        first = min(result.errors)
+        err = result.errors[first]
+        raise DataError(f"{describe_row(source, int(frame.index[first]))}: {err.reason}")
+    return result.matrix

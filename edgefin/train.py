@@ -1,0 +1,357 @@
+"""One training step: data file in, complete run directory out, metrics dict back.
+
+read -> target -> kinds -> split -> fit schema + preprocessing (training split) -> quality report
+-> encode (through the runtime) -> [augment the raw training split] -> dense model + logistic
+baseline -> threshold on validation -> metrics -> write every artefact atomically, run.json last.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import platform
+import time
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import __version__, atomic
+from .data.io import check_frame, file_sha256, read_table
+from .data.preprocessing import encode_frame, fit_preprocess, make_preprocessor
+from .data.quality import quality_report
+from .data.schema import fit_schema, infer_kinds, missing_fields, resolve_target, schema_to_dict, target_vector
+from .data.split import split_indices
+from .errors import DataError, UsageError
+from .metrics import choose_threshold, evaluate, parse_threshold
+from .rundir import SPLITS, RunDir
+
+AUGMENT_METHODS = ("none", "smote", "jitter")
+# artefacts of later steps; a new training run makes them stale, so they are removed
+STALE = ("models/pruned.keras", "models/qat.keras", "compress.json", "bundles", "report")
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Everything that decides a training run (recorded in run.json)."""
+
+    target: str
+    positive: str | None = None
+    drop: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = ()
+    numeric: tuple[str, ...] = ()
+    na_values: tuple[str, ...] = ()
+    test_data: str | None = None
+    validation_data: str | None = None
+    test_size: float = 0.2
+    validation_size: float = 0.2
+    seed: int = 42
+    hidden: tuple[int, ...] = (64, 32)
+    dropout: float = 0.0
+    l2: float = 1e-4
+    learning_rate: float = 1e-3
+    batch_size: int = 64
+    epochs: int = 200
+    patience: int = 20
+    class_weight: bool = True
+    encoding: str = "onehot"
+    threshold: str = "max-ks"
+    augment: str = "none"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k, v in d.items():
+            if isinstance(v, tuple):
+                d[k] = list(v)
+        return d
+
+
+class Reporter:
+    """Where a training run tells its progress; the CLI renders it with rich, tests stay silent."""
+
+    def stage(self, message: str) -> None:
+        """A step started."""
+
+    def warn(self, message: str) -> None:
+        """Something the user should know (data-quality warnings)."""
+
+    def epochs_started(self, total: int) -> None:
+        """Model training begins (at most ``total`` epochs)."""
+
+    def epoch(self, epoch: int, logs: dict[str, float]) -> None:
+        """An epoch finished with these logs (loss, val_auc, best_val_auc)."""
+
+    def epochs_done(self) -> None:
+        """Model training ended."""
+
+
+def train(data: str | Path | pd.DataFrame, out: str | Path, options: TrainOptions | None = None, *,
+          reporter: Reporter | None = None, **overrides: Any) -> dict[str, Any]:
+    """Train into the run directory ``out`` and return the metrics dict (also in metrics.json).
+
+    ``data`` is a CSV/Parquet path (or a DataFrame, for library use). Options come from ``options``
+    and/or keyword overrides, e.g. ``train("credit.csv", "runs/x", target="Status", positive="bad")``.
+    """
+    if options is None:
+        if "target" not in overrides:
+            raise UsageError("train() needs target=... (the column to predict)")
+        options = TrainOptions(**overrides)
+    elif overrides:
+        options = replace(options, **overrides)
+    opts = _normalise(options)
+    rep = reporter or Reporter()
+    method, value = parse_threshold(opts.threshold)
+    if opts.augment not in AUGMENT_METHODS:
+        raise UsageError(f"--augment: expected one of {', '.join(AUGMENT_METHODS)}, got {opts.augment!r}")
+    run = RunDir.at(out)
+    started = time.perf_counter()
+
+    # ------------------------------------------------------------ read
+    rep.stage("reading data")
+    frame, src, data_info = _read(data, opts, "data")
+    target = resolve_target(frame, opts.target, opts.positive, src)
+    kinds = infer_kinds(frame, target=opts.target, source=src, categorical=opts.categorical,
+                        numeric=opts.numeric, drop=opts.drop)
+    y_all, has = target_vector(frame, target, src)
+    no_target = int((~has).sum())
+    frame, y_all = frame[has], y_all[has].astype(np.int64)
+    extra: dict[str, tuple[pd.DataFrame, np.ndarray, str, dict[str, Any]]] = {}
+    for split, path in (("test", opts.test_data), ("validation", opts.validation_data)):
+        if path is not None:
+            f, s, info = _read(path, opts, f"{split} data")
+            yy, h = target_vector(f, target, s)
+            f, yy = f[h], yy[h].astype(np.int64)
+            _check_both_classes(yy, f"{split} data {s}")
+            extra[split] = (f, yy, s, info)
+
+    # ------------------------------------------------------------ split
+    rep.stage("splitting")
+    idx = split_indices(y_all, seed=opts.seed, test_size=0.0 if "test" in extra else opts.test_size,
+                        validation_size=0.0 if "validation" in extra else opts.validation_size, source=src)
+    frames: dict[str, pd.DataFrame] = {}
+    ys: dict[str, np.ndarray] = {}
+    sources: dict[str, str] = {}
+    for split in SPLITS:
+        if split in extra:
+            frames[split], ys[split], sources[split], _ = extra[split]
+        else:
+            rows = getattr(idx, split)
+            frames[split], ys[split], sources[split] = frame.iloc[rows], y_all[rows], src
+    sizes = {s: int(len(ys[s])) for s in SPLITS}
+
+    # ------------------------------------------------------------ fit schema + preprocessing, quality
+    rep.stage("fitting schema and preprocessing on the training split")
+    allow = missing_fields([frame, *(e[0] for e in extra.values())], kinds)
+    schema = fit_schema(frames["train"], kinds, target, source=src, allow_missing=allow)
+    spec = fit_preprocess(frames["train"], schema, encoding=opts.encoding, source=src)  # type: ignore[arg-type]
+    pre = make_preprocessor(schema, spec)
+    quality = quality_report(frame, y_all, kinds, target=opts.target, dropped=list(opts.drop),
+                             rows_without_target=no_target, splits=sizes)
+    for w in quality["warnings"]:
+        rep.warn(w)
+    X = {s: encode_frame(frames[s], schema, pre, source=sources[s]) for s in SPLITS}
+    x_train, y_train = X["train"], ys["train"]
+    if opts.augment != "none":
+        rep.stage(f"augmenting the training split ({opts.augment})")
+        aug_frame, y_train = _augment(frames["train"], ys["train"], opts, schema)
+        x_train = encode_frame(aug_frame, schema, pre, source=f"training split augmented with {opts.augment}")
+        y_train = np.asarray(y_train).astype(np.int64)
+
+    # ------------------------------------------------------------ models
+    from .model import DenseClassifier
+
+    clf = DenseClassifier(hidden=opts.hidden, dropout=opts.dropout, l2=opts.l2, learning_rate=opts.learning_rate,
+                          batch_size=opts.batch_size, epochs=opts.epochs, patience=opts.patience,
+                          class_weight=opts.class_weight, seed=opts.seed)
+    clf._validate_params()
+    rep.stage(f"training dense {'-'.join(map(str, opts.hidden))} on {len(y_train)} rows, "
+              f"{spec.n_features} features")
+    rep.epochs_started(opts.epochs)
+    fit_start = time.perf_counter()
+    try:
+        clf.fit(x_train, y_train, validation_data=(X["validation"], ys["validation"]), on_epoch=rep.epoch)
+    finally:
+        rep.epochs_done()
+    fit_seconds = time.perf_counter() - fit_start
+    scores = {s: clf.predict_score(X[s]) for s in SPLITS}
+    threshold = choose_threshold(ys["validation"], scores["validation"], method, value)
+    rep.stage("training the logistic-regression baseline")
+    baseline = _logistic_baseline(x_train, y_train, X, ys, opts)
+
+    metrics: dict[str, Any] = {s: evaluate(ys[s], scores[s], threshold) for s in ("test", "validation", "train")}
+    metrics.update({
+        "threshold": threshold,
+        "threshold_method": method,
+        "threshold_value": value,
+        "positive_label": target.positive_label,
+        "negative_label": target.negative_label,
+        "baseline": {"logistic_regression": baseline},
+        "model": {
+            "hidden": list(opts.hidden), "params": clf.n_params_, "n_features": spec.n_features,
+            "epochs_run": clf.epochs_run_, "best_epoch": clf.best_epoch_, "best_val_auc": clf.best_val_auc_,
+            "dropout": opts.dropout, "l2": opts.l2, "learning_rate": opts.learning_rate,
+            "batch_size": opts.batch_size, "max_epochs": opts.epochs, "patience": opts.patience,
+            "class_weight": opts.class_weight, "encoding": opts.encoding, "augment": opts.augment,
+            "train_rows": int(len(y_train)), "train_seconds": round(fit_seconds, 3),
+        },
+        "splits": sizes,
+    })
+
+    # ------------------------------------------------------------ write (run.json last)
+    rep.stage(f"writing {run.root}")
+    _prepare(run, rep)
+    atomic.write_json(run.schema_json, schema_to_dict(schema))
+    atomic.write_json(run.preprocess_json, spec.to_dict())
+    atomic.write_json(run.quality_json, quality)
+    for s in SPLITS:
+        _write_parquet(run.split_path(s), frames[s])
+    clf.save(run.model_path("dense"))
+    atomic.write_json(run.metrics_json, metrics)
+    atomic.write_json(run.run_json, _run_record(opts, data_info, extra, target, started))
+    return metrics
+
+
+# ---------------------------------------------------------------- helpers
+def _normalise(o: TrainOptions) -> TrainOptions:
+    def tup(v: Sequence[Any] | str | None) -> tuple[Any, ...]:
+        if v is None:
+            return ()
+        if isinstance(v, str):
+            return tuple(p.strip() for p in v.split(",") if p.strip())
+        return tuple(v)
+
+    hidden = o.hidden
+    if isinstance(hidden, str):
+        try:
+            hidden = tuple(int(h) for h in hidden.replace(" ", "").split(",") if h)
+        except ValueError:
+            raise UsageError(f"--hidden: expected layer sizes like 64,32; got {o.hidden!r}") from None
+    if isinstance(hidden, int):
+        hidden = (hidden,)
+    if o.encoding not in ("onehot", "index"):
+        raise UsageError(f"--encoding: expected onehot or index, got {o.encoding!r}")
+    return replace(o, drop=tup(o.drop), categorical=tup(o.categorical), numeric=tup(o.numeric),
+                   na_values=tuple(o.na_values or ()), hidden=tuple(int(h) for h in hidden),
+                   threshold=str(o.threshold), test_data=str(o.test_data) if o.test_data else None,
+                   validation_data=str(o.validation_data) if o.validation_data else None)
+
+
+def _read(data: str | Path | pd.DataFrame, opts: TrainOptions, role: str) -> tuple[pd.DataFrame, str, dict[str, Any]]:
+    if isinstance(data, pd.DataFrame):
+        frame = check_frame(data, "<DataFrame>", role=role)
+        digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()
+        return frame, "<DataFrame>", {"path": None, "sha256": digest, "rows": len(frame), "format": "dataframe"}
+    frame = read_table(data, na_values=opts.na_values, role=role)
+    path = Path(data)
+    return frame, str(data), {"path": str(path.resolve()), "sha256": file_sha256(path), "rows": len(frame),
+                              "format": "parquet" if str(path).lower().endswith((".parquet", ".pq")) else "csv"}
+
+
+def _check_both_classes(y: np.ndarray, where: str) -> None:
+    if y.size == 0 or y.min() == y.max():
+        raise DataError(f"{where} has rows of only one class; AUC and the threshold need both classes")
+
+
+def _augment(frame: pd.DataFrame, y: np.ndarray, opts: TrainOptions, schema: Any) -> tuple[pd.DataFrame, np.ndarray]:
+    try:
+        from .data.augment import augment
+    except ImportError:
+        raise UsageError(f"--augment {opts.augment} is not available in this build (edgefin.data.augment is "
+                         f"missing); use --augment none") from None
+    return augment(frame, y, method=opts.augment, schema=schema, seed=opts.seed)
+
+
+def _logistic_baseline(x_train: np.ndarray, y_train: np.ndarray, X: dict[str, np.ndarray],
+                       ys: dict[str, np.ndarray], opts: TrainOptions) -> dict[str, Any]:
+    """Logistic regression on the very same encoded features: the bar the dense model must clear."""
+    from sklearn.linear_model import LogisticRegression
+
+    from .metrics import auc, ks
+
+    lr = LogisticRegression(max_iter=5000, class_weight="balanced" if opts.class_weight else None)
+    lr.fit(x_train, y_train)
+    out: dict[str, Any] = {"model": "sklearn LogisticRegression(C=1.0, lbfgs)"}
+    for s in ("validation", "test"):
+        p = lr.predict_proba(X[s])[:, 1]
+        out[f"{s}_auc"] = auc(ys[s], p)
+        out[f"{s}_ks"] = ks(ys[s], p)
+    out["test_gini"] = 2 * out["test_auc"] - 1
+    return out
+
+
+def _prepare(run: RunDir, rep: Reporter) -> None:
+    """Mark the run incomplete (run.json goes first, comes back last) and drop stale later-step artefacts."""
+    run.root.mkdir(parents=True, exist_ok=True)
+    if run.run_json.exists():
+        run.run_json.unlink()
+    removed = []
+    for rel in STALE:
+        p = run.root / rel
+        if p.is_dir():
+            import shutil
+
+            shutil.rmtree(p)
+            removed.append(rel)
+        elif p.exists():
+            p.unlink()
+            removed.append(rel)
+    if removed:
+        rep.warn(f"removed artefacts of the previous run that the new model makes stale: {', '.join(removed)}")
+
+
+def _write_parquet(path: Path, frame: pd.DataFrame) -> None:
+    buf = io.BytesIO()
+    try:
+        frame.to_parquet(buf, index=True)
+    except Exception:  # an object column mixing types (e.g. a dropped column): keep it as text
+        fixed = frame.copy()
+        for c in fixed.columns:
+            if fixed[c].dtype == object:
+                fixed[c] = fixed[c].map(lambda v: None if pd.isna(v) else str(v))
+        buf = io.BytesIO()
+        fixed.to_parquet(buf, index=True)
+    atomic.write_bytes(path, buf.getvalue())
+
+
+def _versions() -> dict[str, str]:
+    import sklearn
+
+    from edgefin_runtime import __version__ as rt_version
+
+    out = {"python": platform.python_version(), "edgefin": __version__, "edgefin_runtime": rt_version,
+           "numpy": np.__version__, "pandas": pd.__version__, "scikit_learn": sklearn.__version__}
+    from .tfcompat import keras, tf
+
+    out["tensorflow"] = tf.__version__
+    out["tf_keras"] = getattr(keras, "__version__", "")
+    return out
+
+
+def _run_record(opts: TrainOptions, data_info: dict[str, Any], extra: dict[str, Any], target: Any,
+                started: float) -> dict[str, Any]:
+    files = {"data": data_info, **{f"{k}_data": v[3] for k, v in extra.items()}}
+    fingerprint = hashlib.sha256(json.dumps({"options": opts.to_dict(),
+                                             "data": {k: v["sha256"] for k, v in files.items()}},
+                                            sort_keys=True).encode()).hexdigest()
+    return {
+        "edgefin_version": __version__,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "data": data_info,
+        "test_data": files.get("test_data"),
+        "validation_data": files.get("validation_data"),
+        "data_sha256": data_info["sha256"],
+        "target": target.name,
+        "positive_label": target.positive_label,
+        "negative_label": target.negative_label,
+        "seed": opts.seed,
+        "options": opts.to_dict(),
+        "versions": _versions(),
+        "steps": {"train": {"fingerprint": fingerprint, "seconds": round(time.perf_counter() - started, 3)}},
+    }
+
+
+__all__ = ["TrainOptions", "Reporter", "train", "AUGMENT_METHODS"]
