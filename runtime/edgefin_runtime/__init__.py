@@ -20,10 +20,16 @@ from .errors import (
     VersionError,
 )
 from .preprocess import Policy
+from .predictor import ColumnsScore, Predictor, Result, Score, load
 
 __all__ = [
     "__version__",
     "Policy",
+    "load",
+    "Predictor",
+    "Score",
+    "Result",
+    "ColumnsScore",
     "BackendError",
     "BundleError",
     "BundleFormatError",

@@ -1,0 +1,44 @@
+"""Inference engines behind one interface; each engine package is imported only when a bundle needs it.
+
+``create_engine`` picks the engine from the manifest's ``model.engine``. A ``backend=`` override is
+accepted only when it can run the bundle's model file (a ``.tflite`` model runs on LiteRT, an
+``.onnx`` model on ONNX Runtime); ``"litert-ref"`` selects LiteRT's reference kernels, which are
+slow but useful to rule out an optimised-kernel problem.
+"""
+
+from __future__ import annotations
+
+from .base import MAX_CHUNK, Engine
+
+from ..errors import BackendError
+from ..manifest import ModelSpec
+
+#: backend name -> the manifest engine it can run
+BACKENDS = {"litert": "litert", "litert-ref": "litert", "onnx": "onnx"}
+EXTRAS = {"litert": "litert", "onnx": "onnx"}
+
+
+def create_engine(spec: ModelSpec, model_bytes: bytes, *, backend: str | None = None, threads: int = 1,
+                  inter_op_threads: int = 1) -> Engine:
+    """Build the engine that runs ``model_bytes`` as described by ``spec``."""
+    name = backend or spec.engine
+    if name not in BACKENDS:
+        raise BackendError(f"unknown backend {name!r}; expected one of {sorted(BACKENDS)} (or None to use the "
+                           f"bundle's engine, {spec.engine!r})")
+    if BACKENDS[name] != spec.engine:
+        raise BackendError(f"backend {name!r} cannot run this bundle: it holds {spec.file} for the "
+                           f"{spec.engine!r} engine; use backend={spec.engine!r} or omit backend")
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        raise BackendError(f"threads: expected a positive integer, got {threads!r}")
+    if not isinstance(inter_op_threads, int) or isinstance(inter_op_threads, bool) or inter_op_threads < 1:
+        raise BackendError(f"inter_op_threads: expected a positive integer, got {inter_op_threads!r}")
+    if spec.engine == "litert":
+        from .litert import LiteRTEngine
+
+        return LiteRTEngine(model_bytes, spec, threads=threads, reference_kernels=name == "litert-ref")
+    from .onnx import OnnxEngine
+
+    return OnnxEngine(model_bytes, spec, threads=threads, inter_op_threads=inter_op_threads)
+
+
+__all__ = ["BACKENDS", "Engine", "MAX_CHUNK", "create_engine"]

@@ -1,0 +1,210 @@
+"""LiteRT (``ai_edge_litert``) engine for ``model.tflite`` bundles.
+
+LiteRT interpreters are not thread-safe, so each thread gets its own (``threading.local``): one
+interpreter for the single-row path and one per padded batch size (powers of two up to
+``MAX_CHUNK``) for matrices. All are built from the same verified model bytes and the same kernels,
+so every thread computes exactly what a single thread computes.
+
+The single-row path writes the row straight into the interpreter's input buffer through a numpy
+view kept from load time and calls the native ``Invoke``. The public ``Interpreter.invoke`` refuses
+to run while such a view exists (a refcount guard against buffers moving on reallocation); this
+engine never resizes or reallocates the single-row interpreter, and checks at set-up that the
+buffers did not move across an invoke, so the guard is not needed there.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..errors import BackendError
+from ..manifest import ModelSpec, Quantization
+from .base import MAX_CHUNK, Engine, bucket, check_io, dequantize, quantize
+
+INSTALL_HINT = "pip install 'edgefin-runtime[litert]'"
+
+
+def _interpreter_class() -> Any:
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError as exc:
+        raise BackendError(f"this bundle needs the LiteRT engine (ai-edge-litert), which is not installed "
+                           f"({exc}); install it with: {INSTALL_HINT}") from None
+    return Interpreter
+
+
+def _quant(details: dict[str, Any]) -> Quantization | None:
+    scale, zero = details.get("quantization", (0.0, 0))
+    if not scale:
+        return None
+    return Quantization(scale=float(scale), zero_point=int(zero))
+
+
+class _One:
+    """One thread's single-row interpreter with views on its input and output buffers."""
+
+    __slots__ = ("interp", "invoke", "inp", "out")
+
+    def __init__(self, engine: "LiteRTEngine") -> None:
+        it = engine._new_interpreter(1)
+        self.interp = it
+        native = getattr(it, "_interpreter", None)
+        self.invoke: Callable[[], Any] = native.Invoke if native is not None else it.invoke
+        in_view = it.tensor(engine._in_index)
+        out_view = it.tensor(engine._out_index)
+        self.inp = in_view().reshape(-1) if native is not None else None
+        self.out = out_view().reshape(-1) if native is not None else None
+        if self.inp is not None:
+            before = (self.inp.ctypes.data, self.out.ctypes.data)  # type: ignore[union-attr]
+            self.invoke()
+            if before != (in_view().ctypes.data, out_view().ctypes.data):
+                # buffers moved on invoke (a dynamic graph): fall back to fetching them every call
+                self.inp = self.out = None
+                self.invoke = it.invoke
+
+
+class LiteRTEngine(Engine):
+    """Runs a TFLite flatbuffer with LiteRT; float32 or quantised int8/uint8 I/O."""
+
+    name = "litert"
+
+    def __init__(self, model_bytes: bytes, spec: ModelSpec, *, threads: int = 1,
+                 reference_kernels: bool = False) -> None:
+        self._cls = _interpreter_class()
+        self._bytes = bytes(model_bytes)
+        self._spec = spec
+        self.threads = int(threads)
+        self._resolver = None
+        if reference_kernels:
+            from ai_edge_litert.interpreter import OpResolverType
+            self._resolver = OpResolverType.BUILTIN_REF
+        probe = self._new_interpreter(None)
+        ins, outs = probe.get_input_details(), probe.get_output_details()
+        if len(ins) != 1 or len(outs) != 1:
+            raise BackendError(f"litert: {spec.file} has {len(ins)} inputs and {len(outs)} outputs; "
+                               f"an edgefin model has exactly one of each")
+        tin, tout = ins[0], outs[0]
+        self._in_index, self._out_index = int(tin["index"]), int(tout["index"])
+        self._in_dtype = np.dtype(tin["dtype"]).name
+        self._out_dtype = np.dtype(tout["dtype"]).name
+        self._in_q, self._out_q = _quant(tin), _quant(tout)
+        if self._in_dtype == "float32":
+            self._in_q = None
+        if self._out_dtype == "float32":
+            self._out_q = None
+        shape = [int(s) for s in tin["shape_signature"]] or [int(s) for s in tin["shape"]]
+        check_io(spec, engine="litert", in_dtype=self._in_dtype, out_dtype=self._out_dtype,
+                 in_last=shape[-1] if len(shape) == 2 else None, in_quant=self._in_q, out_quant=self._out_q)
+        if len(shape) != 2:
+            raise BackendError(f"litert: {spec.file} input has shape {shape}; expected [batch, features]")
+        self.n_features = int(shape[-1])
+        self._float_io = self._in_q is None and self._out_q is None
+        self._local = threading.local()
+        del probe
+
+    # ------------------------------------------------------------ interpreters
+    def _new_interpreter(self, batch: int | None) -> Any:
+        kwargs: dict[str, Any] = {"model_content": self._bytes, "num_threads": self.threads}
+        if self._resolver is not None:
+            kwargs["experimental_op_resolver_type"] = self._resolver
+        try:
+            it = self._cls(**kwargs)
+            if batch is not None:
+                d = it.get_input_details()[0]
+                if list(d["shape"]) != [batch, self.n_features]:
+                    it.resize_tensor_input(d["index"], [batch, self.n_features], strict=False)
+            it.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise BackendError(f"litert: cannot load {self._spec.file} ({exc}); the model is not a valid "
+                               f"TFLite flatbuffer for this LiteRT version") from None
+        return it
+
+    def _one(self) -> _One:
+        slot = _One(self)
+        self._local.one = slot
+        return slot
+
+    def _batch_interp(self, size: int) -> Any:
+        cache = getattr(self._local, "batch", None)
+        if cache is None:
+            cache = self._local.batch = {}
+        it = cache.get(size)
+        if it is None:
+            it = cache[size] = self._new_interpreter(size)
+        return it
+
+    # ------------------------------------------------------------ scoring
+    def run_one(self, row: Sequence[float]) -> float:
+        try:
+            s = self._local.one
+        except AttributeError:
+            s = self._one()
+        inp = s.inp
+        if inp is not None and self._float_io:  # the common path
+            inp[:] = row
+            try:
+                s.invoke()
+            except (ValueError, RuntimeError) as exc:
+                raise BackendError(f"litert: inference failed ({exc})") from None
+            return float(s.out[0])
+        return float(self._run_slot(s, row))
+
+    def _run_slot(self, s: _One, row: Sequence[float]) -> float:
+        it = s.interp
+        x = np.asarray([row], dtype=np.float32)
+        feed = quantize(x, self._in_q, self._in_dtype) if self._in_q else x  # type: ignore[arg-type]
+        try:
+            if s.inp is not None:
+                s.inp[:] = feed.reshape(-1)
+                s.invoke()
+                y = s.out.copy()  # type: ignore[union-attr]
+            else:
+                it.set_tensor(self._in_index, feed)
+                it.invoke()
+                y = it.get_tensor(self._out_index).reshape(-1)
+        except (ValueError, RuntimeError) as exc:
+            raise BackendError(f"litert: inference failed ({exc})") from None
+        return dequantize(y, self._out_q)[0] if self._out_q else y[0]
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        x = self._check_matrix(x)
+        n = x.shape[0]
+        out = np.empty(n, dtype=np.float32)
+        for start in range(0, n, MAX_CHUNK):
+            chunk = x[start:start + MAX_CHUNK]
+            out[start:start + len(chunk)] = self._run_chunk(chunk)
+        return out
+
+    def _run_chunk(self, chunk: np.ndarray) -> np.ndarray:
+        m = len(chunk)
+        size = bucket(m)
+        if m < size:
+            padded = np.zeros((size, self.n_features), dtype=np.float32)
+            padded[:m] = chunk
+            chunk = padded
+        feed = quantize(chunk, self._in_q, self._in_dtype) if self._in_q else chunk
+        it = self._batch_interp(size)
+        try:
+            it.set_tensor(self._in_index, feed)
+            it.invoke()
+            y = it.get_tensor(self._out_index)
+        except (ValueError, RuntimeError) as exc:
+            raise BackendError(f"litert: inference failed on a batch of {m} rows ({exc})") from None
+        y = y.reshape(size, -1)[:m, 0]
+        return dequantize(y, self._out_q) if self._out_q else y
+
+    def describe(self) -> dict[str, Any]:
+        import importlib.metadata as md
+
+        try:
+            version = md.version("ai-edge-litert")
+        except md.PackageNotFoundError:  # pragma: no cover - vendored builds
+            version = "unknown"
+        return {"engine": "litert", "package": "ai-edge-litert", "version": version, "threads": self.threads,
+                "input_dtype": self._in_dtype, "output_dtype": self._out_dtype,
+                "reference_kernels": self._resolver is not None}
+
+    def close(self) -> None:
+        self._local = threading.local()

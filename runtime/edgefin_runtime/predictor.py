@@ -1,0 +1,333 @@
+"""``load()`` a bundle into a :class:`Predictor`, which scores records, batches and columns.
+
+Loading is all-or-nothing: the bundle's hashes are verified before an engine sees the model bytes
+(``read_bundle``), the manifest's format and runtime versions are checked (``Manifest.from_dict``),
+the engine is built, and the golden vectors must reproduce their expected scores (the self-test).
+Any failure raises a typed :mod:`~edgefin_runtime.errors` exception and no Predictor exists.
+
+A Predictor is immutable after load and may be shared by any number of threads.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Literal, Mapping, Sequence
+
+import numpy as np
+
+from .backends import Engine, create_engine
+from .bundle import Bundle, Source, read_bundle
+from .errors import BackendError, EdgefinRuntimeError, InputError, SelfTestError, SignatureError
+from .manifest import Manifest, Schema
+from .preprocess import ColumnsResult, Policy, Preprocessor
+
+
+# ---------------------------------------------------------------- results
+@dataclass(frozen=True, slots=True)
+class Score:
+    """One scored record. ``decision`` is ``probability >= threshold``; ``label`` names that side."""
+
+    probability: float
+    decision: bool
+    label: str
+    flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """One record of a batch: ``status`` is 'scored' (with ``score``) or 'rejected' (with ``error``)."""
+
+    row: int
+    status: Literal["scored", "rejected"]
+    score: Score | None = None
+    error: InputError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "scored"
+
+
+@dataclass(frozen=True)
+class ColumnsScore:
+    """Scores for a columnar input of ``n`` rows.
+
+    ``probabilities`` is float32 with NaN where a row was rejected (never a plausible score);
+    ``decisions`` is False there; ``rejected`` marks those rows and ``errors`` says why (first error
+    per row). ``flags`` maps a flag such as ``imputed:Income`` to a boolean row mask.
+    """
+
+    probabilities: np.ndarray
+    decisions: np.ndarray
+    rejected: np.ndarray
+    errors: dict[int, InputError]
+    flags: dict[str, np.ndarray]
+    positive_label: str
+    negative_label: str
+    field_order: Mapping[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.probabilities)
+
+    def row_flags(self, i: int) -> tuple[str, ...]:
+        """Row ``i``'s flags in the same order ``Predictor.score`` reports them (preprocessing order)."""
+        names = [k for k, m in self.flags.items() if m[i]]
+        order = self.field_order
+        return tuple(sorted(names, key=lambda k: (order.get(k.partition(":")[2], len(order)), k)))
+
+    def results(self) -> list[Result]:
+        """The same outcome as ``score_batch`` would report, row by row."""
+        out: list[Result] = []
+        for i in range(len(self.probabilities)):
+            err = self.errors.get(i)
+            if err is not None:
+                out.append(Result(i, "rejected", None, err))
+                continue
+            d = bool(self.decisions[i])
+            out.append(Result(i, "scored", Score(float(self.probabilities[i]), d,
+                                                 self.positive_label if d else self.negative_label,
+                                                 self.row_flags(i))))
+        return out
+
+
+_new_score = object.__new__
+_set_p = Score.probability.__set__  # type: ignore[attr-defined]
+_set_d = Score.decision.__set__  # type: ignore[attr-defined]
+_set_l = Score.label.__set__  # type: ignore[attr-defined]
+_set_f = Score.flags.__set__  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------- the predictor
+class Predictor:
+    """A verified bundle bound to an engine. Build it with :func:`load`."""
+
+    def __init__(self, bundle: Bundle, engine: Engine, policy: Policy | None = None) -> None:
+        m = bundle.manifest
+        self._bundle = bundle
+        self._engine = engine
+        self._policy = policy or Policy()
+        self._pre = Preprocessor(m.schema, m.preprocessing, self._policy)
+        self._threshold = float(m.decision.threshold)
+        self._pos = m.schema.positive_label
+        self._neg = m.schema.negative_label
+        self._order = {s.field: i for i, s in enumerate(m.preprocessing.steps)}
+        if engine.n_features != self._pre.n_features:
+            raise BackendError(f"{engine.name}: the model takes {engine.n_features} features but the "
+                               f"bundle's preprocessing produces {self._pre.n_features}")
+
+    # ------------------------------------------------------------ properties
+    @property
+    def info(self) -> Manifest:
+        """The bundle's manifest (schema, preprocessing, model, decision, metrics, parity...)."""
+        return self._bundle.manifest
+
+    @property
+    def threshold(self) -> float:
+        return self._threshold
+
+    @property
+    def schema(self) -> Schema:
+        return self._bundle.manifest.schema
+
+    @property
+    def policy(self) -> Policy:
+        return self._policy
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @property
+    def bundle_sha256(self) -> str:
+        return self._bundle.sha256
+
+    @property
+    def source(self) -> str:
+        return self._bundle.source
+
+    def with_policy(self, policy: Policy | str) -> "Predictor":
+        """The same verified bundle and engine under another input policy (no reload)."""
+        return Predictor(self._bundle, self._engine, _policy(policy))
+
+    def __repr__(self) -> str:
+        m = self.info.model
+        return (f"Predictor(variant={m.variant!r}, engine={self._engine.name!r}, "
+                f"threshold={self._threshold}, source={self.source!r})")
+
+    # ------------------------------------------------------------ one record
+    def score(self, record: Mapping[str, Any]) -> Score:
+        """Score one record. Raises an :class:`InputError` subclass naming the field if it is bad."""
+        row, flags = self._pre.record(record)
+        p = self._engine.run_one(row)
+        if not 0.0 <= p <= 1.0:  # also False for NaN
+            raise _bad_output(self._engine, p)
+        s = _new_score(Score)
+        _set_p(s, p)
+        if p >= self._threshold:
+            _set_d(s, True)
+            _set_l(s, self._pos)
+        else:
+            _set_d(s, False)
+            _set_l(s, self._neg)
+        _set_f(s, flags)
+        return s
+
+    # ------------------------------------------------------------ many records
+    def score_batch(self, records: Iterable[Mapping[str, Any]]) -> list[Result]:
+        """Score many records; a bad record is reported as rejected and never sinks the others."""
+        encode = self._pre.record
+        rows: list[list[float]] = []
+        good: list[tuple[int, tuple[str, ...]]] = []
+        results: list[Result | None] = []
+        for i, rec in enumerate(records):
+            try:
+                row, flags = encode(rec)
+            except InputError as err:
+                results.append(Result(i, "rejected", None, err.at_row(i)))
+                continue
+            rows.append(row)
+            good.append((i, flags))
+            results.append(None)
+        if rows:
+            probs = self._engine.run(np.array(rows, dtype=np.float32))
+            _check_outputs(self._engine, probs)
+            t, pos, neg = self._threshold, self._pos, self._neg
+            for (i, flags), p in zip(good, probs.tolist()):
+                d = p >= t
+                results[i] = Result(i, "scored", Score(p, d, pos if d else neg, flags))
+        return results  # type: ignore[return-value]
+
+    def score_columns(self, columns: Any) -> ColumnsScore:
+        """Score a mapping of equal-length arrays, a pandas DataFrame or a pyarrow Table/RecordBatch."""
+        res: ColumnsResult = self._pre.columns(_as_columns(columns, self._pre))
+        n = len(res.matrix)
+        rejected = np.zeros(n, dtype=bool)
+        if res.errors:
+            rejected[list(res.errors)] = True
+        probs = np.full(n, np.nan, dtype=np.float32)
+        if rejected.any():
+            keep = ~rejected
+            if keep.any():
+                probs[keep] = self._engine.run(res.matrix[keep])
+        elif n:
+            probs = self._engine.run(res.matrix)
+        _check_outputs(self._engine, probs[~rejected])
+        with np.errstate(invalid="ignore"):
+            decisions = (probs.astype(np.float64) >= self._threshold) & ~rejected
+        flags = {k: m & ~rejected for k, m in res.flags.items()}
+        return ColumnsScore(probs, decisions, rejected, res.errors, flags, self._pos, self._neg, self._order)
+
+    # ------------------------------------------------------------ self-test
+    def self_test(self) -> dict[str, Any]:
+        """Score the golden vectors on both engine paths; raise SelfTestError unless all reproduce."""
+        m = self.info
+        if not m.golden:
+            raise SelfTestError(f"bundle {self.source}: no golden vectors, so the model cannot be self-tested; "
+                                f"rebuild the bundle with golden vectors (or load with self_test=False)")
+        pre = Preprocessor(m.schema, m.preprocessing, Policy())  # goldens were scored under the default
+        rows = []
+        for i, g in enumerate(m.golden):
+            try:
+                rows.append(pre.record(g.record)[0])
+            except InputError as err:
+                raise SelfTestError(f"bundle {self.source}: golden[{i}] record is rejected by the bundle's own "
+                                    f"schema ({err}); the bundle is inconsistent - rebuild it") from None
+        single = [self._engine.run_one(r) for r in rows]
+        batch = self._engine.run(np.array(rows, dtype=np.float32)).tolist()
+        tol = m.golden_tolerance
+        worst = 0.0
+        for i, (g, a, b) in enumerate(zip(m.golden, single, batch)):
+            for path, got in (("single-row", a), ("batch", b)):
+                delta = abs(got - g.score)
+                if not math.isfinite(got) or not delta <= tol:
+                    raise SelfTestError(
+                        f"bundle {self.source}: golden[{i}] scored {got!r} on the {path} path of "
+                        f"{self._engine.name}, expected {g.score!r} (|delta| {delta:.3g} > tolerance {tol:g}); "
+                        f"the model does not reproduce its golden scores on this engine - do not deploy it")
+                worst = max(worst, delta)
+        return {"golden": len(rows), "max_abs_delta": worst, "tolerance": tol, "engine": self._engine.name}
+
+
+# ---------------------------------------------------------------- load
+def load(source: Source, backend: str | None = None, *, policy: Policy | str | None = None, threads: int = 1,
+         inter_op_threads: int = 1, trusted_keys: Sequence[Any] | None = None, require_signature: bool = False,
+         self_test: bool = True) -> Predictor:
+    """Read, verify and self-test a bundle (a path or its bytes) and return a ready Predictor.
+
+    ``backend`` overrides the manifest's engine only where compatible ('litert', 'litert-ref', 'onnx').
+    ``policy`` is a :class:`Policy`, 'lenient' (default) or 'strict'. ``trusted_keys`` /
+    ``require_signature`` enable Ed25519 signature checks (needs ``edgefin-runtime[signing]``).
+    """
+    pol = _policy(policy)
+    verify = _signature_verifier(trusted_keys, require_signature)
+    bundle = read_bundle(source, verify_signature=verify)
+    engine = create_engine(bundle.manifest.model, bundle.model_bytes, backend=backend, threads=threads,
+                           inter_op_threads=inter_op_threads)
+    predictor = Predictor(bundle, engine, pol)
+    if self_test:
+        predictor.self_test()
+    return predictor
+
+
+def _policy(policy: Policy | str | None) -> Policy:
+    if policy is None or isinstance(policy, Policy):
+        return policy or Policy()
+    if policy == "strict":
+        return Policy.strict()
+    if policy == "lenient":
+        return Policy.lenient()
+    raise ValueError(f"policy: expected a Policy, 'strict' or 'lenient', got {policy!r}")
+
+
+def _signature_verifier(trusted_keys: Sequence[Any] | None, require_signature: bool) -> Any:
+    if not trusted_keys and not require_signature:
+        return None
+    try:
+        from . import signing  # written by the security work; imports cryptography lazily
+    except ImportError:
+        raise SignatureError("signature verification needs edgefin-runtime[signing] "
+                             "(pip install 'edgefin-runtime[signing]')") from None
+    return signing.verifier(trusted_keys, require_signature)
+
+
+# ---------------------------------------------------------------- helpers
+def _bad_output(engine: Engine, p: float) -> BackendError:
+    return BackendError(f"{engine.name}: the model returned {p!r}, which is not a probability in [0, 1]; "
+                        f"refusing to report it as a score - the bundle's model is broken")
+
+
+def _check_outputs(engine: Engine, probs: np.ndarray) -> None:
+    ok = (probs >= 0.0) & (probs <= 1.0)
+    if not ok.all():
+        bad = probs[~ok]
+        raise _bad_output(engine, float(bad[0]))
+
+
+def _as_columns(obj: Any, pre: Preprocessor) -> Mapping[str, Any]:
+    """A mapping of column arrays from a mapping, a pandas DataFrame or a pyarrow Table/RecordBatch.
+
+    pandas and pyarrow are looked up in ``sys.modules`` only: an object of theirs can exist only if
+    its library is already imported, so the runtime never imports either itself.
+    """
+    if isinstance(obj, Mapping):
+        return obj
+    known = set(pre.schema.names)
+    pd = sys.modules.get("pandas")
+    if pd is not None and isinstance(obj, pd.DataFrame):
+        if not obj.columns.is_unique:
+            raise InputError(f"DataFrame has duplicate column names: {sorted(map(str, obj.columns))}")
+        return {k: (obj[k].to_numpy() if k in known else obj[k]) for k in obj.columns}
+    pa = sys.modules.get("pyarrow")
+    if pa is not None and isinstance(obj, (pa.Table, pa.RecordBatch)):
+        names = list(obj.column_names)
+        if len(set(names)) != len(names):
+            raise InputError(f"pyarrow table has duplicate column names: {names}")
+        return {k: (obj.column(k).to_numpy(zero_copy_only=False) if k in known else obj.column(k)) for k in names}
+    from .errors import RecordTypeError
+
+    raise RecordTypeError(f"score_columns: expected a mapping of column arrays, a pandas DataFrame or a "
+                          f"pyarrow Table, got {type(obj).__module__}.{type(obj).__name__}")
+
+
+__all__ = ["ColumnsScore", "Predictor", "Result", "Score", "load", "EdgefinRuntimeError"]

@@ -1,0 +1,88 @@
+"""Fixtures for the runtime tests: tiny real bundles (TFLite fp32/int8, ONNX) built once per code version.
+
+The bundles are built by ``tests/fixtures/bundles.py`` in a subprocess (TensorFlow never enters the
+pytest process) and cached in pytest's cache directory under a key that hashes the builder and the
+runtime code that computes the golden scores, so a change to either rebuilds them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+RUNTIME = REPO / "runtime" / "edgefin_runtime"
+VARIANTS = ("tflite-fp32", "tflite-int8", "tflite-int8-io", "onnx-fp32")
+
+
+def _code_key() -> str:
+    h = hashlib.sha256()
+    files = [REPO / "tests" / "fixtures" / "bundles.py", *sorted(RUNTIME.glob("*.py")),
+             *sorted((RUNTIME / "backends").glob("*.py"))]
+    for f in files:
+        h.update(f.name.encode() + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def build_fixture_bundles(out: Path, family: str = "tiny") -> None:
+    """Run the TensorFlow builder in a child process; fail with its output if it fails."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_USE_LEGACY_KERAS": "1", "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-m", "tests.fixtures.bundles", str(out), "--family", family],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0:
+        pytest.fail(f"building fixture bundles failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(request: pytest.FixtureRequest) -> Path:
+    """A directory holding tiny-<variant>.efb for every fixture variant and tiny-keras.h5."""
+    d = Path(request.config.cache.mkdir(f"edgefin-tiny-{_code_key()}"))
+    if not all((d / f"tiny-{v}.efb").is_file() for v in VARIANTS):
+        build_fixture_bundles(d)
+    return d
+
+
+@pytest.fixture(scope="session")
+def tiny_bundles(tiny_dir: Path) -> dict[str, Path]:
+    return {v: tiny_dir / f"tiny-{v}.efb" for v in VARIANTS}
+
+
+@pytest.fixture(scope="session")
+def predictors(tiny_bundles: dict[str, Path]) -> dict[str, Any]:
+    """One loaded (and self-tested) Predictor per variant, shared by the tests that only read."""
+    import edgefin_runtime
+
+    return {v: edgefin_runtime.load(p) for v, p in tiny_bundles.items()}
+
+
+@pytest.fixture(params=VARIANTS)
+def variant(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def good_record() -> dict[str, Any]:
+    return {"Income": 120.0, "Age": 35, "Home": "rent", "Job": "fixed"}
+
+
+@pytest.fixture
+def rebundle(tiny_bundles: dict[str, Path]) -> Callable[..., bytes]:
+    """Rebuild a fixture bundle with a changed manifest, re-hashed consistently (a 'valid' mutant)."""
+    from edgefin_runtime.bundle import pack_members, read_bundle
+
+    def make(variant: str, mutate: Callable[[dict[str, Any]], None]) -> bytes:
+        import json
+
+        b = read_bundle(tiny_bundles[variant])
+        d = json.loads(b.manifest_bytes)
+        mutate(d)
+        body = json.dumps(d, sort_keys=True, indent=1).encode()
+        return pack_members(body, b.manifest.model.file, b.model_bytes, None)
+
+    return make
