@@ -21,6 +21,7 @@ from .errors import (
 )
 from .preprocess import Policy
 from .predictor import ColumnsScore, Predictor, Result, Score, load
+from .holder import ModelHolder, ModelInfo, Served, SwapReport
 
 __all__ = [
     "__version__",
@@ -30,6 +31,10 @@ __all__ = [
     "Score",
     "Result",
     "ColumnsScore",
+    "ModelHolder",
+    "ModelInfo",
+    "Served",
+    "SwapReport",
     "BackendError",
     "BundleError",
     "BundleFormatError",

@@ -113,7 +113,12 @@ def read_members(data: bytes, label: str) -> dict[str, bytes]:
         try:
             with zf.open(info) as fh:
                 body = fh.read(cap + 1)
-        except Exception as exc:  # BadZipFile (CRC), struct.error, NotImplementedError, ...
+        except zipfile.BadZipFile as exc:
+            if "CRC" in str(exc):
+                raise IntegrityError(f"bundle {label}: member {name!r} is corrupted (its CRC-32 does not "
+                                     f"match); rebuild or re-download the bundle") from None
+            raise BundleFormatError(f"bundle {label}: member {name!r} cannot be read ({exc})") from None
+        except Exception as exc:  # struct.error, NotImplementedError, ... from a hostile header
             raise BundleFormatError(f"bundle {label}: member {name!r} cannot be read "
                                     f"({type(exc).__name__}: {str(exc)[:120]})") from None
         if len(body) > cap:
