@@ -47,7 +47,11 @@ def _num(value: Any, where: str, *, optional: bool = False) -> float | None:
     if value is None and optional:
         return None
     _typed(value, (int, float), where)
-    if not math.isfinite(value):
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        finite = False
+    if not finite:
         raise ManifestError(f"manifest {where}: expected a finite number, got {value!r}")
     return float(value)
 
@@ -288,7 +292,7 @@ class ModelSpec:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str = "model") -> "ModelSpec":
         engine = _req(d, "engine", where)
-        if engine not in MODEL_NAMES:
+        if not isinstance(engine, str) or engine not in MODEL_NAMES:
             raise ManifestError(f"manifest {where}.engine: expected one of {sorted(MODEL_NAMES)}, got {engine!r}")
         file = _str(_req(d, "file", where), f"{where}.file")
         if file != MODEL_NAMES[engine]:
