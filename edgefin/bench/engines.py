@@ -1,0 +1,94 @@
+"""The bare engines, called directly: the baseline that shows what the runtime's validation and
+preprocessing cost on top of LiteRT and ONNX Runtime.
+
+Only the engine's own API runs in the timed loop (set_tensor/invoke/get_tensor, session.run) on a
+feature matrix prepared beforehand; quantised inputs are quantised once, outside the loop.
+Imported by the worker after its profile is applied.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+
+class BareEngine:
+    """``run(x)`` scores a prepared float32 matrix with nothing but the engine in between."""
+
+    engine: str
+    version: str
+
+    def prepare(self, x: np.ndarray) -> Any:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def call(self, prepared: Any) -> Any:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def runner(self, prepared: Any) -> Callable[[], Any]:
+        call = self.call
+        return lambda: call(prepared)
+
+
+class LiteRTEngine(BareEngine):
+    engine = "litert"
+
+    def __init__(self, model_bytes: bytes, threads: int) -> None:
+        import ai_edge_litert
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.version = getattr(ai_edge_litert, "__version__", "unknown")
+        self._it = Interpreter(model_content=model_bytes, num_threads=threads)
+        self._it.allocate_tensors()
+        self._in = self._it.get_input_details()[0]
+        self._out = self._it.get_output_details()[0]
+        self._batch = int(self._in["shape"][0])
+
+    def prepare(self, x: np.ndarray) -> np.ndarray:
+        dtype = self._in["dtype"]
+        if dtype != np.float32:
+            scale, zero = self._in["quantization"]
+            info = np.iinfo(dtype)
+            x = np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
+        if x.shape[0] != self._batch:
+            self._it.resize_tensor_input(self._in["index"], list(x.shape))
+            self._it.allocate_tensors()
+            self._batch = x.shape[0]
+        return np.ascontiguousarray(x)
+
+    def call(self, prepared: np.ndarray) -> Any:
+        it = self._it
+        it.set_tensor(self._in["index"], prepared)
+        it.invoke()
+        return it.get_tensor(self._out["index"])
+
+
+class OnnxEngine(BareEngine):
+    engine = "onnx"
+
+    def __init__(self, model_bytes: bytes, threads: int) -> None:
+        import onnxruntime as ort
+
+        self.version = ort.__version__
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.log_severity_level = 3
+        self._sess = ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
+        self._in = self._sess.get_inputs()[0].name
+        self._out = self._sess.get_outputs()[0].name
+
+    def prepare(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        return {self._in: np.ascontiguousarray(x, dtype=np.float32)}
+
+    def call(self, prepared: dict[str, np.ndarray]) -> Any:
+        return self._sess.run([self._out], prepared)
+
+
+def bare_engine(engine: str, model_bytes: bytes, threads: int) -> BareEngine:
+    if engine == "litert":
+        return LiteRTEngine(model_bytes, threads)
+    if engine == "onnx":
+        return OnnxEngine(model_bytes, threads)
+    raise ValueError(f"unknown engine {engine!r}; expected 'litert' or 'onnx'")

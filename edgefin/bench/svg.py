@@ -1,0 +1,182 @@
+"""Small inline-SVG charts for the self-contained HTML report: no JavaScript, no network, no plotting
+dependency. Written by hand because the report needs four simple chart types, and pulling in
+matplotlib (tens of MiB, a font cache, a backend) to draw scatter, line and box plots would make
+the toolkit heavier for no gain in fidelity; the SVG also stays crisp at any zoom and is searchable text.
+"""
+
+from __future__ import annotations
+
+import math
+from html import escape
+from typing import Sequence
+
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+           "#bcbd22", "#17becf")
+W, H = 560, 340
+ML, MR, MT, MB = 64, 18, 30, 48
+
+
+def color(i: int) -> str:
+    return PALETTE[i % len(PALETTE)]
+
+
+def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    if hi <= lo:
+        hi = lo + (abs(lo) or 1.0) * 0.1
+    raw = (hi - lo) / n
+    mag = 10 ** math.floor(math.log10(raw))
+    step = min((m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw), default=raw)
+    start = math.ceil(lo / step) * step
+    ticks, v = [], start
+    while v <= hi + step * 1e-9:
+        ticks.append(round(v, 12))
+        v += step
+    return ticks
+
+
+def _fmt(v: float) -> str:
+    if v == 0:
+        return "0"
+    a = abs(v)
+    if a >= 1000:
+        return f"{v:,.0f}"
+    if a >= 10:
+        return f"{v:.0f}"
+    if a >= 1:
+        return f"{v:.1f}".rstrip("0").rstrip(".")
+    return f"{v:.3g}"
+
+
+class Axes:
+    """Linear or log10 axes mapping data to pixels, with gridlines and labels."""
+
+    def __init__(self, x: tuple[float, float], y: tuple[float, float], *, xlog: bool = False,
+                 ylog: bool = False, w: int = W, h: int = H) -> None:
+        self.w, self.h, self.xlog, self.ylog = w, h, xlog, ylog
+        self.x0, self.x1 = self._pad(*x, xlog)
+        self.y0, self.y1 = self._pad(*y, ylog)
+
+    @staticmethod
+    def _pad(lo: float, hi: float, log: bool) -> tuple[float, float]:
+        if log:
+            lo, hi = math.log10(max(lo, 1e-12)), math.log10(max(hi, 1e-12))
+            return (math.floor(lo * 4) / 4, math.ceil(hi * 4) / 4) if hi > lo else (lo - 0.5, hi + 0.5)
+        span = hi - lo
+        if span <= 0:
+            span = abs(hi) * 0.1 or 1.0
+            return lo - span / 2, hi + span / 2
+        return lo - span * 0.06, hi + span * 0.06
+
+    def px(self, v: float) -> float:
+        v = math.log10(max(v, 1e-12)) if self.xlog else v
+        return ML + (v - self.x0) / (self.x1 - self.x0) * (self.w - ML - MR)
+
+    def py(self, v: float) -> float:
+        v = math.log10(max(v, 1e-12)) if self.ylog else v
+        return self.h - MB - (v - self.y0) / (self.y1 - self.y0) * (self.h - MT - MB)
+
+    def _ticks(self, lo: float, hi: float, log: bool) -> list[float]:
+        if log:
+            return [10 ** e for e in range(math.ceil(lo), math.floor(hi) + 1)] or [10 ** lo, 10 ** hi]
+        return _nice_ticks(lo, hi)
+
+    def frame(self, title: str, xlabel: str, ylabel: str) -> list[str]:
+        out = [f'<svg viewBox="0 0 {self.w} {self.h}" width="{self.w}" height="{self.h}" role="img" '
+               f'aria-label="{escape(title)}" font-family="sans-serif" font-size="11">',
+               f'<text x="{self.w / 2}" y="16" text-anchor="middle" font-size="13" font-weight="bold">'
+               f'{escape(title)}</text>']
+        for t in self._ticks(self.x0, self.x1, self.xlog):
+            x = self.px(t)
+            out.append(f'<line x1="{x:.1f}" y1="{MT}" x2="{x:.1f}" y2="{self.h - MB}" stroke="#e4e4e4"/>')
+            out.append(f'<text x="{x:.1f}" y="{self.h - MB + 14}" text-anchor="middle">{_fmt(t)}</text>')
+        for t in self._ticks(self.y0, self.y1, self.ylog):
+            y = self.py(t)
+            out.append(f'<line x1="{ML}" y1="{y:.1f}" x2="{self.w - MR}" y2="{y:.1f}" stroke="#e4e4e4"/>')
+            out.append(f'<text x="{ML - 6}" y="{y + 4:.1f}" text-anchor="end">{_fmt(t)}</text>')
+        out.append(f'<rect x="{ML}" y="{MT}" width="{self.w - ML - MR}" height="{self.h - MT - MB}" '
+                   f'fill="none" stroke="#888"/>')
+        out.append(f'<text x="{(ML + self.w - MR) / 2}" y="{self.h - 10}" text-anchor="middle">{escape(xlabel)}</text>')
+        out.append(f'<text transform="translate(14,{(MT + self.h - MB) / 2}) rotate(-90)" '
+                   f'text-anchor="middle">{escape(ylabel)}</text>')
+        return out
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of points not dominated when smaller x and larger y are better."""
+    front = []
+    for i, (x, y) in enumerate(points):
+        if not any((x2 <= x and y2 >= y) and (x2 < x or y2 > y) for j, (x2, y2) in enumerate(points) if j != i):
+            front.append(i)
+    return sorted(front, key=lambda i: points[i][0])
+
+
+def scatter_pareto(title: str, xlabel: str, ylabel: str, names: Sequence[str], xs: Sequence[float],
+                   ys: Sequence[float], *, xlog: bool = False, highlight: str | None = None) -> str:
+    """Scatter with the Pareto front (smaller x, larger y) joined by a line and labelled points."""
+    if not xs:
+        return "<p>(no measured variants)</p>"
+    ax = Axes((min(xs), max(xs)), (min(ys), max(ys)), xlog=xlog)
+    out = ax.frame(title, xlabel, ylabel)
+    front = pareto_front(list(zip(xs, ys)))
+    if len(front) > 1:
+        pts = " ".join(f"{ax.px(xs[i]):.1f},{ax.py(ys[i]):.1f}" for i in front)
+        out.append(f'<polyline points="{pts}" fill="none" stroke="#999" stroke-dasharray="4 3"/>')
+    for i, (n, x, y) in enumerate(zip(names, xs, ys)):
+        cx, cy = ax.px(x), ax.py(y)
+        ring = ' stroke="#000" stroke-width="2"' if n == highlight else ""
+        out.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="5" fill="{color(i)}"{ring}>'
+                   f'<title>{escape(n)}: {_fmt(x)}, {y:.4f}</title></circle>')
+        out.append(f'<text x="{cx + 7:.1f}" y="{cy - 6:.1f}" font-size="10">{escape(n)}'
+                   f'{" *" if i in front else ""}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def lines(title: str, xlabel: str, ylabel: str, series: Sequence[tuple[str, Sequence[float], Sequence[float]]],
+          *, diagonal: bool = False, markers: bool = False, unit_square: bool = True) -> str:
+    """Line chart (ROC, calibration); optional y = x reference."""
+    allx = [v for _, xs, _ in series for v in xs] or [0.0, 1.0]
+    ally = [v for _, _, ys in series for v in ys] or [0.0, 1.0]
+    rng = ((0.0, 1.0), (0.0, 1.0)) if unit_square else ((min(allx), max(allx)), (min(ally), max(ally)))
+    ax = Axes(*rng)
+    out = ax.frame(title, xlabel, ylabel)
+    if diagonal:
+        out.append(f'<line x1="{ax.px(0):.1f}" y1="{ax.py(0):.1f}" x2="{ax.px(1):.1f}" y2="{ax.py(1):.1f}" '
+                   f'stroke="#aaa" stroke-dasharray="4 3"/>')
+    for i, (name, xs, ys) in enumerate(series):
+        pts = " ".join(f"{ax.px(x):.1f},{ax.py(y):.1f}" for x, y in zip(xs, ys))
+        out.append(f'<polyline points="{pts}" fill="none" stroke="{color(i)}" stroke-width="2"/>')
+        if markers:
+            out.extend(f'<circle cx="{ax.px(x):.1f}" cy="{ax.py(y):.1f}" r="3" fill="{color(i)}"/>'
+                       for x, y in zip(xs, ys))
+        ly = MT + 14 + 14 * i
+        out.append(f'<rect x="{ML + 10}" y="{ly - 8}" width="10" height="10" fill="{color(i)}"/>'
+                   f'<text x="{ML + 24}" y="{ly + 1}">{escape(name)}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def boxes(title: str, xlabel: str, rows: Sequence[tuple[str, Sequence[float]]], *, xlog: bool = True) -> str:
+    """Horizontal box plots from 101-point quantile sketches: box p25-p75, line p50, whiskers p1-p99."""
+    rows = [(n, q) for n, q in rows if len(q) == 101]
+    if not rows:
+        return "<p>(no latency samples)</p>"
+    h = MT + MB + 22 * len(rows) + 10
+    lo = min(q[1] for _, q in rows)
+    hi = max(q[99] for _, q in rows)
+    ax = Axes((lo, hi), (0, len(rows)), xlog=xlog, w=W + 120, h=h)
+    ax.y0, ax.y1 = 0.0, float(len(rows))
+    out = ax.frame(title, xlabel, "")
+    for i, (name, q) in enumerate(rows):
+        yc = ax.py(len(rows) - i - 0.5)
+        c = color(i)
+        x1, x25, x50, x75, x99 = (ax.px(q[k]) for k in (1, 25, 50, 75, 99))
+        out.append(f'<line x1="{x1:.1f}" y1="{yc:.1f}" x2="{x99:.1f}" y2="{yc:.1f}" stroke="{c}"/>')
+        out.append(f'<rect x="{x25:.1f}" y="{yc - 7:.1f}" width="{max(x75 - x25, 1):.1f}" height="14" '
+                   f'fill="{c}" fill-opacity="0.35" stroke="{c}"><title>{escape(name)}: p25 {_fmt(q[25])}, '
+                   f'p50 {_fmt(q[50])}, p75 {_fmt(q[75])}, p99 {_fmt(q[99])}</title></rect>')
+        out.append(f'<line x1="{x50:.1f}" y1="{yc - 8:.1f}" x2="{x50:.1f}" y2="{yc + 8:.1f}" stroke="#000" '
+                   f'stroke-width="2"/>')
+        out.append(f'<text x="{ML + 4}" y="{yc - 9:.1f}" font-size="10">{escape(name)}</text>')
+    out.append("</svg>")
+    return "".join(out)
