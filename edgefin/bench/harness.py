@@ -45,6 +45,25 @@ class BenchOptions:
     keras: bool = True                 # measure the source Keras model for the ratios
 
 
+def bench_options_from(profile: str = "unconstrained", profiles_file: str | None = None, variants: str | Sequence[str] | None = "all",
+                       max_latency_us: float | None = None, max_size_kb: float | None = None,
+                       max_auc_drop: float | None = None, latency_percentile: str = "p99", repeat: str = "default",
+                       keras: bool = True) -> BenchOptions:
+    """BenchOptions from the flat option names the CLI and the pipeline config use."""
+    from .profiles import get_profile
+    from .settings import preset
+
+    if isinstance(variants, str):
+        names = [v.strip() for v in variants.split(",") if v.strip()]
+    else:
+        names = list(variants or [])
+    return BenchOptions(profile=get_profile(profile, profiles_file), settings=preset(repeat),
+                        variants=None if names in ([], ["all"]) else names,
+                        constraints=Constraints(max_latency_us=max_latency_us, max_size_kb=max_size_kb,
+                                                max_auc_drop=max_auc_drop, latency_percentile=latency_percentile),
+                        keras=keras)
+
+
 def list_variants(rd: RunDir) -> dict[str, Path]:
     """Variant name -> bundle path, from RUN_DIR/bundles/*.efb."""
     if not rd.bundles_dir.is_dir():

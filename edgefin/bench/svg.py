@@ -34,9 +34,11 @@ def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     return ticks
 
 
-def _fmt(v: float) -> str:
+def _fmt(v: float, step: float | None = None) -> str:
     if v == 0:
         return "0"
+    if step is not None and 0 < step < 1:  # enough decimals to tell neighbouring ticks apart
+        return f"{v:.{max(0, -math.floor(math.log10(step) + 1e-9))}f}"
     a = abs(v)
     if a >= 1000:
         return f"{v:,.0f}"
@@ -51,8 +53,8 @@ class Axes:
     """Linear or log10 axes mapping data to pixels, with gridlines and labels."""
 
     def __init__(self, x: tuple[float, float], y: tuple[float, float], *, xlog: bool = False,
-                 ylog: bool = False, w: int = W, h: int = H) -> None:
-        self.w, self.h, self.xlog, self.ylog = w, h, xlog, ylog
+                 ylog: bool = False, w: int = W, h: int = H, ml: int = ML, yticks: bool = True) -> None:
+        self.w, self.h, self.xlog, self.ylog, self.ml, self.yticks = w, h, xlog, ylog, ml, yticks
         self.x0, self.x1 = self._pad(*x, xlog)
         self.y0, self.y1 = self._pad(*y, ylog)
 
@@ -69,7 +71,7 @@ class Axes:
 
     def px(self, v: float) -> float:
         v = math.log10(max(v, 1e-12)) if self.xlog else v
-        return ML + (v - self.x0) / (self.x1 - self.x0) * (self.w - ML - MR)
+        return self.ml + (v - self.x0) / (self.x1 - self.x0) * (self.w - self.ml - MR)
 
     def py(self, v: float) -> float:
         v = math.log10(max(v, 1e-12)) if self.ylog else v
@@ -85,17 +87,22 @@ class Axes:
                f'aria-label="{escape(title)}" font-family="sans-serif" font-size="11">',
                f'<text x="{self.w / 2}" y="16" text-anchor="middle" font-size="13" font-weight="bold">'
                f'{escape(title)}</text>']
-        for t in self._ticks(self.x0, self.x1, self.xlog):
+        ml = self.ml
+        xt = self._ticks(self.x0, self.x1, self.xlog)
+        xstep = None if self.xlog or len(xt) < 2 else xt[1] - xt[0]
+        for t in xt:
             x = self.px(t)
             out.append(f'<line x1="{x:.1f}" y1="{MT}" x2="{x:.1f}" y2="{self.h - MB}" stroke="#e4e4e4"/>')
-            out.append(f'<text x="{x:.1f}" y="{self.h - MB + 14}" text-anchor="middle">{_fmt(t)}</text>')
-        for t in self._ticks(self.y0, self.y1, self.ylog):
+            out.append(f'<text x="{x:.1f}" y="{self.h - MB + 14}" text-anchor="middle">{_fmt(t, xstep)}</text>')
+        yt = self._ticks(self.y0, self.y1, self.ylog) if self.yticks else []
+        ystep = None if self.ylog or len(yt) < 2 else yt[1] - yt[0]
+        for t in yt:
             y = self.py(t)
-            out.append(f'<line x1="{ML}" y1="{y:.1f}" x2="{self.w - MR}" y2="{y:.1f}" stroke="#e4e4e4"/>')
-            out.append(f'<text x="{ML - 6}" y="{y + 4:.1f}" text-anchor="end">{_fmt(t)}</text>')
-        out.append(f'<rect x="{ML}" y="{MT}" width="{self.w - ML - MR}" height="{self.h - MT - MB}" '
+            out.append(f'<line x1="{ml}" y1="{y:.1f}" x2="{self.w - MR}" y2="{y:.1f}" stroke="#e4e4e4"/>')
+            out.append(f'<text x="{ml - 6}" y="{y + 4:.1f}" text-anchor="end">{_fmt(t, ystep)}</text>')
+        out.append(f'<rect x="{ml}" y="{MT}" width="{self.w - ml - MR}" height="{self.h - MT - MB}" '
                    f'fill="none" stroke="#888"/>')
-        out.append(f'<text x="{(ML + self.w - MR) / 2}" y="{self.h - 10}" text-anchor="middle">{escape(xlabel)}</text>')
+        out.append(f'<text x="{(ml + self.w - MR) / 2}" y="{self.h - 10}" text-anchor="middle">{escape(xlabel)}</text>')
         out.append(f'<text transform="translate(14,{(MT + self.h - MB) / 2}) rotate(-90)" '
                    f'text-anchor="middle">{escape(ylabel)}</text>')
         return out
@@ -164,7 +171,7 @@ def boxes(title: str, xlabel: str, rows: Sequence[tuple[str, Sequence[float]]], 
     h = MT + MB + 22 * len(rows) + 10
     lo = min(q[1] for _, q in rows)
     hi = max(q[99] for _, q in rows)
-    ax = Axes((lo, hi), (0, len(rows)), xlog=xlog, w=W + 120, h=h)
+    ax = Axes((lo, hi), (0, len(rows)), xlog=xlog, w=W + 120, h=h, ml=130, yticks=False)
     ax.y0, ax.y1 = 0.0, float(len(rows))
     out = ax.frame(title, xlabel, "")
     for i, (name, q) in enumerate(rows):
@@ -177,6 +184,6 @@ def boxes(title: str, xlabel: str, rows: Sequence[tuple[str, Sequence[float]]], 
                    f'p50 {_fmt(q[50])}, p75 {_fmt(q[75])}, p99 {_fmt(q[99])}</title></rect>')
         out.append(f'<line x1="{x50:.1f}" y1="{yc - 8:.1f}" x2="{x50:.1f}" y2="{yc + 8:.1f}" stroke="#000" '
                    f'stroke-width="2"/>')
-        out.append(f'<text x="{ML + 4}" y="{yc - 9:.1f}" font-size="10">{escape(name)}</text>')
+        out.append(f'<text x="{ax.ml - 6}" y="{yc + 4:.1f}" text-anchor="end">{escape(name)}</text>')
     out.append("</svg>")
     return "".join(out)

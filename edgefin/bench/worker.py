@@ -45,6 +45,16 @@ def apply_profile(spec: dict[str, Any]) -> dict[str, Any]:
             "rlimit_as_mib": None if soft == resource.RLIM_INFINITY else soft // (1024 * 1024)}
 
 
+def last_cpu() -> int | None:
+    """The CPU this process last ran on (field 39 of /proc/self/stat): proof that pinning took effect."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as fh:
+            tail = fh.read().rsplit(")", 1)[1].split()
+        return int(tail[36])
+    except (OSError, IndexError, ValueError):  # pragma: no cover - not Linux
+        return None
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
     """True when an exception (or its cause chain) says an allocation failed."""
     seen = 0
@@ -210,6 +220,7 @@ def run_variant(spec: dict[str, Any], applied: dict[str, Any], spawn_ns: int) ->
     }
     out["memory_after_first_score"] = _memory()
     if spec.get("probe_only"):
+        out["profile_applied"]["ran_on_cpu"] = last_cpu()
         return out
 
     results = predictor.score_batch(records)
@@ -242,6 +253,7 @@ def run_variant(spec: dict[str, Any], applied: dict[str, Any], spawn_ns: int) ->
         thr["engine"].append(time_throughput(engine.runner(prepared), b, tblocks, min_s))
     out["throughput"] = thr
     out["memory"] = _memory()
+    out["profile_applied"]["ran_on_cpu"] = last_cpu()
     out["versions"] = {"edgefin_runtime": getattr(edgefin_runtime, "__version__", "unknown"),
                        engine.engine: engine.version, "numpy": np.__version__}
     return out

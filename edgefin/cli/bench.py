@@ -39,22 +39,6 @@ def bench_options(f: Any) -> Any:
     return f
 
 
-def build_bench_options(profile: str, profiles_file: str | None, variants: str, max_latency_us: float | None,
-                        max_size_kb: float | None, max_auc_drop: float | None, latency_percentile: str,
-                        repeat: str, keras: bool) -> Any:
-    from ..bench.harness import BenchOptions
-    from ..bench.profiles import get_profile
-    from ..bench.recommend import Constraints
-    from ..bench.settings import preset
-
-    names = [v.strip() for v in variants.split(",") if v.strip()] if variants else []
-    return BenchOptions(profile=get_profile(profile, profiles_file), settings=preset(repeat),
-                        variants=None if names in ([], ["all"]) else names,
-                        constraints=Constraints(max_latency_us=max_latency_us, max_size_kb=max_size_kb,
-                                                max_auc_drop=max_auc_drop, latency_percentile=latency_percentile),
-                        keras=keras)
-
-
 @contextmanager
 def progress_bar(quiet: bool, label: str = "benchmarking") -> Iterator[Any]:
     """A rich progress bar on stderr; yields a callback (what, done, total)."""
@@ -135,7 +119,9 @@ def bench(run_dir: str, out_dir: str | None, as_json: bool, quiet: bool, **kw: A
     from ..bench.report import write_report
     from ..rundir import RunDir
 
-    options = build_bench_options(**kw)
+    from ..bench.harness import bench_options_from
+
+    options = bench_options_from(**kw)
     with progress_bar(quiet) as update:
         report = run_bench(run_dir, options, progress=update)
     paths = write_report(report, Path(out_dir) if out_dir else RunDir.at(run_dir).report_dir)

@@ -8,11 +8,18 @@ bundles/parity.json. TensorFlow runs only in this subprocess, never in the pytes
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
 
 VARIANTS = ("tflite-fp32", "tflite-int8", "onnx-fp32")
 
@@ -65,6 +72,38 @@ def build(out: Path) -> Path:
         parity["variants"][v] = {"passed": True, "note": "fixture"}
     write_json(rd.parity_json, parity)
     return out
+
+
+def _code_key() -> str:
+    h = hashlib.sha256()
+    for f in [Path(__file__), REPO / "tests" / "fixtures" / "bundles.py", REPO / "edgefin" / "train.py",
+              REPO / "edgefin" / "model.py", *sorted((REPO / "edgefin" / "data").glob("*.py")),
+              *sorted((REPO / "runtime" / "edgefin_runtime").rglob("*.py"))]:
+        h.update(f.name.encode() + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+@pytest.fixture(scope="session")
+def bench_run_cached(request: pytest.FixtureRequest) -> Path:
+    """The tiny run directory, built once per code version in a subprocess (TensorFlow stays out of pytest)."""
+    d = Path(request.config.cache.mkdir(f"edgefin-bench-run-{_code_key()}")) / "run"
+    if not (d / "bundles" / "parity.json").is_file():
+        if d.exists():
+            shutil.rmtree(d)
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
+        proc = subprocess.run([sys.executable, "-m", "tests.edgefin.bench_rundir", str(d)], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=900)
+        if proc.returncode != 0:
+            pytest.fail(f"building the bench run directory failed:\n{proc.stderr[-4000:]}")
+    return d
+
+
+@pytest.fixture()
+def bench_run(bench_run_cached: Path, tmp_path: Path) -> Path:
+    """A private copy of the tiny run directory (tests may write reports into it)."""
+    dst = tmp_path / "run"
+    shutil.copytree(bench_run_cached, dst, ignore=shutil.ignore_patterns("report"))
+    return dst
 
 
 if __name__ == "__main__":
