@@ -181,6 +181,7 @@ def write_report(report: Mapping[str, Any], out_dir: str | os.PathLike[str]) -> 
     d = Path(out_dir)
     paths = {name: d / name for name in REPORT_FILES}
     write_json(paths["report.json"], report)
+    report = json.loads(paths["report.json"].read_text(encoding="utf-8"))  # render exactly what report.json says
     write_text(paths["report.md"], render_markdown(report))
     write_text(paths["report.html"], render_html(report))
     return paths
