@@ -1,0 +1,122 @@
+"""Preprocessing is fitted here and applied only by the runtime; round trips incl. unseen and missing."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from edgefin.data.preprocessing import MISSING_SENTINEL, encode_frame, fit_preprocess, make_preprocessor
+from edgefin.data.schema import TargetSpec, fit_schema, infer_kinds, missing_fields
+from edgefin.errors import DataError
+from edgefin_runtime.manifest import CategoricalStep, NumericStep, PreprocessSpec
+from tests.fixtures.tabular import loans
+
+TARGET = TargetSpec("default", "yes", "no")
+
+
+def fitted(frame, encoding="onehot", allow=None):
+    kinds = infer_kinds(frame, target="default", source="t")
+    schema = fit_schema(frame, kinds, TARGET, source="t",
+                        allow_missing=missing_fields([frame], kinds) if allow is None else allow)
+    spec = fit_preprocess(frame, schema, encoding=encoding)
+    return schema, spec, make_preprocessor(schema, spec)
+
+
+def test_numeric_steps_use_training_statistics():
+    frame = loans(300)
+    _, spec, _ = fitted(frame)
+    steps = {s.field: s for s in spec.steps}
+    inc = steps["income"]
+    seen = frame["income"].dropna()
+    assert isinstance(inc, NumericStep)
+    assert inc.fill == pytest.approx(seen.median())
+    assert inc.mean == pytest.approx(seen.mean())
+    assert inc.scale == pytest.approx(seen.std(ddof=0))
+    assert inc.indicator is True  # income had missing values in training
+    assert steps["age"].indicator is False
+
+
+def test_categorical_fill_is_oov_when_training_had_missing_else_the_mode():
+    frame = loans(300)
+    _, spec, _ = fitted(frame)
+    steps = {s.field: s for s in spec.steps}
+    assert isinstance(steps["region"], CategoricalStep)
+    assert steps["region"].fill == MISSING_SENTINEL  # region had missing values
+    assert steps["owner"].fill == frame["owner"].map({True: "true", False: "false"}).mode()[0]
+
+
+def test_constant_column_gets_unit_scale():
+    frame = loans(50)
+    frame["flat"] = 3.0
+    _, spec, _ = fitted(frame)
+    flat = next(s for s in spec.steps if s.field == "flat")
+    assert flat.scale == 1.0 and flat.mean == 3.0
+
+
+def test_columns_and_record_paths_agree_bit_for_bit_including_unseen_and_missing():
+    train = loans(300, seed=1)
+    schema, spec, pre = fitted(train, allow={"income", "region", "age", "debt", "owner"})
+    new = loans(40, seed=2)
+    new.loc[0, "region"] = "atlantis"          # unseen category
+    new.loc[1, "income"] = np.nan              # missing numeric
+    new.loc[2, "region"] = None                # missing category
+    new.loc[3, "age"] = np.nan                 # missing where training had none (allowed here)
+    x = encode_frame(new, schema, pre, source="new.csv")
+    assert x.dtype == np.float32 and x.shape == (40, spec.n_features)
+    for i, rec in enumerate(new.drop(columns="default").to_dict("records")):
+        rec = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in rec.items()}
+        np.testing.assert_array_equal(pre.transform_record(rec)[0], x[i])
+    names = list(spec.feature_names)
+    assert x[0, names.index("region=__other__")] == 1.0
+    assert x[0, [names.index(f"region={c}") for c in schema.field("region").categories]].sum() == 0
+    inc = next(s for s in spec.steps if s.field == "income")
+    assert x[1, names.index("income")] == np.float32((inc.fill - inc.mean) / inc.scale)
+    assert x[1, names.index("income__missing")] == 1.0
+    assert x[2, names.index("region=__other__")] == 1.0  # missing category -> the OOV slot it trained on
+    assert np.isfinite(x).all()
+
+
+def test_training_matrix_is_standardised():
+    frame = loans(500, missing=False)
+    schema, spec, pre = fitted(frame)
+    x = encode_frame(frame, schema, pre, source="t")
+    names = list(spec.feature_names)
+    col = x[:, names.index("debt")]
+    assert abs(col.mean()) < 1e-5 and abs(col.std() - 1) < 1e-4
+
+
+def test_index_encoding_and_oov_position():
+    train = loans(200, missing=False)
+    schema, spec, pre = fitted(train, encoding="index")
+    cats = schema.field("region").categories
+    new = train.head(3).copy()
+    new["region"] = [cats[0], cats[-1], "atlantis"]
+    x = encode_frame(new, schema, pre, source="t")
+    col = list(spec.feature_names).index("region__index")
+    assert list(x[:, col]) == [0.0, float(len(cats) - 1), float(len(cats))]
+
+
+def test_spec_json_round_trip():
+    _, spec, _ = fitted(loans(100))
+    assert PreprocessSpec.from_dict(spec.to_dict()) == spec
+
+
+def test_missing_where_no_data_had_missing_is_a_data_error_naming_the_row():
+    train = loans(100, missing=False)
+    schema, _, pre = fitted(train)
+    new = train.head(5).copy()
+    new.loc[3, "age"] = np.nan
+    with pytest.raises(DataError, match=r"new\.csv line 5: field 'age': missing value"):
+        encode_frame(new, schema, pre, source="new.csv")
+
+
+def test_frame_with_pandas_string_dtype():
+    frame = loans(60)
+    frame["region"] = frame["region"].astype("string")
+    schema, spec, pre = fitted(frame)
+    x = encode_frame(frame, schema, pre, source="t")
+    assert np.isfinite(x).all() and x.shape[1] == spec.n_features
+    assert pd.isna(frame["region"]).sum() > 0
