@@ -14,7 +14,7 @@ Quantised (int8/uint8) model inputs and outputs are handled here, so callers alw
 from __future__ import annotations
 
 import abc
-from typing import Any, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -25,6 +25,20 @@ from ..manifest import ModelSpec, Quantization
 MAX_CHUNK = 4096
 
 _INT_LIMITS = {"int8": (-128, 127), "uint8": (0, 255)}
+
+
+class RowSlot(NamedTuple):
+    """One thread's single-row input/output, for the allocation-free scoring path.
+
+    The caller zeroes the row (``raw[:] = zero``), writes features into ``features`` (a float32
+    memoryview of length n_features), calls ``invoke()`` and reads the probability as ``out[0]``.
+    """
+
+    raw: memoryview
+    zero: bytes
+    features: memoryview
+    invoke: Callable[[], Any]
+    out: Any
 
 
 class Engine(abc.ABC):
@@ -41,6 +55,10 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def run_one(self, row: Sequence[float]) -> float:
         """The probability for one row of n_features Python floats (bit-identical to ``run``)."""
+
+    def row_slot(self) -> RowSlot | None:
+        """This thread's :class:`RowSlot`, or None when the engine only offers :meth:`run_one`."""
+        return None
 
     def describe(self) -> dict[str, Any]:
         """What runs the model, for ``info`` and benchmark reports."""
@@ -110,4 +128,4 @@ def bucket(n: int) -> int:
     return min(MAX_CHUNK, 1 << max(0, n - 1).bit_length())
 
 
-__all__ = ["Engine", "MAX_CHUNK", "quantize", "dequantize", "check_io", "bucket"]
+__all__ = ["Engine", "RowSlot", "MAX_CHUNK", "quantize", "dequantize", "check_io", "bucket"]

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import BackendError
 from ..manifest import ModelSpec, Quantization
-from .base import MAX_CHUNK, Engine, bucket, check_io, dequantize, quantize
+from .base import MAX_CHUNK, Engine, RowSlot, bucket, check_io, dequantize, quantize
 
 INSTALL_HINT = "pip install 'edgefin-runtime[litert]'"
 
@@ -45,7 +45,7 @@ def _quant(details: dict[str, Any]) -> Quantization | None:
 class _One:
     """One thread's single-row interpreter with views on its input and output buffers."""
 
-    __slots__ = ("interp", "invoke", "inp", "out")
+    __slots__ = ("interp", "invoke", "inp", "out", "row")
 
     def __init__(self, engine: "LiteRTEngine") -> None:
         it = engine._new_interpreter(1)
@@ -63,6 +63,11 @@ class _One:
                 # buffers moved on invoke (a dynamic graph): fall back to fetching them every call
                 self.inp = self.out = None
                 self.invoke = it.invoke
+        self.row: RowSlot | None = None
+        if self.inp is not None and engine._float_io:
+            features = memoryview(self.inp)
+            self.row = RowSlot(features.cast("B"), bytes(features.nbytes), features, self.invoke,
+                               memoryview(self.out))
 
 
 class LiteRTEngine(Engine):
@@ -136,6 +141,13 @@ class LiteRTEngine(Engine):
         return it
 
     # ------------------------------------------------------------ scoring
+    def row_slot(self) -> RowSlot | None:
+        try:
+            s = self._local.one
+        except AttributeError:
+            s = self._one()
+        return s.row
+
     def run_one(self, row: Sequence[float]) -> float:
         try:
             s = self._local.one

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import BackendError, ManifestError
 from ..manifest import ModelSpec
-from .base import MAX_CHUNK, Engine, check_io, dequantize, quantize
+from .base import MAX_CHUNK, Engine, RowSlot, check_io, dequantize, quantize
 
 INSTALL_HINT = "pip install 'edgefin-runtime[onnx]'"
 _ONNX_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int8)": "int8",
@@ -83,6 +83,23 @@ class OnnxEngine(Engine):
         self._local.buf = buf
         self._local.feed = {self._in_name: buf}
         return buf
+
+    def row_slot(self) -> RowSlot | None:
+        if not self._float_io:
+            return None
+        slot = getattr(self._local, "row", None)
+        if slot is None:
+            buf = np.zeros((1, self.n_features), dtype=np.float32)
+            feed = {self._in_name: buf}
+            out = [0.0]
+            run, names = self._run, self._out_names
+
+            def invoke() -> None:
+                out[0] = float(run(names, feed, None)[0][0, 0])
+
+            features = memoryview(buf.reshape(-1))
+            slot = self._local.row = RowSlot(features.cast("B"), bytes(features.nbytes), features, invoke, out)
+        return slot
 
     def _call(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         try:
