@@ -80,13 +80,14 @@ def handle_errors(f: F) -> F:
 
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from edgefin_converters.errors import ConverterError
         from edgefin_runtime.errors import EdgefinRuntimeError
 
         from ..errors import EdgefinError
 
         try:
             return f(*args, **kwargs)
-        except (EdgefinError, EdgefinRuntimeError) as exc:
+        except (EdgefinError, EdgefinRuntimeError, ConverterError) as exc:
             status = exit_status_for(exc)
             label = "quality gate failed" if status == ExitStatus.GATE_FAILED else "error"
             stderr.print(f"[bold red]{label}:[/] {exc}", markup=True, soft_wrap=True)

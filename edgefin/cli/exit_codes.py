@@ -14,12 +14,15 @@ class ExitStatus(enum.IntEnum):
 
 def exit_status_for(exc: BaseException) -> ExitStatus:
     """Map an exception from the toolkit or the runtime to its exit status."""
+    from edgefin_converters import errors as cv
     from edgefin_runtime import errors as rt
 
     from .. import errors as tk
 
-    if isinstance(exc, tk.QualityGateError):
+    if isinstance(exc, (tk.QualityGateError, cv.ParityGateError)):
         return ExitStatus.GATE_FAILED
+    if isinstance(exc, (cv.UnsupportedOpError, cv.UnknownVariantError, cv.ModelInputError)):
+        return ExitStatus.USAGE
     if isinstance(exc, (tk.UsageError, tk.DataError, tk.RunDirError, tk.UnsupportedLayerError)):
         return ExitStatus.USAGE
     if isinstance(exc, (rt.InputError, rt.BundleError)):

@@ -1,0 +1,289 @@
+"""Convert a model into variants, prove each against its source through the runtime, build bundles.
+
+:func:`export_variants` is the converters' one entry point. It never writes files and never raises
+for a failed parity gate: it returns every variant's bundle bytes, parity and metrics, so the caller
+writes all bundles and the parity report first and then decides (exit code 3 unless --no-gate).
+
+Per variant: build the model bytes -> read its real I/O tensors -> a provisional bundle ->
+``edgefin_runtime.load`` -> score the held-out rows (raw records, through the runtime's preprocessing
+and engine) -> parity against the source Keras model -> metrics -> golden vectors scored by the same
+Predictor -> the final bundle, loaded once more with its self-test on. The scores in the manifest are
+therefore exactly what the runtime computes.
+"""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Protocol, Sequence
+
+import numpy as np
+from edgefin_runtime import load as runtime_load
+from edgefin_runtime.errors import EdgefinRuntimeError
+from edgefin_runtime.manifest import MODEL_NAMES, Decision, GoldenVector, ModelSpec, PreprocessSpec, Schema
+from edgefin_runtime.preprocess import Preprocessor
+
+from . import bundle_writer as bw
+from ._native import quiet
+from .errors import ConversionFailedError, ModelInputError
+from .keras_io import ModelInfo, check_model, predict
+from .onnx import describe_onnx
+from .parity import Evaluate, Gates, Parity, basic_metrics, compare
+from .registry import BuildContext, BuildOptions, Variant, resolve_variants
+from .tflite import describe_tflite
+
+CALIBRATION_ROWS = 500
+
+
+@dataclass(frozen=True)
+class Source:
+    """A Keras source model and where it came from (stage, file, sha256)."""
+
+    model: Any
+    stage: str
+    sha256: str | None = None
+    path: str | None = None
+
+
+@dataclass(frozen=True)
+class Sources:
+    """The float model every variant is converted from, and optionally a QAT model for ``tflite-int8``."""
+
+    float: Source
+    quantized: Source | None = None
+
+    def for_variant(self, variant: Variant) -> Source:
+        if variant.source == "quantized" and self.quantized is not None:
+            return self.quantized
+        return self.float
+
+
+@dataclass(frozen=True)
+class ConversionData:
+    """Raw columns of the training rows (calibration) and the held-out rows (parity), plus the decision."""
+
+    schema: Schema
+    preprocessing: PreprocessSpec
+    train: Mapping[str, Any]
+    test: Mapping[str, Any]
+    y_test: np.ndarray
+    threshold: float
+    threshold_method: str = "fixed"
+    positive_means: str | None = None
+    data_sha256: str | None = None
+    test_label: str = "test"
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    build: BuildOptions = field(default_factory=BuildOptions)
+    gates: Gates = field(default_factory=Gates)
+    calibration_rows: int = CALIBRATION_ROWS
+    seed: int = 0
+
+
+class Progress(Protocol):
+    def started(self, variant: str, index: int, total: int) -> None: ...
+
+    def done(self, result: "VariantResult") -> None: ...
+
+
+@dataclass
+class VariantResult:
+    variant: Variant
+    source: Source
+    model_bytes: bytes
+    bundle: bytes
+    manifest: Any
+    parity: Parity
+    metrics: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.variant.name
+
+    @property
+    def passed(self) -> bool:
+        return self.parity.passed
+
+    @property
+    def size(self) -> int:
+        return len(self.model_bytes)
+
+    @property
+    def gzip_size(self) -> int:
+        return len(gzip.compress(self.model_bytes, compresslevel=9, mtime=0))
+
+    def summary(self) -> dict[str, Any]:
+        """One table row: what a user compares variants by."""
+        p = self.parity
+        return {"variant": self.name, "engine": self.variant.engine, "source_stage": self.source.stage,
+                "size": self.size, "gzip_size": self.gzip_size, "bundle_size": len(self.bundle),
+                "auc": self.metrics.get("auc"), "auc_delta": p.auc_delta, "flip_rate": p.flip_rate,
+                "max_abs_delta": p.max_abs_delta, "mean_abs_delta": p.mean_abs_delta, "passed": p.passed,
+                "failures": list(p.failures)}
+
+
+@dataclass
+class ExportResult:
+    results: list[VariantResult]
+    gates: Gates
+    created_at: str
+
+    @property
+    def failures(self) -> list[str]:
+        return [f for r in self.results for f in r.parity.failures]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def parity_report(self, *, gated: bool = True, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The content of parity.json: every variant's parity, the gates, and every failure together."""
+        return bw._json_safe({
+            "created_at": self.created_at, "passed": self.passed, "gated": gated, "gates": self.gates.to_dict(),
+            "failures": self.failures,
+            "variants": {r.name: {**r.parity.to_dict(), "metrics": r.metrics, "size": r.size,
+                                  "gzip_size": r.gzip_size, "source_model_sha256": r.source.sha256}
+                         for r in self.results},
+            **dict(extra or {}),
+        })
+
+
+def export_variants(sources: Sources, data: ConversionData, variants: str | Sequence[str] | None = "all",
+                    options: ExportOptions | None = None, *, evaluate: Evaluate | None = None,
+                    gated: bool = True, producer_extra: Mapping[str, Any] | None = None,
+                    source_extra: Mapping[str, Any] | None = None, created_at: str | None = None,
+                    progress: Progress | None = None) -> ExportResult:
+    """Build, score and bundle every requested variant; collect every parity failure (never raises for one)."""
+    opts = options or ExportOptions()
+    chosen = resolve_variants(variants)
+    when = created_at or bw.utc_now()
+    ev = evaluate or basic_metrics
+    pre = Preprocessor(data.schema, data.preprocessing)
+    calibration = _calibration_rows(pre, data.train, opts)
+    fields = {f.name: data.test[f.name] for f in data.schema.fields if f.name in data.test}
+    tres = pre.columns(fields)
+    usable = np.ones(len(tres.matrix), dtype=bool)
+    usable[list(tres.errors)] = False
+    if not usable.any():
+        first = tres.errors[min(tres.errors)] if tres.errors else "no rows"
+        raise ModelInputError(f"{data.test_label} data: no row can be scored ({first})")
+    y_all = np.asarray(data.y_test).astype(np.int64).ravel()
+    if y_all.shape[0] != usable.shape[0]:
+        raise ModelInputError(f"{data.test_label} data: {y_all.shape[0]} labels for {usable.shape[0]} rows")
+    y = y_all[usable]
+    x_test = tres.matrix[usable]
+    records = [bw.golden_record(fields, data.schema, int(i)) for i in np.flatnonzero(usable)]
+    decision = Decision(threshold=float(data.threshold),
+                        positive_means=data.positive_means or bw.positive_means(data.schema),
+                        method=data.threshold_method)
+
+    prepared: dict[str, tuple[ModelInfo, BuildContext, np.ndarray, list[int]]] = {}
+
+    def prepare(src: Source) -> tuple[ModelInfo, BuildContext, np.ndarray, list[int]]:
+        if src.stage not in prepared:
+            info = check_model(src.model, n_features=data.preprocessing.n_features, label=f"{src.stage} model")
+            ref = predict(src.model, x_test)
+            _check_probabilities(ref, src.stage)
+            full = np.full(len(usable), np.nan)
+            full[usable] = ref
+            golden = bw.select_golden(fields, data.schema, full, usable, data.threshold)
+            prepared[src.stage] = (info, BuildContext(src.model, info, calibration, opts.build), ref, golden)
+        return prepared[src.stage]
+
+    results: list[VariantResult] = []
+    for i, variant in enumerate(chosen):
+        if progress is not None:
+            progress.started(variant.name, i, len(chosen))
+        src = sources.for_variant(variant)
+        info, ctx, ref, golden_idx = prepare(src)
+        model_bytes = variant.build(ctx)
+        result = _bundle_variant(variant, src, info, model_bytes, data, fields, records, usable, y, ref, golden_idx,
+                                 decision, opts, ev, gated, producer_extra, source_extra, when,
+                                 calibration_rows=len(calibration))
+        results.append(result)
+        if progress is not None:
+            progress.done(result)
+    return ExportResult(results=results, gates=opts.gates, created_at=when)
+
+
+def _bundle_variant(variant: Variant, src: Source, info: ModelInfo, model_bytes: bytes, data: ConversionData,
+                    fields: Mapping[str, Any], records: list[dict[str, Any]], usable: np.ndarray, y: np.ndarray,
+                    ref: np.ndarray,
+                    golden_idx: list[int], decision: Decision, opts: ExportOptions, ev: Evaluate, gated: bool,
+                    producer_extra: Mapping[str, Any] | None, source_extra: Mapping[str, Any] | None,
+                    created_at: str, *, calibration_rows: int) -> VariantResult:
+    details = (describe_tflite if variant.engine == "litert" else describe_onnx)(model_bytes)
+    spec = ModelSpec(engine=variant.engine, variant=variant.name, file=MODEL_NAMES[variant.engine],
+                     inputs=details.inputs, outputs=details.outputs, weights=variant.weights,
+                     activations=variant.activations, source_stage=src.stage)
+    conversion = {"variant": variant.name, "description": variant.description, **opts.build.to_dict(),
+                  "quantization": details.quantization, "from_qat": info.qat}
+    if variant.calibrated and not (variant.name == "tflite-int8" and info.qat):
+        conversion["calibration"] = {"split": "train", "rows": calibration_rows, "seed": opts.seed}
+    prod = bw.producer({**dict(producer_extra or {}), "conversion": conversion})
+    source = {"stage": src.stage, "model_sha256": src.sha256, "model_file": src.path, "qat": info.qat,
+              "data_sha256": data.data_sha256, **dict(source_extra or {})}
+    common = dict(schema=data.schema, preprocessing=data.preprocessing, model=spec, decision=decision,
+                  producer_info=prod, source=source, created_at=created_at)
+    try:
+        provisional, _ = bw.pack(bw.make_manifest(**common), model_bytes)  # type: ignore[arg-type]
+        with quiet():  # LiteRT announces its CPU delegate on stderr
+            predictor = runtime_load(provisional, self_test=False)
+            scored = predictor.score_columns(fields)
+    except EdgefinRuntimeError as exc:
+        raise ConversionFailedError(f"{variant.name}: the runtime cannot run the converted model: {exc}") from None
+    if not np.array_equal(scored.rejected, ~usable):
+        raise ConversionFailedError(f"{variant.name}: the runtime rejected different held-out rows than the "
+                                    f"converter's preprocessing ({int(scored.rejected.sum())} vs "
+                                    f"{int((~usable).sum())}); the two disagree - this is a bug")
+    probs = scored.probabilities[usable]
+    try:
+        single = np.array([predictor.score(r).probability for r in records], dtype=np.float64)
+    except EdgefinRuntimeError as exc:
+        raise ConversionFailedError(f"{variant.name}: the runtime cannot score a held-out record on its own: "
+                                    f"{exc}") from None
+    par = compare(variant.name, variant.gate, src.stage, ref, probs, y, data.threshold, opts.gates,
+                  excluded_rows=int((~usable).sum()), single=single)
+    metrics = {"split": data.test_label, **dict(ev(y, probs, data.threshold))} if np.isfinite(probs).all() \
+        else {"split": data.test_label, "n": int(len(probs)), "error": "non-finite scores"}
+    position = {int(i): k for k, i in enumerate(np.flatnonzero(usable))}
+    golden = [GoldenVector(record=records[position[i]], score=float(single[position[i]])) for i in golden_idx]
+    parity = {**par.to_dict(), "gated": gated}
+    manifest = bw.make_manifest(**common, golden=golden, golden_tolerance=variant.golden_tolerance,  # type: ignore[arg-type]
+                                metrics=metrics, parity=parity)
+    bundle, packed = bw.pack(manifest, model_bytes)
+    try:
+        runtime_load(bundle)  # verify + self-test exactly as a device will
+    except EdgefinRuntimeError as exc:
+        raise ConversionFailedError(f"{variant.name}: the finished bundle does not pass the runtime's own "
+                                    f"checks: {exc}") from None
+    return VariantResult(variant=variant, source=src, model_bytes=model_bytes, bundle=bundle, manifest=packed,
+                         parity=par, metrics=metrics)
+
+
+def _calibration_rows(pre: Preprocessor, train: Mapping[str, Any], opts: ExportOptions) -> np.ndarray:
+    """Up to ``calibration_rows`` encoded training rows, chosen by a seeded shuffle (deterministic)."""
+    res = pre.columns({f.name: train[f.name] for f in pre.schema.fields if f.name in train})
+    ok = np.ones(len(res.matrix), dtype=bool)
+    ok[list(res.errors)] = False
+    x = res.matrix[ok]
+    if len(x) == 0:
+        raise ModelInputError("training data: no row can be encoded for calibration "
+                              f"({res.errors[min(res.errors)] if res.errors else 'no rows'})")
+    order = np.random.default_rng(opts.seed).permutation(len(x))[: max(1, opts.calibration_rows)]
+    return np.ascontiguousarray(x[order])
+
+
+def _check_probabilities(p: np.ndarray, stage: str) -> None:
+    if not np.isfinite(p).all():
+        raise ModelInputError(f"{stage} model: {int((~np.isfinite(p)).sum())} held-out scores are NaN or "
+                              f"infinite; the model is broken (check its weights)")
+    if p.min() < 0.0 or p.max() > 1.0:
+        raise ModelInputError(f"{stage} model: outputs range over [{p.min():.3g}, {p.max():.3g}], not "
+                              f"probabilities in [0, 1]; end the model with a sigmoid unit")
+
+
+__all__ = ["Source", "Sources", "ConversionData", "ExportOptions", "VariantResult", "ExportResult",
+           "Progress", "export_variants"]

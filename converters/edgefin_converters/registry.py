@@ -1,0 +1,149 @@
+"""The registry of deployable variants, by name. An unknown name lists the valid ones.
+
+Each :class:`Variant` says which engine runs it, what its weights/activations are, which source model
+it is converted from, which parity gate applies, and how to build its model bytes.
+
+Sources: a run that has a quantisation-aware (QAT) model converts ``tflite-int8`` from it (the
+learned fake-quant ranges become the int8 parameters). Every other variant is converted from the
+float model the run has (pruned, else dense): float variants must not carry fake-quant ops, and
+``tflite-int8-ptq`` is by definition post-training quantisation of a float model. Without QAT,
+``tflite-int8`` is post-training quantised too, calibrated on rows from the training split.
+
+Gates (see ``parity.Gates``): ``exact`` (float32) and ``fp16`` compare probabilities element-wise;
+``quantized`` (int8, and dynamic-range, whose activation rounding moves scores by ~1e-3) gates the
+AUC drop and the decision flip rate instead.
+
+``onnx-dynamic`` quantises activations with one range per input tensor at run time, so in a batch a
+record's score would depend on the other records (up to 0.085 measured on the credit data); it is
+therefore exported with a fixed batch of 1, which the runtime scores record by record. Parity checks
+the batch and the one-record path of every variant. (``tflite-dynamic`` quantises per row: no effect.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Sequence
+
+import numpy as np
+
+from . import onnx as onnx_conv
+from . import tflite as tflite_conv
+from .errors import UnknownVariantError
+from .keras_io import ModelInfo
+
+GateKind = Literal["exact", "fp16", "quantized"]
+SourceKind = Literal["float", "quantized"]
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Options shared by every variant: ONNX opset, int8 I/O for full-int8 TFLite, per-channel ONNX int8."""
+
+    opset: int = onnx_conv.DEFAULT_OPSET
+    int8_io: bool = False
+    onnx_per_channel: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"opset": self.opset, "int8_io": self.int8_io, "onnx_per_channel": self.onnx_per_channel}
+
+
+@dataclass
+class BuildContext:
+    """Everything a build function needs; caches the float ONNX model shared by the ONNX variants."""
+
+    model: Any
+    info: ModelInfo
+    calibration: np.ndarray
+    options: BuildOptions
+    _onnx_fp32: bytes | None = field(default=None, repr=False)
+
+    def onnx_fp32(self) -> bytes:
+        if self._onnx_fp32 is None:
+            self._onnx_fp32 = onnx_conv.to_onnx_fp32(self.model, self.info.n_features, opset=self.options.opset)
+        return self._onnx_fp32
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    engine: Literal["litert", "onnx"]
+    weights: str
+    activations: str
+    gate: GateKind
+    source: SourceKind
+    description: str
+    build: Callable[[BuildContext], bytes] = field(repr=False)
+    #: how far the device may drift from the golden scores recorded at conversion (different CPUs and
+    #: kernels round differently; int8 outputs move in steps of 1/256)
+    golden_tolerance: float = 1e-5
+    #: calibrated on training rows (post-training static quantisation)
+    calibrated: bool = False
+
+    def io_dtype(self, options: BuildOptions) -> str:
+        return "int8" if options.int8_io and self.name in ("tflite-int8", "tflite-int8-ptq") else "float32"
+
+
+def _tflite_int8(ctx: BuildContext) -> bytes:
+    if ctx.info.qat:
+        return tflite_conv.to_tflite_int8(ctx.model, None, int8_io=ctx.options.int8_io)
+    return tflite_conv.to_tflite_int8(ctx.model, ctx.calibration, int8_io=ctx.options.int8_io)
+
+
+REGISTRY: dict[str, Variant] = {v.name: v for v in (
+    Variant("tflite-fp32", "litert", "float32", "float32", "exact", "float",
+            "LiteRT, float32 weights and activations",
+            lambda c: tflite_conv.to_tflite_fp32(c.model)),
+    Variant("tflite-fp16", "litert", "float16", "float32", "fp16", "float",
+            "LiteRT, float16 weights, float32 activations",
+            lambda c: tflite_conv.to_tflite_fp16(c.model), golden_tolerance=1e-4),
+    Variant("tflite-dynamic", "litert", "int8", "float32", "quantized", "float",
+            "LiteRT, dynamic-range quantisation: int8 weights, float activations",
+            lambda c: tflite_conv.to_tflite_dynamic(c.model), golden_tolerance=5e-3),
+    Variant("tflite-int8", "litert", "int8", "int8", "quantized", "quantized",
+            "LiteRT, full int8 (float I/O): from the QAT model, else post-training quantised",
+            _tflite_int8, golden_tolerance=1e-2, calibrated=True),
+    Variant("tflite-int8-ptq", "litert", "int8", "int8", "quantized", "float",
+            "LiteRT, full int8 (float I/O) by post-training quantisation of the float model",
+            lambda c: tflite_conv.to_tflite_int8(c.model, c.calibration, int8_io=c.options.int8_io,
+                                                 variant="tflite-int8-ptq"), golden_tolerance=1e-2,
+            calibrated=True),
+    Variant("onnx-fp32", "onnx", "float32", "float32", "exact", "float",
+            "ONNX Runtime, float32 (tf2onnx)",
+            lambda c: c.onnx_fp32()),
+    Variant("onnx-dynamic", "onnx", "int8", "float32", "quantized", "float",
+            "ONNX Runtime, dynamic quantisation: int8 weights, activations quantised at run time (batch 1)",
+            lambda c: onnx_conv.to_onnx_dynamic(c.onnx_fp32()), golden_tolerance=5e-3),
+    Variant("onnx-int8", "onnx", "int8", "int8", "quantized", "float",
+            "ONNX Runtime, static QDQ int8 calibrated on training rows",
+            lambda c: onnx_conv.to_onnx_int8(c.onnx_fp32(), c.calibration, per_channel=c.options.onnx_per_channel),
+            golden_tolerance=1e-2, calibrated=True),
+)}
+
+VARIANT_NAMES: tuple[str, ...] = tuple(REGISTRY)
+
+
+def get_variant(name: str) -> Variant:
+    """The variant called ``name``; UnknownVariantError lists the valid names otherwise."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise UnknownVariantError(f"unknown variant {name!r}; valid variants: {', '.join(VARIANT_NAMES)} "
+                                  f"(or 'all')") from None
+
+
+def resolve_variants(spec: str | Sequence[str] | None) -> list[Variant]:
+    """Variants from 'all', a comma-separated string or a list of names, in registry order, no duplicates."""
+    if spec is None:
+        return list(REGISTRY.values())
+    names = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec)]
+    if any(not n for n in names):
+        raise UnknownVariantError(f"variants {spec!r}: empty name in the list; valid variants: "
+                                  f"{', '.join(VARIANT_NAMES)} (or 'all')")
+    if "all" in names:
+        return list(REGISTRY.values())
+    chosen = {get_variant(n).name for n in names}
+    return [v for v in REGISTRY.values() if v.name in chosen]
+
+
+__all__ = ["Variant", "BuildOptions", "BuildContext", "REGISTRY", "VARIANT_NAMES", "get_variant",
+           "resolve_variants"]

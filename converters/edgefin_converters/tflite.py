@@ -1,0 +1,192 @@
+"""Keras -> TFLite (LiteRT) flatbuffers: one function per variant, each returning model bytes.
+
+All variants keep builtin ops only (no TF Select / Flex): the device runtime is plain LiteRT.
+The converter is deterministic for a given model and calibration set, so converting a run twice
+gives byte-identical models. Inspection uses ``ai_edge_litert`` (never ``tf.lite.Interpreter``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import numpy as np
+from edgefin_runtime.manifest import Quantization, TensorSpec
+
+from ._native import quiet
+from .errors import ConversionFailedError, ModelInputError, UnsupportedOpError
+from .keras_io import layer_for_op
+
+_INT_TYPES = {"int8", "uint8"}
+
+
+@dataclass(frozen=True)
+class TFLiteDetails:
+    """What a flatbuffer declares: its I/O tensors (with quantisation) and a quantisation summary."""
+
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    quantization: dict[str, Any]
+
+
+# ---------------------------------------------------------------- variants
+def to_tflite_fp32(model: Any) -> bytes:
+    """Float32 weights and activations (a QAT source keeps its fake-quant ranges as QUANTIZE ops)."""
+    return _convert(model, "tflite-fp32", lambda c: None)
+
+
+def to_tflite_fp16(model: Any) -> bytes:
+    """Float16 weights (dequantised to float32 at load), float32 activations and I/O."""
+    def setup(c: Any) -> None:
+        tf = _tf()
+        c.optimizations = [tf.lite.Optimize.DEFAULT]
+        c.target_spec.supported_types = [tf.float16]
+
+    return _convert(model, "tflite-fp16", setup)
+
+
+def to_tflite_dynamic(model: Any) -> bytes:
+    """Dynamic-range quantisation: int8 weights, float32 activations (weights of tensors under 1,024
+    elements stay float: TFLite's own size threshold)."""
+    return _convert(model, "tflite-dynamic", lambda c: setattr(c, "optimizations", [_tf().lite.Optimize.DEFAULT]))
+
+
+def to_tflite_int8(model: Any, representative: np.ndarray | None, *, int8_io: bool = False,
+                   variant: str = "tflite-int8") -> bytes:
+    """Full-integer int8 model. With ``representative`` rows: post-training quantisation calibrated on
+    them; without: the model must be quantisation-aware (its fake-quant ranges are used).
+    ``int8_io`` also makes the input and output tensors int8 (float32 otherwise)."""
+    tf = _tf()
+    if representative is not None:
+        rep = np.ascontiguousarray(representative, dtype=np.float32)
+        if rep.ndim != 2 or len(rep) == 0:
+            raise ModelInputError(f"{variant}: the representative data set is empty; post-training "
+                                  f"quantisation needs training rows to calibrate on")
+
+    def setup(c: Any) -> None:
+        c.optimizations = [tf.lite.Optimize.DEFAULT]
+        c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if representative is not None:
+            def gen() -> Iterator[list[np.ndarray]]:
+                for i in range(len(rep)):
+                    yield [rep[i:i + 1]]
+
+            c.representative_dataset = gen
+        if int8_io:
+            c.inference_input_type = tf.int8
+            c.inference_output_type = tf.int8
+
+    return _convert(model, variant, setup)
+
+
+# ---------------------------------------------------------------- inspection
+def describe_tflite(model_bytes: bytes) -> TFLiteDetails:
+    """Read the I/O tensors and quantisation parameters of a flatbuffer with LiteRT."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    with quiet():
+        it = Interpreter(model_content=model_bytes)
+    ins, outs = it.get_input_details(), it.get_output_details()
+    tensors = {t["index"]: t for t in it.get_tensor_details()}
+    ops = it._get_ops_details()  # noqa: SLF001 - the public API has no op listing
+    summary: dict[str, Any] = {"ops": sorted({o["op_name"] for o in ops})}
+    dtypes: dict[str, int] = {}
+    for t in tensors.values():
+        name = np.dtype(t["dtype"]).name
+        dtypes[name] = dtypes.get(name, 0) + 1
+    summary["tensor_dtypes"] = dict(sorted(dtypes.items()))
+    in_idx, out_idx = ins[0]["index"], outs[0]["index"]
+    for op in ops:  # float I/O around an int8 core: the QUANTIZE after the input, the DEQUANTIZE before the output
+        if op["op_name"] == "QUANTIZE" and in_idx in list(op["inputs"]):
+            summary["input_quantization"] = _qdict(tensors[int(op["outputs"][0])])
+        if op["op_name"] == "DEQUANTIZE" and out_idx in list(op["outputs"]):
+            summary["output_quantization"] = _qdict(tensors[int(op["inputs"][0])])
+    weight_idx = {int(op["inputs"][1]) for op in ops
+                  if op["op_name"] in ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D") and len(op["inputs"]) > 1}
+    weights = [tensors[i] for i in weight_idx if i in tensors and np.dtype(tensors[i]["dtype"]).name == "int8"]
+    summary["int8_weight_tensors"] = [
+        {"name": t["name"], "shape": [int(s) for s in t["shape"]], **_qdict(t)} for t in
+        sorted(weights, key=lambda t: t["name"])]
+    return TFLiteDetails(inputs=(_spec(ins[0]),), outputs=(_spec(outs[0]),), quantization=summary)
+
+
+def _spec(d: dict[str, Any]) -> TensorSpec:
+    dtype = np.dtype(d["dtype"]).name
+    shape = tuple(int(s) for s in d.get("shape_signature", d["shape"]))
+    quant = None
+    if dtype in _INT_TYPES:
+        scale, zero = d["quantization"]
+        quant = Quantization(scale=float(scale), zero_point=int(zero))
+    return TensorSpec(name=d["name"], shape=shape, dtype=dtype, quantization=quant)
+
+
+def _qdict(t: dict[str, Any]) -> dict[str, Any]:
+    qp = t.get("quantization_parameters") or {}
+    scales = [float(s) for s in np.asarray(qp.get("scales", []), dtype=np.float64).ravel()]
+    zeros = [int(z) for z in np.asarray(qp.get("zero_points", []), dtype=np.int64).ravel()]
+    if not scales:
+        scale, zero = t.get("quantization", (0.0, 0))
+        scales, zeros = [float(scale)], [int(zero)]
+    out: dict[str, Any] = {"dtype": np.dtype(t["dtype"]).name}
+    if len(scales) == 1:
+        out.update(scale=scales[0], zero_point=zeros[0] if zeros else 0)
+    else:
+        out.update(per_channel=True, channels=len(scales), scale_min=min(scales), scale_max=max(scales))
+    return out
+
+
+# ---------------------------------------------------------------- plumbing
+def _tf() -> Any:
+    import tensorflow as tf
+
+    return tf
+
+
+def _convert(model: Any, variant: str, setup: Callable[[Any], None]) -> bytes:
+    tf = _tf()
+    captured: list[str] = []
+    try:
+        with quiet(captured):
+            converter = tf.lite.TFLiteConverter.from_keras_model(model)
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+            setup(converter)
+            return bytes(converter.convert())
+    except (UnsupportedOpError, ModelInputError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - every converter failure becomes a typed error
+        raise _explain(exc, model, variant, "".join(captured)) from None
+
+
+_OP_RE = re.compile(r"'tf\.(\w+)' op is neither a custom op nor a flex op")
+_SELECT_RE = re.compile(r"TF Select ops: ([\w, ]+)")
+
+
+def _explain(exc: Exception, model: Any, variant: str, native: str) -> Exception:
+    """Turn a converter exception into UnsupportedOpError (naming the op and layer) or a failure."""
+    op, path = None, None
+    for err in getattr(exc, "errors", None) or []:
+        name = getattr(getattr(err, "operator", None), "name", "")
+        if name:
+            op = name.split(".", 1)[-1]
+            calls = getattr(getattr(err, "location", None), "call", None) or []
+            path = next((c.name for c in calls if getattr(c, "name", "")), None)
+            break
+    text = f"{exc}\n{native}"
+    if op is None:
+        m = _OP_RE.search(text) or _SELECT_RE.search(text)
+        if m:
+            op = m.group(1).split(",")[0].strip()
+    if op is not None:
+        layer = layer_for_op(model, path, op)
+        where = f"layer '{layer}'" if layer else "the model"
+        return UnsupportedOpError(
+            f"{variant}: {where} uses the TensorFlow op '{op}', which LiteRT's builtin op set cannot run "
+            f"(it would need TF Select/Flex, which edgefin bundles do not ship); replace that layer with "
+            f"standard Keras layers, or do this computation in preprocessing", target=variant, op=op, layer=layer)
+    first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+    return ConversionFailedError(f"{variant}: the TFLite converter failed: {first}")
+
+
+__all__ = ["TFLiteDetails", "to_tflite_fp32", "to_tflite_fp16", "to_tflite_dynamic", "to_tflite_int8",
+           "describe_tflite"]

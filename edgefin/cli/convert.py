@@ -1,0 +1,255 @@
+"""`edgefin convert` and `edgefin inspect`: thin click commands over edgefin.convert and the runtime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .common import config_option, emit_json, handle_errors, output_options, stderr
+
+CONVERT_EPILOG = """\b
+Examples:
+  edgefin convert runs/credit
+  edgefin convert runs/credit --variants tflite-int8,onnx-fp32 --out dist/
+  edgefin convert runs/credit --stage pruned --no-gate --json
+  edgefin convert model.keras --data loans.csv --target default --positive 1
+\b
+Variants: tflite-fp32, tflite-fp16, tflite-dynamic, tflite-int8, tflite-int8-ptq,
+          onnx-fp32, onnx-dynamic, onnx-int8 (or all).
+Parity gates: float32 max|dp| <= 1e-5, fp16 <= 1e-3; int8 and dynamic-range variants:
+AUC drop <= 0.005 and at most 1% flipped decisions. A failed gate still writes every bundle
+(marked failed) and parity.json, then exits with code 3; --no-gate accepts them.
+"""
+
+
+@click.command(epilog=CONVERT_EPILOG)
+@click.argument("source", metavar="RUN_DIR|MODEL.keras", type=click.Path())
+@click.option("--variants", default="all", show_default=True, metavar="all|NAME,NAME",
+              help="Variants to build, comma-separated.")
+@click.option("--stage", type=click.Choice(["dense", "pruned", "qat"]), default=None,
+              help="Model stage of the run to convert (default: the last one: qat, else pruned, else dense).")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Folder for the bundles and parity.json (default: RUN_DIR/bundles, or MODEL-bundles/).")
+@click.option("--no-gate", is_flag=True, help="Write the bundles and exit 0 even if a parity gate fails.")
+@click.option("--opset", type=click.IntRange(13, 21), default=17, show_default=True, help="ONNX opset.")
+@click.option("--int8-io", is_flag=True, help="Full-int8 TFLite variants take and return int8 tensors too.")
+@click.option("--calibration-rows", type=click.IntRange(min=1), default=500, show_default=True,
+              help="Training rows used to calibrate static int8 quantisation.")
+@click.option("--max-auc-drop", type=click.FloatRange(min=0), default=0.005, show_default=True,
+              help="Gate for int8/dynamic variants: largest allowed AUC drop.")
+@click.option("--max-flip-rate", type=click.FloatRange(0, 1), default=0.01, show_default=True,
+              help="Gate for int8/dynamic variants: largest allowed share of flipped decisions.")
+@click.option("--data", type=click.Path(dir_okay=False), default=None,
+              help="User model only: CSV/Parquet data for calibration and parity.")
+@click.option("--target", default=None, help="User model only: the target column of --data.")
+@click.option("--positive", default=None, help="User model only: the positive (risk) class of --target.")
+@click.option("--schema", type=click.Path(dir_okay=False), default=None,
+              help="User model only: an edgefin schema.json (preprocess.json beside it, or --preprocess).")
+@click.option("--preprocess", type=click.Path(dir_okay=False), default=None,
+              help="User model only: the edgefin preprocess.json that goes with --schema.")
+@click.option("--threshold", default="0.5", show_default=True,
+              help="User model only: decision threshold: a probability, max-ks or rate:R (chosen on the "
+                   "calibration part).")
+@config_option
+@output_options
+@handle_errors
+def convert(source: str, variants: str, stage: str | None, out: str | None, no_gate: bool, opset: int,
+            int8_io: bool, calibration_rows: int, max_auc_drop: float, max_flip_rate: float, data: str | None,
+            target: str | None, positive: str | None, schema: str | None, preprocess: str | None, threshold: str,
+            as_json: bool, quiet: bool) -> None:
+    """Convert a run directory's model (or your own MODEL.keras) into TFLite/ONNX variants, check each
+    against its source model on held-out data, and write one .efb bundle per variant plus parity.json."""
+    from edgefin_converters import ParityGateError
+    from edgefin_converters.registry import resolve_variants
+
+    from ..convert import ConvertOptions, convert_run, convert_user_model
+    from ..errors import UsageError
+
+    resolve_variants(variants)  # an unknown name fails before TensorFlow loads
+    opts = ConvertOptions(variants=variants, stage=stage, out=out, gate=not no_gate, opset=opset, int8_io=int8_io,
+                          calibration_rows=calibration_rows, max_auc_drop=max_auc_drop, max_flip_rate=max_flip_rate)
+    path = Path(source)
+    progress = None if quiet else _Progress()
+    user_only = {"--data": data, "--target": target, "--positive": positive, "--schema": schema,
+                 "--preprocess": preprocess}
+    try:
+        if path.is_dir():
+            given = [k for k, v in user_only.items() if v is not None]
+            if given:
+                raise UsageError(f"{', '.join(given)} apply to a user model file, but {path} is a run directory")
+            result = convert_run(path, opts, progress=progress)
+        elif path.exists():
+            if data is None or target is None:
+                raise UsageError(f"{path} is a model file: converting your own model needs --data FILE and "
+                                 f"--target COLUMN (the data is used for calibration and parity)")
+            result = convert_user_model(path, data, target, positive=positive, schema_path=schema,
+                                        preprocess_path=preprocess, threshold=threshold, options=opts,
+                                        progress=progress)
+        else:
+            raise UsageError(f"{path} does not exist; pass a run directory (from 'edgefin train') or a .keras "
+                             f"model file")
+    except ParityGateError as exc:
+        if exc.result is not None:
+            _render(exc.result, as_json, quiet)
+        raise
+    _render(result, as_json, quiet)
+
+
+def _render(result: Any, as_json: bool, quiet: bool) -> None:
+    if not quiet:
+        _table(result)
+    if as_json:
+        emit_json(result.to_dict())
+
+
+class _Progress:
+    """One line per variant on stderr (no live display: converters silence the terminal while they run)."""
+
+    def started(self, variant: str, index: int, total: int) -> None:
+        stderr.print(f"[dim]-[/] converting {variant} ({index + 1}/{total})")
+
+    def done(self, result: Any) -> None:
+        mark = "[green]pass[/]" if result.passed else "[red]FAIL[/]"
+        stderr.print(f"  {mark} {result.name}: {result.size / 1024:.1f} KB, parity on {result.parity.n} rows")
+
+
+def _kb(n: int) -> str:
+    return f"{n / 1024:.1f}K"
+
+
+def _fmt(v: Any, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def _table(result: Any) -> None:
+    from rich import box
+    from rich.table import Table
+
+    rows = result.rows()
+    stages = sorted({r["source_stage"] for r in rows})
+    mixed = len(stages) > 1  # a QAT run: tflite-int8 from qat, the rest from the float model
+    table = Table(title=f"edgefin convert -> {result.out_dir} (from the {' / '.join(stages)} model)",
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    cols = [("variant", "left")] + ([("from", "left")] if mixed else []) + [
+        ("size", "right"), ("gzip", "right"), ("AUC", "right"), ("AUC d", "right"), ("flips", "right"),
+        ("max|dp|", "right"), ("parity", "left")]
+    for col, just in cols:
+        table.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
+    for r in rows:
+        cells = [r["variant"]] + ([r["source_stage"]] if mixed else []) + [
+            _kb(r["size"]), _kb(r["gzip_size"]), _fmt(r["auc"], ".4f"), _fmt(r["auc_delta"], "+.4f"),
+            _fmt(r["flip_rate"], ".2%"), _fmt(r["max_abs_delta"], ".1e"), "[green]pass[/]" if r["passed"] else "[red]FAIL[/]"]
+        table.add_row(*cells)
+    stderr.print(table)
+    for note in result.notes:
+        stderr.print(f"[yellow]note:[/] {note}", soft_wrap=True)
+    stderr.print(f"parity report: {result.parity_path}")
+    if not result.passed and not result.gated:
+        stderr.print("[yellow]warning:[/] parity gates failed; bundles were written anyway (--no-gate)")
+
+
+# ---------------------------------------------------------------- inspect
+@click.command()
+@click.argument("bundle", metavar="BUNDLE", type=click.Path(dir_okay=False))
+@click.option("--no-self-test", is_flag=True, help="Only verify the archive and hashes; do not run the model.")
+@config_option
+@output_options
+@handle_errors
+def inspect(bundle: str, no_self_test: bool, as_json: bool, quiet: bool) -> None:
+    """Verify BUNDLE (structure, member hashes, golden self-test) and show its manifest readably."""
+    from edgefin_runtime import load
+    from edgefin_runtime.bundle import read_bundle
+
+    from edgefin_converters import quiet_native
+
+    b = read_bundle(bundle)
+    self_test = None
+    if not no_self_test:
+        with quiet_native():  # LiteRT announces its CPU delegate on stderr
+            predictor = load(bundle, self_test=False)
+        self_test = predictor.self_test()
+    if as_json:
+        emit_json({"bundle": {"path": bundle, "sha256": b.sha256, "size": Path(bundle).stat().st_size,
+                              "model_size": len(b.model_bytes), "signed": b.signature is not None},
+                   "verified": True, "self_test": self_test, "manifest": b.manifest.to_dict()})
+    else:
+        _show(b, bundle, self_test)
+
+
+def _show(b: Any, path: str, self_test: dict[str, Any] | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False, soft_wrap=True)  # the manifest is this command's output: stdout
+    m = b.manifest
+    mod = m.model
+    console.print(f"[bold]{path}[/]  {Path(path).stat().st_size} bytes  sha256 {b.sha256[:16]}...  "
+                  f"{'signed' if b.signature is not None else 'unsigned'}")
+    console.print(f"  verified: archive structure, member hashes"
+                  + (f", golden self-test ({self_test['golden']} vectors, max |delta| "
+                     f"{self_test['max_abs_delta']:.2e} <= {self_test['tolerance']:g} on {self_test['engine']})"
+                     if self_test else " (self-test skipped)"))
+    console.print(f"  variant [bold]{mod.variant}[/] on {mod.engine} ({mod.file}, {len(b.model_bytes)} bytes); "
+                  f"weights {mod.weights}, activations {mod.activations}; from the {mod.source_stage} model")
+    console.print(f"  format {m.format_version}, needs edgefin-runtime >= {m.min_runtime_version}; created "
+                  f"{m.created_at or '?'} by {m.producer.get('tool', '?')} {m.producer.get('version', '')}")
+    for t, kind in ((mod.inputs[0], "input"), (mod.outputs[0], "output")):
+        q = f", scale {t.quantization.scale:.6g} zero point {t.quantization.zero_point}" if t.quantization else ""
+        console.print(f"  {kind} {t.name!r}: {t.dtype} {list(t.shape)}{q}")
+    conv = m.producer.get("conversion", {})
+    quant = conv.get("quantization", {})
+    for key, label in (("input_quantization", "internal input quantisation"),
+                       ("output_quantization", "internal output quantisation")):
+        if key in quant:
+            console.print(f"  {label}: scale {quant[key].get('scale')}, zero point {quant[key].get('zero_point')}")
+    if quant.get("int8_weight_tensors"):
+        console.print(f"  int8 weight tensors: {len(quant['int8_weight_tensors'])}")
+    d = m.decision
+    console.print(f"  decision: score >= {d.threshold:.6g} ({d.method}) -> {d.positive_means}")
+    schema = Table(title="input schema", title_justify="left")
+    for col in ("field", "kind", "missing", "values"):
+        schema.add_column(col)
+    for f in m.schema.fields:
+        if f.kind == "categorical":
+            vals = ", ".join(f.categories[:8]) + (" ..." if len(f.categories) > 8 else "")
+        else:
+            vals = f"[{_fmt(f.min, '.6g')}, {_fmt(f.max, '.6g')}]"
+        schema.add_row(f.name, f.kind, f"allowed ({f.missing_share:.1%} in training)" if f.allow_missing else "rejected",
+                       vals)
+    console.print(schema)
+    pre = Table(title=f"preprocessing -> {m.preprocessing.n_features} features", title_justify="left")
+    for col in ("field", "step"):
+        pre.add_column(col)
+    for s in m.preprocessing.steps:
+        if s.kind == "numeric":
+            desc = f"(x - {s.mean:.6g}) / {s.scale:.6g}; missing -> {s.fill:.6g}" + (" + indicator" if s.indicator else "")
+        else:
+            desc = f"{s.encoding} over {len(s.categories)} categories + other; missing -> {s.fill!r}"
+        pre.add_row(s.field, desc)
+    console.print(pre)
+    if m.metrics:
+        keys = [k for k in ("split", "n", "auc", "gini", "ks", "brier", "logloss", "precision", "recall")
+                if k in m.metrics]
+        console.print("  metrics: " + ", ".join(f"{k} {_num(m.metrics[k])}" for k in keys))
+    if m.parity:
+        p = m.parity
+        status = "[green]passed[/]" if p.get("passed") else "[red]FAILED[/]"
+        console.print(f"  parity vs the {p.get('source_stage', '?')} Keras model: {status}; max |dp| "
+                      f"{_num(p.get('max_abs_delta'))}, mean {_num(p.get('mean_abs_delta'))}, AUC delta "
+                      f"{_num(p.get('auc_delta'))}, flip rate {_num(p.get('flip_rate'))} on {p.get('n')} rows")
+        for f in p.get("failures", []):
+            console.print(f"    [red]-[/] {f}")
+    console.print(f"  golden vectors: {len(m.golden)} (tolerance {m.golden_tolerance:g}); source data sha256 "
+                  f"{str(m.source.get('data_sha256') or '?')[:16]}..., model sha256 "
+                  f"{str(m.source.get('model_sha256') or '?')[:16]}...")
+    libs = m.producer.get("libraries", {})
+    if libs:
+        console.print("  libraries: " + ", ".join(f"{k} {v}" for k, v in sorted(libs.items())))
+
+
+def _num(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return "-" if v is None else str(v)
