@@ -18,6 +18,7 @@ scored. Unknown fields and unseen categories follow a :class:`Policy`.
 from __future__ import annotations
 
 import math
+import reprlib
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Literal, Mapping, NamedTuple, Sequence
 
@@ -96,8 +97,17 @@ def canonical_category(value: Any) -> str | None:
     raise TypeError(type(value).__name__)
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 2, 60, 60, 60
+
+
 def _short(value: Any) -> str:
-    text = repr(value)
+    """A bounded repr of an untrusted value for messages: constant cost however large or deeply
+    nested the value is, and safe from a __repr__ that raises."""
+    try:
+        text = _REPR.repr(value)
+    except Exception:  # noqa: BLE001 - a hostile or broken __repr__
+        text = f"<{type(value).__name__}>"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
