@@ -10,6 +10,7 @@ Layout (one place that names every artefact)::
       data/{train,validation,test}.parquet   raw split rows, target column included
       models/dense.keras       trained dense model (tf_keras native format)
       models/pruned.keras      pruned, stripped model
+      models/clustered.keras   clustered (sparsity-preserving) model, only with compress --cluster
       models/qat.keras         quantisation-aware (PQAT when pruned) model
       metrics.json             dense model metrics + threshold
       compress.json            compression report
@@ -27,7 +28,7 @@ from typing import Any
 from .errors import RunDirError
 
 SPLITS = ("train", "validation", "test")
-STAGES = ("dense", "pruned", "qat")
+STAGES = ("dense", "pruned", "clustered", "qat")
 
 
 @dataclass(frozen=True)
