@@ -86,6 +86,14 @@ class PipelineReporter:
         """The edgefin.train.Reporter for the training step (None: silent)."""
         return None
 
+    def compress_reporter(self) -> Any:
+        """The edgefin.compress reporter (stage, warn, epoch); None: silent."""
+        return None
+
+    def convert_progress(self) -> Any:
+        """The converters' progress (started, done); None: silent."""
+        return None
+
     def bench_progress(self) -> Callable[[str, int, int], None] | None:
         return None
 
@@ -151,7 +159,27 @@ def step_outputs(step: str, rd: RunDir) -> list[Path]:
 
 
 def _options_of(step: str, cfg: PipelineConfig) -> Any:
-    return getattr(cfg, step) if step != "report" else {}
+    """A step's options resolved to the library's full option object, so equal effect = equal hash
+    (``--epochs 200`` given or left at its default hash the same)."""
+    from dataclasses import asdict
+
+    if step == "train":
+        return asdict(train_options(cfg.train))
+    if step == "compress":
+        from .compress.run import make_options
+
+        opts = dict(cfg.compress or {})
+        gate = bool(opts.pop("gate", False))
+        return {**asdict(make_options(**opts)), "gate": gate}
+    if step == "convert":
+        return asdict(convert_options(cfg.convert))
+    if step == "bench":
+        from .bench.harness import bench_options_from
+
+        b = bench_options_from(**cfg.bench)
+        return {"profile": b.profile.to_dict(), "settings": b.settings.to_dict(), "variants": b.variants,
+                "constraints": b.constraints.to_dict(), "keras": b.keras}
+    return {}
 
 
 def fingerprint(step: str, rd: RunDir, data: str | None, cfg: PipelineConfig) -> str:
@@ -196,33 +224,62 @@ def record(step: str, rd: RunDir, inputs_sha: str, seconds: float) -> None:
 
 # ---------------------------------------------------------------- the steps
 def _train(rd: RunDir, data: str | None, cfg: PipelineConfig, rep: PipelineReporter) -> Any:
-    from .train import TrainOptions, train
+    from .train import train
 
     if data is None:
         raise UsageError("the pipeline's train step needs a data file")
+    return train(data, rd.root, train_options(cfg.train), reporter=rep.train_reporter())
+
+
+def train_options(values: Mapping[str, Any]) -> Any:
+    from .train import TrainOptions
+
     known = {f.name for f in fields(TrainOptions)}
-    unknown = sorted(set(cfg.train) - known)
+    unknown = sorted(set(values) - known)
     if unknown:
         raise UsageError(f"train options {', '.join(unknown)} are unknown (known: {', '.join(sorted(known))})")
-    opts = TrainOptions(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.train.items()})
-    return train(data, rd.root, opts, reporter=rep.train_reporter())
+    if "target" not in values:
+        raise UsageError("the pipeline needs --target (the column to predict)")
+    return TrainOptions(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 def _compress(rd: RunDir, data: str | None, cfg: PipelineConfig, rep: PipelineReporter) -> Any:
-    try:
-        from .compress import compress_run  # type: ignore[attr-defined]
-    except ImportError as exc:
-        raise ModelError(f"the compress step's library function is not available in this build ({exc}); "
-                         f"run the pipeline with compression disabled (--no-compress)") from None
-    return compress_run(rd.root, **(cfg.compress or {}))
+    from .compress import compress_run
+
+    opts = dict(cfg.compress or {})
+    gate = bool(opts.pop("gate", False))
+    return compress_run(rd.root, reporter=rep.compress_reporter(), gate=gate, **opts)
+
+
+# convert's CLI spells two things differently from ConvertOptions; its user-model-only options have no
+# meaning for a run directory
+CONVERT_USER_ONLY = ("data", "target", "positive", "schema", "preprocess", "threshold")
+
+
+def convert_options(values: Mapping[str, Any]) -> Any:
+    """ConvertOptions from the convert command's option names (``no_gate`` -> ``gate``)."""
+    from .convert import ConvertOptions
+
+    known = {f.name for f in fields(ConvertOptions)}
+    kw: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in CONVERT_USER_ONLY:
+            if value not in (None, "0.5"):
+                raise UsageError(f"convert option '{key}' is for converting your own MODEL.keras, not for a pipeline")
+            continue
+        if key == "no_gate":
+            kw["gate"] = not value
+        elif key in known:
+            kw[key] = value
+        else:
+            raise UsageError(f"unknown convert option '{key}' (known: {', '.join(sorted(known | {'no_gate'}))})")
+    return ConvertOptions(**kw)
 
 
 def _convert(rd: RunDir, data: str | None, cfg: PipelineConfig, rep: PipelineReporter) -> Any:
-    try:
-        from .convert import convert_run  # type: ignore[attr-defined]
-    except ImportError as exc:
-        raise ModelError(f"the convert step's library function is not available in this build ({exc})") from None
-    return convert_run(rd.root, **cfg.convert)
+    from .convert import convert_run
+
+    return convert_run(rd.root, convert_options(cfg.convert), progress=rep.convert_progress())
 
 
 def _bench(rd: RunDir, data: str | None, cfg: PipelineConfig, rep: PipelineReporter) -> Any:

@@ -18,6 +18,7 @@ class BareEngine:
 
     engine: str
     version: str
+    fixed_batch: int | None = None
 
     def prepare(self, x: np.ndarray) -> Any:  # pragma: no cover - interface
         raise NotImplementedError
@@ -76,13 +77,25 @@ class OnnxEngine(BareEngine):
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.log_severity_level = 3
         self._sess = ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
-        self._in = self._sess.get_inputs()[0].name
+        inp = self._sess.get_inputs()[0]
+        self._in = inp.name
         self._out = self._sess.get_outputs()[0].name
+        dim = inp.shape[0] if inp.shape else None
+        # a model with a fixed batch (onnx-dynamic has batch 1: its activation range is per tensor, so a
+        # record must be scored alone) runs a batch as that many calls - as the runtime does
+        self.fixed_batch = dim if isinstance(dim, int) and dim > 0 else None
 
-    def prepare(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        return {self._in: np.ascontiguousarray(x, dtype=np.float32)}
+    def prepare(self, x: np.ndarray) -> Any:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        fb = self.fixed_batch
+        if fb is not None and x.shape[0] != fb:
+            return [{self._in: x[i:i + fb]} for i in range(0, x.shape[0], fb)]
+        return {self._in: x}
 
-    def call(self, prepared: dict[str, np.ndarray]) -> Any:
+    def call(self, prepared: Any) -> Any:
+        if isinstance(prepared, list):
+            run, outs = self._sess.run, [self._out]
+            return [run(outs, feed) for feed in prepared]
         return self._sess.run([self._out], prepared)
 
 

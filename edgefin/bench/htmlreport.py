@@ -94,6 +94,11 @@ def render_html(report: Mapping[str, Any]) -> str:
         if r.get("status") != "ok":
             body.append(f"<p class='warn'>{escape(r['name'])}: {escape(str(r.get('status')))} &mdash; "
                         f"{escape(str(r.get('error', ''))[:400])}</p>")
+        for kind, entries in (r.get("throughput") or {}).items():
+            for e in entries:
+                if e.get("error"):
+                    body.append(f"<p class='warn'>{escape(r['name'])}: {escape(kind)} at batch {e.get('batch')} "
+                                f"failed &mdash; {escape(str(e['error'])[:300])}</p>")
     src = report.get("source", {})
     body.append(f"<p class='muted'>Source model {escape(str(src.get('model')))}: test AUC {fmt(src.get('auc'), '{:.4f}')}. "
                 "Latency: one record from a Python dict to a Score through edgefin_runtime (p50/p95/p99 of all timed "

@@ -235,7 +235,7 @@ def run_variant(spec: dict[str, Any], applied: dict[str, Any], spawn_ns: int) ->
     engine = bare_engine(bundle.manifest.model.engine, bundle.model_bytes, threads)
     pre = Preprocessor(bundle.manifest.schema, bundle.manifest.preprocessing)
     matrix = pre.columns(cols).matrix
-    out["engine"] = {"name": engine.engine, "version": engine.version}
+    out["engine"] = {"name": engine.engine, "version": engine.version, "fixed_batch": engine.fixed_batch}
 
     lat: dict[str, Any] = {"runtime": time_single(predictor.score, records, warm, blocks, bsize)}
     # the same rows, encoded beforehand: only the engine's own calls are timed
@@ -247,10 +247,16 @@ def run_variant(spec: dict[str, Any], applied: dict[str, Any], spawn_ns: int) ->
     tblocks, min_s = max(3, blocks), float(settings["min_block_s"])
     for b in settings["batch_sizes"]:
         bcols, brecs = _tile(cols, records, int(b))
-        thr["runtime_records"].append(time_throughput(lambda: predictor.score_batch(brecs), b, tblocks, min_s))
-        thr["runtime_columns"].append(time_throughput(lambda: predictor.score_columns(bcols), b, tblocks, min_s))
         prepared = engine.prepare(pre.columns(bcols).matrix)
-        thr["engine"].append(time_throughput(engine.runner(prepared), b, tblocks, min_s))
+        for kind, run in (("runtime_records", lambda: predictor.score_batch(brecs)),
+                          ("runtime_columns", lambda: predictor.score_columns(bcols)),
+                          ("engine", engine.runner(prepared))):
+            try:
+                thr[kind].append(time_throughput(run, int(b), tblocks, min_s))
+            except Exception as exc:  # noqa: BLE001 - one failing path must not hide the others
+                if is_out_of_memory(exc):
+                    raise
+                thr[kind].append({"batch": int(b), "error": f"{type(exc).__name__}: {exc}"[:500]})
     out["throughput"] = thr
     out["memory"] = _memory()
     out["profile_applied"]["ran_on_cpu"] = last_cpu()

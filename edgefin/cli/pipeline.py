@@ -21,6 +21,11 @@ from .common import emit_json, handle_errors, output_options, stderr
 STEP_COMMANDS = (("train", "edgefin.cli.train", "train"), ("compress", "edgefin.cli.compress", "compress"),
                  ("convert", "edgefin.cli.convert", "convert"))
 NOT_COPIED = {"out", "as_json", "quiet", "config", "out_dir"}
+# options that only make sense for a user's own model file, not for a run directory
+STEP_ONLY = {"compress": {"data", "target", "positive", "raw_features", "encoding", "drop"},
+             "convert": {"data", "target", "positive", "schema", "preprocess", "threshold"}}
+# a flag two steps share goes to this step; the other gets the --STEP- prefix
+PREFER = {"--max-auc-drop": "bench", "--variants": "convert", "--threshold": "train"}
 SEP = "__"
 
 DEMO_DATA = Path(__file__).resolve().parents[1] / "datasets" / "credit_scoring.csv"
@@ -42,14 +47,15 @@ def _step_params() -> list[tuple[str, click.Parameter]]:
             cmd = getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError):
             continue
-        out.extend((step, p) for p in cmd.params if isinstance(p, click.Option) and p.name not in NOT_COPIED)
+        out.extend((step, p) for p in cmd.params if isinstance(p, click.Option) and p.name not in NOT_COPIED
+                   and p.name not in STEP_ONLY.get(step, ()))
     return out
 
 
 def _copy(step: str, p: click.Option, taken: set[str]) -> click.Option:
     """A copy of option ``p`` whose value lands in ``STEP__name``; renamed ``--STEP-...`` if its flag is taken."""
     flags = list(p.opts) + list(p.secondary_opts)
-    if any(f in taken for f in flags):
+    if any(f in taken or PREFER.get(f, step) != step for f in flags):
         def ren(f: str) -> str:
             return f"--no-{step}-{f[5:]}" if f.startswith("--no-") else f"--{step}-{f.lstrip('-')}"
         opts, secondary = [ren(f) for f in p.opts if f.startswith("--")], [ren(f) for f in p.secondary_opts]
@@ -139,6 +145,30 @@ class _Reporter:
         from .train import _RichReporter
 
         return _RichReporter(self.quiet)
+
+    def compress_reporter(self) -> Any:
+        quiet = self.quiet
+
+        class _Compress:
+            def stage(self, message: str) -> None:
+                if not quiet:
+                    stderr.print(f"[dim]-[/] {message}")
+
+            def warn(self, message: str) -> None:
+                if not quiet:
+                    stderr.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
+
+            def epoch(self, stage: str, epoch: int, total: int, logs: dict[str, float]) -> None:
+                pass
+
+        return _Compress()
+
+    def convert_progress(self) -> Any:
+        if self.quiet:
+            return None
+        from .convert import _Progress
+
+        return _Progress()
 
     def bench_progress(self) -> Any:
         self._bench_cm = progress_bar(self.quiet, "bench")
