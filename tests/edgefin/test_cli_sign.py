@@ -110,3 +110,46 @@ def test_sign_interrupted_write_keeps_old_bundle(keypair, tmp_path, monkeypatch)
     assert res.exit_code != 0
     assert src.read_bytes() == original
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keys", "m.efb"]  # no temp file left
+
+
+# ---------------------------------------------------------------- end to end with edgefin-run
+def edgefin_run(*args: str, capsys) -> tuple[int, str, str]:
+    from edgefin_runtime.cli import main as run_main
+
+    code = run_main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_keygen_sign_then_edgefin_run_requires_the_signature(keypair, tmp_path, capsys):
+    bundle = tmp_path / "m.efb"
+    bundle.write_bytes(tiny_onnx_bundle(seed=4))
+    signed = tmp_path / "m.signed.efb"
+    assert run("sign", str(bundle), "--key", keypair["private_key"], "--out", str(signed), "-q").exit_code == 0
+    pub = keypair["public_key"]
+
+    code, out, err = edgefin_run("verify", str(signed), "--require-signature", "--key", pub, "--json", capsys=capsys)
+    assert code == 0 and json.loads(out)["signature_checked"] is True, err
+    code, _, err = edgefin_run("verify", str(bundle), "--require-signature", "--key", pub, capsys=capsys)
+    assert code == 2 and "unsigned" in err
+    code, _, err = edgefin_run("verify", str(bundle), "--key", pub, capsys=capsys)
+    assert code == 2 and "unsigned" in err  # a configured key alone makes the signature mandatory
+    code, _, err = edgefin_run("verify", str(signed), "--require-signature", capsys=capsys)
+    assert code == 2 and "no trusted public key" in err
+
+    other = run("keygen", "--out", str(tmp_path / "other"), "--json")
+    code, _, err = edgefin_run("info", str(signed), "--key", json.loads(other.stdout)["public_key"], capsys=capsys)
+    assert code == 2 and "not trusted" in err
+
+    tampered = bytearray(signed.read_bytes())
+    tampered[100] ^= 0x01
+    (tmp_path / "t.efb").write_bytes(bytes(tampered))
+    code, _, err = edgefin_run("verify", str(tmp_path / "t.efb"), "--key", pub, capsys=capsys)
+    assert code == 2 and "error" in err.lower()
+
+    rec = tmp_path / "in.jsonl"
+    rec.write_text('{"Income": 100.0, "Age": 30, "Home": "rent"}\n')
+    code, out, err = edgefin_run("score", str(signed), str(rec), "--key", pub, "-q", capsys=capsys)
+    assert code == 0 and json.loads(out)["status"] == "scored", err
+    code, _, err = edgefin_run("score", str(bundle), str(rec), "--key", pub, capsys=capsys)
+    assert code == 2 and "unsigned" in err
