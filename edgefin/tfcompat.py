@@ -13,9 +13,37 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # bit-stable CPU results across runs
 
 import logging  # noqa: E402
+import re  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
 
-import tensorflow as tf  # noqa: E402
-import tf_keras as keras  # noqa: E402
+# TensorFlow's native code prints start-up notices (no CUDA driver, oneDNN) straight to fd 2 before
+# its logging is configured, so no environment variable silences them. Capture fd 2 while importing
+# and pass through every line that is not one of those known notices.
+_NOISE = re.compile(r"absl::InitializeLog|cudart_stub|cuda_(dnn|fft|blas|driver)|port\.cc:\d+\] oneDNN|"
+                    r"computation_placer|Unable to register cu|TF-TRT Warning|cpu_feature_guard|"
+                    r"To enable the following instructions|rebuild TensorFlow")
+
+
+def _import_quietly():  # type: ignore[no-untyped-def]
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as cap:
+        os.dup2(cap.fileno(), 2)
+        try:
+            import tensorflow
+            import tf_keras
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            cap.seek(0)
+            for line in cap.read().decode("utf-8", "replace").splitlines():
+                if line.strip() and not _NOISE.search(line):
+                    print(line, file=sys.stderr)
+    return tensorflow, tf_keras
+
+
+tf, keras = _import_quietly()
 
 tf.get_logger().setLevel(logging.ERROR)
 logging.getLogger("absl").setLevel(logging.ERROR)
