@@ -147,9 +147,10 @@ def step_inputs(step: str, rd: RunDir, data: str | None, cfg: PipelineConfig) ->
 
 
 def step_outputs(step: str, rd: RunDir) -> list[Path]:
-    """The files a step writes; all must exist for the step to count as done."""
+    """The files a step writes; all must exist for the step to count as done (run.json too, which is
+    not hashed: it holds these records)."""
     return {
-        "train": [rd.run_json, rd.metrics_json, rd.schema_json, rd.preprocess_json, rd.model_path("dense"),
+        "train": [rd.metrics_json, rd.schema_json, rd.preprocess_json, rd.model_path("dense"),
                   *[rd.split_path(s) for s in SPLITS]],
         "compress": [rd.compress_json],
         "convert": [rd.parity_json, *_bundles(rd)],
@@ -202,7 +203,7 @@ def is_done(step: str, rd: RunDir, inputs_sha: str) -> tuple[bool, str]:
     if rec["inputs_sha256"] != inputs_sha:
         return False, "its options or input files changed"
     outs = step_outputs(step, rd)
-    missing = [p for p in outs if not p.exists()]
+    missing = [p for p in [*outs, rd.run_json] if not p.exists()]
     if missing or (step == "convert" and not _bundles(rd)):
         return False, f"output {missing[0].relative_to(rd.root) if missing else 'bundles/*.efb'} is missing"
     if rec.get("outputs_sha256") != files_sha256(outs, rd.root):
@@ -254,6 +255,7 @@ def _compress(rd: RunDir, data: str | None, cfg: PipelineConfig, rep: PipelineRe
 # convert's CLI spells two things differently from ConvertOptions; its user-model-only options have no
 # meaning for a run directory
 CONVERT_USER_ONLY = ("data", "target", "positive", "schema", "preprocess", "threshold")
+CONVERT_RENAMED = {"max_delta": "exact_max_delta", "max_fp16_delta": "fp16_max_delta"}  # as edgefin/cli/convert.py maps them
 
 
 def convert_options(values: Mapping[str, Any]) -> Any:
@@ -267,12 +269,14 @@ def convert_options(values: Mapping[str, Any]) -> Any:
             if value not in (None, "0.5"):
                 raise UsageError(f"convert option '{key}' is for converting your own MODEL.keras, not for a pipeline")
             continue
+        key = CONVERT_RENAMED.get(key, key)
         if key == "no_gate":
             kw["gate"] = not value
         elif key in known:
             kw[key] = value
         else:
-            raise UsageError(f"unknown convert option '{key}' (known: {', '.join(sorted(known | {'no_gate'}))})")
+            raise UsageError(f"unknown convert option '{key}' (known: "
+                             f"{', '.join(sorted(known | {'no_gate', *CONVERT_RENAMED}))})")
     return ConvertOptions(**kw)
 
 
@@ -310,6 +314,8 @@ def run_pipeline(data: str | os.PathLike[str] | None, out: str | os.PathLike[str
     rep = reporter or PipelineReporter()
     data_s = None if data is None else str(data)
     steps = [s for s in STEPS if not (s == "compress" and config.compress is None)]
+    for step in steps:  # every option is checked before anything runs: a typo must not cost a training run
+        _options_of(step, config)
     done: dict[str, Any] = {}
     if config.compress is None:
         rep.step_skipped("compress", "disabled")

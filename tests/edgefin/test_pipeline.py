@@ -1,0 +1,178 @@
+"""Pipeline resume: a second run skips every step; a changed option reruns the steps it affects.
+
+The resume logic is tested with fast stand-in steps (the real step functions are swapped for ones that
+write the same artefacts from their options), then once end to end with the real steps on tiny data.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from edgefin import pipeline as P
+from edgefin.cli.main import cli
+from edgefin.errors import UsageError
+from edgefin.rundir import RunDir
+
+
+class Log(P.PipelineReporter):
+    def __init__(self) -> None:
+        self.ran: list[str] = []
+        self.skipped: dict[str, str] = {}
+
+    def step_started(self, step: str, index: int, total: int) -> None:
+        self.ran.append(step)
+
+    def step_skipped(self, step: str, reason: str) -> None:
+        self.skipped[step] = reason
+
+
+def _fake_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Steps that write their real outputs, with contents that depend on their options and inputs."""
+
+    def train(rd: RunDir, data: str | None, cfg: P.PipelineConfig, rep: Any) -> None:
+        text = Path(data).read_text() + json.dumps(cfg.train, sort_keys=True)  # type: ignore[arg-type]
+        for p in P.step_outputs("train", rd):
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(text)
+        rd.run_json.write_text(json.dumps({"steps": {"train": {"fingerprint": "x"}}}))
+
+    def compress(rd: RunDir, data: str | None, cfg: P.PipelineConfig, rep: Any) -> None:
+        rd.model_path("pruned").write_text(rd.model_path("dense").read_text() + str(cfg.compress.get("sparsity")))
+        rd.compress_json.write_text("{}")
+
+    def convert(rd: RunDir, data: str | None, cfg: P.PipelineConfig, rep: Any) -> None:
+        rd.bundles_dir.mkdir(exist_ok=True)
+        (rd.bundles_dir / "tflite-fp32.efb").write_text(rd.model_path(rd.latest_stage()).read_text())
+        rd.parity_json.write_text("{}")
+
+    def bench(rd: RunDir, data: str | None, cfg: P.PipelineConfig, rep: Any) -> None:
+        rd.report_dir.mkdir(exist_ok=True)
+        (rd.report_dir / "report.json").write_text(json.dumps(cfg.bench) + (rd.bundles_dir / "tflite-fp32.efb").read_text())
+
+    def report(rd: RunDir, data: str | None, cfg: P.PipelineConfig, rep: Any) -> None:
+        for n in ("report.md", "report.html"):
+            (rd.report_dir / n).write_text((rd.report_dir / "report.json").read_text())
+
+    monkeypatch.setattr(P, "RUNNERS", {"train": train, "compress": compress, "convert": convert, "bench": bench,
+                                       "report": report})
+
+
+def _cfg(**over: Any) -> P.PipelineConfig:
+    base = P.PipelineConfig(train={"target": "Status", "epochs": 3}, compress={"sparsity": 0.5},
+                            convert={"variants": "tflite-fp32"}, bench={"profile": "unconstrained"})
+    return base.merged(**over)
+
+
+def test_second_run_skips_every_step_and_option_changes_rerun_what_they_affect(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_steps(monkeypatch)
+    data = tmp_path / "d.csv"
+    data.write_text("a,b\n1,2\n")
+    out = tmp_path / "run"
+
+    first = Log()
+    P.run_pipeline(data, out, _cfg(), reporter=first)
+    assert first.ran == list(P.STEPS)
+    steps = json.loads((out / "run.json").read_text())["steps"]
+    assert set(steps) == set(P.STEPS) and steps["train"]["fingerprint"] == "x"  # train's own record is kept
+
+    again = Log()
+    res = P.run_pipeline(data, out, _cfg(), reporter=again)
+    assert again.ran == [] and set(again.skipped) == set(P.STEPS)
+    assert all(s["status"] == "skipped" for s in res["steps"].values())
+
+    # the same effective options spelled differently (a default given explicitly) still skip
+    same = Log()
+    P.run_pipeline(data, out, _cfg(bench={"repeat": "default"}), reporter=same)
+    assert same.ran == []
+
+    # a bench option reruns bench and report only
+    bench_changed = Log()
+    P.run_pipeline(data, out, _cfg(bench={"profile": "kiosk-1core"}), reporter=bench_changed)
+    assert bench_changed.ran == ["bench", "report"]
+
+    # a compress option reruns compress, and the changed model reruns convert, bench, report
+    comp = Log()
+    P.run_pipeline(data, out, _cfg(compress={"sparsity": 0.7}, bench={"profile": "kiosk-1core"}), reporter=comp)
+    assert comp.ran == ["compress", "convert", "bench", "report"]
+
+    # changing the data file reruns everything
+    data.write_text("a,b\n1,3\n")
+    d = Log()
+    P.run_pipeline(data, out, _cfg(compress={"sparsity": 0.7}, bench={"profile": "kiosk-1core"}), reporter=d)
+    assert d.ran == list(P.STEPS)
+
+
+def test_replaced_or_missing_outputs_rerun_the_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_steps(monkeypatch)
+    data = tmp_path / "d.csv"
+    data.write_text("x\n")
+    out = tmp_path / "run"
+    P.run_pipeline(data, out, _cfg())
+    (out / "report" / "report.html").unlink()
+    log = Log()
+    P.run_pipeline(data, out, _cfg(), reporter=log)
+    assert log.ran == ["report"]
+    (out / "compress.json").write_text('{"by": "hand"}')  # someone ran `edgefin compress` by hand
+    log = Log()
+    P.run_pipeline(data, out, _cfg(), reporter=log)
+    # compress reruns; it rewrites the very same model, so nothing downstream needs to run again
+    assert log.ran == ["compress"]
+    log = Log()
+    P.run_pipeline(data, out, _cfg(), reporter=log, force=True)
+    assert log.ran == list(P.STEPS)
+
+
+def test_disabled_compression_and_bad_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_steps(monkeypatch)
+    data = tmp_path / "d.csv"
+    data.write_text("x\n")
+    log = Log()
+    P.run_pipeline(data, tmp_path / "r", _cfg(compress=None), reporter=log)
+    assert "compress" not in log.ran and log.skipped["compress"] == "disabled"
+    with pytest.raises(UsageError, match="unknown"):
+        P.run_pipeline(data, tmp_path / "r2", _cfg(train={"epochz": 3}))
+
+
+def test_config_file_tables_feed_the_pipeline_command(tmp_path: Path) -> None:
+    cfg = tmp_path / "p.toml"
+    cfg.write_text('[train]\ntarget = "Status"\nepochs = 7\n[compress]\nepochs = 3\n[bench]\nprofile = "nope"\n')
+    res = CliRunner().invoke(cli, ["pipeline", str(tmp_path / "missing.csv"), "--config", str(cfg), "--out",
+                                   str(tmp_path / "r"), "-q"])
+    # the bench profile from the file is checked before any step runs
+    assert res.exit_code == 2 and "nope" in res.output and "kiosk-1core" in res.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[train]\nepochz = 3\n")
+    res = CliRunner().invoke(cli, ["pipeline", "x.csv", "--config", str(bad), "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "epochz" in res.output
+
+
+@pytest.mark.slow
+def test_real_pipeline_end_to_end_then_resume(tmp_path: Path) -> None:
+    """train -> compress -> convert -> bench -> report with the real steps on tiny data, then a resume."""
+    from tests.edgefin.bench_rundir import synthetic_csv
+
+    data = synthetic_csv(tmp_path / "d.csv", n=400)
+    out = tmp_path / "run"
+    args = ["pipeline", str(data), "--target", "Status", "--positive", "bad", "--hidden", "8", "--epochs", "3",
+            "--patience", "2", "--compress-epochs", "2", "--qat-epochs", "1", "--variants", "tflite-fp32,onnx-fp32",
+            "--repeat", "quick", "--no-keras", "--profile", "unconstrained", "--out", str(out), "--json", "-q"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    first = json.loads(res.stdout)
+    assert all(s["status"] == "ran" for s in first["pipeline"]["steps"].values())
+    assert {v["variant"] for v in first["variants"]} == {"tflite-fp32", "onnx-fp32"}
+    assert Path(first["report"]["report.html"]).is_file()
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    second = json.loads(res.stdout)
+    assert all(s["status"] == "skipped" for s in second["pipeline"]["steps"].values())
+    res = CliRunner().invoke(cli, [*args[:-2], "--max-size-kb", "1000", "--json", "-q"])
+    assert res.exit_code == 0, res.output
+    third = json.loads(res.stdout)["pipeline"]["steps"]
+    assert [k for k, s in third.items() if s["status"] == "ran"] == ["bench", "report"]
