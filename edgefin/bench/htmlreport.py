@@ -13,11 +13,11 @@ from .report import COLUMNS, _get, _quality_warnings, _thr, fmt, summary_rows
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1220px;color:#222}
 h1{font-size:22px;margin-bottom:4px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd;padding-bottom:4px}
-table{border-collapse:collapse;font-size:12px;margin:8px 0}th,td{border:1px solid #ddd;padding:3px 6px;text-align:right}
+table{border-collapse:collapse;font-size:12px;margin:8px 0}th,td{border:1px solid #ddd;padding:3px 5px;text-align:right}
 th{background:#f3f5f7}td:first-child,th:first-child{text-align:left}tr.chosen td{background:#eaf6ea;font-weight:600}
 tr.bad td{color:#999}.rec{background:#eef5fb;border-left:4px solid #1f77b4;padding:10px 14px;margin:12px 0}
 .rec.none{background:#fdf0ef;border-color:#d62728}.grid{display:flex;flex-wrap:wrap;gap:16px}
-.muted{color:#666;font-size:12px}.warn{color:#8a5a00}pre{background:#f7f7f7;padding:8px;font-size:11px;overflow:auto}
+.muted{color:#666;font-size:12px}.scroll{overflow-x:auto;max-width:100%}.warn{color:#8a5a00}pre{background:#f7f7f7;padding:8px;font-size:11px;overflow:auto}
 """
 
 
@@ -27,7 +27,8 @@ def _table(headers: list[str], rows: list[list[str]], classes: list[str] | None 
     for i, r in enumerate(rows):
         cls = f' class="{classes[i]}"' if classes and classes[i] else ""
         body.append(f"<tr{cls}>" + "".join(f"<td>{escape(c)}</td>" for c in r) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return (f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+            "</div>")
 
 
 def _scalar_table(obj: Mapping[str, Any]) -> str:

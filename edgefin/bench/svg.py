@@ -37,8 +37,11 @@ def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
 def _fmt(v: float, step: float | None = None) -> str:
     if v == 0:
         return "0"
-    if step is not None and 0 < step < 1:  # enough decimals to tell neighbouring ticks apart
-        return f"{v:.{max(0, -math.floor(math.log10(step) + 1e-9))}f}"
+    if step is not None and 0 < step < 1:  # enough decimals to show the step exactly (0.25 -> 2)
+        d = max(0, -math.floor(math.log10(step) + 1e-9))
+        while d < 8 and abs(round(step, d) - step) > step * 1e-6:
+            d += 1
+        return f"{v:.{d}f}"
     a = abs(v)
     if a >= 1000:
         return f"{v:,.0f}"
@@ -79,7 +82,10 @@ class Axes:
 
     def _ticks(self, lo: float, hi: float, log: bool) -> list[float]:
         if log:
-            return [10 ** e for e in range(math.ceil(lo), math.floor(hi) + 1)] or [10 ** lo, 10 ** hi]
+            mult = (1, 2, 5) if hi - lo < 2.5 else (1,)
+            ticks = [m * 10 ** e for e in range(math.floor(lo), math.ceil(hi) + 1) for m in mult
+                     if lo - 1e-9 <= math.log10(m * 10 ** e) <= hi + 1e-9]
+            return ticks or [10 ** lo, 10 ** hi]
         return _nice_ticks(lo, hi)
 
     def frame(self, title: str, xlabel: str, ylabel: str) -> list[str]:
@@ -133,7 +139,9 @@ def scatter_pareto(title: str, xlabel: str, ylabel: str, names: Sequence[str], x
         ring = ' stroke="#000" stroke-width="2"' if n == highlight else ""
         out.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="5" fill="{color(i)}"{ring}>'
                    f'<title>{escape(n)}: {_fmt(x)}, {y:.4f}</title></circle>')
-        out.append(f'<text x="{cx + 7:.1f}" y="{cy - 6:.1f}" font-size="10">{escape(n)}'
+        # labels alternate above and below their point so that neighbours rarely overlap
+        ly = cy - 7 if i % 2 == 0 else cy + 15
+        out.append(f'<text x="{cx + 7:.1f}" y="{ly:.1f}" font-size="10">{escape(n)}'
                    f'{" *" if i in front else ""}</text>')
     out.append("</svg>")
     return "".join(out)
