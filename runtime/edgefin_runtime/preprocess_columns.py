@@ -10,6 +10,7 @@ would silently turn ``True`` into 1.0 or ``"12"`` into 12.0.
 from __future__ import annotations
 
 import math
+from itertools import repeat
 from typing import Any, Mapping
 
 import numpy as np
@@ -83,7 +84,7 @@ def _numeric_values(q: NumPlan, col: Any, n: int, errors: dict[int, InputError])
             return np.zeros(n, dtype=np.float64)
         values = col.tolist()
     else:
-        values = col if isinstance(col, list) else list(col)
+        values = col if isinstance(col, (list, tuple)) else list(col)
     if set(map(type, values)) <= _PLAIN_NUMBERS:
         try:
             return np.array(values, dtype=np.float64).reshape(n)  # None -> NaN
@@ -191,24 +192,74 @@ def _code(v: Any, lut: Mapping[str, int]) -> int:
 
 def _category_codes(q: CatPlan, col: Any, n: int) -> tuple[np.ndarray, Any]:
     """Codes per row (see :func:`_code`) and the values, for messages."""
-    if isinstance(col, np.ndarray) and col.dtype.kind == "U":  # fixed-width strings: whole-array
-        codes = np.full(n, -2, dtype=np.int64)
-        for c, i in q.lut.items():
-            codes[col == c] = i
-        codes[col == ""] = -1
-        if col.dtype.itemsize // 4 > MAX_CATEGORY_LENGTH:
-            codes[np.char.str_len(col) > MAX_CATEGORY_LENGTH] = -4
-        return codes, col
-    values = col.tolist() if isinstance(col, np.ndarray) else (col if isinstance(col, list) else list(col))
-    get = q.lut.get
+    if isinstance(col, np.ndarray) and col.dtype.kind == "U":
+        return _unicode_codes(q, col, n), col
+    values = col.tolist() if isinstance(col, np.ndarray) else (col if isinstance(col, (list, tuple)) else list(col))
     try:
-        raw = [get(v, _NEEDS_CHECK) for v in values]
+        codes = np.fromiter(map(q.lut.get, values, repeat(_NEEDS_CHECK)), dtype=np.int64, count=n)
     except TypeError:  # an unhashable value somewhere
-        raw = [_NEEDS_CHECK] * n
-    codes = np.array(raw, dtype=np.int64).reshape(n)
+        codes = np.full(n, _NEEDS_CHECK, dtype=np.int64)
     for i in np.flatnonzero(codes == _NEEDS_CHECK).tolist():
         codes[i] = _code(values[i], q.lut)
     return codes, values
+
+
+def _unicode_codes(q: CatPlan, col: np.ndarray, n: int) -> np.ndarray:
+    """Codes for a fixed-width string array without a Python loop.
+
+    With four or more categories, one code point position usually tells them apart: the
+    candidate category of each row is looked up from that code point, then confirmed by one
+    whole-string comparison (so the answer is exact). Otherwise, one comparison per category.
+    """
+    if not col.dtype.isnative:
+        col = col.astype(col.dtype.newbyteorder("="))
+    col = np.ascontiguousarray(col)
+    width = col.dtype.itemsize // 4
+    key = _key_plan(q, width) if width and len(q.lut) >= 4 else None
+    if key is None:
+        codes = np.full(n, -2, dtype=np.int64)
+        for c, i in q.lut.items():
+            codes[col == c] = i
+    else:
+        j, table, cats, index = key
+        points = col.view(np.uint32).reshape(n, width)[:, j]
+        cand = table[np.minimum(points, len(table) - 1)]
+        hit = cats[cand] == col
+        hit &= cand < len(index) - 1
+        codes = np.where(hit, index[cand], -2)
+    odd = np.flatnonzero(codes < 0)
+    if len(odd):
+        rest = col[odd]
+        codes[odd[rest == ""]] = -1
+        if width > MAX_CATEGORY_LENGTH:
+            codes[odd[np.char.str_len(rest) > MAX_CATEGORY_LENGTH]] = -4
+    return codes
+
+
+_KEY_PLANS: dict[tuple[Any, int], Any] = {}
+
+
+def _key_plan(q: CatPlan, width: int) -> Any:
+    """(position, code point -> candidate table, candidates as U<width>, candidate -> category index),
+    or None when no single position separates the categories that fit in ``width``."""
+    cache_key = (tuple(q.lut.items()), width)
+    if cache_key in _KEY_PLANS:
+        return _KEY_PLANS[cache_key]
+    fits = [(c, i) for c, i in q.lut.items() if len(c) <= width]
+    plan = None
+    for j in range(width):
+        points = [ord(c[j]) if j < len(c) else 0 for c, _ in fits]
+        if len(set(points)) == len(points) and max(points, default=0) < 4096:
+            table = np.full(max(points, default=0) + 2, len(fits), dtype=np.intp)  # last slot: no candidate
+            table[points] = np.arange(len(fits))
+            cats = np.array([c for c, _ in fits] + [""], dtype=f"U{width}")
+            index = np.array([i for _, i in fits] + [-2], dtype=np.int64)
+            plan = (j, table, cats, index)
+            break
+    if len(_KEY_PLANS) > 256:
+        _KEY_PLANS.clear()
+    _KEY_PLANS[cache_key] = plan
+    return plan
 
 
 def _categorical_column(q: CatPlan, col: Any, n: int, x: np.ndarray, errors: dict[int, InputError],
