@@ -213,3 +213,43 @@ def test_every_path_gives_the_same_outcome(predictors, recs, strict) -> None:
             assert cols.row_flags(i) == s.flags
         else:
             assert cols.rejected[i] and type(cols.errors[i]) is type(s)
+
+
+# ---------------------------------------------------------------- fixed-width string columns
+def _pre_for(categories: tuple[str, ...], allow_missing: bool = True, policy: str = "lenient") -> Preprocessor:
+    from edgefin_runtime.manifest import CategoricalStep, FieldSpec, PreprocessSpec, Schema
+    from edgefin_runtime.preprocess import Policy
+
+    schema = Schema((FieldSpec("c", "categorical", allow_missing=allow_missing, categories=categories),),
+                    "t", "bad", "good")
+    spec = PreprocessSpec((CategoricalStep("c", categories, fill=categories[0]),))
+    return Preprocessor(schema, spec, Policy.strict() if policy == "strict" else Policy())
+
+
+@pytest.mark.parametrize("categories", [
+    ("ignore", "other", "owner", "parents", "priv", "rent"),   # one code point tells them apart
+    ("aa", "ab", "ba", "bb", "a"),                              # no single position does: compare loop
+    ("x", "yy", "zzz", "\u00e9t\u00e9", "w" * 300),             # lengths differ, non-ASCII, one over the cap
+    ("no", "yes"),                                              # few categories: compare loop
+])
+@pytest.mark.parametrize("policy", ["lenient", "strict"])
+def test_string_arrays_encode_like_lists(categories, policy) -> None:
+    pre = _pre_for(categories, policy=policy)
+    rng = np.random.default_rng(len(categories))
+    pool = [*categories, "", "castle", "a", "b", "ab ", " rent", "RENT", "r", "x" * 400, "\u00e9", "\x00a"]
+    values = [pool[i] for i in rng.integers(0, len(pool), 500)]
+    as_list = pre.columns({"c": values})
+    for arr in (np.array(values), np.array(values)[::-1][::-1], np.array(values).astype(">U400"),
+                np.array(values, dtype="U400")[::1]):
+        got = pre.columns({"c": arr})
+        assert got.matrix.tobytes() == as_list.matrix.tobytes()
+        assert {i: type(e) for i, e in got.errors.items()} == {i: type(e) for i, e in as_list.errors.items()}
+        assert {k: m.tolist() for k, m in got.flags.items()} == {k: m.tolist() for k, m in as_list.flags.items()}
+    strided = np.repeat(np.array(values), 2)[::2]  # a non-contiguous view
+    assert pre.columns({"c": strided}).matrix.tobytes() == as_list.matrix.tobytes()
+
+
+def test_string_array_narrower_than_the_categories() -> None:
+    pre = _pre_for(("ignore", "other", "owner", "parents", "priv", "rent"))
+    short = np.array(["rent", "priv", "", "x"])  # U4: 'parents' cannot even be stored
+    assert pre.columns({"c": short}).matrix.tobytes() == pre.columns({"c": short.tolist()}).matrix.tobytes()
