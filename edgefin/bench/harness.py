@@ -257,7 +257,7 @@ def assemble_variant(name: str, bundle: Path, res: dict[str, Any], labels: list[
     threshold = quality.threshold_of(row, metrics)
     row["quality"] = quality.variant_quality(labels, scores, dense_scores, threshold)
     for key in ("engine", "cold_start", "memory", "memory_after_first_score", "latency", "throughput",
-                "profile_applied", "versions", "rejected"):
+                "profile_applied", "versions", "rejected", "heavy_modules_loaded"):
         if key in res:
             row[key] = res[key]
     row["_scores"] = scores  # used for the curves, dropped before writing

@@ -6,11 +6,14 @@ process that really ran under the constraint.
 
 Memory is capped with ``RLIMIT_AS`` (address space), the only limit Linux enforces for every
 allocation path (mmap included; ``RLIMIT_DATA`` covers mmap only since 4.7 and ``RLIMIT_RSS`` is
-ignored). Address space is larger than resident memory: a Python process with NumPy and ONNX Runtime
-maps ~175 MiB while only ~70 MiB is resident, LiteRT ~166 MiB mapped for ~41 MiB resident (measured
-on x86-64, one and two threads, see benchmarks/README.md). So a 256 MiB address-space cap is a
-workable stand-in for a 256 MiB device: both engines start and score under it, and a cap of 160 MiB
-already stops the engine's shared library from mapping. Peak RSS is reported separately.
+ignored). Address space is larger than resident memory, so the cap is a conservative stand-in for a
+device's RAM. Measured on x86-64 (Python 3.11, the demo's credit model, 1 engine thread, the whole
+benchmark including 891 test rows and batches of 1,024 records): ONNX Runtime variants peak at
+~224 MiB address space / ~76 MiB resident, LiteRT variants at ~193 MiB / ~58 MiB. Both engines
+start and score under the kiosk's 256 MiB cap; at 160 MiB their shared libraries can no longer be
+mapped (an ImportError that the worker reports as "does not fit"). The Keras model needs ~2.4 GiB
+of address space (~650 MiB resident) and would not fit any capped profile, so it runs uncapped and
+the report says so. Peak RSS (VmHWM) is reported beside the cap.
 
 User profiles come from TOML::
 

@@ -69,7 +69,7 @@ def summary_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
 COLUMNS = (  # key, header, format
     ("variant", "variant", "{}"), ("status", "status", "{}"), ("bundle_kib", "bundle KiB", "{:.1f}"),
     ("gzip_kib", "gzip KiB", "{:.1f}"), ("auc", "AUC", "{:.4f}"), ("auc_drop", "AUC drop", "{:+.4f}"),
-    ("ks", "KS", "{:.3f}"), ("brier", "Brier", "{:.4f}"), ("flip_rate", "flips", "{:.2%}"),
+    ("ks", "KS", "{:.3f}"), ("brier", "Brier", "{:.4f}"), ("flip_rate", "flips vs dense", "{:.2%}"),
     ("p50_us", "p50 us", "{:.1f}"), ("p95_us", "p95 us", "{:.1f}"), ("p99_us", "p99 us", "{:.1f}"),
     ("engine_p50_us", "engine p50 us", "{:.1f}"), ("rps_1024_columns", "rows/s @1024", "{:,.0f}"),
     ("cold_start_ms", "cold ms", "{:.0f}"), ("peak_rss_mib", "RSS MiB", "{:.1f}"),

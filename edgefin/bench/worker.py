@@ -260,6 +260,10 @@ def run_variant(spec: dict[str, Any], applied: dict[str, Any], spawn_ns: int) ->
     out["throughput"] = thr
     out["memory"] = _memory()
     out["profile_applied"]["ran_on_cpu"] = last_cpu()
+    # what this process loaded: the variant path must never pull in TensorFlow, pandas or the toolkit's
+    # training code (it would distort cold start and memory, and the device does not have them)
+    out["heavy_modules_loaded"] = sorted(m for m in ("tensorflow", "tf_keras", "pandas", "sklearn", "edgefin.train")
+                                         if m in sys.modules)
     out["versions"] = {"edgefin_runtime": getattr(edgefin_runtime, "__version__", "unknown"),
                        engine.engine: engine.version, "numpy": np.__version__}
     return out

@@ -43,6 +43,7 @@ def test_worker_runs_pinned_to_the_profile_cpus(bench_run: Path, tmp_path: Path)
     assert len(lat["quantiles_us"]) == 101
     assert {t["batch"] for t in res["throughput"]["engine"]} == {1, 64}
     assert res["cold_start"]["spawn_to_first_score_ms"] > res["cold_start"]["load_ms"] > 0
+    assert res["heavy_modules_loaded"] == []  # no TensorFlow, pandas or training code in the worker
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to pin to the second")
