@@ -48,13 +48,11 @@ def bench_profile(run_dir: Path, profile: str, repeat: str) -> Path:
     """`edgefin bench` with the thorough preset; its report.json becomes results/bench-PROFILE.json."""
     from edgefin.atomic import write_json
     from edgefin.bench.harness import bench_options_from, run_bench
-    from edgefin.bench.report import write_report
 
     log(f"bench {run_dir} under {profile} ({repeat}) ...")
     report = run_bench(run_dir, bench_options_from(profile=profile, repeat=repeat),
                        progress=lambda what, done, total: log(f"  [{done}/{total}] {what}"))
-    write_report(report, RESULTS / f"bench-{profile}")
-    out = RESULTS / f"bench-{profile}.json"
+    out = RESULTS / f"bench-{profile}.json"  # `edgefin report` renders it as Markdown/HTML when wanted
     write_json(out, report)
     return out
 

@@ -49,7 +49,7 @@ PRESETS: dict[str, Settings] = {
                       keras_predict_calls=5, timeout_s=90.0),
     "default": Settings(),
     # the README's tables (make bench)
-    "thorough": Settings(warmup=2000, blocks=10, block_size=5000, min_block_s=0.3, keras_calls=500,
+    "thorough": Settings(warmup=2000, blocks=10, block_size=5000, min_block_s=0.1, keras_calls=500,
                          keras_predict_calls=100, timeout_s=600.0),
 }
 
