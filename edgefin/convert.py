@@ -41,7 +41,7 @@ class ConvertOptions:
     gate: bool = True
     opset: int = 17
     int8_io: bool = False
-    onnx_per_channel: bool = False
+    per_channel: bool = False
     calibration_rows: int = 500
     seed: int = 0
     max_auc_drop: float = 0.005
@@ -294,7 +294,7 @@ def _export_and_write(sources: Any, data: Any, opts: ConvertOptions, out: Path, 
     from .metrics import evaluate
 
     export_opts = ExportOptions(
-        build=BuildOptions(opset=opts.opset, int8_io=opts.int8_io, onnx_per_channel=opts.onnx_per_channel),
+        build=BuildOptions(opset=opts.opset, int8_io=opts.int8_io, per_channel=opts.per_channel),
         gates=Gates(max_auc_drop=opts.max_auc_drop, max_flip_rate=opts.max_flip_rate,
                     exact_max_delta=opts.exact_max_delta, fp16_max_delta=opts.fp16_max_delta),
         calibration_rows=opts.calibration_rows, seed=opts.seed)

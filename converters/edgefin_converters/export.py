@@ -220,8 +220,11 @@ def _bundle_variant(variant: Variant, src: Source, info: ModelInfo, model_bytes:
                      activations=variant.activations, source_stage=src.stage)
     conversion = {"variant": variant.name, "description": variant.description, **opts.build.to_dict(),
                   "quantization": details.quantization, "from_qat": info.qat}
-    if variant.calibrated and not (variant.name == "tflite-int8" and info.qat):
-        conversion["calibration"] = {"split": "train", "rows": calibration_rows, "seed": opts.seed}
+    if variant.calibrated and info.qat and variant.engine == "litert":
+        conversion["ranges"] = "learned by quantisation-aware training (fake-quant ops)"
+    elif variant.calibrated:
+        conversion["calibration"] = {"split": "train", "rows": calibration_rows, "seed": opts.seed,
+                                     "method": "minmax"}
     prod = bw.producer({**dict(producer_extra or {}), "conversion": conversion})
     source = {"stage": src.stage, "model_sha256": src.sha256, "model_file": src.path, "qat": info.qat,
               "data_sha256": data.data_sha256, **dict(source_extra or {})}

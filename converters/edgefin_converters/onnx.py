@@ -171,14 +171,18 @@ def _check_ops(proto: Any, model: Any, variant: str) -> None:
         except Exception:  # noqa: BLE001 - SchemaError: the op does not exist in ONNX
             bad.append(n)
     if bad:
-        n = bad[0]
-        layer = layer_for_op(model, n.name, n.op_type)
+        seen: dict[str, str | None] = {}
+        for n in bad:
+            if n.op_type not in seen:
+                seen[n.op_type] = layer_for_op(model, n.name, n.op_type)
+        op, layer = next(iter(seen.items()))
         where = f"layer '{layer}'" if layer else "the model"
-        more = f" (and {len(bad) - 1} more unsupported op(s))" if len(bad) > 1 else ""
+        parts = [f"'{o}'" + (f" (layer '{lay}')" if lay else "") for o, lay in seen.items()]
+        more = f"; all unsupported ops: {', '.join(parts)}" if len(parts) > 1 else ""
         raise UnsupportedOpError(
-            f"{variant}: {where} uses the TensorFlow op '{n.op_type}', which tf2onnx cannot express in "
-            f"standard ONNX{more}; replace that layer with standard Keras layers, or do this computation "
-            f"in preprocessing", target=variant, op=n.op_type, layer=layer)
+            f"{variant}: {where} uses the TensorFlow op '{op}', which tf2onnx cannot express in standard "
+            f"ONNX{more}. Replace that layer with standard Keras layers, or do this computation in "
+            f"preprocessing", target=variant, op=op, layer=layer)
 
 
 def _normalise(proto: Any) -> None:

@@ -52,27 +52,31 @@ def to_tflite_dynamic(model: Any) -> bytes:
     return _convert(model, "tflite-dynamic", lambda c: setattr(c, "optimizations", [_tf().lite.Optimize.DEFAULT]))
 
 
-def to_tflite_int8(model: Any, representative: np.ndarray | None, *, int8_io: bool = False,
-                   variant: str = "tflite-int8") -> bytes:
-    """Full-integer int8 model. With ``representative`` rows: post-training quantisation calibrated on
-    them; without: the model must be quantisation-aware (its fake-quant ranges are used).
-    ``int8_io`` also makes the input and output tensors int8 (float32 otherwise)."""
+def to_tflite_int8(model: Any, representative: np.ndarray, *, int8_io: bool = False,
+                   per_channel: bool = False, variant: str = "tflite-int8") -> bytes:
+    """Full-integer int8 model, calibrated on the ``representative`` rows (post-training quantisation).
+
+    A quantisation-aware model keeps the ranges its fake-quant ops learned: the converter then uses
+    the rows only for tensors without learned ranges (none in a TFMOT model; scaling the rows leaves
+    the model bytes unchanged), but it insists on them for a builtin-int8-only conversion.
+    ``int8_io`` also makes the input and output tensors int8 (float32 otherwise). ``per_channel``
+    quantises dense-layer weights per output unit (default: one scale per tensor)."""
     tf = _tf()
-    if representative is not None:
-        rep = np.ascontiguousarray(representative, dtype=np.float32)
-        if rep.ndim != 2 or len(rep) == 0:
-            raise ModelInputError(f"{variant}: the representative data set is empty; post-training "
-                                  f"quantisation needs training rows to calibrate on")
+    rep = np.ascontiguousarray(representative, dtype=np.float32)
+    if rep.ndim != 2 or len(rep) == 0:
+        raise ModelInputError(f"{variant}: the representative data set is empty; int8 conversion needs "
+                              f"training rows to calibrate on")
 
     def setup(c: Any) -> None:
         c.optimizations = [tf.lite.Optimize.DEFAULT]
         c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        if representative is not None:
-            def gen() -> Iterator[list[np.ndarray]]:
-                for i in range(len(rep)):
-                    yield [rep[i:i + 1]]
+        if hasattr(c, "_experimental_disable_per_channel_quantization_for_dense_layers"):
+            c._experimental_disable_per_channel_quantization_for_dense_layers = not per_channel
+        def gen() -> Iterator[list[np.ndarray]]:
+            for i in range(len(rep)):
+                yield [rep[i:i + 1]]
 
-            c.representative_dataset = gen
+        c.representative_dataset = gen
         if int8_io:
             c.inference_input_type = tf.int8
             c.inference_output_type = tf.int8
@@ -163,26 +167,30 @@ _SELECT_RE = re.compile(r"TF Select ops: ([\w, ]+)")
 
 
 def _explain(exc: Exception, model: Any, variant: str, native: str) -> Exception:
-    """Turn a converter exception into UnsupportedOpError (naming the op and layer) or a failure."""
-    op, path = None, None
+    """Turn a converter exception into UnsupportedOpError (naming every op and its layer) or a failure."""
+    found: list[tuple[str, str | None]] = []  # (op type, graph path) in the converter's order
     for err in getattr(exc, "errors", None) or []:
         name = getattr(getattr(err, "operator", None), "name", "")
         if name:
-            op = name.split(".", 1)[-1]
             calls = getattr(getattr(err, "location", None), "call", None) or []
-            path = next((c.name for c in calls if getattr(c, "name", "")), None)
-            break
-    text = f"{exc}\n{native}"
-    if op is None:
+            found.append((name.split(".", 1)[-1], next((c.name for c in calls if getattr(c, "name", "")), None)))
+    if not found:
+        text = f"{exc}\n{native}"
         m = _OP_RE.search(text) or _SELECT_RE.search(text)
         if m:
-            op = m.group(1).split(",")[0].strip()
-    if op is not None:
-        layer = layer_for_op(model, path, op)
+            found = [(op.strip(), None) for op in m.group(1).split(",") if op.strip()]
+    if found:
+        seen: dict[str, str | None] = {}
+        for op, path in found:
+            if op not in seen:
+                seen[op] = layer_for_op(model, path, op)
+        parts = [f"'{op}'" + (f" (layer '{layer}')" if layer else "") for op, layer in seen.items()]
+        op, layer = next(iter(seen.items()))
         where = f"layer '{layer}'" if layer else "the model"
+        more = f"; all unsupported ops: {', '.join(parts)}" if len(parts) > 1 else ""
         return UnsupportedOpError(
             f"{variant}: {where} uses the TensorFlow op '{op}', which LiteRT's builtin op set cannot run "
-            f"(it would need TF Select/Flex, which edgefin bundles do not ship); replace that layer with "
+            f"(it would need TF Select/Flex, which edgefin bundles do not ship){more}. Replace that layer with "
             f"standard Keras layers, or do this computation in preprocessing", target=variant, op=op, layer=layer)
     first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
     return ConversionFailedError(f"{variant}: the TFLite converter failed: {first}")

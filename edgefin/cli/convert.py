@@ -35,12 +35,18 @@ AUC drop <= 0.005 and at most 1% flipped decisions. A failed gate still writes e
 @click.option("--no-gate", is_flag=True, help="Write the bundles and exit 0 even if a parity gate fails.")
 @click.option("--opset", type=click.IntRange(13, 21), default=17, show_default=True, help="ONNX opset.")
 @click.option("--int8-io", is_flag=True, help="Full-int8 TFLite variants take and return int8 tensors too.")
+@click.option("--per-channel", is_flag=True,
+              help="Static int8 variants quantise weights per output unit (default: per tensor, smaller).")
 @click.option("--calibration-rows", type=click.IntRange(min=1), default=500, show_default=True,
               help="Training rows used to calibrate static int8 quantisation.")
 @click.option("--max-auc-drop", type=click.FloatRange(min=0), default=0.005, show_default=True,
               help="Gate for int8/dynamic variants: largest allowed AUC drop.")
 @click.option("--max-flip-rate", type=click.FloatRange(0, 1), default=0.01, show_default=True,
               help="Gate for int8/dynamic variants: largest allowed share of flipped decisions.")
+@click.option("--max-delta", type=click.FloatRange(min=0), default=1e-5, show_default=True,
+              help="Gate for float32 variants: largest allowed |delta p| against the source model.")
+@click.option("--max-fp16-delta", type=click.FloatRange(min=0), default=1e-3, show_default=True,
+              help="Gate for tflite-fp16: largest allowed |delta p| against the source model.")
 @click.option("--data", type=click.Path(dir_okay=False), default=None,
               help="User model only: CSV/Parquet data for calibration and parity.")
 @click.option("--target", default=None, help="User model only: the target column of --data.")
@@ -55,10 +61,9 @@ AUC drop <= 0.005 and at most 1% flipped decisions. A failed gate still writes e
 @config_option
 @output_options
 @handle_errors
-def convert(source: str, variants: str, stage: str | None, out: str | None, no_gate: bool, opset: int,
-            int8_io: bool, calibration_rows: int, max_auc_drop: float, max_flip_rate: float, data: str | None,
+def convert(source: str, no_gate: bool, max_delta: float, max_fp16_delta: float, data: str | None,
             target: str | None, positive: str | None, schema: str | None, preprocess: str | None, threshold: str,
-            as_json: bool, quiet: bool) -> None:
+            as_json: bool, quiet: bool, **options: Any) -> None:
     """Convert a run directory's model (or your own MODEL.keras) into TFLite/ONNX variants, check each
     against its source model on held-out data, and write one .efb bundle per variant plus parity.json."""
     from edgefin_converters import ParityGateError
@@ -67,9 +72,8 @@ def convert(source: str, variants: str, stage: str | None, out: str | None, no_g
     from ..convert import ConvertOptions, convert_run, convert_user_model
     from ..errors import UsageError
 
-    resolve_variants(variants)  # an unknown name fails before TensorFlow loads
-    opts = ConvertOptions(variants=variants, stage=stage, out=out, gate=not no_gate, opset=opset, int8_io=int8_io,
-                          calibration_rows=calibration_rows, max_auc_drop=max_auc_drop, max_flip_rate=max_flip_rate)
+    resolve_variants(options["variants"])  # an unknown name fails before TensorFlow loads
+    opts = ConvertOptions(gate=not no_gate, exact_max_delta=max_delta, fp16_max_delta=max_fp16_delta, **options)
     path = Path(source)
     progress = None if quiet else _Progress()
     user_only = {"--data": data, "--target": target, "--positive": positive, "--schema": schema,
