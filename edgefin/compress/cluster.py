@@ -11,7 +11,7 @@ from typing import Any
 
 from .finetune import EpochHook, FitData, fine_tune
 from .prune import copy_model
-from .support import _kernels, check_model, check_skip, output_layer_name, tfmot_errors
+from .support import _kernels, check_model, check_skip, clone, output_layer_name, tfmot_errors
 
 
 def cluster(model: Any, data: FitData, *, clusters: int, epochs: int, learning_rate: float, seed: int,
@@ -20,6 +20,7 @@ def cluster(model: Any, data: FitData, *, clusters: int, epochs: int, learning_r
     """Cluster each kernel to ``clusters`` centroids (k-means++), fine-tune, strip; return (model, details)."""
     import tensorflow_model_optimization as tfmot
     from tensorflow_model_optimization.python.core.clustering.keras.clustering_registry import ClusteringRegistry
+    from tensorflow_model_optimization.python.core.clustering.keras.experimental import cluster as experimental
 
     from ..errors import UnsupportedLayerError
     from ..tfcompat import keras
@@ -50,14 +51,14 @@ def cluster(model: Any, data: FitData, *, clusters: int, epochs: int, learning_r
 
     def wrap(layer: Any) -> Any:
         if layer.name in targets:
-            return tfmot.clustering.keras.experimental.cluster_weights(layer, **params)
+            return experimental.cluster_weights(layer, **params)  # the sparsity-preserving variant
         return layer
 
     with tfmot_errors("clustering"):
-        clone = keras.models.clone_model(copy_model(model), clone_function=wrap)
-    fit = fine_tune(clone, data, stage="cluster", epochs=epochs, learning_rate=learning_rate, seed=seed,
+        wrapped = clone(copy_model(model), clone_function=wrap)
+    fit = fine_tune(wrapped, data, stage="cluster", epochs=epochs, learning_rate=learning_rate, seed=seed,
                     on_epoch=on_epoch)
     with tfmot_errors("strip_clustering"):
-        stripped = tfmot.clustering.keras.strip_clustering(clone)
+        stripped = tfmot.clustering.keras.strip_clustering(wrapped)
     return stripped, {"clusters": int(clusters), "centroid_init": "kmeans++", "preserve_sparsity": bool(sparse),
                       "clustered_layers": targets, "skipped_layers": sorted(skip), "fine_tune": fit}

@@ -14,7 +14,7 @@ from typing import Any
 
 from .finetune import EpochHook, FitData, fine_tune
 from .options import CompressOptions
-from .support import check_model, check_prunable, check_skip, output_layer_name, tfmot_errors
+from .support import check_model, check_prunable, check_skip, clone, output_layer_name, tfmot_errors
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,6 @@ def prune(model: Any, data: FitData, opts: CompressOptions, *, seed: int,
     """Prune a trained model to ``opts.sparsity`` by fine-tuning; return (stripped model, details)."""
     import tensorflow_model_optimization as tfmot
 
-    from ..tfcompat import keras
-
     opts = opts.validated()
     check_model(model, label="model to prune")
     skip = set(opts.skip_layers)
@@ -87,12 +85,12 @@ def prune(model: Any, data: FitData, opts: CompressOptions, *, seed: int,
         return tfmot.sparsity.keras.prune_low_magnitude(layer, **params) if layer.name in targets else layer
 
     with tfmot_errors("pruning"):
-        clone = keras.models.clone_model(copy_model(model), clone_function=wrap)
-    fit = fine_tune(clone, data, stage="prune", epochs=opts.epochs, learning_rate=opts.learning_rate, seed=seed,
+        wrapped = clone(copy_model(model), clone_function=wrap)
+    fit = fine_tune(wrapped, data, stage="prune", epochs=opts.epochs, learning_rate=opts.learning_rate, seed=seed,
                     select_from=sched.select_from, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()],
                     on_epoch=on_epoch)
     with tfmot_errors("strip_pruning"):
-        stripped = tfmot.sparsity.keras.strip_pruning(clone)
+        stripped = tfmot.sparsity.keras.strip_pruning(wrapped)
     details = {"target_sparsity": float(opts.sparsity), "block": str(block), "pruned_layers": targets,
                "skipped_layers": sorted(skip), "schedule": {"kind": "polynomial_decay", "initial_sparsity": 0.0,
                                                             "final_sparsity": float(opts.sparsity), "power": 3,
@@ -103,8 +101,6 @@ def prune(model: Any, data: FitData, opts: CompressOptions, *, seed: int,
 
 def copy_model(model: Any) -> Any:
     """An independent copy with the same weights (TFMOT wraps layers in place; the source stays untouched)."""
-    from ..tfcompat import keras
-
-    copy = keras.models.clone_model(model)
+    copy = clone(model)
     copy.set_weights(model.get_weights())
     return copy

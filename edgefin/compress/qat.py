@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import ModelError
 from .finetune import EpochHook, FitData, fine_tune
 from .prune import copy_model
-from .support import check_model, check_quantizable, check_skip, tfmot_errors
+from .support import check_model, check_quantizable, check_skip, clone, tfmot_errors
 
 SCHEMES = ("default", "pqat", "cqat")
 
@@ -37,9 +37,9 @@ def _scheme(name: str) -> Any:
     import tensorflow_model_optimization as tfmot
 
     if name == "pqat":
-        return tfmot.quantization.keras.collab_opts.Default8BitPrunePreserveQuantizeScheme()
+        return _strict(tfmot.quantization.keras.collab_opts.Default8BitPrunePreserveQuantizeScheme())
     if name == "cqat":
-        return tfmot.experimental.combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=True)
+        return _strict(tfmot.experimental.combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=True))
     if name == "default":
         from tensorflow_model_optimization.python.core.quantization.keras.default_8bit.default_8bit_quantize_scheme import (
             Default8BitQuantizeScheme,
@@ -47,6 +47,41 @@ def _scheme(name: str) -> Any:
 
         return Default8BitQuantizeScheme()
     raise ModelError(f"unknown QAT scheme {name!r}; expected one of {', '.join(SCHEMES)}")
+
+
+def _strict(scheme: Any) -> Any:
+    """The scheme with a registry whose ``supports`` is honest.
+
+    The collaborative (prune/cluster-preserving) registries of TFMOT 0.8.1 say they support any layer
+    (a Lambda, say) and then fail in ``get_quantize_config``; ``quantize_apply`` relies on
+    ``supports`` to leave a skipped layer in float, so it must also ask the default 8-bit registry.
+    """
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit.default_8bit_quantize_registry import (
+        Default8BitQuantizeRegistry,
+    )
+
+    class StrictRegistry:
+        def __init__(self, inner: Any) -> None:
+            self._inner, self._base = inner, Default8BitQuantizeRegistry()
+
+        def supports(self, layer: Any) -> bool:
+            return bool(self._inner.supports(layer) and self._base.supports(layer))
+
+        def __getattr__(self, attr: str) -> Any:
+            return getattr(self._inner, attr)
+
+    class StrictScheme(type(scheme)):  # type: ignore[misc]
+        def __init__(self) -> None:  # noqa: D107 - state lives in the wrapped scheme
+            pass
+
+        def get_layout_transformer(self) -> Any:
+            return scheme.get_layout_transformer()
+
+        def get_quantize_registry(self) -> Any:
+            return StrictRegistry(scheme.get_quantize_registry())
+
+    StrictScheme.__name__ = type(scheme).__name__
+    return StrictScheme()
 
 
 def quantize_model(model: Any, scheme: str, skip_layers: tuple[str, ...] = ()) -> Any:
@@ -67,9 +102,35 @@ def quantize_model(model: Any, scheme: str, skip_layers: tuple[str, ...] = ()) -
         return tfmot.quantization.keras.quantize_annotate_layer(layer)
 
     with tfmot_errors("quantisation-aware training"):
-        annotated = keras.models.clone_model(copy_model(model), clone_function=annotate)
+        annotated = clone(copy_model(model), clone_function=annotate)
         with tfmot.quantization.keras.quantize_scope():
-            return tfmot.quantization.keras.quantize_apply(annotated, sch)
+            qmodel = tfmot.quantization.keras.quantize_apply(annotated, sch)
+    if scheme == "cqat":
+        _own_cluster_quantizers(qmodel)
+    return qmodel
+
+
+def _own_cluster_quantizers(model: Any) -> None:
+    """Give every layer its own cluster-preserving quantiser.
+
+    TFMOT 0.8.1 shares one quantiser object between all layers and switches its
+    ``preserve_sparsity`` off for good when any layer (typically the unpruned output layer) has no
+    zeros, so the zero centroid of the pruned layers drifts and the sparsity is lost in training.
+    """
+    import copy
+
+    from tensorflow_model_optimization.python.core.quantization.keras.quantize_wrapper import QuantizeWrapper
+
+    for layer in model.layers:
+        if not isinstance(layer, QuantizeWrapper):
+            continue
+        fixed = []
+        for weight, quantizer, qvars in layer._weight_vars:
+            if hasattr(quantizer, "preserve_sparsity"):
+                quantizer = copy.copy(quantizer)
+                quantizer.preserve_sparsity = isinstance(qvars, dict) and "sparsity_mask" in qvars
+            fixed.append((weight, quantizer, qvars))
+        layer._weight_vars = fixed
 
 
 def quantize_aware(model: Any, data: FitData, *, scheme: str, epochs: int, learning_rate: float, seed: int,
@@ -100,21 +161,22 @@ def bake_cqat(cqat: Any, base: Any, x_check: np.ndarray, skip_layers: tuple[str,
 
     _snap_to_centroids(cqat)
     baked = quantize_model(base, "pqat", skip_layers)
-    src = {layer.name: layer for layer in cqat.layers}
-    for layer in baked.layers:
-        other = src.get(layer.name)
-        if other is None:
-            raise ModelError(f"baking CQAT: layer '{layer.name}' has no counterpart in the CQAT model")
+    if len(baked.layers) != len(cqat.layers):
+        raise ModelError("baking CQAT: the CQAT and the prune-preserving QAT model differ in their layers")
+    for layer, other in zip(baked.layers, cqat.layers):  # same graph; auto-named layers may differ in suffix
+        if type(layer) is not type(other) or (isinstance(layer, QuantizeWrapper) and layer.layer.name != other.layer.name):
+            raise ModelError(f"baking CQAT: layer '{layer.name}' does not match '{other.name}' of the CQAT model")
         if isinstance(layer, QuantizeWrapper):
             layer.layer.set_weights(other.layer.get_weights())
         inner = {id(w) for w in getattr(layer, "layer", layer).weights} if isinstance(layer, QuantizeWrapper) else set()
-        theirs = {short_name(w.name): w for w in other.weights}
+        theirs = {short_name(w.name).removeprefix(f"{other.name}_"): w for w in other.weights}
         for w in layer.weights:
             if id(w) in inner:
                 continue
-            if short_name(w.name) not in theirs:
+            key = short_name(w.name).removeprefix(f"{layer.name}_")
+            if key not in theirs or tuple(theirs[key].shape) != tuple(w.shape):
                 raise ModelError(f"baking CQAT: variable '{w.name}' has no counterpart in layer '{other.name}'")
-            w.assign(theirs[short_name(w.name)].numpy())
+            w.assign(theirs[key].numpy())
     from .support import predict
 
     diff = float(np.max(np.abs(predict(baked, x_check) - predict(cqat, x_check)))) if len(x_check) else 0.0

@@ -119,7 +119,12 @@ def load_model(path: str | os.PathLike[str]) -> Any:
     try:
         with tfmot_saving():
             return keras.models.load_model(path, compile=False)
-    except (ValueError, TypeError, OSError, KeyError, AttributeError) as exc:
-        raise ModelError(f"cannot load Keras model {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}. "
-                         "Expected a tf_keras (Keras 2) model saved with model.save('model.keras'); "
-                         "Keras 3 files are not readable by tf_keras, re-save the model with tf_keras") from None
+    except Exception as exc:  # noqa: BLE001 - Keras raises many types for foreign or broken files
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "lambda" in text.lower():
+            raise ModelError(f"cannot load Keras model {path}: it holds a Lambda layer, whose Python code tf_keras "
+                             f"will not run from a file (safe mode). Replace the Lambda with a built-in or a "
+                             f"registered custom layer and save the model again") from None
+        raise ModelError(f"cannot load Keras model {path}: {text[:300]}. Expected a tf_keras (Keras 2) model saved "
+                         f"with model.save('model.keras'); Keras 3 files are not readable by tf_keras, so re-save "
+                         f"it with tf_keras") from None

@@ -93,15 +93,35 @@ def check_prunable(model: Any, skip: Iterable[str]) -> list[str]:
 
 
 def check_quantizable(model: Any, skip: Iterable[str], registry: Any) -> None:
-    """Raise for layers the quantisation registry cannot handle (unless skipped)."""
+    """Raise for layers the quantisation registry cannot handle (unless skipped).
+
+    The prune-preserving registry answers ``supports`` True for layers (Lambda) whose config it
+    then cannot give, so the default 8-bit registry it builds on must agree too.
+    """
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit.default_8bit_quantize_registry import (
+        Default8BitQuantizeRegistry,
+    )
+
     from ..tfcompat import keras
 
+    base = Default8BitQuantizeRegistry()
     skip = set(skip)
     bad = [layer for layer in model.layers
            if layer.name not in skip and not isinstance(layer, keras.layers.InputLayer)
-           and not registry.supports(layer)]
+           and not (registry.supports(layer) and base.supports(layer))]
     if bad:
         raise _unsupported(bad, "quantise (QAT)", "float32 in the QAT model; or use --no-qat")
+
+
+def clone(model: Any, clone_function: Any = None) -> Any:
+    """``keras.models.clone_model`` for a model already in memory (its Lambda code is already loaded,
+    so the safe-mode guard against code in files does not apply)."""
+    from tf_keras.src.saving.serialization_lib import SafeModeScope
+
+    from ..tfcompat import keras
+
+    with SafeModeScope(False):
+        return keras.models.clone_model(model, clone_function=clone_function)
 
 
 def _kernels(layer: Any) -> list[Any]:
@@ -114,9 +134,16 @@ def short_name(name: str) -> str:
 
 @contextlib.contextmanager
 def tfmot_errors(stage: str) -> Iterator[None]:
-    """Turn what TFMOT still raises into one-line edgefin errors (never a deep traceback)."""
+    """Turn what TFMOT still raises into one-line edgefin errors (never a deep traceback).
+
+    TFMOT clones models it wraps or strips; the models are in memory, so Lambda layers may be cloned
+    (safe mode guards against code inside files, which this is not).
+    """
+    from tf_keras.src.saving.serialization_lib import SafeModeScope
+
     try:
-        yield
+        with SafeModeScope(False):
+            yield
     except (UnsupportedLayerError, ModelError):
         raise
     except (ValueError, TypeError, NotImplementedError, RuntimeError) as exc:
