@@ -88,3 +88,15 @@ def test_describe_names_engine_and_version(tiny_bundles) -> None:
     assert d["engine"] == "litert" and d["package"] == "ai-edge-litert" and d["threads"] == 1
     d = engine_for(tiny_bundles["onnx-fp32"], threads=2).describe()
     assert d["engine"] == "onnx" and d["threads"] == 2 and d["version"]
+
+
+def test_litert_public_api_fallback(tiny_bundles, monkeypatch) -> None:
+    """Without the native wrapper (another LiteRT build), the engine uses set_tensor/invoke/get_tensor."""
+    from edgefin_runtime.backends import litert
+
+    fast = engine_for(tiny_bundles["tflite-fp32"])
+    monkeypatch.setattr(litert, "_native", lambda interpreter: None)
+    slow = engine_for(tiny_bundles["tflite-fp32"])
+    assert slow.row_slot() is None
+    x = features(20, slow.n_features, seed=5)
+    assert [slow.run_one(r) for r in x.tolist()] == [fast.run_one(r) for r in x.tolist()] == fast.run(x).tolist()

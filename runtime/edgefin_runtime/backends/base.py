@@ -25,6 +25,8 @@ from ..manifest import ModelSpec, Quantization
 MAX_CHUNK = 4096
 
 _INT_LIMITS = {"int8": (-128, 127), "uint8": (0, 255)}
+#: model input/output dtypes the engines can feed and read (quantised ones through the tensor's params)
+IO_DTYPES = ("float32", "int8", "uint8")
 
 
 class RowSlot(NamedTuple):
@@ -98,6 +100,10 @@ def check_io(spec: ModelSpec, *, engine: str, in_dtype: str, out_dtype: str, in_
     """The model's real input/output must match what the manifest declares (else the bundle lies)."""
     tin, tout = spec.inputs[0], spec.outputs[0]
     file = spec.file
+    for where, dtype in (("input", in_dtype), ("output", out_dtype)):
+        if dtype not in IO_DTYPES:
+            raise BackendError(f"{engine}: {file} has a {dtype} {where}; this runtime feeds and reads "
+                               f"{', '.join(IO_DTYPES)} tensors only")
     if in_last is not None and in_last != tin.shape[-1]:
         raise ManifestError(f"manifest model.inputs[0].shape says {tin.shape[-1]} features but {file} expects "
                             f"{in_last}; the manifest does not describe this model - rebuild the bundle")

@@ -42,6 +42,11 @@ def _quant(details: dict[str, Any]) -> Quantization | None:
     return Quantization(scale=float(scale), zero_point=int(zero))
 
 
+def _native(interpreter: Any) -> Any:
+    """The interpreter's pybind wrapper (for Invoke without the refcount guard), if this LiteRT has one."""
+    return getattr(interpreter, "_interpreter", None)
+
+
 class _One:
     """One thread's single-row interpreter with views on its input and output buffers."""
 
@@ -50,7 +55,7 @@ class _One:
     def __init__(self, engine: "LiteRTEngine") -> None:
         it = engine._new_interpreter(1)
         self.interp = it
-        native = getattr(it, "_interpreter", None)
+        native = _native(it)
         self.invoke: Callable[[], Any] = native.Invoke if native is not None else it.invoke
         in_view = it.tensor(engine._in_index)
         out_view = it.tensor(engine._out_index)
