@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-#: Gates for the tiny fixture model. An 8-unit model trained for seconds puts many test scores next
+#: Gates for the tiny fixture model. A 16-unit model trained for seconds puts many test scores next
 #: to its threshold, so int8 rounding flips ~1% of its decisions (measured 0.75-2% across seeds); the
 #: default 1% gate is meant for real models and is checked on the bundled credit data by
 #: benchmarks/convert_credit.py. Float gates keep their defaults.
