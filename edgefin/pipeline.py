@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from . import __version__
 from .atomic import write_json
-from .errors import ModelError, UsageError
+from .errors import QualityGateError, UsageError
 from .rundir import SPLITS, RunDir
 
 STEPS = ("train", "compress", "convert", "bench", "report")
@@ -317,6 +317,7 @@ def run_pipeline(data: str | os.PathLike[str] | None, out: str | os.PathLike[str
     for step in steps:  # every option is checked before anything runs: a typo must not cost a training run
         _options_of(step, config)
     done: dict[str, Any] = {}
+    gate_error: BaseException | None = None
     if config.compress is None:
         rep.step_skipped("compress", "disabled")
         done["compress"] = {"status": "disabled"}
@@ -334,10 +335,47 @@ def run_pipeline(data: str | os.PathLike[str] | None, out: str | os.PathLike[str
             continue
         rep.step_started(step, i, len(steps))
         t0 = time.perf_counter()
-        RUNNERS[step](rd, data_s, config, rep)
+        try:
+            RUNNERS[step](rd, data_s, config, rep)
+        except Exception as exc:
+            if not (step == "convert" and _is_gate_failure(exc) and _bundles_written(rd)):
+                raise
+            # like `edgefin convert`, a failed parity gate still leaves every bundle and parity.json (marked
+            # failed): bench and report them, then fail. The step is not recorded, so a rerun converts again.
+            gate_error = exc
+            seconds = time.perf_counter() - t0
+            rep.step_done(step, seconds)
+            done[step] = {"status": "gate_failed", "seconds": round(seconds, 3), "error": str(exc)}
+            continue
         seconds = time.perf_counter() - t0
-        record(step, rd, fingerprint(step, rd, data_s, config) if step == "train" else inputs, seconds)
+        record(step, rd, inputs, seconds)
         rep.step_done(step, seconds)
         done[step] = {"status": "ran", "seconds": round(seconds, 3), "reason": why if not force else "forced"}
-    return {"run_dir": str(rd.root), "steps": done, "seconds": round(time.perf_counter() - started, 3),
-            "report": {n: str(rd.report_dir / n) for n in ("report.json", "report.md", "report.html")}}
+    result = {"run_dir": str(rd.root), "steps": done, "seconds": round(time.perf_counter() - started, 3),
+              "report": {n: str(rd.report_dir / n) for n in ("report.json", "report.md", "report.html")}}
+    if gate_error is not None:
+        raise PipelineGateError(str(gate_error), result) from gate_error
+    return result
+
+
+class PipelineGateError(QualityGateError):
+    """A parity gate failed during convert; every later step still ran. ``result`` says what each did."""
+
+    def __init__(self, message: str, result: dict[str, Any]) -> None:
+        super().__init__(f"{message}\nThe pipeline still benchmarked every bundle; the report marks the failed "
+                         f"variant(s), and they are never recommended.")
+        self.result = result
+
+
+def _is_gate_failure(exc: BaseException) -> bool:
+    if isinstance(exc, QualityGateError):
+        return True
+    try:
+        from edgefin_converters.errors import ParityGateError
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(exc, ParityGateError)
+
+
+def _bundles_written(rd: RunDir) -> bool:
+    return rd.parity_json.exists() and bool(_bundles(rd))

@@ -9,7 +9,8 @@ the smaller bundle, then the lower single-record latency, then the name. Constra
 * ``max_size_kb``: the bundle file, what is shipped, in KiB (1 KiB = 1,024 bytes);
 * ``max_auc_drop``: source (dense Keras) test AUC minus the variant's, on the same rows.
 
-A variant that does not fit the profile's memory, or failed, never qualifies. When none qualifies,
+A variant that does not fit the profile's memory, failed its parity gate, or failed to run never
+qualifies. When none qualifies,
 every variant's failed constraints are listed and the *nearest* one is named: the measured variant
 with the smallest summed relative excess over its failed limits.
 """
@@ -63,6 +64,9 @@ def check_variant(row: Mapping[str, Any], c: Constraints, source_auc: float | No
     if status != "ok":
         why = "does not fit the profile's memory cap" if status == "does_not_fit" else f"not measured ({status})"
         return {"fits": False, "failed": [why], "excess": None, "figures": {}}
+    if isinstance(row.get("parity"), Mapping) and row["parity"].get("passed") is False:
+        return {"fits": False, "failed": ["failed its parity gate against the source model (bundles/parity.json)"],
+                "excess": None, "figures": {}}
     lat = _get(row, "latency", "runtime", f"{c.latency_percentile}_us")
     size_kb = row["bundle_bytes"] / 1024.0 if isinstance(row.get("bundle_bytes"), int) else None
     auc = _get(row, "quality", "auc")

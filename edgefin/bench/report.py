@@ -48,6 +48,8 @@ def summary_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
         auc = _get(r, "quality", "auc")
         out.append({
             "variant": r["name"], "status": r.get("status"),
+            "parity": None if not isinstance(r.get("parity"), Mapping) or "passed" not in r["parity"]
+            else ("pass" if r["parity"]["passed"] else "FAIL"),
             "bundle_kib": r["bundle_bytes"] / 1024 if r.get("bundle_bytes") is not None else None,
             "gzip_kib": r["bundle_gzip_bytes"] / 1024 if r.get("bundle_gzip_bytes") is not None else None,
             "model_kib": r["model_bytes"] / 1024 if r.get("model_bytes") is not None else None,
@@ -67,7 +69,7 @@ def summary_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 COLUMNS = (  # key, header, format
-    ("variant", "variant", "{}"), ("status", "status", "{}"), ("bundle_kib", "bundle KiB", "{:.1f}"),
+    ("variant", "variant", "{}"), ("status", "status", "{}"), ("parity", "parity", "{}"), ("bundle_kib", "bundle KiB", "{:.1f}"),
     ("gzip_kib", "gzip KiB", "{:.1f}"), ("auc", "AUC", "{:.4f}"), ("auc_drop", "AUC drop", "{:+.4f}"),
     ("ks", "KS", "{:.3f}"), ("brier", "Brier", "{:.4f}"), ("flip_rate", "flips vs dense", "{:.2%}"),
     ("p50_us", "p50 us", "{:.1f}"), ("p95_us", "p95 us", "{:.1f}"), ("p99_us", "p99 us", "{:.1f}"),

@@ -11,7 +11,7 @@ import click
 from .common import config_option, emit_json, handle_errors, output_options, stderr
 from .exit_codes import ExitStatus
 
-TERMINAL_COLUMNS = ("variant", "status", "bundle_kib", "gzip_kib", "auc", "auc_drop", "flip_rate", "p50_us",
+TERMINAL_COLUMNS = ("variant", "status", "parity", "bundle_kib", "gzip_kib", "auc", "auc_drop", "flip_rate", "p50_us",
                     "p99_us", "engine_p50_us", "rps_1024_columns", "cold_start_ms", "peak_rss_mib", "keras_x")
 
 

@@ -178,13 +178,16 @@ class _Reporter:
 def _run(data: str | None, out: str, routed: dict[str, dict[str, Any]], *, no_compress: bool, force: bool,
          as_json: bool, quiet: bool) -> None:
     from ..bench.report import load_report
-    from ..pipeline import PipelineConfig, run_pipeline
+    from ..pipeline import PipelineConfig, PipelineGateError, run_pipeline
 
     cfg = PipelineConfig(train=routed["train"], compress=None if no_compress else routed["compress"],
                          convert=routed["convert"], bench=routed["bench"])
     reporter = _Reporter(quiet)
+    gate: PipelineGateError | None = None
     try:
         result = run_pipeline(data, out, cfg, reporter=reporter, force=force)
+    except PipelineGateError as exc:  # everything ran and was reported; show it, then exit 3
+        gate, result = exc, exc.result
     finally:
         if reporter._bench_cm is not None:
             reporter._bench_cm.__exit__(None, None, None)
@@ -194,6 +197,8 @@ def _run(data: str | None, out: str, routed: dict[str, dict[str, Any]], *, no_co
         stderr.print(f"report: {result['report']['report.html']}", highlight=False)
     if as_json:
         emit_json({**json_summary(report, result["report"]), "pipeline": result})
+    if gate is not None:
+        raise gate
 
 
 def _pipeline_command() -> click.Command:

@@ -70,3 +70,12 @@ def test_bad_constraints_are_usage_errors() -> None:
         Constraints(max_latency_us=-1)
     with pytest.raises(UsageError, match="latency-percentile"):
         Constraints(latency_percentile="p90")
+
+
+def test_a_variant_that_failed_its_parity_gate_is_never_recommended() -> None:
+    rows = [row("onnx-int8", 0.99, 1, 1), row("tflite-fp32", 0.80, 20, 8)]
+    rows[0]["parity"] = {"passed": False}
+    rows[1]["parity"] = {"passed": True}
+    rec = recommend(rows, Constraints(), source_auc=0.8)
+    assert rec["chosen"] == "tflite-fp32"
+    assert "parity" in rec["verdicts"]["onnx-int8"]["failed"][0]

@@ -176,3 +176,31 @@ def test_real_pipeline_end_to_end_then_resume(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     third = json.loads(res.stdout)["pipeline"]["steps"]
     assert [k for k, s in third.items() if s["status"] == "ran"] == ["bench", "report"]
+
+
+def test_a_failed_parity_gate_still_benches_and_reports_then_fails(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgefin.errors import QualityGateError
+
+    _fake_steps(monkeypatch)
+    convert = P.RUNNERS["convert"]
+
+    def failing_convert(rd: RunDir, data: str | None, cfg: P.PipelineConfig, rep: Any) -> None:
+        convert(rd, data, cfg, rep)  # bundles and parity.json are written first, as the real step does
+        raise QualityGateError("onnx-int8: 1.01% of decisions flip (at most 1.00% allowed)")
+
+    monkeypatch.setitem(P.RUNNERS, "convert", failing_convert)
+    data = tmp_path / "d.csv"
+    data.write_text("x\n")
+    out = tmp_path / "run"
+    log = Log()
+    with pytest.raises(P.PipelineGateError, match="onnx-int8") as err:
+        P.run_pipeline(data, out, _cfg(), reporter=log)
+    assert log.ran == list(P.STEPS)
+    assert err.value.result["steps"]["convert"]["status"] == "gate_failed"
+    assert (out / "report" / "report.html").is_file()
+    # convert is not recorded as done: a rerun converts again (and fails again), nothing else reruns
+    again = Log()
+    with pytest.raises(P.PipelineGateError):
+        P.run_pipeline(data, out, _cfg(), reporter=again)
+    assert again.ran == ["convert"]
