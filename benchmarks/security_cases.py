@@ -253,6 +253,8 @@ def resource_cases(plan: dict[str, Any]) -> Iterator[Case]:
     """Inputs sized to exhaust memory or time: each must finish as scored or rejected, quickly."""
     preds = [edgefin_runtime.load(i["path"]) for i in plan["bundles"] if not i.get("key")]
     names = list(preds[0].schema.names)
+    preds = [p for p in preds if list(p.schema.names) == names]  # same fields, so 'scored' means scored
+    rows = 1_000_000 if plan["long"] else 100_000
     deep: Any = 1.0
     for _ in range(100_000):
         deep = [deep]
@@ -267,8 +269,8 @@ def resource_cases(plan: dict[str, Any]) -> Iterator[Case]:
         for n in names:
             yield f"{label} in {n}", (lambda n=n, v=v: _score_all(preds, {**{k: 1.0 for k in names}, n: v}))
     yield "record with 1M extra keys", lambda: _score_all(preds, {**{f"k{i}": i for i in range(1_000_000)}})
-    yield "batch of 200k hostile records", lambda: _big_batch(preds, names, 200_000)
-    yield "columns of 1M object rows", lambda: _big_columns(preds, names, 1_000_000)
+    yield f"batch of {rows // 2} hostile records", lambda: _big_batch(preds, names, rows // 2)
+    yield f"columns of {rows} object rows", lambda: _big_columns(preds, names, rows)
 
 
 def _score_all(preds: list[Any], rec: Any) -> str:
@@ -286,7 +288,7 @@ def _big_batch(preds: list[Any], names: list[str], n: int) -> str:
     from hostile_records import record
 
     rng = random.Random(7)
-    recs = [record(rng, names) for _ in range(n)]
+    recs = [record(rng, names, huge=False) for _ in range(n)]
     for p in preds:
         res = p.score_batch(recs)
         if len(res) != n:
@@ -318,6 +320,7 @@ def work(category: str, plan: dict[str, Any], skip: set[int], progress: Path, re
         errors: collections.Counter[str] = collections.Counter()
         examples: dict[str, str] = {}
         slowest = (0.0, "")
+        per_case: list[dict[str, Any]] = []
         t0 = time.perf_counter()
         crash_at = int(os.environ.get("EDGEFIN_SWEEP_TEST_CRASH_AT", "-1"))  # proves crashes are seen
         for i, (desc, fn) in enumerate(GENERATORS[category](plan)):
@@ -336,6 +339,8 @@ def work(category: str, plan: dict[str, Any], skip: set[int], progress: Path, re
                 outcome = "untyped"
                 examples.setdefault(f"{type(exc).__name__}", f"{desc}: {str(exc)[:200]}")
             dt = time.perf_counter() - t
+            if category == "resource":
+                per_case.append({"case": desc, "outcome": outcome, "seconds": round(dt, 4)})
             if dt > slowest[0]:
                 slowest = (dt, desc)
             counts[outcome] += 1
@@ -344,7 +349,7 @@ def work(category: str, plan: dict[str, Any], skip: set[int], progress: Path, re
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         out = {"counts": dict(counts), "errors": dict(errors), "examples": examples,
                "seconds": time.perf_counter() - t0, "slowest": {"seconds": slowest[0], "case": slowest[1]},
-               "peak_rss_bytes": peak}
+               "peak_rss_bytes": peak, "per_case": per_case}
         result.write_text(json.dumps(out))
 
 

@@ -104,10 +104,16 @@ _REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 2, 60, 60, 60
 def _short(value: Any) -> str:
     """A bounded repr of an untrusted value for messages: constant cost however large or deeply
     nested the value is, and safe from a __repr__ that raises."""
-    try:
-        text = _REPR.repr(value)
-    except Exception:  # noqa: BLE001 - a hostile or broken __repr__
-        text = f"<{type(value).__name__}>"
+    t = type(value)
+    if t is str or t is bytes:
+        text = repr(value[:61])  # slice first: a 100 MB string costs no more than a short one
+    elif t is float or value is None or t is bool:
+        text = repr(value)
+    else:
+        try:
+            text = _REPR.repr(value)
+        except Exception:  # noqa: BLE001 - a hostile or broken __repr__
+            text = f"<{t.__name__}>"
     return text if len(text) <= 60 else text[:57] + "..."
 
 

@@ -27,8 +27,11 @@ def _nested(rng: random.Random, depth: int) -> Any:
     return v
 
 
-def value(rng: random.Random) -> Any:
+def value(rng: random.Random, huge: bool = True) -> Any:
+    """One hostile value; ``huge=False`` leaves out the megabyte-sized ones (for big batches)."""
     r = rng.random()
+    if not huge and 0.75 <= r < 0.90:
+        r = 0.5
     if r < 0.45:
         return rng.choice(SPECIALS)
     if r < 0.65:
@@ -46,16 +49,16 @@ def value(rng: random.Random) -> Any:
     return rng.choice(("owner", "rent", "parents", "fixed", "freelance", "partime", "castle"))
 
 
-def record(rng: random.Random, names: Sequence[str]) -> Any:
+def record(rng: random.Random, names: Sequence[str], huge: bool = True) -> Any:
     """A hostile record: usually a dict with some schema fields (maybe missing) and some extra keys."""
     if rng.random() < 0.02:
         return rng.choice((None, [], "Income=1", 42, (("Income", 1.0),), b"{}"))
     rec: dict[Any, Any] = {}
     for n in names:
         if rng.random() < 0.9:
-            rec[n] = value(rng)
+            rec[n] = value(rng, huge)
     for _ in range(rng.choice((0, 0, 1, 3))):
-        rec[rng.choice(("extra", "", "Income ", "income", "\x00", 5, None, (1,), "Home\u200b"))] = value(rng)
+        rec[rng.choice(("extra", "", "Income ", "income", "\x00", 5, None, (1,), "Home\u200b"))] = value(rng, huge)
     return rec
 
 
