@@ -33,7 +33,7 @@ from .errors import (
     RecordTypeError,
     UnknownFieldError,
 )
-from .manifest import CategoricalStep, NumericStep, PreprocessSpec, Schema
+from .manifest import NumericStep, PreprocessSpec, Schema
 
 MAX_CATEGORY_LENGTH = 256
 #: a standardised value beyond this is refused (float32 overflows at 3.4e38)

@@ -14,7 +14,7 @@ import pytest
 
 import edgefin_runtime
 from edgefin_runtime import errors
-from edgefin_runtime.bundle import pack_members, read_bundle
+from edgefin_runtime.bundle import read_bundle
 from edgefin_runtime.cli import exit_code_for
 from edgefin_runtime.cli_io import UsageProblem
 
