@@ -126,7 +126,7 @@ def manifest_fuzz(plan: dict[str, Any]) -> Iterator[Case]:
     can stop the latter; the sweep reports how many there are)."""
     from hostile_records import SPECIALS
 
-    n = 100_000 if plan["long"] else 600
+    n = 50_000 if plan["long"] else 600
     item = next(i for i in plan["bundles"] if "onnx" in i["path"] and not i.get("key"))
     orig = edgefin_runtime.load(item["path"])
     base = json.loads(read_bundle(item["path"]).manifest_bytes)
@@ -200,7 +200,7 @@ def hostile_input(plan: dict[str, Any]) -> Iterator[Case]:
     two paths agree)."""
     from hostile_records import record
 
-    n = 1_000_000 if plan["long"] else 4000
+    n = 200_000 if plan["long"] else 4000
     preds = [edgefin_runtime.load(i["path"]) for i in plan["bundles"] if not i.get("key")]
     names = list(preds[0].schema.names)
 

@@ -1,9 +1,9 @@
 """The security sweep: every category of the threat model, run in worker processes so that a native
 crash is seen (and counted) instead of killing the sweep. Produces the figures in SECURITY.md.
 
-    uv run --no-sync python benchmarks/security_sweep.py            # the CI-sized sweep (~1 min)
-    uv run --no-sync python benchmarks/security_sweep.py --long     # the soak: every byte value,
-                                                                    # 1M hostile records (~1-2 h)
+    uv run --no-sync python benchmarks/security_sweep.py            # the default sweep (~3 min)
+    uv run --no-sync python benchmarks/security_sweep.py --long     # the soak (~1 h): every byte value,
+                                                                    # 200k hostile records, 50k mutants
     ... --categories corruption,truncation --bundles DIR --json out.json --markdown out.md
 
 Bundles: the tiny TFLite/ONNX fixture bundles (built once with TensorFlow by
@@ -120,7 +120,8 @@ def render_markdown(results: dict[str, dict[str, Any]], meta: dict[str, Any]) ->
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--long", action="store_true", help="the soak: every byte value, 1M records, 100k mutants")
+    ap.add_argument("--long", action="store_true",
+                    help="the soak: every byte value, 200k records, 50k manifest mutants, 1M-row resource cases")
     ap.add_argument("--categories", default=",".join(CATEGORIES), help="comma-separated subset")
     ap.add_argument("--bundles", type=Path, default=None, help="a folder with tiny-*.efb fixture bundles")
     ap.add_argument("--stride", type=int, default=1, help="flip every n-th byte only (corruption)")

@@ -1,7 +1,7 @@
 """Fuzzing the scoring path: any record gives a Score with a finite probability in [0, 1] or a typed
 InputError, never another exception; batches and columns account for every row (in = scored +
 rejected) and agree with the single-record path. The long version is
-``benchmarks/security_sweep.py --long --categories hostile-input`` (1M records)."""
+``benchmarks/security_sweep.py --long --categories hostile-input`` (200k records)."""
 
 from __future__ import annotations
 
