@@ -66,8 +66,8 @@ def render_summary(report: Mapping[str, Any], console: Any = stderr) -> None:
 
     from rich.console import Console
 
-    if not console.is_terminal and console.width < 150:  # a log or a pipe: do not squeeze the table
-        console = Console(stderr=True, highlight=False, width=150)
+    if not console.is_terminal and console.width < 180:  # a log or a pipe: do not squeeze the table
+        console = Console(stderr=True, highlight=False, width=180)
     cols = [c for c in COLUMNS if c[0] in TERMINAL_COLUMNS]
     rec = report.get("recommendation", {})
     table = Table(title=f"profile {report.get('profile', {}).get('name')}: "
