@@ -49,6 +49,8 @@ class PipelineConfig:
         cfg = cls()
         for step in ("train", "compress", "convert", "bench"):
             table = data.get(step, {})
+            if step == "compress" and table is False:  # compress = false: no compression step
+                continue
             if not isinstance(table, dict):
                 raise UsageError(f"config file {p}: '{step}' must be a table ([{step}])")
             setattr(cfg, step, {k.replace("-", "_"): v for k, v in table.items()})

@@ -20,11 +20,22 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from edgefin_runtime.manifest import PreprocessSpec, Schema
+from edgefin_runtime.preprocess import Preprocessor
+
 from . import __version__, atomic
 from .data.io import check_frame, file_sha256, read_table
 from .data.preprocessing import encode_frame, fit_preprocess, make_preprocessor
 from .data.quality import quality_report
-from .data.schema import fit_schema, infer_kinds, missing_fields, resolve_target, schema_to_dict, target_vector
+from .data.schema import (
+    TargetSpec,
+    fit_schema,
+    infer_kinds,
+    missing_fields,
+    resolve_target,
+    schema_to_dict,
+    target_vector,
+)
 from .data.split import split_indices
 from .errors import DataError, UsageError
 from .metrics import choose_threshold, evaluate, parse_threshold
@@ -52,7 +63,7 @@ class TrainOptions:
     seed: int = 42
     hidden: tuple[int, ...] = (64, 32)
     dropout: float = 0.0
-    l2: float = 1e-4
+    l2: float = 3e-3
     learning_rate: float = 1e-3
     batch_size: int = 64
     epochs: int = 200
@@ -105,10 +116,91 @@ def train(data: str | Path | pd.DataFrame, out: str | Path, options: TrainOption
     opts = _normalise(options)
     rep = reporter or Reporter()
     method, value = parse_threshold(opts.threshold)
-    if opts.augment not in AUGMENT_METHODS:
-        raise UsageError(f"--augment: expected one of {', '.join(AUGMENT_METHODS)}, got {opts.augment!r}")
     run = RunDir.at(out)
     started = time.perf_counter()
+    d = prepare_data(data, opts, rep)
+    X, ys, spec = d.X, d.ys, d.spec
+    x_train, y_train = X["train"], ys["train"]
+    if opts.augment != "none":
+        rep.stage(f"augmenting the training split ({opts.augment})")
+        aug_frame, y_train = _augment(d.frames["train"], ys["train"], opts, d.schema)
+        x_train = encode_frame(aug_frame, d.schema, d.preprocessor,
+                               source=f"training split augmented with {opts.augment}")
+        y_train = np.asarray(y_train).astype(np.int64)
+
+    # ------------------------------------------------------------ models
+    from .model import DenseClassifier
+
+    clf = DenseClassifier(hidden=opts.hidden, dropout=opts.dropout, l2=opts.l2, learning_rate=opts.learning_rate,
+                          batch_size=opts.batch_size, epochs=opts.epochs, patience=opts.patience,
+                          class_weight=opts.class_weight, seed=opts.seed)
+    clf._validate_params()
+    rep.stage(f"training dense {'-'.join(map(str, opts.hidden))} on {len(y_train)} rows, "
+              f"{spec.n_features} features")
+    rep.epochs_started(opts.epochs)
+    fit_start = time.perf_counter()
+    try:
+        clf.fit(x_train, y_train, validation_data=(X["validation"], ys["validation"]), on_epoch=rep.epoch)
+    finally:
+        rep.epochs_done()
+    fit_seconds = time.perf_counter() - fit_start
+    scores = {s: clf.predict_score(X[s]) for s in SPLITS}
+    threshold = choose_threshold(ys["validation"], scores["validation"], method, value)
+    rep.stage("training the logistic-regression baseline")
+    baseline = _logistic_baseline(x_train, y_train, X, ys, opts)
+
+    metrics: dict[str, Any] = {s: evaluate(ys[s], scores[s], threshold) for s in ("test", "validation", "train")}
+    metrics.update({
+        "threshold": threshold,
+        "threshold_method": method,
+        "threshold_value": value,
+        "positive_label": d.target.positive_label,
+        "negative_label": d.target.negative_label,
+        "baseline": {"logistic_regression": baseline},
+        "model": {
+            "hidden": list(opts.hidden), "params": clf.n_params_, "n_features": spec.n_features,
+            "epochs_run": clf.epochs_run_, "best_epoch": clf.best_epoch_, "best_val_auc": clf.best_val_auc_,
+            "dropout": opts.dropout, "l2": opts.l2, "learning_rate": opts.learning_rate,
+            "batch_size": opts.batch_size, "max_epochs": opts.epochs, "patience": opts.patience,
+            "class_weight": opts.class_weight, "encoding": opts.encoding, "augment": opts.augment,
+            "train_rows": int(len(y_train)), "train_seconds": round(fit_seconds, 3),
+        },
+        "splits": {k: int(len(v)) for k, v in ys.items()},
+    })
+
+    # ------------------------------------------------------------ write (run.json last)
+    rep.stage(f"writing {run.root}")
+    _prepare(run, rep)
+    atomic.write_json(run.schema_json, schema_to_dict(d.schema))
+    atomic.write_json(run.preprocess_json, spec.to_dict())
+    atomic.write_json(run.quality_json, d.quality)
+    for s in SPLITS:
+        _write_parquet(run.split_path(s), d.frames[s])
+    clf.save(run.model_path("dense"))
+    atomic.write_json(run.metrics_json, metrics)
+    atomic.write_json(run.run_json, _run_record(opts, d.files, d.target, started))
+    return metrics
+
+
+@dataclass
+class PreparedData:
+    """Everything fitted from the data before any model: splits, schema, preprocessing, quality, X."""
+
+    target: TargetSpec
+    frames: dict[str, pd.DataFrame]   # raw rows of each split (index = row in its file)
+    ys: dict[str, np.ndarray]         # 0/1 per split, 1 = positive (risk) class
+    sources: dict[str, str]           # file each split came from (for messages)
+    schema: Schema
+    spec: PreprocessSpec
+    preprocessor: Preprocessor
+    quality: dict[str, Any]
+    X: dict[str, np.ndarray]          # encoded splits (float32), through the runtime
+    files: dict[str, dict[str, Any]]  # data / test_data / validation_data: path, sha256, rows
+
+
+def prepare_data(data: str | Path | pd.DataFrame, opts: TrainOptions, rep: Reporter | None = None) -> PreparedData:
+    """Read, check, split, fit schema and preprocessing on the training split, encode every split."""
+    rep = rep or Reporter()
 
     # ------------------------------------------------------------ read
     rep.stage("reading data")
@@ -124,6 +216,8 @@ def train(data: str | Path | pd.DataFrame, out: str | Path, options: TrainOption
         if path is not None:
             f, s, info = _read(path, opts, f"{split} data")
             yy, h = target_vector(f, target, s)
+            if not h.all():
+                rep.warn(f"{int((~h).sum())} rows of {s} have no '{target.name}' value and were left out")
             f, yy = f[h], yy[h].astype(np.int64)
             _check_both_classes(yy, f"{split} data {s}")
             extra[split] = (f, yy, s, info)
@@ -154,69 +248,14 @@ def train(data: str | Path | pd.DataFrame, out: str | Path, options: TrainOption
     for w in quality["warnings"]:
         rep.warn(w)
     X = {s: encode_frame(frames[s], schema, pre, source=sources[s]) for s in SPLITS}
-    x_train, y_train = X["train"], ys["train"]
-    if opts.augment != "none":
-        rep.stage(f"augmenting the training split ({opts.augment})")
-        aug_frame, y_train = _augment(frames["train"], ys["train"], opts, schema)
-        x_train = encode_frame(aug_frame, schema, pre, source=f"training split augmented with {opts.augment}")
-        y_train = np.asarray(y_train).astype(np.int64)
-
-    # ------------------------------------------------------------ models
-    from .model import DenseClassifier
-
-    clf = DenseClassifier(hidden=opts.hidden, dropout=opts.dropout, l2=opts.l2, learning_rate=opts.learning_rate,
-                          batch_size=opts.batch_size, epochs=opts.epochs, patience=opts.patience,
-                          class_weight=opts.class_weight, seed=opts.seed)
-    clf._validate_params()
-    rep.stage(f"training dense {'-'.join(map(str, opts.hidden))} on {len(y_train)} rows, "
-              f"{spec.n_features} features")
-    rep.epochs_started(opts.epochs)
-    fit_start = time.perf_counter()
-    try:
-        clf.fit(x_train, y_train, validation_data=(X["validation"], ys["validation"]), on_epoch=rep.epoch)
-    finally:
-        rep.epochs_done()
-    fit_seconds = time.perf_counter() - fit_start
-    scores = {s: clf.predict_score(X[s]) for s in SPLITS}
-    threshold = choose_threshold(ys["validation"], scores["validation"], method, value)
-    rep.stage("training the logistic-regression baseline")
-    baseline = _logistic_baseline(x_train, y_train, X, ys, opts)
-
-    metrics: dict[str, Any] = {s: evaluate(ys[s], scores[s], threshold) for s in ("test", "validation", "train")}
-    metrics.update({
-        "threshold": threshold,
-        "threshold_method": method,
-        "threshold_value": value,
-        "positive_label": target.positive_label,
-        "negative_label": target.negative_label,
-        "baseline": {"logistic_regression": baseline},
-        "model": {
-            "hidden": list(opts.hidden), "params": clf.n_params_, "n_features": spec.n_features,
-            "epochs_run": clf.epochs_run_, "best_epoch": clf.best_epoch_, "best_val_auc": clf.best_val_auc_,
-            "dropout": opts.dropout, "l2": opts.l2, "learning_rate": opts.learning_rate,
-            "batch_size": opts.batch_size, "max_epochs": opts.epochs, "patience": opts.patience,
-            "class_weight": opts.class_weight, "encoding": opts.encoding, "augment": opts.augment,
-            "train_rows": int(len(y_train)), "train_seconds": round(fit_seconds, 3),
-        },
-        "splits": sizes,
-    })
-
-    # ------------------------------------------------------------ write (run.json last)
-    rep.stage(f"writing {run.root}")
-    _prepare(run, rep)
-    atomic.write_json(run.schema_json, schema_to_dict(schema))
-    atomic.write_json(run.preprocess_json, spec.to_dict())
-    atomic.write_json(run.quality_json, quality)
-    for s in SPLITS:
-        _write_parquet(run.split_path(s), frames[s])
-    clf.save(run.model_path("dense"))
-    atomic.write_json(run.metrics_json, metrics)
-    atomic.write_json(run.run_json, _run_record(opts, data_info, extra, target, started))
-    return metrics
+    return PreparedData(target=target, frames=frames, ys=ys, sources=sources, schema=schema, spec=spec,
+                        preprocessor=pre, quality=quality, X=X,
+                        files={"data": data_info, **{f"{k}_data": v[3] for k, v in extra.items()}})
 
 
 # ---------------------------------------------------------------- helpers
 def _normalise(o: TrainOptions) -> TrainOptions:
+    """Accept the spellings a config file or a caller may use; reject impossible combinations early."""
     def tup(v: Sequence[Any] | str | None) -> tuple[Any, ...]:
         if v is None:
             return ()
@@ -234,6 +273,14 @@ def _normalise(o: TrainOptions) -> TrainOptions:
         hidden = (hidden,)
     if o.encoding not in ("onehot", "index"):
         raise UsageError(f"--encoding: expected onehot or index, got {o.encoding!r}")
+    if o.augment not in AUGMENT_METHODS:
+        raise UsageError(f"--augment: expected one of {', '.join(AUGMENT_METHODS)}, got {o.augment!r}")
+    for name, share, given in (("test", o.test_size, o.test_data), ("validation", o.validation_size, o.validation_data)):
+        if given is None and not 0.0 < share < 1.0:
+            raise UsageError(f"--{name}-size: expected a share in (0, 1), got {share}; or pass --{name}-data FILE")
+    if o.test_data is None and o.validation_data is None and o.test_size + o.validation_size >= 0.9:
+        raise UsageError(f"--test-size {o.test_size} and --validation-size {o.validation_size} leave "
+                         f"too little data for training; keep their sum below 0.9")
     return replace(o, drop=tup(o.drop), categorical=tup(o.categorical), numeric=tup(o.numeric),
                    na_values=tuple(o.na_values or ()), hidden=tuple(int(h) for h in hidden),
                    threshold=str(o.threshold), test_data=str(o.test_data) if o.test_data else None,
@@ -331,22 +378,21 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _run_record(opts: TrainOptions, data_info: dict[str, Any], extra: dict[str, Any], target: Any,
+def _run_record(opts: TrainOptions, files: dict[str, dict[str, Any]], target: TargetSpec,
                 started: float) -> dict[str, Any]:
-    files = {"data": data_info, **{f"{k}_data": v[3] for k, v in extra.items()}}
     fingerprint = hashlib.sha256(json.dumps({"options": opts.to_dict(),
                                              "data": {k: v["sha256"] for k, v in files.items()}},
                                             sort_keys=True).encode()).hexdigest()
     return {
         "edgefin_version": __version__,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "data": data_info,
+        "data": files["data"],
         "test_data": files.get("test_data"),
         "validation_data": files.get("validation_data"),
-        "data_sha256": data_info["sha256"],
+        "data_sha256": files["data"]["sha256"],
         "target": target.name,
-        "positive_label": target.positive_label,
-        "negative_label": target.negative_label,
+        "positive_label": d.target.positive_label,
+        "negative_label": d.target.negative_label,
         "seed": opts.seed,
         "options": opts.to_dict(),
         "versions": _versions(),
@@ -354,4 +400,4 @@ def _run_record(opts: TrainOptions, data_info: dict[str, Any], extra: dict[str, 
     }
 
 
-__all__ = ["TrainOptions", "Reporter", "train", "AUGMENT_METHODS"]
+__all__ = ["TrainOptions", "Reporter", "PreparedData", "prepare_data", "train", "AUGMENT_METHODS"]

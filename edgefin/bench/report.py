@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-from html import escape
 from pathlib import Path
 from typing import Any, Mapping
 
 from ..atomic import write_json, write_text
 from ..errors import RunDirError
-from . import svg
 from .recommend import explain
 
 REPORT_FILES = ("report.json", "report.md", "report.html")
@@ -209,5 +207,4 @@ def rebuild(path: str | os.PathLike[str]) -> dict[str, Path]:
     return write_report(report, out_dir)
 
 
-__all__ = ["write_report", "rebuild", "load_report", "render_markdown", "summary_rows", "COLUMNS", "fmt",
-           "escape", "svg"]
+__all__ = ["write_report", "rebuild", "load_report", "render_markdown", "summary_rows", "COLUMNS", "fmt"]

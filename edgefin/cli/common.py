@@ -38,6 +38,7 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None)
     section = {k: v for k, v in data.items() if not isinstance(v, dict)}
     section.update(data.get(name, {}) if isinstance(data.get(name), dict) else {})
     known = {p.name for p in ctx.command.params if p.name}
+    multiple = {p.name for p in ctx.command.params if getattr(p, "multiple", False)}
     defaults: dict[str, Any] = dict(ctx.default_map or {})
     for key, val in section.items():
         k = key.replace("-", "_")
@@ -46,6 +47,8 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None)
                 continue
             raise click.BadParameter(f"config file {path}: unknown option '{key}' for 'edgefin {name}' "
                                      f"(known: {', '.join(sorted(known))})", param_hint="--config")
+        if k in multiple and isinstance(val, str):
+            val = [val]  # `drop = "Id"` means one value for a repeatable option
         defaults[k] = val
     ctx.default_map = defaults
     return value

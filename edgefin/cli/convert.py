@@ -135,9 +135,9 @@ def _table(result: Any) -> None:
     stages = sorted({r["source_stage"] for r in rows})
     mixed = len(stages) > 1  # a QAT run: tflite-int8 from qat, the rest from the float model
     table = Table(title=f"edgefin convert -> {result.out_dir} (from the {' / '.join(stages)} model)",
-                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     cols = [("variant", "left")] + ([("from", "left")] if mixed else []) + [
-        ("size", "right"), ("gzip", "right"), ("AUC", "right"), ("AUC d", "right"), ("flips", "right"),
+        ("size", "right"), ("gzip", "right"), ("AUC", "right"), ("dAUC", "right"), ("flips", "right"),
         ("max|dp|", "right"), ("parity", "left")]
     for col, just in cols:
         table.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]

@@ -69,11 +69,15 @@ class _Threshold(click.ParamType):
               help="Evaluate on this file instead of a held-out share of DATA.")
 @click.option("--validation-data", type=click.Path(dir_okay=False), default=None,
               help="Early-stop and pick the threshold on this file instead of a share of DATA.")
+@click.option("--test-size", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.2,
+              show_default=True, help="Share of DATA held out for testing (without --test-data).")
+@click.option("--validation-size", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.2,
+              show_default=True, help="Share of DATA for early stopping and the threshold (without --validation-data).")
 @click.option("--seed", type=int, default=42, show_default=True, help="Seed for the split and the model.")
 @click.option("--hidden", type=_Hidden(), default="64,32", show_default=True, help="Hidden layer sizes.")
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
               help="Dropout after each hidden layer.")
-@click.option("--l2", type=click.FloatRange(min=0), default=1e-4, show_default=True, help="L2 weight penalty.")
+@click.option("--l2", type=click.FloatRange(min=0), default=3e-3, show_default=True, help="L2 weight penalty.")
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True,
               help="Adam learning rate.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Rows per step.")

@@ -44,9 +44,13 @@ def fit_preprocess(train: pd.DataFrame, schema: Schema, *, encoding: Encoding = 
             miss = np.isnan(values)
             seen = values[~miss]
             if seen.size:
-                fill, mean, std = float(np.median(seen)), float(seen.mean()), float(seen.std())
+                with np.errstate(over="ignore", invalid="ignore"):
+                    fill, mean, std = float(np.median(seen)), float(seen.mean()), float(seen.std())
             else:
                 fill, mean, std = 0.0, 0.0, 1.0
+            if not (np.isfinite(mean) and np.isfinite(fill)):
+                raise DataError(f"numeric column '{f.name}' in {source} has values too large to average "
+                                f"(beyond about 1e308); rescale the column or leave it out with --drop {f.name}")
             scale = std if np.isfinite(std) and std > 1e-12 else 1.0
             steps.append(NumericStep(field=f.name, fill=fill, mean=mean, scale=scale, indicator=bool(miss.any())))
         else:

@@ -204,3 +204,29 @@ def test_a_failed_parity_gate_still_benches_and_reports_then_fails(
     with pytest.raises(P.PipelineGateError):
         P.run_pipeline(data, out, _cfg(), reporter=again)
     assert again.ran == ["convert"]
+
+
+def test_pipeline_config_from_toml(tmp_path: Path) -> None:
+    f = tmp_path / "p.toml"
+    f.write_text('[train]\ntarget = "Status"\nhidden = [16, 8]\n[compress]\nqat-epochs = 2\n'
+                 '[bench]\nprofile = "kiosk-1core"\n')
+    cfg = P.PipelineConfig.from_toml(f, bench={"repeat": "quick"})
+    assert cfg.train == {"target": "Status", "hidden": [16, 8]}
+    assert cfg.compress == {"qat_epochs": 2}
+    assert cfg.bench == {"profile": "kiosk-1core", "repeat": "quick"}
+    f.write_text("compress = false\n[train]\ntarget = 'y'\n")
+    assert P.PipelineConfig.from_toml(f).compress is None
+    f.write_text("[train]\n= broken\n")
+    with pytest.raises(UsageError, match="not valid TOML"):
+        P.PipelineConfig.from_toml(f)
+
+
+def test_demo_uses_the_bundled_credit_data_and_validates_its_options() -> None:
+    from edgefin.cli.pipeline import DEMO_DATA, DEMO_OPTIONS
+
+    assert DEMO_DATA.is_file() and DEMO_DATA.name == "credit_scoring.csv"
+    cfg = P.PipelineConfig(**{k: dict(v) for k, v in DEMO_OPTIONS.items()})
+    for step in P.STEPS:  # every demo option is one the steps accept
+        P._options_of(step, cfg)
+    res = CliRunner().invoke(cli, ["demo", "--profile", "nope", "-q"])
+    assert res.exit_code == 2 and "kiosk-1core" in res.output
