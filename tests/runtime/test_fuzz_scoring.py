@@ -22,8 +22,9 @@ from edgefin_runtime.preprocess import Policy, Preprocessor
 from hostile_records import SPECIALS, records
 
 NAMES = ("Income", "Age", "Home", "Job")
-FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                        HealthCheck.too_slow])
+_HC = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=_HC)
+FUZZ_MANY = settings(max_examples=60, deadline=None, suppress_health_check=_HC)  # lists of records
 ENGINES = ("tflite-int8", "onnx-fp32")
 
 
@@ -47,7 +48,7 @@ def test_any_record_gives_a_score_or_a_typed_error(predictors, variant, policy, 
     _check_score(p, rec)
 
 
-@FUZZ
+@FUZZ_MANY
 @given(recs=st.lists(records(NAMES), max_size=30))
 def test_batches_account_for_every_row_and_match_single_scores(predictors, recs):
     p = predictors["onnx-fp32"]
@@ -65,7 +66,7 @@ def test_batches_account_for_every_row_and_match_single_scores(predictors, recs)
             assert single is None and isinstance(r.error, InputError) and r.error.row == r.row
 
 
-@FUZZ
+@FUZZ_MANY
 @given(recs=st.lists(records(NAMES).filter(lambda r: isinstance(r, dict)), min_size=1, max_size=25))
 def test_record_and_columns_paths_agree(predictors, recs):
     """The same rows as dicts and as columns: same features, or both reject."""
@@ -84,7 +85,7 @@ def test_record_and_columns_paths_agree(predictors, recs):
         assert np.array_equal(np.asarray(feats, dtype=np.float32), res.matrix[i]), row
 
 
-@FUZZ
+@FUZZ_MANY
 @given(recs=st.lists(records(NAMES).filter(lambda r: isinstance(r, dict)), max_size=25))
 def test_columns_scores_are_finite_or_nan_for_rejected_rows(predictors, recs):
     p = predictors["tflite-int8"]
