@@ -146,6 +146,7 @@ def write_bundle(path: str | os.PathLike[str], data: bytes) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), _FILE_MODE)  # mkstemp makes 0600; a bundle is read by other accounts
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
@@ -158,6 +159,16 @@ def write_bundle(path: str | os.PathLike[str], data: bytes) -> Path:
         raise
     _fsync_dir(path.parent)
     return path
+
+
+def _file_mode() -> int:
+    """Permissions a plain open() would give: 0o666 minus the umask (read once, at import)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_FILE_MODE = _file_mode()
 
 
 def _fsync_dir(path: Path) -> None:

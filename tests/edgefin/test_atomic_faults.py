@@ -139,9 +139,11 @@ def test_atomic_dir_keeps_the_old_directory(tmp_path, monkeypatch, fault):
 def test_files_get_normal_permissions_and_keys_stay_private(tmp_path):
     umask = os.umask(0o022)
     os.umask(umask)
-    atomic.write_bytes(tmp_path / "report.json", b"{}")
+    for name, write in WRITERS.items():  # mkstemp alone would leave 0600: unreadable by a service account
+        target = tmp_path / name.replace(" ", "_")
+        write(target, b"{}")
+        assert target.stat().st_mode & 0o777 == 0o666 & ~umask, name
     atomic.write_bytes(tmp_path / "secret.key", b"k", mode=0o600)
-    assert (tmp_path / "report.json").stat().st_mode & 0o777 == 0o666 & ~umask
     assert (tmp_path / "secret.key").stat().st_mode & 0o777 == 0o600
 
 
