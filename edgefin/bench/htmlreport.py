@@ -56,20 +56,48 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
+COMPRESSION_KEYS = (  # the figures of compress.json stages worth a column, in this order, when present
+    ("test.auc", "test AUC", "{:.4f}"), ("test.gini", "Gini", "{:.4f}"), ("test.ks", "KS", "{:.3f}"),
+    ("test.brier", "Brier", "{:.4f}"), ("flip_rate_vs_dense", "flips vs dense", "{:.2%}"),
+    ("sparsity.kernel_sparsity", "kernel sparsity", "{:.1%}"), ("size.file_bytes", "file bytes", "{:,}"),
+    ("size.file_gzip_bytes", "gzip bytes", "{:,}"), ("size.weights_bytes", "weights bytes", "{:,}"),
+)
+
+
+def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(_flatten(v, key + "."))
+        elif isinstance(v, (int, float, str, bool)) or v is None:
+            out[key] = v
+    return out
+
+
 def _compression(comp: Any) -> str:
     if not isinstance(comp, Mapping):
         return "<p class='muted'>No compress.json in this run (the compress step did not run).</p>"
     parts = []
-    for key in ("stages", "models", "summary"):
-        if isinstance(comp.get(key), Mapping):
-            parts.append(_scalar_table(comp[key]))
-        elif isinstance(comp.get(key), list) and comp[key] and isinstance(comp[key][0], Mapping):
-            first = comp[key][0]
-            label = "name" if "name" in first else ("stage" if "stage" in first else None)
-            if label:
-                parts.append(_scalar_table({str(e.get(label)): e for e in comp[key]}))
-    if not any(parts):
+    stages = comp.get("stages")
+    if isinstance(stages, Mapping) and stages:
+        flat = {name: _flatten(v) for name, v in stages.items() if isinstance(v, Mapping)}
+        cols = [c for c in COMPRESSION_KEYS if any(c[0] in f for f in flat.values())]
+        if cols:
+            rows = [[name] + [fmt(f.get(k), spec) for k, _, spec in cols] for name, f in flat.items()]
+            parts.append(_table(["stage"] + [h for _, h, _ in cols], rows))
+        else:
+            parts.append(_scalar_table(stages))
+    else:
         parts.append(_scalar_table(comp))
+    bar = comp.get("quality_bar")
+    if isinstance(bar, Mapping) and isinstance(bar.get("checks"), list):
+        items = "".join(f"<li class='{'' if c.get('passed') else 'warn'}'>{'pass' if c.get('passed') else 'FAIL'}: "
+                        f"{escape(str(c.get('name')))} &mdash; {escape(str(c.get('detail', '')))}</li>"
+                        for c in bar["checks"] if isinstance(c, Mapping))
+        parts.append(f"<p>Quality bar:</p><ul>{items}</ul>")
+    for note in comp.get("notes") or []:
+        parts.append(f"<p class='muted'>{escape(str(note))}</p>")
     raw = escape(json.dumps(comp, indent=1, sort_keys=True)[:20000])
     return "".join(parts) + f"<details><summary>compress.json</summary><pre>{raw}</pre></details>"
 
