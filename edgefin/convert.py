@@ -78,7 +78,7 @@ class ConvertResult:
 # ---------------------------------------------------------------- run directory
 def convert_run(run_dir: str | Path, options: ConvertOptions | None = None, *, progress: Any = None) -> ConvertResult:
     """Convert a run directory's model into every requested variant; write bundles and parity.json."""
-    from edgefin_converters import ConversionData, Source, Sources
+    from edgefin_converters import ConversionData, Sources
 
     from .data.rundata import load_split, run_schema, run_spec
     from .data.schema import to_columns
@@ -273,8 +273,9 @@ def load_keras(path: str | Path) -> Any:
         raise
     except Exception as exc:  # noqa: BLE001 - zipfile/h5py/deserialisation errors of a damaged file
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"cannot load Keras model {path}: {type(exc).__name__}: {first}. The file is damaged or "
-                         f"not a tf_keras .keras model; re-create it (for a run: re-run the step that wrote it)") from None
+        raise ModelError(f"cannot load Keras model {path}: {type(exc).__name__}: {first}. The file is damaged "
+                         f"or not a tf_keras .keras model; re-create it (for a run: re-run the step that wrote "
+                         f"it)") from None
 
 
 def _sha256(path: Path) -> str:
@@ -285,8 +286,9 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _export_and_write(sources: Any, data: Any, opts: ConvertOptions, out: Path, stage: str, progress: Any,
-                      *, source_extra: Mapping[str, Any] | None = None, notes: list[str] | None = None) -> ConvertResult:
+def _export_and_write(sources: Any, data: Any, opts: ConvertOptions, out: Path, stage: str, progress: Any, *,
+                      source_extra: Mapping[str, Any] | None = None,
+                      notes: list[str] | None = None) -> ConvertResult:
     from edgefin_converters import BuildOptions, ExportOptions, Gates, ParityGateError, export_variants, write_bundle
     from edgefin_converters.bundle_writer import BUNDLE_SUFFIX
 

@@ -150,6 +150,32 @@ class ExportResult:
         })
 
 
+@dataclass(frozen=True)
+class _HeldOut:
+    """The held-out rows as raw columns, as JSON records (the one-record path), and their labels."""
+
+    fields: Mapping[str, Any]
+    records: list[dict[str, Any]]
+    usable: np.ndarray  # rows the preprocessing accepts (others are excluded and counted)
+    y: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What every variant of one export shares."""
+
+    data: ConversionData
+    held: _HeldOut
+    decision: Decision
+    opts: ExportOptions
+    evaluate: Evaluate
+    gated: bool
+    producer_extra: Mapping[str, Any]
+    source_extra: Mapping[str, Any]
+    created_at: str
+    calibration_rows: int
+
+
 def export_variants(sources: Sources, data: ConversionData, variants: str | Sequence[str] | None = "all",
                     options: ExportOptions | None = None, *, evaluate: Evaluate | None = None,
                     gated: bool = True, producer_extra: Mapping[str, Any] | None = None,
@@ -158,38 +184,27 @@ def export_variants(sources: Sources, data: ConversionData, variants: str | Sequ
     """Build, score and bundle every requested variant; collect every parity failure (never raises for one)."""
     opts = options or ExportOptions()
     chosen = resolve_variants(variants)
-    when = created_at or bw.utc_now()
-    ev = evaluate or basic_metrics
     pre = Preprocessor(data.schema, data.preprocessing)
     calibration = _calibration_rows(pre, data.train, opts)
-    fields = {f.name: data.test[f.name] for f in data.schema.fields if f.name in data.test}
-    tres = pre.columns(fields)
-    usable = np.ones(len(tres.matrix), dtype=bool)
-    usable[list(tres.errors)] = False
-    if not usable.any():
-        first = tres.errors[min(tres.errors)] if tres.errors else "no rows"
-        raise ModelInputError(f"{data.test_label} data: no row can be scored ({first})")
-    y_all = np.asarray(data.y_test).astype(np.int64).ravel()
-    if y_all.shape[0] != usable.shape[0]:
-        raise ModelInputError(f"{data.test_label} data: {y_all.shape[0]} labels for {usable.shape[0]} rows")
-    y = y_all[usable]
-    x_test = tres.matrix[usable]
-    records = [bw.golden_record(fields, data.schema, int(i)) for i in np.flatnonzero(usable)]
-    decision = Decision(threshold=float(data.threshold),
-                        positive_means=data.positive_means or bw.positive_means(data.schema),
-                        method=data.threshold_method)
+    held, x_test = _held_out(pre, data)
+    job = _Job(data=data, held=held, opts=opts, evaluate=evaluate or basic_metrics, gated=gated,
+               decision=Decision(threshold=float(data.threshold),
+                                 positive_means=data.positive_means or bw.positive_means(data.schema),
+                                 method=data.threshold_method),
+               producer_extra=dict(producer_extra or {}), source_extra=dict(source_extra or {}),
+               created_at=created_at or bw.utc_now(), calibration_rows=len(calibration))
+    prepared: dict[str, tuple[BuildContext, np.ndarray, list[int]]] = {}
 
-    prepared: dict[str, tuple[ModelInfo, BuildContext, np.ndarray, list[int]]] = {}
-
-    def prepare(src: Source) -> tuple[ModelInfo, BuildContext, np.ndarray, list[int]]:
+    def prepare(src: Source) -> tuple[BuildContext, np.ndarray, list[int]]:
+        """Check the source model once, score the held-out rows with it, pick its golden rows."""
         if src.stage not in prepared:
             info = check_model(src.model, n_features=data.preprocessing.n_features, label=f"{src.stage} model")
             ref = predict(src.model, x_test)
             _check_probabilities(ref, src.stage)
-            full = np.full(len(usable), np.nan)
-            full[usable] = ref
-            golden = bw.select_golden(fields, data.schema, full, usable, data.threshold)
-            prepared[src.stage] = (info, BuildContext(src.model, info, calibration, opts.build), ref, golden)
+            full = np.full(len(held.usable), np.nan)
+            full[held.usable] = ref
+            golden = bw.select_golden(held.fields, data.schema, full, held.usable, data.threshold)
+            prepared[src.stage] = (BuildContext(src.model, info, calibration, opts.build), ref, golden)
         return prepared[src.stage]
 
     results: list[VariantResult] = []
@@ -197,23 +212,32 @@ def export_variants(sources: Sources, data: ConversionData, variants: str | Sequ
         if progress is not None:
             progress.started(variant.name, i, len(chosen))
         src = sources.for_variant(variant)
-        info, ctx, ref, golden_idx = prepare(src)
-        model_bytes = variant.build(ctx)
-        result = _bundle_variant(variant, src, info, model_bytes, data, fields, records, usable, y, ref, golden_idx,
-                                 decision, opts, ev, gated, producer_extra, source_extra, when,
-                                 calibration_rows=len(calibration))
+        ctx, ref, golden_idx = prepare(src)
+        result = _bundle_variant(job, variant, src, ctx.info, variant.build(ctx), ref, golden_idx)
         results.append(result)
         if progress is not None:
             progress.done(result)
-    return ExportResult(results=results, gates=opts.gates, created_at=when)
+    return ExportResult(results=results, gates=opts.gates, created_at=job.created_at)
 
 
-def _bundle_variant(variant: Variant, src: Source, info: ModelInfo, model_bytes: bytes, data: ConversionData,
-                    fields: Mapping[str, Any], records: list[dict[str, Any]], usable: np.ndarray, y: np.ndarray,
-                    ref: np.ndarray,
-                    golden_idx: list[int], decision: Decision, opts: ExportOptions, ev: Evaluate, gated: bool,
-                    producer_extra: Mapping[str, Any] | None, source_extra: Mapping[str, Any] | None,
-                    created_at: str, *, calibration_rows: int) -> VariantResult:
+def _held_out(pre: Preprocessor, data: ConversionData) -> tuple[_HeldOut, np.ndarray]:
+    fields = {f.name: data.test[f.name] for f in data.schema.fields if f.name in data.test}
+    res = pre.columns(fields)
+    usable = np.ones(len(res.matrix), dtype=bool)
+    usable[list(res.errors)] = False
+    if not usable.any():
+        first = res.errors[min(res.errors)] if res.errors else "no rows"
+        raise ModelInputError(f"{data.test_label} data: no row can be scored ({first})")
+    y_all = np.asarray(data.y_test).astype(np.int64).ravel()
+    if y_all.shape[0] != usable.shape[0]:
+        raise ModelInputError(f"{data.test_label} data: {y_all.shape[0]} labels for {usable.shape[0]} rows")
+    records = [bw.golden_record(fields, data.schema, int(i)) for i in np.flatnonzero(usable)]
+    return _HeldOut(fields=fields, records=records, usable=usable, y=y_all[usable]), res.matrix[usable]
+
+
+def _bundle_variant(job: _Job, variant: Variant, src: Source, info: ModelInfo, model_bytes: bytes,
+                    ref: np.ndarray, golden_idx: list[int]) -> VariantResult:
+    data, held, opts = job.data, job.held, job.opts
     details = (describe_tflite if variant.engine == "litert" else describe_onnx)(model_bytes)
     spec = ModelSpec(engine=variant.engine, variant=variant.name, file=MODEL_NAMES[variant.engine],
                      inputs=details.inputs, outputs=details.outputs, weights=variant.weights,
@@ -223,42 +247,40 @@ def _bundle_variant(variant: Variant, src: Source, info: ModelInfo, model_bytes:
     if variant.calibrated and info.qat and variant.engine == "litert":
         conversion["ranges"] = "learned by quantisation-aware training (fake-quant ops)"
     elif variant.calibrated:
-        conversion["calibration"] = {"split": "train", "rows": calibration_rows, "seed": opts.seed,
+        conversion["calibration"] = {"split": "train", "rows": job.calibration_rows, "seed": opts.seed,
                                      "method": "minmax"}
-    prod = bw.producer({**dict(producer_extra or {}), "conversion": conversion})
     source = {"stage": src.stage, "model_sha256": src.sha256, "model_file": src.path, "qat": info.qat,
-              "data_sha256": data.data_sha256, **dict(source_extra or {})}
-    common = dict(schema=data.schema, preprocessing=data.preprocessing, model=spec, decision=decision,
-                  producer_info=prod, source=source, created_at=created_at)
+              "data_sha256": data.data_sha256, **job.source_extra}
+    common: dict[str, Any] = dict(
+        schema=data.schema, preprocessing=data.preprocessing, model=spec, decision=job.decision, source=source,
+        producer_info=bw.producer({**job.producer_extra, "conversion": conversion}), created_at=job.created_at)
+    # 1. a provisional bundle (no goldens yet) scored by the runtime on both paths
     try:
-        provisional, _ = bw.pack(bw.make_manifest(**common), model_bytes)  # type: ignore[arg-type]
+        provisional, _ = bw.pack(bw.make_manifest(**common), model_bytes)
         with quiet():  # LiteRT announces its CPU delegate on stderr
             predictor = runtime_load(provisional, self_test=False)
-            scored = predictor.score_columns(fields)
+            scored = predictor.score_columns(held.fields)
+        single = np.array([predictor.score(r).probability for r in held.records], dtype=np.float64)
     except EdgefinRuntimeError as exc:
         raise ConversionFailedError(f"{variant.name}: the runtime cannot run the converted model: {exc}") from None
-    if not np.array_equal(scored.rejected, ~usable):
+    if not np.array_equal(scored.rejected, ~held.usable):
         raise ConversionFailedError(f"{variant.name}: the runtime rejected different held-out rows than the "
                                     f"converter's preprocessing ({int(scored.rejected.sum())} vs "
-                                    f"{int((~usable).sum())}); the two disagree - this is a bug")
-    probs = scored.probabilities[usable]
-    try:
-        single = np.array([predictor.score(r).probability for r in records], dtype=np.float64)
-    except EdgefinRuntimeError as exc:
-        raise ConversionFailedError(f"{variant.name}: the runtime cannot score a held-out record on its own: "
-                                    f"{exc}") from None
-    par = compare(variant.name, variant.gate, src.stage, ref, probs, y, data.threshold, opts.gates,
-                  excluded_rows=int((~usable).sum()), single=single)
-    metrics = {"split": data.test_label, **dict(ev(y, probs, data.threshold))} if np.isfinite(probs).all() \
-        else {"split": data.test_label, "n": int(len(probs)), "error": "non-finite scores"}
-    position = {int(i): k for k, i in enumerate(np.flatnonzero(usable))}
-    golden = [GoldenVector(record=records[position[i]], score=float(single[position[i]])) for i in golden_idx]
-    parity = {**par.to_dict(), "gated": gated}
-    manifest = bw.make_manifest(**common, golden=golden, golden_tolerance=variant.golden_tolerance,  # type: ignore[arg-type]
-                                metrics=metrics, parity=parity)
+                                    f"{int((~held.usable).sum())}); the two disagree - this is a bug")
+    probs = scored.probabilities[held.usable]
+    # 2. parity, metrics and golden vectors from exactly those scores
+    par = compare(variant.name, variant.gate, src.stage, ref, probs, held.y, data.threshold, opts.gates,
+                  excluded_rows=int((~held.usable).sum()), single=single)
+    metrics = {"split": data.test_label, **dict(job.evaluate(held.y, probs, data.threshold))}
+    position = {int(i): k for k, i in enumerate(np.flatnonzero(held.usable))}
+    golden = [GoldenVector(record=held.records[position[i]], score=float(single[position[i]])) for i in golden_idx]
+    manifest = bw.make_manifest(**common, golden=golden, golden_tolerance=variant.golden_tolerance,
+                                metrics=metrics, parity={**par.to_dict(), "gated": job.gated})
+    # 3. the final bundle, verified and self-tested exactly as a device will
     bundle, packed = bw.pack(manifest, model_bytes)
     try:
-        runtime_load(bundle)  # verify + self-test exactly as a device will
+        with quiet():
+            runtime_load(bundle)
     except EdgefinRuntimeError as exc:
         raise ConversionFailedError(f"{variant.name}: the finished bundle does not pass the runtime's own "
                                     f"checks: {exc}") from None

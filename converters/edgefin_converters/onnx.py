@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from edgefin_runtime.manifest import Quantization, TensorSpec
+from edgefin_runtime.manifest import TensorSpec
 
 from ._native import quiet
 from .errors import ConversionFailedError, ModelInputError, UnsupportedOpError

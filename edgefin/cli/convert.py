@@ -144,7 +144,8 @@ def _table(result: Any) -> None:
     for r in rows:
         cells = [r["variant"]] + ([r["source_stage"]] if mixed else []) + [
             _kb(r["size"]), _kb(r["gzip_size"]), _fmt(r["auc"], ".4f"), _fmt(r["auc_delta"], "+.4f"),
-            _fmt(r["flip_rate"], ".2%"), _fmt(r["max_abs_delta"], ".1e"), "[green]pass[/]" if r["passed"] else "[red]FAIL[/]"]
+            _fmt(r["flip_rate"], ".2%"), _fmt(r["max_abs_delta"], ".1e"),
+            "[green]pass[/]" if r["passed"] else "[red]FAIL[/]"]
         table.add_row(*cells)
     stderr.print(table)
     for note in result.notes:
@@ -191,7 +192,7 @@ def _show(b: Any, path: str, self_test: dict[str, Any] | None) -> None:
     mod = m.model
     console.print(f"[bold]{path}[/]  {Path(path).stat().st_size} bytes  sha256 {b.sha256[:16]}...  "
                   f"{'signed' if b.signature is not None else 'unsigned'}")
-    console.print(f"  verified: archive structure, member hashes"
+    console.print("  verified: archive structure, member hashes"
                   + (f", golden self-test ({self_test['golden']} vectors, max |delta| "
                      f"{self_test['max_abs_delta']:.2e} <= {self_test['tolerance']:g} on {self_test['engine']})"
                      if self_test else " (self-test skipped)"))
@@ -220,15 +221,16 @@ def _show(b: Any, path: str, self_test: dict[str, Any] | None) -> None:
             vals = ", ".join(f.categories[:8]) + (" ..." if len(f.categories) > 8 else "")
         else:
             vals = f"[{_fmt(f.min, '.6g')}, {_fmt(f.max, '.6g')}]"
-        schema.add_row(f.name, f.kind, f"allowed ({f.missing_share:.1%} in training)" if f.allow_missing else "rejected",
-                       vals)
+        missing = f"allowed ({f.missing_share:.1%} in training)" if f.allow_missing else "rejected"
+        schema.add_row(f.name, f.kind, missing, vals)
     console.print(schema)
     pre = Table(title=f"preprocessing -> {m.preprocessing.n_features} features", title_justify="left")
     for col in ("field", "step"):
         pre.add_column(col)
     for s in m.preprocessing.steps:
         if s.kind == "numeric":
-            desc = f"(x - {s.mean:.6g}) / {s.scale:.6g}; missing -> {s.fill:.6g}" + (" + indicator" if s.indicator else "")
+            desc = f"(x - {s.mean:.6g}) / {s.scale:.6g}; missing -> {s.fill:.6g}"
+            desc += " + indicator" if s.indicator else ""
         else:
             desc = f"{s.encoding} over {len(s.categories)} categories + other; missing -> {s.fill!r}"
         pre.add_row(s.field, desc)

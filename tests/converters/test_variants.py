@@ -126,7 +126,7 @@ def test_parity_report_lists_every_variant(converted):
 
 def test_converting_twice_is_deterministic(converted, run_dir, tmp_path):
     again = convert_run(run_dir, _opts(out=tmp_path / "second"))
-    for first, second in zip(converted.export.results, again.export.results):
+    for first, second in zip(converted.export.results, again.export.results, strict=True):
         assert first.name == second.name
         assert first.model_bytes == second.model_bytes, first.name
         a, b = manifest_of(first.bundle), manifest_of(second.bundle)
