@@ -85,13 +85,14 @@ def test_later_steps_can_reload_the_same_features_and_scores(trained):
 
 def test_config_file_supplies_options_and_flags_win(csv, tmp_path):
     cfg = tmp_path / "train.toml"
-    cfg.write_text('[train]\ntarget = "default"\npositive = "yes"\nhidden = [8]\nepochs = 9\npatience = 2\n'
-                   'threshold = 0.4\n')
+    cfg.write_text('drop = "debt"\n[train]\ntarget = "default"\npositive = "yes"\nhidden = [8]\nepochs = 9\n'
+                   'patience = 2\nthreshold = 0.4\n')
     result = run([csv, "--config", cfg, "--epochs", "2", "-q", "--json", "--out", tmp_path / "r"])
     assert result.exit_code == 0, result.output
     m = json.loads(result.stdout)
     assert m["model"]["max_epochs"] == 2 and m["model"]["hidden"] == [8]
     assert (m["threshold"], m["threshold_method"]) == (0.4, "fixed")
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["options"]["drop"] == ["debt"]
 
 
 def test_explicit_test_file_rate_threshold_and_index_encoding(tmp_path):
@@ -158,7 +159,8 @@ def test_bad_input_exits_2_with_a_clear_message(tmp_path, make, args, expected):
 
 
 def test_bad_options_exit_2(csv, tmp_path):
-    for opts in (["--hidden", "8,x"], ["--threshold", "1.5"], ["--threshold", "rate:2"], ["--dropout", "1"]):
+    for opts in (["--hidden", "8,x"], ["--threshold", "1.5"], ["--threshold", "rate:2"], ["--dropout", "1"],
+                 ["--test-size", "0"], ["--test-size", "0.5", "--validation-size", "0.45"]):
         result = run([csv, "--target", "default", "--positive", "yes", *opts, "--out", tmp_path / "o"])
         assert result.exit_code == 2, (opts, result.output)
 
@@ -176,3 +178,20 @@ def test_default_model_beats_logistic_regression_on_the_bundled_credit_data(tmp_
     assert lr > 0.8
     assert m["test"]["auc"] >= lr, (m["test"]["auc"], lr)
     assert pd.read_parquet(tmp_path / "credit" / "data" / "test.parquet")["Status"].isin(["good", "bad"]).all()
+
+
+def test_cli_library_and_model_defaults_agree():
+    import dataclasses
+
+    from edgefin.cli.train import train as command
+    from edgefin.model import DenseClassifier
+    from edgefin.train import TrainOptions
+
+    opts = {f.name: f.default for f in dataclasses.fields(TrainOptions)}
+    cli_defaults = {p.name: p.default for p in command.params}
+    model = DenseClassifier().get_params()
+    for name in ("dropout", "l2", "learning_rate", "batch_size", "epochs", "patience", "class_weight", "seed"):
+        assert cli_defaults[name] == opts[name] == model[name], name
+    assert tuple(int(h) for h in cli_defaults["hidden"].split(",")) == opts["hidden"] == model["hidden"]
+    for name in ("encoding", "threshold", "augment"):
+        assert cli_defaults[name] == opts[name], name

@@ -120,3 +120,11 @@ def test_frame_with_pandas_string_dtype():
     x = encode_frame(frame, schema, pre, source="t")
     assert np.isfinite(x).all() and x.shape[1] == spec.n_features
     assert pd.isna(frame["region"]).sum() > 0
+
+
+def test_values_too_large_to_average_are_a_data_error():
+    frame = loans(20, missing=False)
+    frame["debt"] = 1e308
+    schema, _, _ = fitted(loans(20, missing=False))
+    with pytest.raises(DataError, match="'debt'.*too large"):
+        fit_preprocess(frame, schema)
