@@ -141,7 +141,9 @@ def scatter_pareto(title: str, xlabel: str, ylabel: str, names: Sequence[str], x
                    f'<title>{escape(n)}: {_fmt(x)}, {y:.4f}</title></circle>')
         # labels alternate above and below their point so that neighbours rarely overlap
         ly = cy - 7 if i % 2 == 0 else cy + 15
-        out.append(f'<text x="{cx + 7:.1f}" y="{ly:.1f}" font-size="10">{escape(n)}'
+        right = cx > ax.w - MR - 90  # near the right edge: put the label on the left of its point
+        lx, anchor = (cx - 7, "end") if right else (cx + 7, "start")
+        out.append(f'<text x="{lx:.1f}" y="{ly:.1f}" font-size="10" text-anchor="{anchor}">{escape(n)}'
                    f'{" *" if i in front else ""}</text>')
     out.append("</svg>")
     return "".join(out)
