@@ -14,7 +14,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from edgefin_runtime.bundle import pack_members, read_bundle, sha256_hex
+from edgefin_runtime.bundle import pack_members, read_bundle
 from edgefin_runtime.errors import BundleFormatError, IntegrityError, ManifestError
 from security_bundles import tiny_onnx_bundle
 
@@ -222,7 +222,3 @@ def _zip64_written(man: bytes, model: bytes) -> bytes:
 def _overlapping(man: bytes, model: bytes) -> bytes:
     """Two central-directory entries pointing at the same local header (the 'overlap' bomb trick)."""
     return raw_zip([Entry(b"manifest.json", man), Entry(b"model.onnx", man, offset=0)])
-
-
-def sha(data: bytes) -> str:
-    return sha256_hex(data)

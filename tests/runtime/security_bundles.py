@@ -7,7 +7,6 @@ runtime uses.
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from typing import Any
 
@@ -112,4 +111,4 @@ def expected_score(seed: int, record: dict[str, Any]) -> float:
     return float(reference_scores(w, b, pre.transform_record(record))[0])
 
 
-assert math.isclose(N_FEATURES, PreprocessSpec(steps=STEPS).n_features)
+assert N_FEATURES == PreprocessSpec(steps=STEPS).n_features
