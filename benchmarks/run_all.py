@@ -68,11 +68,16 @@ def _f(v: Any, spec: str) -> str:
         return str(v)
 
 
-def _thr(row: dict[str, Any], kind: str, batch: int) -> float | None:
+def _thr(row: dict[str, Any], kind: str, batch: int, key: str = "records_per_s") -> float | None:
     for t in (row.get("throughput") or {}).get(kind, []):
         if t.get("batch") == batch:
-            return t.get("records_per_s")
+            return t.get(key)
     return None
+
+
+def _rate(row: dict[str, Any], kind: str, batch: int) -> str:
+    wall, cpu = _thr(row, kind, batch), _thr(row, kind, batch, "cpu_records_per_s")
+    return _f(wall, ",.0f") + (f" ({_f(cpu, ',.0f')})" if cpu is not None else "")
 
 
 def bench_tables(report: dict[str, Any]) -> str:
@@ -94,7 +99,8 @@ def bench_tables(report: dict[str, Any]) -> str:
             f"{eng['p50_us']:.1f} | {r['cold_start']['spawn_to_first_score_ms']:.0f} | "
             f"{r['memory']['peak_rss_mib']:.1f} | {_f(r.get('ratios', {}).get('keras_call_over_runtime'), ',.0f')}x |")
     batches = report["settings"]["batch_sizes"]
-    lines += ["", f"Throughput (records/s, median of timed blocks), profile `{p['name']}`:", "",
+    lines += ["", f"Throughput (records/s, median of timed blocks; wall clock, CPU-time rate in brackets), "
+                  f"profile `{p['name']}`:", "",
               "| variant | path | " + " | ".join(f"batch {b}" for b in batches) + " |",
               "|---|---|" + "---|" * len(batches)]
     for r in report["variants"]:
@@ -102,7 +108,7 @@ def bench_tables(report: dict[str, Any]) -> str:
             continue
         for kind, label in (("runtime_records", "runtime, dicts"), ("runtime_columns", "runtime, columns"),
                             ("engine", "bare engine")):
-            lines.append(f"| {r['name']} | {label} | " + " | ".join(_f(_thr(r, kind, b), ",.0f") for b in batches) + " |")
+            lines.append(f"| {r['name']} | {label} | " + " | ".join(_rate(r, kind, b) for b in batches) + " |")
     if k.get("status") == "ok":
         kt = {t["batch"]: t["records_per_s"] for t in k["throughput"]["keras_call"]}
         lines.append("| dense (Keras) | model(x) | " + " | ".join(_f(kt.get(b), ",.0f") for b in batches) + " |")
@@ -115,7 +121,9 @@ def bench_tables(report: dict[str, Any]) -> str:
                   f"{s['blocks']} blocks x {s['block_size']:,} timed calls per path after {s['warmup']:,} warm-up calls; "
                   f"each variant in its own fresh process pinned to {p.get('cores') or 'all'} core(s), "
                   f"{p['threads']} engine thread(s), address-space cap "
-                  f"{str(p['memory_mib']) + ' MiB' if p.get('memory_mib') else 'none'}.", ""]
+                  f"{str(p['memory_mib']) + ' MiB' if p.get('memory_mib') else 'none'}. Load average (1/5/15 min) "
+                  f"at the start: {m.get('load_average_at_start')}, at the end: {m.get('load_average')}"
+                  " - figures from a machine with a load above its core count are slowed by the other work.", ""]
     return "\n".join(lines)
 
 

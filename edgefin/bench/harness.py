@@ -27,7 +27,7 @@ from ..atomic import write_json
 from ..errors import RunDirError, UsageError
 from ..rundir import RunDir
 from . import quality
-from .machine import library_versions, machine_info
+from .machine import library_versions, load_average, machine_info
 from .profiles import Profile
 from .recommend import Constraints, recommend
 from .settings import Settings
@@ -169,6 +169,7 @@ def run_bench(run_dir: str | os.PathLike[str], options: BenchOptions, progress: 
     total = len(variants) + (1 if options.keras else 0)
     done = 0
     started = time.time()
+    load_at_start = load_average()
     with tempfile.TemporaryDirectory(prefix="edgefin-bench-") as tmp:
         work = Path(tmp)
         inputs = work / "inputs.json"
@@ -203,7 +204,7 @@ def run_bench(run_dir: str | os.PathLike[str], options: BenchOptions, progress: 
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "run_dir": str(rd.root),
         "duration_s": round(time.time() - started, 2),
-        "machine": machine_info(),
+        "machine": {**machine_info(), "load_average_at_start": load_at_start},
         "versions": library_versions(),
         "profile": profile.to_dict(),
         "settings": settings.to_dict(),

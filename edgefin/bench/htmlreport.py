@@ -208,7 +208,9 @@ def _machine_section(report: Mapping[str, Any]) -> str:
     m, p, s = report.get("machine", {}), report.get("profile", {}), report.get("settings", {})
     items = [f"CPU: {m.get('cpu_model')} &mdash; {m.get('cpus_available')} of {m.get('cpu_count')} CPUs available, "
              f"{fmt(m.get('memory_total_mib'), '{:,.0f}')} MiB RAM",
-             f"OS: {escape(str(m.get('platform')))}; Python {escape(str(m.get('python')))}",
+             f"OS: {escape(str(m.get('platform')))}; Python {escape(str(m.get('python')))}; load average "
+             f"(1/5/15 min) {escape(str(m.get('load_average_at_start')))} at the start, "
+             f"{escape(str(m.get('load_average')))} at the end (above the CPU count, other work slowed the figures)",
              f"Profile <b>{escape(str(p.get('name')))}</b>: {escape(str(p.get('description', '')))}",
              f"Repetitions: {s.get('warmup')} warm-up calls, {s.get('blocks')} blocks x {s.get('block_size')} timed calls "
              f"per path; throughput blocks of at least {s.get('min_block_s')} s; bench took {report.get('duration_s')} s",

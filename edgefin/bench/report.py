@@ -113,7 +113,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     parts.append(_md_throughput(report))
     parts.append("## Machine and profile\n")
     parts.append(f"- CPU: {m.get('cpu_model')} ({m.get('cpus_available')} of {m.get('cpu_count')} CPUs available), "
-                 f"{fmt(m.get('memory_total_mib'), '{:,.0f}')} MiB RAM, {m.get('os')}, Python {m.get('python')}")
+                 f"{fmt(m.get('memory_total_mib'), '{:,.0f}')} MiB RAM, {m.get('os')}, Python {m.get('python')}; "
+                 f"load average {m.get('load_average_at_start')} at the start, {m.get('load_average')} at the end")
     parts.append(f"- Profile `{p.get('name')}`: {p.get('description', '')} "
                  f"(cores {p.get('cores') or 'all'}, threads {p.get('threads')}, "
                  f"memory cap {str(p.get('memory_mib')) + ' MiB' if p.get('memory_mib') else 'none'})")
