@@ -11,7 +11,10 @@ device's RAM. Measured on x86-64 (Python 3.11, the demo's credit model, 1 engine
 benchmark including 891 test rows and batches of 1,024 records): ONNX Runtime variants peak at
 ~224 MiB address space / ~76 MiB resident, LiteRT variants at ~193 MiB / ~58 MiB. Both engines
 start and score under the kiosk's 256 MiB cap; at 160 MiB their shared libraries can no longer be
-mapped (an ImportError that the worker reports as "does not fit"). The Keras model needs ~2.4 GiB
+mapped (an ImportError that the worker reports as "does not fit"). Threads cost address space too
+(thread stacks, per-thread arenas): under 256 MiB with *two* engine threads ONNX Runtime no longer
+fits (MemoryError at load) while LiteRT peaks at ~255.6 MiB; under 192 MiB with one thread LiteRT
+still runs (~191.6 MiB) and ONNX Runtime does not. The Keras model needs ~2.4 GiB
 of address space (~650 MiB resident) and would not fit any capped profile, so it runs uncapped and
 the report says so. Peak RSS (VmHWM) is reported beside the cap.
 
