@@ -213,14 +213,16 @@ def run_variant(spec: dict[str, Any], applied: dict[str, Any], spawn_ns: int) ->
     threads = int(spec.get("threads", 1))
     predictor = edgefin_runtime.load(spec["bundle"], threads=threads)  # type: ignore[attr-defined]
     t_load = time.perf_counter()
-    names, cols, records = load_inputs(spec["input"])
+    names, cols, records = load_inputs(spec["input"])  # the benchmark's own work: not part of cold start
+    t_inputs = time.perf_counter()
     first = predictor.score(records[0])
     first_ns = time.time_ns()
     t_first = time.perf_counter()
     out["cold_start"] = {
-        "spawn_to_first_score_ms": (first_ns - spawn_ns) / 1e6,
+        "spawn_to_first_score_ms": (first_ns - spawn_ns) / 1e6 - (t_inputs - t_load) * 1e3,
         "import_ms": (t_import - t0) * 1e3, "load_ms": (t_load - t_import) * 1e3,
-        "first_score_ms": (t_first - t_load) * 1e3, "first_probability": probability_of(first),
+        "first_score_ms": (t_first - t_inputs) * 1e3, "first_probability": probability_of(first),
+        "excluded_input_loading_ms": (t_inputs - t_load) * 1e3,
     }
     out["memory_after_first_score"] = _memory()
     if spec.get("probe_only"):
