@@ -41,7 +41,7 @@ from .errors import DataError, UsageError
 from .metrics import choose_threshold, evaluate, parse_threshold
 from .rundir import SPLITS, RunDir
 
-AUGMENT_METHODS = ("none", "smote", "jitter")
+AUGMENT_METHODS = ("none", "smote", "jitter", "smote+jitter")  # what the CLI offers; edgefin.data.augment decides
 # artefacts of later steps; a new training run makes them stale, so they are removed
 STALE = ("models/pruned.keras", "models/qat.keras", "compress.json", "bundles", "report")
 
@@ -273,8 +273,10 @@ def _normalise(o: TrainOptions) -> TrainOptions:
         hidden = (hidden,)
     if o.encoding not in ("onehot", "index"):
         raise UsageError(f"--encoding: expected onehot or index, got {o.encoding!r}")
-    if o.augment not in AUGMENT_METHODS:
-        raise UsageError(f"--augment: expected one of {', '.join(AUGMENT_METHODS)}, got {o.augment!r}")
+    if o.augment != "none":
+        methods = _augment_methods(o.augment)
+        if o.augment not in methods:
+            raise UsageError(f"--augment: expected one of {', '.join(methods)}, got {o.augment!r}")
     for name, share, given in (("test", o.test_size, o.test_data), ("validation", o.validation_size, o.validation_data)):
         if given is None and not 0.0 < share < 1.0:
             raise UsageError(f"--{name}-size: expected a share in (0, 1), got {share}; or pass --{name}-data FILE")
@@ -303,12 +305,18 @@ def _check_both_classes(y: np.ndarray, where: str) -> None:
         raise DataError(f"{where} has rows of only one class; AUC and the threshold need both classes")
 
 
-def _augment(frame: pd.DataFrame, y: np.ndarray, opts: TrainOptions, schema: Any) -> tuple[pd.DataFrame, np.ndarray]:
+def _augment_methods(method: str) -> tuple[str, ...]:
     try:
-        from .data.augment import augment
+        from .data.augment import METHODS
     except ImportError:
-        raise UsageError(f"--augment {opts.augment} is not available in this build (edgefin.data.augment is "
+        raise UsageError(f"--augment {method} is not available in this build (edgefin.data.augment is "
                          f"missing); use --augment none") from None
+    return tuple(METHODS)
+
+
+def _augment(frame: pd.DataFrame, y: np.ndarray, opts: TrainOptions, schema: Any) -> tuple[pd.DataFrame, np.ndarray]:
+    from .data.augment import augment
+
     return augment(frame, y, method=opts.augment, schema=schema, seed=opts.seed)
 
 

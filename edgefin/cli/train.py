@@ -90,8 +90,9 @@ class _Threshold(click.ParamType):
               help="How categories become features.")
 @click.option("--threshold", type=_Threshold(), default="max-ks", show_default=True,
               help="Decision threshold: max-ks (on validation), a probability like 0.35, or rate:0.2 (flag 20%).")
-@click.option("--augment", type=click.Choice(["none", "smote", "jitter"]), default="none", show_default=True,
-              help="Augment the raw training split (after preprocessing is fitted).")
+@click.option("--augment", type=click.Choice(["none", "smote", "jitter", "smote+jitter"]), default="none",
+              show_default=True, help="Oversample the minority class in the raw training split (after "
+              "preprocessing is fitted; validation and test rows are never augmented).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory to write.")
 @config_option
 @output_options

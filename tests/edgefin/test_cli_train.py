@@ -121,6 +121,16 @@ def test_retraining_removes_stale_later_step_artefacts(csv, tmp_path):
     assert not (out / "bundles").exists() and not (out / "compress.json").exists()
 
 
+def test_augmentation_touches_only_the_training_rows_the_model_sees(csv, tmp_path):
+    out = tmp_path / "r"
+    result = run([csv, "--target", "default", "--positive", "yes", "--augment", "jitter", *FAST, "--json",
+                  "--out", out])
+    assert result.exit_code == 0, result.output
+    m = json.loads(result.stdout)
+    assert m["model"]["augment"] == "jitter" and m["model"]["train_rows"] > m["splits"]["train"]
+    assert len(pd.read_parquet(out / "data" / "train.parquet")) == m["splits"]["train"]  # raw rows only
+
+
 def test_augment_without_the_module_is_a_usage_error(csv, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "edgefin.data.augment", None)  # import fails as if not built
     result = run([csv, "--target", "default", "--positive", "yes", "--augment", "smote", *FAST,
