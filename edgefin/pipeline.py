@@ -306,12 +306,16 @@ RUNNERS: dict[str, Callable[[RunDir, str | None, PipelineConfig, PipelineReporte
     "train": _train, "compress": _compress, "convert": _convert, "bench": _bench, "report": _report}
 
 
-def run_pipeline(data: str | os.PathLike[str] | None, out: str | os.PathLike[str], config: PipelineConfig, *,
-                 reporter: PipelineReporter | None = None, force: bool = False) -> dict[str, Any]:
+def run_pipeline(data: str | os.PathLike[str] | None, out: str | os.PathLike[str], config: PipelineConfig | None = None,
+                 *, reporter: PipelineReporter | None = None, force: bool = False, **train: Any) -> dict[str, Any]:
     """Run (or resume) every step into the run directory ``out``; return what each step did.
 
-    ``data`` may be None when ``out`` already holds a trained run whose train step is to be skipped.
+    ``run_pipeline("credit.csv", "runs/credit", target="Status", positive="bad")``: keyword arguments
+    are train options on top of ``config.train``. ``data`` may be None when ``out`` already holds a
+    trained run whose train step is to be skipped. A failed parity gate raises
+    :class:`PipelineGateError` after bench and report ran.
     """
+    config = (config or PipelineConfig()).merged(train=train) if train else (config or PipelineConfig())
     rd = RunDir.at(out)
     rep = reporter or PipelineReporter()
     data_s = None if data is None else str(data)

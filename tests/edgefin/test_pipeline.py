@@ -137,6 +137,11 @@ def test_disabled_compression_and_bad_options(tmp_path: Path, monkeypatch: pytes
     assert "compress" not in log.ran and log.skipped["compress"] == "disabled"
     with pytest.raises(UsageError, match="unknown"):
         P.run_pipeline(data, tmp_path / "r2", _cfg(train={"epochz": 3}))
+    with pytest.raises(UsageError, match="--target"):
+        P.run_pipeline(data, tmp_path / "r3")
+    # train options as keyword arguments, as in run_pipeline("credit.csv", "runs/x", target="Status")
+    res = P.run_pipeline(data, tmp_path / "r3", target="Status", epochs=2)
+    assert res["steps"]["train"]["status"] == "ran"
 
 
 def test_config_file_tables_feed_the_pipeline_command(tmp_path: Path) -> None:
