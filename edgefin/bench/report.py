@@ -204,6 +204,11 @@ def rebuild(path: str | os.PathLike[str]) -> dict[str, Path]:
     """Re-render report.md and report.html from an existing report.json (no measuring)."""
     report = load_report(path)
     p = Path(path)
+    if p.is_file() and p.name != "report.json":  # e.g. benchmarks/results/bench-kiosk-1core.json
+        from .htmlreport import render_html
+
+        return {"report.json": p, "report.md": write_text(p.with_suffix(".md"), render_markdown(report)),
+                "report.html": write_text(p.with_suffix(".html"), render_html(report))}
     out_dir = p.parent if p.is_file() else (p if (p / "report.json").is_file() else p / "report")
     return write_report(report, out_dir)
 
