@@ -150,3 +150,19 @@ def test_interrupted_write_leaves_no_partial_bundle(run_dir, tmp_path, monkeypat
     assert (out / "onnx-fp32.efb").read_bytes() == before["onnx-fp32.efb"]  # the old bundle survives whole
     for name in ("onnx-fp32.efb", "tflite-fp32.efb"):
         manifest_of(out / name)  # both verify
+
+
+def test_config_file_values_are_defaults_and_flags_win(run_dir, tmp_path):
+    config = tmp_path / "convert.toml"
+    config.write_text('[convert]\nvariants = "tflite-fp16"\nmax-fp16-delta = 0.0\n', encoding="utf-8")
+    failed = run("convert", run_dir, "--config", config, "--out", tmp_path / "a", "-q")
+    assert failed.exit_code == 3  # the file's strict fp16 gate applies
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["parity.json", "tflite-fp16.efb"]
+    ok = run("convert", run_dir, "--config", config, "--max-fp16-delta", "0.001", "--out", tmp_path / "b", "-q")
+    assert ok.exit_code == 0, ok.stderr  # the flag wins over the file
+
+
+def test_inspect_without_self_test_still_verifies_hashes(cli_bundles):
+    out, _ = cli_bundles
+    result = run("inspect", out / "tflite-int8.efb", "--no-self-test")
+    assert result.exit_code == 0 and "self-test skipped" in result.stdout
