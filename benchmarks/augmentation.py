@@ -16,7 +16,6 @@ never edited.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -95,7 +94,7 @@ def summarise(rows: list[dict[str, Any]], methods: list[str]) -> list[dict[str, 
 def markdown(summary: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     lines = [f"Augmentation on the bundled credit data ({meta['rows']['train']} training rows, "
              f"{meta['rows']['validation']} validation, {meta['rows']['test']} test; {meta['seeds']} seeds; "
-             f"default DenseClassifier). Mean +- std over seeds.", "",
+             f"default DenseClassifier: {meta['model']}). Mean +- std over seeds.", "",
              "| method | train rows | validation AUC | vs none (paired) | test AUC | validation Brier |",
              "|---|---:|---:|---:|---:|---:|"]
     for s in summary:
@@ -125,7 +124,11 @@ def main() -> None:
                 f"test AUC {r['test_auc']:.4f}  val Brier {r['validation_brier']:.4f}  ({r['epochs']} epochs)")
             rows.append(r)
     summary = summarise(rows, args.methods)
+    from edgefin.model import DenseClassifier
+
     meta = {"data": str(DATA.relative_to(REPO)), "split_seed": args.split_seed, "seeds": len(args.seeds),
+            "model": {k: (list(v) if isinstance(v, tuple) else v) for k, v in DenseClassifier().get_params().items()
+                      if k not in ("seed", "verbose")},
             "rows": {s: int(len(ctx["parts"][s][1])) for s in ("train", "validation", "test")}}
     md = markdown(summary, meta)
     print(md)

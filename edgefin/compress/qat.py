@@ -12,7 +12,8 @@ The scheme follows what the model already is, so earlier savings survive the int
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -133,15 +134,26 @@ def _own_cluster_quantizers(model: Any) -> None:
         layer._weight_vars = fixed
 
 
+@contextlib.contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    import logging
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
 def quantize_aware(model: Any, data: FitData, *, scheme: str, epochs: int, learning_rate: float, seed: int,
                    skip_layers: tuple[str, ...] = (), on_epoch: EpochHook | None = None) -> tuple[Any, dict[str, Any]]:
     """QAT fine-tuning of ``model`` with ``scheme``; return (QAT model, details)."""
-    import logging
-
     if scheme not in SCHEMES:
         raise ModelError(f"unknown QAT scheme {scheme!r}; expected one of {', '.join(SCHEMES)}")
-    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # TFMOT warns via root logger
-    qmodel = quantize_model(model, scheme, skip_layers)
+    with _quiet_root_logger():  # TFMOT warns through the root logger about layers without zeros
+        qmodel = quantize_model(model, scheme, skip_layers)
     fit = fine_tune(qmodel, data, stage="qat", epochs=epochs, learning_rate=learning_rate, seed=seed,
                     on_epoch=on_epoch)
     details: dict[str, Any] = {"scheme": scheme, "scheme_class": type(_scheme(scheme)).__name__,
@@ -160,7 +172,8 @@ def bake_cqat(cqat: Any, base: Any, x_check: np.ndarray, skip_layers: tuple[str,
     from .support import short_name
 
     _snap_to_centroids(cqat)
-    baked = quantize_model(base, "pqat", skip_layers)
+    with _quiet_root_logger():
+        baked = quantize_model(base, "pqat", skip_layers)
     if len(baked.layers) != len(cqat.layers):
         raise ModelError("baking CQAT: the CQAT and the prune-preserving QAT model differ in their layers")
     for layer, other in zip(baked.layers, cqat.layers):  # same graph; auto-named layers may differ in suffix
