@@ -5,7 +5,7 @@
 2. ``edgefin convert RUN --json`` twice into two folders (all eight variants);
 3. checks the bar: every variant passes its parity gate, tflite-int8 is at most 45% of tflite-fp32,
    and the two conversions give identical model bytes and manifests that differ only in created_at;
-4. writes ``benchmarks/results/convert-credit.json`` and prints a Markdown table for the README.
+4. writes ``benchmarks/results/convert-credit.json`` and ``.md`` (the Markdown table for the README).
 
     uv run --no-sync python benchmarks/convert_credit.py                    # ~3-5 minutes
     uv run --no-sync python benchmarks/convert_credit.py --reuse --run-dir runs/demo
@@ -79,14 +79,17 @@ def main() -> int:
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
-    print("| variant | from | size | gzip | AUC | AUC delta | flip rate | max abs dp | parity |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---|")
+    lines = ["| variant | from | size | gzip | AUC | AUC delta | flip rate | max abs dp | parity |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for v in first["variants"]:
-        print(f"| {v['variant']} | {v['source_stage']} | {v['size'] / 1024:.1f} KB | {v['gzip_size'] / 1024:.1f} KB | "
-              f"{v['auc']:.4f} | {v['auc_delta']:+.4f} | {v['flip_rate']:.2%} | {v['max_abs_delta']:.1e} | "
-              f"{'pass' if v['passed'] else 'FAIL'} |")
-    print(f"\ntflite-int8 / tflite-fp32 size: {ratio:.1%} (bar {INT8_SIZE_BAR:.0%}); "
-          f"deterministic: {bar['deterministic']}; every gate passed: {bar['every_variant_passes']}")
+        lines.append(f"| {v['variant']} | {v['source_stage']} | {v['size'] / 1024:.1f} KB | "
+                     f"{v['gzip_size'] / 1024:.1f} KB | {v['auc']:.4f} | {v['auc_delta']:+.4f} | "
+                     f"{v['flip_rate']:.2%} | {v['max_abs_delta']:.1e} | {'pass' if v['passed'] else 'FAIL'} |")
+    lines.append(f"\ntflite-int8 / tflite-fp32 size: {ratio:.1%} (bar {INT8_SIZE_BAR:.0%}); "
+                 f"deterministic: {bar['deterministic']}; every gate passed: {bar['every_variant_passes']}")
+    text = "\n".join(lines) + "\n"
+    Path(a.out).with_suffix(".md").write_text(text, encoding="utf-8")
+    print(text, end="")
     return 0 if all(v for k, v in bar.items() if k != "tflite_int8_size_ratio") else 1
 
 
