@@ -94,3 +94,22 @@ def test_cluster_then_cqat_keeps_centroids_and_zeros(data, pruned):
     for name, k in qat_kernels(qat).items():
         if name != "score":
             assert len(np.unique(k)) <= 8 and np.mean(k == 0) >= 0.79
+
+
+def test_int8_tflite_of_the_pqat_model_keeps_the_zeros(data, pruned):
+    """The zeros survive into the converted int8 weights, not only the Keras kernels."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgefin.tfcompat import tf
+
+    qat, _ = quantize_aware(pruned, data, scheme="pqat", epochs=1, learning_rate=1e-3, seed=1)
+    conv = tf.lite.TFLiteConverter.from_keras_model(qat)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    it = Interpreter(model_content=conv.convert())
+    it.allocate_tensors()
+    shares = {}
+    for d in it.get_tensor_details():
+        if d["dtype"] == np.int8 and len(d["shape"]) == 2 and d["shape"][0] > 1:
+            shares[tuple(d["shape"])] = float(np.mean(it.get_tensor(d["index"]) == 0))
+    assert set(shares) == {(32, 12), (16, 32)}  # TFLite stores Dense kernels as (units, inputs)
+    assert min(shares.values()) >= 0.79

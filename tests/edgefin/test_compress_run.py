@@ -141,3 +141,13 @@ def test_cli_gate_exit_3_when_the_bar_is_missed(trained, tmp_path):
                                    "--gate", "-q"])
     assert res.exit_code == 3, res.output
     assert (root / "compress.json").exists()
+
+
+def test_fine_tuning_sees_the_training_rows_the_dense_model_saw(tmp_path):
+    """A run trained with --augment smote is fine-tuned on the same augmented rows (never val/test)."""
+    root = tiny_run(tmp_path / "aug", augment="smote")
+    metrics = json.loads((root / "metrics.json").read_text())
+    report = compress_run(root, epochs=3, qat=False)
+    assert report["fine_tune_rows"]["train"] == metrics["model"]["train_rows"] > metrics["splits"]["train"]
+    assert report["fine_tune_rows"]["validation"] == metrics["splits"]["validation"]
+    assert report["fine_tune_rows"]["test"] == metrics["splits"]["test"]
