@@ -105,6 +105,7 @@ def compress_run(run: str | Path | RunDir, options: CompressOptions | None = Non
     dense = load_model(dense_path)
     check_model(dense, label=str(dense_path), n_features=int(data.x_train.shape[1]))
 
+    _preflight(dense, opts, data)  # refuse before anything of the previous compression is removed
     _start(rd, opts, rep)
     models: dict[str, Any] = {"dense": dense}
     details: dict[str, dict[str, Any]] = {}
@@ -183,6 +184,20 @@ def _fit_data(rd: RunDir, opts: CompressOptions, run_opts: dict[str, Any], seed:
     bs = int(opts.batch_size or run_opts.get("batch_size", 64))
     return FitData(np.asarray(x, np.float32), np.asarray(y, np.int64), np.asarray(xv, np.float32),
                    np.asarray(yv, np.int64), batch_size=bs, class_weight=cw)
+
+
+def _preflight(dense: Any, opts: CompressOptions, data: FitData) -> None:
+    """Every check the strategies will make, made up front: layers, skips, schedule."""
+    from .prune import schedule
+    from .qat import _scheme
+    from .support import check_prunable, check_quantizable, check_skip, output_layer_name
+
+    check_skip(dense, opts.skip_layers)
+    skip = set(opts.skip_layers) | (set() if opts.prune_output else {output_layer_name(dense)})
+    check_prunable(dense, skip)
+    schedule(opts, data.steps_per_epoch())
+    if opts.qat:
+        check_quantizable(dense, opts.skip_layers, _scheme("cqat" if opts.cluster else "pqat").get_quantize_registry())
 
 
 def _start(rd: RunDir, opts: CompressOptions, rep: Reporter) -> None:

@@ -151,3 +151,15 @@ def test_fine_tuning_sees_the_training_rows_the_dense_model_saw(tmp_path):
     assert report["fine_tune_rows"]["train"] == metrics["model"]["train_rows"] > metrics["splits"]["train"]
     assert report["fine_tune_rows"]["validation"] == metrics["splits"]["validation"]
     assert report["fine_tune_rows"]["test"] == metrics["splits"]["test"]
+
+
+def test_a_refused_compression_leaves_the_previous_one_alone(compressed, tmp_path):
+    root = tmp_path / "keep"
+    shutil.copytree(compressed[0], root)
+    before = (root / "compress.json").read_bytes()
+    with pytest.raises(Exception, match="no such layer"):
+        compress_run(root, epochs=3, skip_layer=["nope"])
+    with pytest.raises(UsageError, match="--epochs"):
+        compress_run(root, epochs=2, end_step=10_000)
+    assert (root / "compress.json").read_bytes() == before
+    assert RunDir.at(root).model_path("qat").exists()
