@@ -9,7 +9,7 @@ class ExitStatus(enum.IntEnum):
     OK = 0
     FAILURE = 1        # something went wrong that is not the user's input (a bug, an engine failure)
     USAGE = 2          # bad option, bad input file or data, missing run-directory step
-    GATE_FAILED = 3    # a quality gate failed (e.g. parity); reports were still written
+    GATE_FAILED = 3    # a quality gate failed (parity, a bundle's golden self-test); reports were still written
 
 
 def exit_status_for(exc: BaseException) -> ExitStatus:
@@ -19,7 +19,7 @@ def exit_status_for(exc: BaseException) -> ExitStatus:
 
     from .. import errors as tk
 
-    if isinstance(exc, (tk.QualityGateError, cv.ParityGateError)):
+    if isinstance(exc, (tk.QualityGateError, cv.ParityGateError, rt.SelfTestError)):
         return ExitStatus.GATE_FAILED
     if isinstance(exc, (cv.UnsupportedOpError, cv.UnknownVariantError, cv.ModelInputError)):
         return ExitStatus.USAGE
