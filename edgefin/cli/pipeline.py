@@ -29,11 +29,13 @@ PREFER = {"--max-auc-drop": "bench", "--variants": "convert", "--threshold": "tr
 SEP = "__"
 
 DEMO_DATA = Path(__file__).resolve().parents[1] / "datasets" / "credit_scoring.csv"
-# Sized so the whole demo (train, compress, convert, bench of every variant, report) finishes well
-# inside 5 minutes on 2 cores; the full-length settings are one `edgefin pipeline` away.
+# The steps' own defaults (early stopping keeps training short): the configuration whose quality bars the
+# train, compress and convert benchmarks check on this data. Measured: the whole demo (train, compress,
+# convert 8 variants, bench each in its own process, report) took 1m42s-2m00s on the 2-core development VM
+# while other jobs kept its load average at 7-8; well inside the 5-minute budget.
 DEMO_OPTIONS: dict[str, dict[str, Any]] = {
-    "train": {"target": "Status", "positive": "bad", "epochs": 60, "patience": 10, "seed": 42},
-    "compress": {"sparsity": 0.8, "epochs": 10, "qat_epochs": 3},
+    "train": {"target": "Status", "positive": "bad", "seed": 42},
+    "compress": {"sparsity": 0.8},
     "convert": {},
     "bench": {"profile": "kiosk-1core", "repeat": "default"},
 }
