@@ -253,3 +253,25 @@ def test_string_array_narrower_than_the_categories() -> None:
     pre = _pre_for(("ignore", "other", "owner", "parents", "priv", "rent"))
     short = np.array(["rent", "priv", "", "x"])  # U4: 'parents' cannot even be stored
     assert pre.columns({"c": short}).matrix.tobytes() == pre.columns({"c": short.tolist()}).matrix.tobytes()
+
+
+@pytest.mark.parametrize("small_batch", [0, 10_000])
+def test_small_and_vectorised_batch_paths_agree(predictors, monkeypatch, small_batch) -> None:
+    """score_batch switches between a per-record loop and the vectorised path by size; both agree."""
+    import edgefin_runtime.predictor as predictor_mod
+
+    pred = predictors["tflite-int8"]
+    good = records(20)
+    mixed: list[Any] = [good[0], {"Age": 30}, good[1], None, {**good[2], "Income": "lots"}, good[3],
+                        {**good[5], "Age": math.inf}, good[6]] * 12
+    monkeypatch.setattr(predictor_mod, "SMALL_BATCH", small_batch)
+    res = pred.score_batch(mixed)
+    assert [r.row for r in res] == list(range(len(mixed)))
+    for r, rec in zip(res, mixed):
+        if r.ok:
+            assert r.score == pred.score(rec)
+        else:
+            with pytest.raises(Exception) as info:
+                pred.score(rec)
+            assert type(r.error) is type(info.value) and r.error.reason == info.value.reason
+    assert sum(r.ok for r in res) == 4 * 12
