@@ -72,10 +72,14 @@ def _values() -> st.SearchStrategy[Any]:
                         | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=5)
 
 
-def records(names: Sequence[str]) -> st.SearchStrategy[Any]:
-    """Dicts over the schema's names plus odd keys, and now and then something that is not a dict."""
+def dict_records(names: Sequence[str]) -> st.SearchStrategy[dict[Any, Any]]:
+    """Dicts over the schema's names (any subset, hostile values) plus odd extra keys."""
     keys = st.sampled_from(list(names)) | st.text(max_size=8) | st.integers() | st.none()
     good_ish = st.fixed_dictionaries({}, optional={n: _values() for n in names})
     extra = st.dictionaries(keys, _values(), max_size=3)
-    merged = st.tuples(good_ish, extra).map(lambda t: {**t[1], **t[0]})
-    return merged | st.sampled_from((None, [], "Income=1", 42, b"{}"))
+    return st.tuples(good_ish, extra).map(lambda t: {**t[1], **t[0]})
+
+
+def records(names: Sequence[str]) -> st.SearchStrategy[Any]:
+    """Like dict_records, and now and then something that is not a dict at all."""
+    return dict_records(names) | st.sampled_from((None, [], "Income=1", 42, b"{}"))

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from edgefin_runtime.errors import InputError
 from edgefin_runtime.preprocess import Policy, Preprocessor
-from hostile_records import SPECIALS, records
+from hostile_records import SPECIALS, dict_records, records
 
 NAMES = ("Income", "Age", "Home", "Job")
 _HC = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
@@ -66,7 +66,7 @@ def test_batches_account_for_every_row_and_match_single_scores(predictors, recs)
 
 
 @FUZZ_MANY
-@given(recs=st.lists(records(NAMES).filter(lambda r: isinstance(r, dict)), min_size=1, max_size=25))
+@given(recs=st.lists(dict_records(NAMES), min_size=1, max_size=25))
 def test_record_and_columns_paths_agree(predictors, recs):
     """The same rows as dicts and as columns: same features, or both reject."""
     m = predictors["tflite-int8"].info
@@ -85,7 +85,7 @@ def test_record_and_columns_paths_agree(predictors, recs):
 
 
 @FUZZ_MANY
-@given(recs=st.lists(records(NAMES).filter(lambda r: isinstance(r, dict)), max_size=25))
+@given(recs=st.lists(dict_records(NAMES), max_size=25))
 def test_columns_scores_are_finite_or_nan_for_rejected_rows(predictors, recs):
     p = predictors["tflite-int8"]
     cols = {n: [r.get(n) for r in recs] for n in NAMES}
