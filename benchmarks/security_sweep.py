@@ -1,7 +1,7 @@
 """The security sweep: every category of the threat model, run in worker processes so that a native
 crash is seen (and counted) instead of killing the sweep. Produces the figures in SECURITY.md.
 
-    uv run --no-sync python benchmarks/security_sweep.py            # the default sweep (~3 min)
+    uv run --no-sync python benchmarks/security_sweep.py            # the default sweep (~1 min)
     uv run --no-sync python benchmarks/security_sweep.py --long     # the soak (~1 h): every byte value,
                                                                     # 200k hostile records, 50k mutants
     ... --categories corruption,truncation --bundles DIR --json out.json --markdown out.md
