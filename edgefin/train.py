@@ -43,7 +43,7 @@ from .rundir import SPLITS, RunDir
 
 AUGMENT_METHODS = ("none", "smote", "jitter", "smote+jitter")  # what the CLI offers; edgefin.data.augment decides
 # artefacts of later steps; a new training run makes them stale, so they are removed
-STALE = ("models/pruned.keras", "models/qat.keras", "compress.json", "bundles", "report")
+STALE = ("models/pruned.keras", "models/clustered.keras", "models/qat.keras", "compress.json", "bundles", "report")
 
 
 @dataclass(frozen=True)
