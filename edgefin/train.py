@@ -8,7 +8,6 @@ baseline -> threshold on validation -> metrics -> write every artefact atomicall
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import platform
 import time
@@ -24,7 +23,7 @@ from edgefin_runtime.manifest import PreprocessSpec, Schema
 from edgefin_runtime.preprocess import Preprocessor
 
 from . import __version__, atomic
-from .data.io import check_frame, file_sha256, read_table
+from .data.io import check_frame, file_sha256, read_table, write_parquet
 from .data.preprocessing import encode_frame, fit_preprocess, make_preprocessor
 from .data.quality import quality_report
 from .data.schema import (
@@ -175,7 +174,7 @@ def train(data: str | Path | pd.DataFrame, out: str | Path, options: TrainOption
     atomic.write_json(run.preprocess_json, spec.to_dict())
     atomic.write_json(run.quality_json, d.quality)
     for s in SPLITS:
-        _write_parquet(run.split_path(s), d.frames[s])
+        write_parquet(run.split_path(s), d.frames[s])
     clf.save(run.model_path("dense"))
     atomic.write_json(run.metrics_json, metrics)
     atomic.write_json(run.run_json, _run_record(opts, d.files, d.target, started))
@@ -356,20 +355,6 @@ def _prepare(run: RunDir, rep: Reporter) -> None:
             removed.append(rel)
     if removed:
         rep.warn(f"removed artefacts of the previous run that the new model makes stale: {', '.join(removed)}")
-
-
-def _write_parquet(path: Path, frame: pd.DataFrame) -> None:
-    buf = io.BytesIO()
-    try:
-        frame.to_parquet(buf, index=True)
-    except Exception:  # an object column mixing types (e.g. a dropped column): keep it as text
-        fixed = frame.copy()
-        for c in fixed.columns:
-            if fixed[c].dtype == object:
-                fixed[c] = fixed[c].map(lambda v: None if pd.isna(v) else str(v))
-        buf = io.BytesIO()
-        fixed.to_parquet(buf, index=True)
-    atomic.write_bytes(path, buf.getvalue())
 
 
 def _versions() -> dict[str, str]:

@@ -11,7 +11,6 @@ median), for models trained outside edgefin's preprocessing.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__, atomic
+from ..data.io import write_parquet
 from ..errors import ModelError, UsageError
 from ..rundir import SPLITS, RunDir
 
@@ -117,7 +117,7 @@ def import_model(model_path: str | Path, data: str | Path, out: str | Path, *, t
     atomic.write_json(rd.quality_json, quality_report(frame, y_all, kinds, target=target, dropped=list(drop),
                                                       splits=metrics["splits"]))
     for s in SPLITS:
-        _write_parquet(rd.split_path(s), frames[s])
+        write_parquet(rd.split_path(s), frames[s])
     save_model(model, rd.model_path("dense"))
     atomic.write_json(rd.metrics_json, metrics)
     atomic.write_json(rd.run_json, {
@@ -132,15 +132,3 @@ def import_model(model_path: str | Path, data: str | Path, out: str | Path, *, t
     return rd, False
 
 
-def _write_parquet(path: Path, frame: pd.DataFrame) -> None:
-    buf = io.BytesIO()
-    try:
-        frame.to_parquet(buf, index=True)
-    except Exception:  # an object column mixing types: keep it as text
-        fixed = frame.copy()
-        for c in fixed.columns:
-            if fixed[c].dtype == object:
-                fixed[c] = fixed[c].map(lambda v: None if pd.isna(v) else str(v))
-        buf = io.BytesIO()
-        fixed.to_parquet(buf, index=True)
-    atomic.write_bytes(path, buf.getvalue())

@@ -12,8 +12,11 @@ import os
 from pathlib import Path
 from typing import Iterable
 
+import io
+
 import pandas as pd
 
+from .. import atomic
 from ..errors import DataError
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -99,3 +102,18 @@ def check_frame(frame: pd.DataFrame, source: str, *, role: str = "data") -> pd.D
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+def write_parquet(path: Path, frame: pd.DataFrame) -> None:
+    """Write a split atomically; an object column mixing types is kept as text."""
+    buf = io.BytesIO()
+    try:
+        frame.to_parquet(buf, index=True)
+    except Exception:  # pyarrow refuses mixed object columns (e.g. a dropped column)
+        fixed = frame.copy()
+        for c in fixed.columns:
+            if fixed[c].dtype == object:
+                fixed[c] = fixed[c].map(lambda v: None if pd.isna(v) else str(v))
+        buf = io.BytesIO()
+        fixed.to_parquet(buf, index=True)
+    atomic.write_bytes(path, buf.getvalue())
