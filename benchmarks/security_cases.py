@@ -33,6 +33,7 @@ from edgefin_runtime.bundle import pack_members, read_bundle  # noqa: E402
 from edgefin_runtime.errors import EdgefinRuntimeError, InputError  # noqa: E402
 
 Case = tuple[str, Callable[[], str]]
+INPUT_CATEGORIES = ("hostile-input", "resource")
 CATEGORIES = ("corruption", "truncation", "signature", "hostile-archive", "manifest-mutant",
               "manifest-fuzz", "version-skew", "hostile-input", "resource")
 
@@ -332,9 +333,14 @@ def work(category: str, plan: dict[str, Any], skip: set[int], progress: Path, re
             t = time.perf_counter()
             try:
                 outcome = fn()
-            except EdgefinRuntimeError as exc:
+            except InputError as exc:
                 outcome = "rejected"
                 errors[type(exc).__name__] += 1
+            except EdgefinRuntimeError as exc:  # for inputs, only an InputError is a rejection
+                outcome = "engine-error" if category in INPUT_CATEGORIES else "rejected"
+                errors[type(exc).__name__] += 1
+                if outcome == "engine-error":
+                    examples.setdefault(outcome, f"{desc}: {str(exc)[:200]}")
             except Exception as exc:  # noqa: BLE001 - what the sweep exists to find
                 outcome = "untyped"
                 examples.setdefault(f"{type(exc).__name__}", f"{desc}: {str(exc)[:200]}")

@@ -36,7 +36,8 @@ CATEGORIES = ("corruption", "truncation", "signature", "hostile-archive", "manif
 FORBIDDEN = {
     "corruption": {"accepted"}, "truncation": {"accepted"}, "signature": {"accepted"},
     "hostile-archive": {"accepted"}, "manifest-mutant": {"accepted"}, "version-skew": {"accepted"},
-    "manifest-fuzz": set(), "hostile-input": {"bad-score", "batch-mismatch"}, "resource": {"batch-mismatch"},
+    "manifest-fuzz": set(), "hostile-input": {"bad-score", "batch-mismatch", "engine-error"},
+    "resource": {"batch-mismatch", "engine-error"},
 }
 MAX_CRASH_RETRIES = 25
 
@@ -106,15 +107,16 @@ def run_category(category: str, plan_path: Path, work: Path, quiet: bool) -> dic
 def render_markdown(results: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
     lines = [f"Sweep: `{meta['command']}` on {meta['date']} ({meta['seconds']:.0f} s, Python "
              f"{meta['python']}, edgefin-runtime {meta['runtime']}).", "",
-             "| category | cases | rejected (typed) | accepted | scored | untyped errors | crashes | errors seen |",
-             "|---|---:|---:|---:|---:|---:|---:|---|"]
+             "| category | cases | rejected (typed) | accepted | scored | untyped errors | engine errors | crashes "
+             "| errors seen |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for cat, r in results.items():
         c = r["counts"]
         accepted = sum(v for k, v in c.items() if k.startswith("accepted"))
         acc = f"{accepted}" + (f" ({c.get('accepted-different', 0)} change scores)" if cat == "manifest-fuzz" else "")
         errs = ", ".join(f"{k} {v}" for k, v in sorted(r["errors"].items(), key=lambda kv: -kv[1]))
         lines.append(f"| {cat} | {r['cases']} | {c.get('rejected', 0)} | {acc} | {c.get('scored', 0)} | "
-                     f"{c.get('untyped', 0)} | {len(r['crashes'])} | {errs} |")
+                     f"{c.get('untyped', 0)} | {c.get('engine-error', 0)} | {len(r['crashes'])} | {errs} |")
     return "\n".join(lines) + "\n"
 
 

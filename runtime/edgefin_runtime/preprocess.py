@@ -36,9 +36,11 @@ from .errors import (
 from .manifest import NumericStep, PreprocessSpec, Schema
 
 MAX_CATEGORY_LENGTH = 256
-#: a standardised value beyond this is refused (float32 overflows at 3.4e38)
-Z_LIMIT = 1e38
-_FAST_SPAN = 1e30
+#: a standardised value beyond this is refused: a billion standard deviations from the training mean is
+#: no plausible input, and bigger ones can overflow the model's float32 arithmetic to inf/NaN (the
+#: security sweep found Age=1e37 giving NaN on a TFLite fp32 model, which sank a whole batch)
+Z_LIMIT = 1e9
+_FAST_SPAN = 1e8  # the fast path stays well inside Z_LIMIT, rounding included
 _ABSENT = object()
 
 

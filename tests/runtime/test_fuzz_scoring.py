@@ -161,3 +161,20 @@ def test_cli_rows_in_equal_scored_plus_rejected(tiny_bundles, tmp_path):
     m = re.search(r"(\d+) rows in, (\d+) scored, (\d+) rejected", proc.stderr)
     assert m, proc.stderr
     assert tuple(map(int, m.groups())) == (len(rows), len(scored), len(rejected))
+
+
+@pytest.mark.parametrize("value", [1e37, -1e37, 10 ** 37, 1e12, 3.4e38])
+def test_extreme_values_are_rejected_and_never_sink_a_batch(predictors, value):
+    """Found by the long sweep: Age=1e37 passed validation and the TFLite fp32 model's float32
+    arithmetic overflowed to NaN, which the predictor refused for the whole batch."""
+    for v in ("tflite-fp32", "tflite-int8", "onnx-fp32"):
+        p = predictors[v]
+        for name in ("Income", "Age"):
+            bad = {"Income": 100.0, "Age": 40, "Home": "rent", "Job": "fixed", name: value}
+            with pytest.raises(InputError, match="too large to score"):
+                p.score(bad)
+            res = p.score_batch([{"Income": 100.0, "Age": 40, "Home": "rent", "Job": "fixed"}, bad])
+            assert [r.status for r in res] == ["scored", "rejected"]
+            cs = p.score_columns({k: [100.0 if k == "Income" else 40 if k == "Age" else "rent" if k == "Home"
+                                      else "fixed", bad[k]] for k in bad})
+            assert cs.rejected.tolist() == [False, True]
