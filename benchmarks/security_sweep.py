@@ -113,7 +113,7 @@ def render_markdown(results: dict[str, dict[str, Any]], meta: dict[str, Any]) ->
     for cat, r in results.items():
         c = r["counts"]
         accepted = sum(v for k, v in c.items() if k.startswith("accepted"))
-        acc = f"{accepted}" + (f" ({c.get('accepted-different', 0)} change scores)" if cat == "manifest-fuzz" else "")
+        acc = f"{accepted}" + (f" ({c.get('accepted-different', 0)} change a score or decision)" if cat == "manifest-fuzz" else "")
         errs = ", ".join(f"{k} {v}" for k, v in sorted(r["errors"].items(), key=lambda kv: -kv[1]))
         lines.append(f"| {cat} | {r['cases']} | {c.get('rejected', 0)} | {acc} | {c.get('scored', 0)} | "
                      f"{c.get('untyped', 0)} | {c.get('engine-error', 0)} | {len(r['crashes'])} | {errs} |")
