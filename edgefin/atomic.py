@@ -1,6 +1,7 @@
 """Atomic file writing: a temporary file in the same folder, fsync, rename. Never a half file.
 
-Every file the toolkit writes goes through here, so a crash or a full disk leaves either the old
+Files go through the one writer in ``edgefin_runtime.atomic``; this module adds JSON, text and whole
+directories. Every file the toolkit writes goes through here, so a crash or a full disk leaves either the old
 file or the new one. Tests inject failures through ``_before_replace``.
 """
 
@@ -13,52 +14,14 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from edgefin_runtime.atomic import write_bytes as _write_atomically
+
 _before_replace: Callable[[Path], None] | None = None  # test hook: raise here to simulate a crash
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _default_mode() -> int:
-    """Permissions a plain open() would give (0o666 minus the umask); mkstemp alone gives 0o600."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-_DEFAULT_MODE = _default_mode()
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int | None = None) -> Path:
     """Write ``data`` to ``path`` atomically (``mode``: file permissions, default as open() would)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            os.fchmod(fh.fileno(), _DEFAULT_MODE if mode is None else mode)
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if _before_replace is not None:
-            _before_replace(path)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-    return path
+    return _write_atomically(path, data, mode=mode, before_replace=_before_replace)
 
 
 def write_text(path: str | os.PathLike[str], text: str, *, mode: int | None = None) -> Path:

@@ -13,7 +13,6 @@ import contextlib
 import math
 import os
 import sys
-import tempfile
 from dataclasses import replace
 from datetime import datetime, timezone
 from importlib import metadata
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+from edgefin_runtime import atomic
 from edgefin_runtime.bundle import build_bundle
 from edgefin_runtime.manifest import Decision, GoldenVector, Manifest, ModelSpec, PreprocessSpec, Schema
 from edgefin_runtime.preprocess import canonical_category
@@ -140,48 +140,11 @@ def _is_missing(v: Any) -> bool:
 
 # ---------------------------------------------------------------- writing
 def write_bundle(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write bundle bytes to ``path`` atomically (temp file in the same folder, fsync, rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            os.fchmod(fh.fileno(), _FILE_MODE)  # mkstemp makes 0600; a bundle is read by other accounts
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if _before_replace is not None:
-            _before_replace(path)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-    return path
+    """Write bundle bytes to ``path`` atomically (temp file in the same folder, fsync, rename).
 
-
-def _file_mode() -> int:
-    """Permissions a plain open() would give: 0o666 minus the umask (read once, at import)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-_FILE_MODE = _file_mode()
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    Permissions are those a plain open() gives (a bundle is read by other accounts).
+    """
+    return atomic.write_bytes(path, data, before_replace=_before_replace)
 
 
 def _json_safe(obj: Any) -> Any:
