@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import time
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -23,6 +22,7 @@ from . import __version__
 from .atomic import write_json
 from .errors import QualityGateError, UsageError
 from .rundir import SPLITS, RunDir
+from .tomlfile import read_toml
 
 STEPS = ("train", "compress", "convert", "bench", "report")
 
@@ -40,12 +40,7 @@ class PipelineConfig:
     def from_toml(cls, path: str | os.PathLike[str], **overrides: Mapping[str, Any]) -> "PipelineConfig":
         """[train], [compress], [convert], [bench] tables of a TOML file; ``overrides`` win per key."""
         p = Path(path)
-        try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise UsageError(f"config file {p} not found") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise UsageError(f"config file {p} is not valid TOML: {exc}") from None
+        data = read_toml(p)
         cfg = cls()
         for step in ("train", "compress", "convert", "bench"):
             table = data.get(step, {})

@@ -30,12 +30,12 @@ User profiles come from TOML::
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import UsageError
+from ..tomlfile import read_toml
 
 
 @dataclass(frozen=True)
@@ -103,12 +103,7 @@ BUILTIN: dict[str, Profile] = {
 def load_profiles(path: str | os.PathLike[str]) -> dict[str, Profile]:
     """Read user profiles from a TOML file: ``[profiles.NAME]`` tables (or top-level tables)."""
     p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"profiles file {p} not found") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"profiles file {p} is not valid TOML: {exc}") from None
+    data = read_toml(p, "profiles file")
     tables = data.get("profiles", data)
     if not isinstance(tables, dict) or not tables:
         raise UsageError(f"profiles file {p}: expected [profiles.NAME] tables, found none")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import functools
 import json
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import click
 from rich.console import Console
 
+from ..errors import UsageError
+from ..tomlfile import read_toml
 from .exit_codes import ExitStatus, exit_status_for
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -29,11 +30,9 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None)
         return value
     path = Path(value)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise click.BadParameter(f"config file {path} not found", param_hint="--config") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise click.BadParameter(f"config file {path} is not valid TOML: {exc}", param_hint="--config") from None
+        data = read_toml(path)
+    except UsageError as exc:
+        raise click.BadParameter(str(exc), param_hint="--config") from None
     name = ctx.info_name or ""
     section = {k: v for k, v in data.items() if not isinstance(v, dict)}
     section.update(data.get(name, {}) if isinstance(data.get(name), dict) else {})

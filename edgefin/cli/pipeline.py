@@ -78,15 +78,14 @@ def _config_callback(ctx: click.Context, _param: click.Parameter, value: str | N
     """TOML config -> ctx.default_map: [train]/[compress]/[convert]/[bench] tables and top-level keys."""
     if not value:
         return value
-    import tomllib
+    from ..errors import UsageError
+    from ..tomlfile import read_toml
 
     path = Path(value)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise click.BadParameter(f"config file {path} not found", param_hint="--config") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise click.BadParameter(f"config file {path} is not valid TOML: {exc}", param_hint="--config") from None
+        data = read_toml(path)
+    except UsageError as exc:
+        raise click.BadParameter(str(exc), param_hint="--config") from None
     names = {p.name for p in ctx.command.params if p.name}
     defaults: dict[str, Any] = dict(ctx.default_map or {})
     steps = ("train", "compress", "convert", "bench")
