@@ -50,3 +50,22 @@ def test_config_file_gives_defaults_and_flags_win(tmp_path):
     cfg.write_text("sede = 7\n")
     r = CliRunner().invoke(cmd, ["--config", str(cfg)])
     assert r.exit_code == 2 and "unknown option 'sede'" in r.output
+
+
+def test_exit_codes_are_mapped_in_one_place():
+    from edgefin_converters.errors import ParityGateError, UnsupportedOpError
+    from edgefin_runtime.errors import BundleFormatError, MissingFieldError, SelfTestError
+
+    from edgefin.cli.exit_codes import ExitStatus, exit_status_for
+    from edgefin.errors import DataError, ModelError, QualityGateError, UsageError
+
+    assert exit_status_for(UsageError("x")) == ExitStatus.USAGE == 2
+    assert exit_status_for(DataError("x")) == ExitStatus.USAGE
+    assert exit_status_for(BundleFormatError("x")) == ExitStatus.USAGE
+    assert exit_status_for(MissingFieldError("x", field="Age")) == ExitStatus.USAGE
+    assert exit_status_for(UnsupportedOpError("x", target="tflite", op="StringSplit")) == ExitStatus.USAGE
+    assert exit_status_for(QualityGateError("x")) == ExitStatus.GATE_FAILED == 3
+    assert exit_status_for(ParityGateError(["onnx-int8: flip rate 2% > 1%"])) == ExitStatus.GATE_FAILED
+    assert exit_status_for(SelfTestError("x")) == ExitStatus.GATE_FAILED  # as in edgefin-run
+    assert exit_status_for(ModelError("x")) == ExitStatus.FAILURE == 1
+    assert exit_status_for(RuntimeError("x")) == ExitStatus.FAILURE
