@@ -3,6 +3,9 @@
 read -> target -> kinds -> split -> fit schema + preprocessing (training split) -> quality report
 -> encode (through the runtime) -> [augment the raw training split] -> dense model + logistic
 baseline -> threshold on validation -> metrics -> write every artefact atomically, run.json last.
+With ``bins="auto"`` (the default) the dense model is trained on the plain input and again with
+piecewise-linear bins on every numeric column; the validation AUC decides (bins must win by
+BINS_MARGIN), and both figures are kept in metrics.json.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from edgefin_runtime.preprocess import Preprocessor
 
 from . import __version__, atomic
 from .data.io import check_frame, file_sha256, read_table, write_parquet
-from .data.preprocessing import encode_frame, fit_preprocess, make_preprocessor
+from .data.preprocessing import BINS_MARGIN, DEFAULT_BINS, MAX_BINS, encode_frame, fit_preprocess, make_preprocessor
 from .data.quality import quality_report
 from .data.schema import (
     TargetSpec,
@@ -69,6 +72,7 @@ class TrainOptions:
     patience: int = 20
     class_weight: bool = True
     encoding: str = "onehot"
+    bins: int | str = "auto"
     threshold: str = "max-ks"
     augment: str = "none"
 
@@ -117,32 +121,22 @@ def train(data: str | Path | pd.DataFrame, out: str | Path, options: TrainOption
     method, value = parse_threshold(opts.threshold)
     run = RunDir.at(out)
     started = time.perf_counter()
-    d = prepare_data(data, opts, rep)
+    d = prepare_data(data, opts, rep, bins=candidates(opts.bins)[0])
+    trials: dict[int, float | None] = {}
+    best: tuple[float, PreparedData, Any, np.ndarray, np.ndarray, float] | None = None
+    for bins in candidates(opts.bins):
+        if bins != d.bins:
+            d = with_bins(d, bins, opts)
+        x_train, y_train = _training_rows(d, opts, rep)
+        clf, fit_seconds = _fit(d, x_train, y_train, opts, rep)
+        val = clf.best_val_auc_ if clf.best_val_auc_ is not None else -1.0
+        trials[bins] = clf.best_val_auc_
+        # a wider, slower input has to earn its place: bins only if they beat the plain input clearly
+        if best is None or val > best[0] + (BINS_MARGIN if best[1].bins == 0 else 0.0):
+            best = (val, d, clf, x_train, y_train, fit_seconds)
+    assert best is not None
+    _, d, clf, x_train, y_train, fit_seconds = best
     X, ys, spec = d.X, d.ys, d.spec
-    x_train, y_train = X["train"], ys["train"]
-    if opts.augment != "none":
-        rep.stage(f"augmenting the training split ({opts.augment})")
-        aug_frame, y_train = _augment(d.frames["train"], ys["train"], opts, d.schema)
-        x_train = encode_frame(aug_frame, d.schema, d.preprocessor,
-                               source=f"training split augmented with {opts.augment}")
-        y_train = np.asarray(y_train).astype(np.int64)
-
-    # ------------------------------------------------------------ models
-    from .model import DenseClassifier
-
-    clf = DenseClassifier(hidden=opts.hidden, dropout=opts.dropout, l2=opts.l2, learning_rate=opts.learning_rate,
-                          batch_size=opts.batch_size, epochs=opts.epochs, patience=opts.patience,
-                          class_weight=opts.class_weight, seed=opts.seed)
-    clf._validate_params()
-    rep.stage(f"training dense {'-'.join(map(str, opts.hidden))} on {len(y_train)} rows, "
-              f"{spec.n_features} features")
-    rep.epochs_started(opts.epochs)
-    fit_start = time.perf_counter()
-    try:
-        clf.fit(x_train, y_train, validation_data=(X["validation"], ys["validation"]), on_epoch=rep.epoch)
-    finally:
-        rep.epochs_done()
-    fit_seconds = time.perf_counter() - fit_start
     scores = {s: clf.predict_score(X[s]) for s in SPLITS}
     threshold = choose_threshold(ys["validation"], scores["validation"], method, value)
     rep.stage("training the logistic-regression baseline")
@@ -161,7 +155,9 @@ def train(data: str | Path | pd.DataFrame, out: str | Path, options: TrainOption
             "epochs_run": clf.epochs_run_, "best_epoch": clf.best_epoch_, "best_val_auc": clf.best_val_auc_,
             "dropout": opts.dropout, "l2": opts.l2, "learning_rate": opts.learning_rate,
             "batch_size": opts.batch_size, "max_epochs": opts.epochs, "patience": opts.patience,
-            "class_weight": opts.class_weight, "encoding": opts.encoding, "augment": opts.augment,
+            "class_weight": opts.class_weight, "encoding": opts.encoding, "bins": d.bins,
+            "bins_option": opts.bins, "bins_validation_auc": {str(k): v for k, v in trials.items()},
+            "augment": opts.augment,
             "train_rows": int(len(y_train)), "train_seconds": round(fit_seconds, 3),
         },
         "splits": {k: int(len(v)) for k, v in ys.items()},
@@ -181,6 +177,51 @@ def train(data: str | Path | pd.DataFrame, out: str | Path, options: TrainOption
     return metrics
 
 
+def candidates(bins: int | str) -> tuple[int, ...]:
+    """The bin counts a run tries: "auto" tries the plain input and DEFAULT_BINS; a number, just it."""
+    return (0, DEFAULT_BINS) if bins == "auto" else (int(bins),)
+
+
+def _training_rows(d: "PreparedData", opts: TrainOptions, rep: Reporter) -> tuple[np.ndarray, np.ndarray]:
+    """The encoded training split, augmented in raw form first when asked."""
+    if opts.augment == "none":
+        return d.X["train"], d.ys["train"]
+    rep.stage(f"augmenting the training split ({opts.augment})")
+    aug_frame, y_train = _augment(d.frames["train"], d.ys["train"], opts, d.schema)
+    x_train = encode_frame(aug_frame, d.schema, d.preprocessor, source=f"training split augmented with {opts.augment}")
+    return x_train, np.asarray(y_train).astype(np.int64)
+
+
+def _fit(d: "PreparedData", x_train: np.ndarray, y_train: np.ndarray, opts: TrainOptions,
+         rep: Reporter) -> tuple[Any, float]:
+    """Train one dense model with early stopping on the validation split; (model, seconds)."""
+    from .model import DenseClassifier
+
+    clf = DenseClassifier(hidden=opts.hidden, dropout=opts.dropout, l2=opts.l2, learning_rate=opts.learning_rate,
+                          batch_size=opts.batch_size, epochs=opts.epochs, patience=opts.patience,
+                          class_weight=opts.class_weight, seed=opts.seed)
+    clf._validate_params()
+    binned = f", {d.bins} bins per numeric column" if d.bins else ""
+    rep.stage(f"training dense {'-'.join(map(str, opts.hidden))} on {len(y_train)} rows, "
+              f"{d.spec.n_features} features{binned}")
+    rep.epochs_started(opts.epochs)
+    start = time.perf_counter()
+    try:
+        clf.fit(x_train, y_train, validation_data=(d.X["validation"], d.ys["validation"]), on_epoch=rep.epoch)
+    finally:
+        rep.epochs_done()
+    return clf, time.perf_counter() - start
+
+
+def with_bins(d: "PreparedData", bins: int, opts: TrainOptions) -> "PreparedData":
+    """The same splits and schema with the preprocessing refitted for another bin count."""
+    spec = fit_preprocess(d.frames["train"], d.schema, encoding=opts.encoding, bins=bins,  # type: ignore[arg-type]
+                          source=d.sources["train"])
+    pre = make_preprocessor(d.schema, spec)
+    X = {s: encode_frame(d.frames[s], d.schema, pre, source=d.sources[s]) for s in SPLITS}
+    return replace(d, spec=spec, preprocessor=pre, X=X, bins=bins)
+
+
 @dataclass
 class PreparedData:
     """Everything fitted from the data before any model: splits, schema, preprocessing, quality, X."""
@@ -195,9 +236,11 @@ class PreparedData:
     quality: dict[str, Any]
     X: dict[str, np.ndarray]          # encoded splits (float32), through the runtime
     files: dict[str, dict[str, Any]]  # data / test_data / validation_data: path, sha256, rows
+    bins: int = 0                     # piecewise-linear bins per numeric column in ``spec``
 
 
-def prepare_data(data: str | Path | pd.DataFrame, opts: TrainOptions, rep: Reporter | None = None) -> PreparedData:
+def prepare_data(data: str | Path | pd.DataFrame, opts: TrainOptions, rep: Reporter | None = None, *,
+                 bins: int = 0) -> PreparedData:
     """Read, check, split, fit schema and preprocessing on the training split, encode every split."""
     rep = rep or Reporter()
 
@@ -240,7 +283,7 @@ def prepare_data(data: str | Path | pd.DataFrame, opts: TrainOptions, rep: Repor
     rep.stage("fitting schema and preprocessing on the training split")
     allow = missing_fields([frame, *(e[0] for e in extra.values())], kinds)
     schema = fit_schema(frames["train"], kinds, target, source=src, allow_missing=allow)
-    spec = fit_preprocess(frames["train"], schema, encoding=opts.encoding, source=src)  # type: ignore[arg-type]
+    spec = fit_preprocess(frames["train"], schema, encoding=opts.encoding, bins=bins, source=src)  # type: ignore[arg-type]
     pre = make_preprocessor(schema, spec)
     quality = quality_report(frame, y_all, kinds, target=opts.target, dropped=list(opts.drop),
                              rows_without_target=no_target, splits=sizes)
@@ -249,7 +292,7 @@ def prepare_data(data: str | Path | pd.DataFrame, opts: TrainOptions, rep: Repor
     X = {s: encode_frame(frames[s], schema, pre, source=sources[s]) for s in SPLITS}
     return PreparedData(target=target, frames=frames, ys=ys, sources=sources, schema=schema, spec=spec,
                         preprocessor=pre, quality=quality, X=X,
-                        files={"data": data_info, **{f"{k}_data": v[3] for k, v in extra.items()}})
+                        files={"data": data_info, **{f"{k}_data": v[3] for k, v in extra.items()}}, bins=bins)
 
 
 # ---------------------------------------------------------------- helpers
@@ -272,6 +315,12 @@ def _normalise(o: TrainOptions) -> TrainOptions:
         hidden = (hidden,)
     if o.encoding not in ("onehot", "index"):
         raise UsageError(f"--encoding: expected onehot or index, got {o.encoding!r}")
+    bins = o.bins
+    if isinstance(bins, str) and bins.strip().isdigit():
+        bins = int(bins)
+    if bins != "auto" and (isinstance(bins, bool) or not isinstance(bins, int) or not 0 <= bins <= MAX_BINS):
+        raise UsageError(f"--bins: expected auto or a whole number of bins in 0..{MAX_BINS} (0 = standardise "
+                         f"only), got {o.bins!r}")
     if o.augment != "none":
         methods = _augment_methods(o.augment)
         if o.augment not in methods:
@@ -282,7 +331,7 @@ def _normalise(o: TrainOptions) -> TrainOptions:
     if o.test_data is None and o.validation_data is None and o.test_size + o.validation_size >= 0.9:
         raise UsageError(f"--test-size {o.test_size} and --validation-size {o.validation_size} leave "
                          f"too little data for training; keep their sum below 0.9")
-    return replace(o, drop=tup(o.drop), categorical=tup(o.categorical), numeric=tup(o.numeric),
+    return replace(o, bins=bins, drop=tup(o.drop), categorical=tup(o.categorical), numeric=tup(o.numeric),
                    na_values=tuple(o.na_values or ()), hidden=tuple(int(h) for h in hidden),
                    threshold=str(o.threshold), test_data=str(o.test_data) if o.test_data else None,
                    validation_data=str(o.validation_data) if o.validation_data else None)

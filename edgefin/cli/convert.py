@@ -230,6 +230,7 @@ def _show(b: Any, path: str, self_test: dict[str, Any] | None) -> None:
     for s in m.preprocessing.steps:
         if s.kind == "numeric":
             desc = f"(x - {s.mean:.6g}) / {s.scale:.6g}; missing -> {s.fill:.6g}"
+            desc += f" + {s.n_bins} piecewise-linear bins" if s.n_bins else ""
             desc += " + indicator" if s.indicator else ""
         else:
             desc = f"{s.encoding} over {len(s.categories)} categories + other; missing -> {s.fill!r}"

@@ -14,6 +14,7 @@ Examples:
   edgefin train loans.parquet --target default --drop customer_id --categorical branch \\
       --hidden 128,64 --dropout 0.1 --threshold rate:0.2 --out runs/loans
   edgefin train train.csv --target y --test-data holdout.csv --config train.toml --json --out runs/y
+  edgefin train loans.csv --target default --bins 16 --out runs/binned   # always bin numeric columns
 \b
 A config file (TOML) holds the same options, at the top level or under [train]:
   target = "Status"
@@ -57,6 +58,20 @@ class _Threshold(click.ParamType):
         return str(value)
 
 
+class _Bins(click.ParamType):
+    name = "auto|N"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int | str:
+        from ..data.preprocessing import MAX_BINS
+
+        text = str(value).strip().lower()
+        if text == "auto":
+            return "auto"
+        if text.isdigit() and int(text) <= MAX_BINS:
+            return int(text)
+        self.fail(f"expected auto or a whole number of bins in 0..{MAX_BINS}, got {value!r}", param, ctx)
+
+
 @click.command(epilog=EPILOG)
 @click.argument("data", metavar="DATA")
 @click.option("--target", required=True, help="Column to predict (two classes).")
@@ -88,6 +103,10 @@ class _Threshold(click.ParamType):
               help="Weight classes inversely to their frequency.")
 @click.option("--encoding", type=click.Choice(["onehot", "index"]), default="onehot", show_default=True,
               help="How categories become features.")
+@click.option("--bins", type=_Bins(), default="auto", show_default=True,
+              help="Piecewise-linear bins per numeric column, between training quantiles (lets the dense model "
+              "learn sharp thresholds, at ~1.6x the scoring time); 0 = standardise only; auto = train both ways "
+              "and keep bins only if they win on validation AUC.")
 @click.option("--threshold", type=_Threshold(), default="max-ks", show_default=True,
               help="Decision threshold: max-ks (on validation), a probability like 0.35, or rate:0.2 (flag 20%).")
 @click.option("--augment", type=click.Choice(["none", "smote", "jitter", "smote+jitter"]), default="none",

@@ -7,13 +7,14 @@ in training and on the device alike, so there is exactly one implementation and 
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from edgefin_runtime.errors import InputError
-from edgefin_runtime.manifest import CategoricalStep, NumericStep, PreprocessSpec, Schema, Step
+from edgefin_runtime.manifest import MAX_EDGES, CategoricalStep, NumericStep, PreprocessSpec, Schema, Step
 from edgefin_runtime.preprocess import Policy, Preprocessor, canonical_category
 
 from ..errors import DataError
@@ -24,18 +25,31 @@ Encoding = Literal["onehot", "index"]
 MISSING_SENTINEL = "__missing__"  # a fill that is not a category, so missing values use the OOV slot
 
 
-def fit_preprocess(train: pd.DataFrame, schema: Schema, *, encoding: Encoding = "onehot",
+#: bins per numeric column that ``--bins auto`` tries against the plain input (benchmarks/baselines.py:
+#: on threshold-shaped data they close the gap to tuned gradient boosting)
+DEFAULT_BINS = 16
+#: validation AUC the binned input must gain over the plain one to be chosen: it makes the model's
+#: input ~4x wider and single-record scoring ~1.6x slower (runtime/README.md), so a tie keeps it plain
+BINS_MARGIN = 0.002
+MAX_BINS = MAX_EDGES - 1
+
+
+def fit_preprocess(train: pd.DataFrame, schema: Schema, *, encoding: Encoding = "onehot", bins: int = 0,
                    source: str = "training split") -> PreprocessSpec:
     """Fit one step per schema field, in schema order, from the (un-augmented) training split.
 
     Numeric: fill with the median, scale with the mean and standard deviation of the observed
-    values, and add a 0/1 missing indicator when the training split had missing values.
+    values, and add a 0/1 missing indicator when the training split had missing values. With
+    ``bins`` > 0, also up to that many piecewise-linear bins between training quantiles (see
+    :func:`quantile_edges`).
     Categorical: the schema's vocabulary plus one out-of-vocabulary slot. A missing value is filled
     with the OOV slot when training had missing values (so the model learns what missing means),
     else with the most frequent category (a neutral guess for a value never missing in training).
     """
     if encoding not in ("onehot", "index"):
         raise ValueError(f"encoding must be 'onehot' or 'index', got {encoding!r}")
+    if not 0 <= bins <= MAX_BINS:
+        raise ValueError(f"bins must be in 0..{MAX_BINS}, got {bins}")
     cols = to_columns(train, schema, source)
     steps: list[Step] = []
     for f in schema.fields:
@@ -52,7 +66,8 @@ def fit_preprocess(train: pd.DataFrame, schema: Schema, *, encoding: Encoding = 
                 raise DataError(f"numeric column '{f.name}' in {source} has values too large to average "
                                 f"(beyond about 1e308); rescale the column or leave it out with --drop {f.name}")
             scale = std if np.isfinite(std) and std > 1e-12 else 1.0
-            steps.append(NumericStep(field=f.name, fill=fill, mean=mean, scale=scale, indicator=bool(miss.any())))
+            steps.append(NumericStep(field=f.name, fill=fill, mean=mean, scale=scale, indicator=bool(miss.any()),
+                                     edges=quantile_edges(seen, bins)))
         else:
             canon = pd.Series([canonical_category(v) for v in values], dtype=object)
             if canon.isna().any():
@@ -64,6 +79,25 @@ def fit_preprocess(train: pd.DataFrame, schema: Schema, *, encoding: Encoding = 
                 fill = min(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0] if len(counts) else f.categories[0]
             steps.append(CategoricalStep(field=f.name, categories=tuple(f.categories), fill=fill, encoding=encoding))
     return PreprocessSpec(steps=tuple(steps))
+
+
+def quantile_edges(seen: np.ndarray, bins: int) -> tuple[float, ...]:
+    """Edges of up to ``bins`` bins holding equal shares of the observed training values.
+
+    Repeated quantiles (a column with few distinct values) merge, so a count such as "late
+    payments" gets a bin per common value. Fewer than two bins would only repeat the
+    standardised value, so such columns (and ``bins=0``) get none.
+    """
+    if bins < 2 or seen.size < 2:
+        return ()
+    # "lower": edges are values that occur, so a 0/1 column gets no half-way edge at 0.5
+    edges = np.unique(np.quantile(seen, np.linspace(0.0, 1.0, bins + 1), method="lower"))
+    edges = edges[np.isfinite(edges)]
+    keep = [float(edges[0])]
+    for e in edges[1:].tolist():
+        if 0 < e - keep[-1] < math.inf:  # the manifest's rule: increasing, with finite gaps
+            keep.append(e)
+    return tuple(keep) if len(keep) >= 3 else ()
 
 
 def make_preprocessor(schema: Schema, spec: PreprocessSpec) -> Preprocessor:

@@ -20,6 +20,7 @@ FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 SIGNATURE_NAME = "signature"
 MODEL_NAMES = {"litert": "model.tflite", "onnx": "model.onnx"}
+MAX_EDGES = 257  # piecewise-linear bins per numeric field: at most 256
 
 Engine = Literal["litert", "onnx"]
 FieldKind = Literal["numeric", "categorical"]
@@ -137,18 +138,30 @@ class Schema:
 # ---------------------------------------------------------------- preprocessing
 @dataclass(frozen=True)
 class NumericStep:
-    """Impute with ``fill``, then standardise ``(x - mean) / scale``; optional missing indicator."""
+    """Impute with ``fill``, then standardise ``(x - mean) / scale``; optional piecewise-linear bins
+    and missing indicator.
+
+    Layout: the standardised value; then, when ``edges`` (e_0 < e_1 < ... < e_B, training quantiles)
+    are given, one column per bin t holding ``clip((x - e_t) / (e_{t+1} - e_t), 0, 1)`` (the
+    piecewise-linear encoding of Gorishniy et al., 2022: it lets a small dense model place sharp
+    thresholds where gradient-boosted trees would); then the 0/1 missing indicator.
+    """
 
     field: str
     fill: float
     mean: float
     scale: float
     indicator: bool = False
+    edges: tuple[float, ...] = ()
     kind: Literal["numeric"] = "numeric"
 
     @property
+    def n_bins(self) -> int:
+        return max(len(self.edges) - 1, 0)
+
+    @property
     def width(self) -> int:
-        return 2 if self.indicator else 1
+        return 1 + self.n_bins + (1 if self.indicator else 0)
 
 
 @dataclass(frozen=True)
@@ -189,6 +202,7 @@ class PreprocessSpec:
         for s in self.steps:
             if isinstance(s, NumericStep):
                 out.append(s.field)
+                out.extend(f"{s.field}__bin{t}" for t in range(s.n_bins))
                 if s.indicator:
                     out.append(f"{s.field}__missing")
             elif s.encoding == "onehot":
@@ -219,6 +233,7 @@ class PreprocessSpec:
                     mean=_num(_req(s, "mean", w), f"{w}.mean"),  # type: ignore[arg-type]
                     scale=scale,
                     indicator=_typed(s.get("indicator", False), bool, f"{w}.indicator"),
+                    edges=_edges(s.get("edges", []), f"{w}.edges"),
                 ))
             elif kind == "categorical":
                 cats = _str_list(_req(s, "categories", w), f"{w}.categories")
@@ -238,10 +253,28 @@ class PreprocessSpec:
         return spec
 
 
+def _edges(value: Any, where: str) -> tuple[float, ...]:
+    """Bin edges: none, or 2..MAX_EDGES finite numbers, strictly increasing with finite gaps
+    (so no encoded value can be NaN, whatever the input)."""
+    _typed(value, list, where)
+    if not value:
+        return ()
+    if not 2 <= len(value) <= MAX_EDGES:
+        raise ManifestError(f"manifest {where}: expected 2 to {MAX_EDGES} bin edges, got {len(value)}")
+    edges = tuple(_num(v, f"{where}[{i}]") for i, v in enumerate(value))
+    if any(not 0 < b - a < math.inf for a, b in zip(edges, edges[1:])):  # type: ignore[operator]
+        raise ManifestError(f"manifest {where}: bin edges must be strictly increasing, with finite gaps")
+    return edges  # type: ignore[return-value]
+
+
 def _step_dict(s: Step) -> dict[str, Any]:
     d = asdict(s)
     if isinstance(s, CategoricalStep):
         d["categories"] = list(s.categories)
+    elif s.edges:
+        d["edges"] = list(s.edges)
+    else:
+        del d["edges"]  # plain standardisation: the manifest reads as it always did
     return d
 
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import math
 import reprlib
+from array import array
+from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Literal, Mapping, NamedTuple, Sequence
 
@@ -134,7 +136,17 @@ def _PD_NA() -> Any:
 
 
 class NumPlan(NamedTuple):
-    """A compiled numeric step. ``fast_lo..fast_hi``: values needing no flag and no overflow check."""
+    """A compiled numeric step. ``fast_lo..fast_hi``: values needing no flag and no overflow check.
+
+    Piecewise-linear bins (``nb`` of them, from column ``bpos``): bin t is
+    ``clip((x - lows[t]) / widths[t], 0, 1)``. For the record path, with k = the number of
+    ``uppers`` (upper edges) <= x: ``ones[k]`` (a float32 buffer of k ones) fills bins 0..k-1 with one
+    slice assignment into ``out[slices[k]]``, and bin k gets the fraction ``(x - lows[k]) / widths[k]``
+    at ``index[k]`` when it is positive. ``lows``/``widths`` end with a sentinel (last edge, inf) so
+    k == nb needs no branch (its fraction is 0). ``fill_bins``: the bins of the imputed value.
+    ``ones`` and ``fill_bins`` are float32 buffers: they slice-assign into a list or into an
+    engine's float32 input buffer alike.
+    """
 
     field: str
     pos: int
@@ -147,6 +159,15 @@ class NumPlan(NamedTuple):
     ind: int
     fast_lo: float
     fast_hi: float
+    nb: int = 0
+    bpos: int = 0
+    lows: tuple[float, ...] = ()
+    uppers: tuple[float, ...] = ()
+    widths: tuple[float, ...] = ()
+    ones: tuple[memoryview, ...] = ()
+    slices: tuple[slice, ...] = ()
+    index: tuple[int, ...] = ()
+    fill_bins: memoryview | tuple[()] = ()
 
 
 class CatPlan(NamedTuple):
@@ -163,13 +184,42 @@ class CatPlan(NamedTuple):
     fast: dict[str, Any]
 
 
+_EXACT_INT = 2.0 ** 53  # below this an int compares with the bin edges exactly as its float does
+
+
 def _num_plan(step: NumericStep, lo: float, hi: float, allow: bool, pos: int) -> NumPlan:
     span = step.scale * _FAST_SPAN
     flo, fhi = max(lo, step.mean - span), min(hi, step.mean + span)
+    nb = step.n_bins
+    if nb:
+        flo, fhi = max(flo, -_EXACT_INT), min(fhi, _EXACT_INT)
     if not all(math.isfinite(b) and abs(b) < 1e300 for b in (flo, fhi, step.mean)):
         flo, fhi = math.inf, -math.inf  # no fast path: every value takes the fully checked one
-    return NumPlan(step.field, pos, step.mean, step.scale, lo, hi, allow, (step.fill - step.mean) / step.scale,
-                   pos + 1 if step.indicator else -1, flo, fhi)
+    e = step.edges
+    lows = tuple(e[:-1]) + (e[-1],) if nb else ()
+    widths = tuple(b - a for a, b in zip(e, e[1:])) + (math.inf,) if nb else ()
+    ones_buf = memoryview(array("f", [1.0] * nb))
+    q = NumPlan(step.field, pos, step.mean, step.scale, lo, hi, allow, (step.fill - step.mean) / step.scale,
+                pos + 1 + nb if step.indicator else -1, flo, fhi, nb, pos + 1, lows, tuple(e[1:]), widths,
+                tuple(ones_buf[:k] for k in range(nb + 1)),
+                tuple(slice(pos + 1, pos + 1 + k) for k in range(nb + 1)),
+                tuple(range(pos + 1, pos + 2 + nb)))
+    if nb:
+        fill = [0.0] * (pos + 2 + nb)
+        _write_bins(q, step.fill, fill)
+        q = q._replace(fill_bins=memoryview(array("f", fill[pos + 1:pos + 1 + nb])))
+    return q
+
+
+def _write_bins(q: NumPlan, x: float, out: Any) -> None:
+    """Write the piecewise-linear bins of the finite value ``x`` into ``out`` (zeroed there).
+    The compiled encoder inlines the same five lines."""
+    k = bisect_right(q.uppers, x)
+    if k:
+        out[q.slices[k]] = q.ones[k]
+    f = (x - q.lows[k]) / q.widths[k]
+    if f > 0.0:
+        out[q.index[k]] = f
 
 
 class Preprocessor:
@@ -252,6 +302,8 @@ class Preprocessor:
                 raise MissingFieldError(f"field '{name}': missing value (got {_short(v)}) but this bundle does "
                                         f"not allow missing '{name}'; send a finite number", field=name)
             out[q.pos] = q.filled
+            if q.nb:
+                out[q.bpos:q.bpos + q.nb] = q.fill_bins
             if q.ind >= 0:
                 out[q.ind] = 1.0
             return _flag(flags, "imputed:" + name)
@@ -264,6 +316,8 @@ class Preprocessor:
         if x < q.lo or x > q.hi:
             flags = _flag(flags, "out_of_range:" + name)
         out[q.pos] = z
+        if q.nb:
+            _write_bins(q, x, out)
         return flags
 
     @staticmethod
@@ -338,7 +392,7 @@ def _compile(pre: Preprocessor) -> Callable[[Mapping[str, Any], Any], tuple[str,
     """
     consts: dict[str, Any] = {"A": _ABSENT, "Mapping": Mapping, "NOTMAP": pre._not_mapping,
                               "UNKNOWN": pre._unknown, "KNOWN": pre._known, "NUM": pre._numeric,
-                              "CAT": pre._categorical}
+                              "CAT": pre._categorical, "BISECT": bisect_right}
     body = ["    if type(record) is not dict and not isinstance(record, Mapping):",
             "        NOTMAP(record)"]
     if pre._reject_unknown:
@@ -352,8 +406,17 @@ def _compile(pre: Preprocessor) -> Callable[[Mapping[str, Any], Any], tuple[str,
             body += [f"    v = get(N{k}, A)",
                      "    t = type(v)",
                      f"    if (t is float or t is int) and LO{k} <= v <= HI{k}:",
-                     f"        out[P{k}] = (v - M{k}) / S{k}",
-                     "    else:",
+                     f"        out[P{k}] = (v - M{k}) / S{k}"]
+            if q.nb:  # _write_bins, inline (the fast range keeps ints below 2**53: exact comparisons)
+                consts.update({f"U{k}": q.uppers, f"SL{k}": q.slices, f"IX{k}": q.index, f"O{k}": q.ones,
+                               f"LW{k}": q.lows, f"W{k}": q.widths})
+                body += [f"        j = BISECT(U{k}, v)",
+                         "        if j:",
+                         f"            out[SL{k}[j]] = O{k}[j]",
+                         f"        f = (v - LW{k}[j]) / W{k}[j]",
+                         "        if f > 0.0:",
+                         f"            out[IX{k}[j]] = f"]
+            body += ["    else:",
                      f"        flags = NUM(Q{k}, v, out, flags)"]
         else:
             consts.update({f"L{k}": q.fast, f"P{k}": q.pos})

@@ -56,6 +56,8 @@ def encode_columns(pre: Preprocessor, columns: Mapping[str, Any]) -> ColumnsResu
             missing = np.ones(n, dtype=bool)
             if isinstance(q, NumPlan):
                 x[:, q.pos] = np.float32(q.filled)
+                if q.nb:
+                    x[:, q.bpos:q.bpos + q.nb] = np.asarray(q.fill_bins, dtype=np.float32)
                 if q.ind >= 0:
                     x[:, q.ind] = 1.0
             elif q.onehot:
@@ -139,6 +141,21 @@ def _numeric_column(q: NumPlan, col: Any, n: int, x: np.ndarray, errors: dict[in
         if q.ind >= 0:
             x[:, q.ind] = missing
     x[:, q.pos] = z
+    if q.nb:
+        _bins_column(q, vals, missing, x)
+
+
+def _bins_column(q: NumPlan, vals: np.ndarray, missing: np.ndarray | None, x: np.ndarray) -> None:
+    """The piecewise-linear bins, ``clip((x - low) / width, 0, 1)`` in float64 as the record path
+    computes them; missing values take the fill's bins; infinities (rejected rows) give 0 or 1, never NaN."""
+    if missing is not None:
+        vals = np.where(missing, 0.0, vals)  # overwritten with the fill's bins below
+    with np.errstate(invalid="ignore", over="ignore"):
+        b = (vals[:, None] - np.asarray(q.lows[:q.nb])) / np.asarray(q.widths[:q.nb])
+    np.clip(b, 0.0, 1.0, out=b)
+    if missing is not None and missing.any():
+        b[missing] = q.fill_bins
+    x[:, q.bpos:q.bpos + q.nb] = b
 
 
 def _nonfinite(q: NumPlan, vals: np.ndarray, z: np.ndarray, missing: np.ndarray | None,

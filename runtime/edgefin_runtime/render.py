@@ -57,6 +57,7 @@ def info_text(bundle: Bundle, facts: dict[str, Any]) -> str:
             detail = f"categorical  {len(f.categories)} categories ({cats}), {step.encoding}"
         elif isinstance(step, NumericStep):
             detail = f"numeric      {_range(f.min, f.max)}".rstrip()
+            detail += f", {step.n_bins} piecewise-linear bins" if step.n_bins else ""
         else:  # pragma: no cover - the manifest guarantees a step per field
             detail = f.kind
         lines.append(f"  {f.name:<{width}}  {detail}; {missing}")

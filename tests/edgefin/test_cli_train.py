@@ -111,6 +111,31 @@ def test_explicit_test_file_rate_threshold_and_index_encoding(tmp_path):
     assert {s["encoding"] for s in spec["steps"] if s["kind"] == "categorical"} == {"index"}
 
 
+def test_auto_bins_trains_both_inputs_and_keeps_the_validation_winner(trained):
+    run_dir, metrics = trained
+    m = metrics["model"]
+    trials = m["bins_validation_auc"]
+    assert m["bins_option"] == "auto" and set(trials) == {"0", "16"}
+    assert m["bins"] == (16 if trials["16"] > trials["0"] + 0.002 else 0)
+    assert m["best_val_auc"] == trials[str(m["bins"])]
+    spec = PreprocessSpec.from_dict(json.loads(run_dir.preprocess_json.read_text()))
+    assert spec.n_features == m["n_features"]
+    assert any(s.kind == "numeric" and s.edges for s in spec.steps) == (m["bins"] == 16)
+
+
+@pytest.mark.parametrize("bins", ["0", "6"])
+def test_a_fixed_bin_count_is_used_as_given(csv, tmp_path, bins):
+    result = run([csv, "--target", "default", "--positive", "yes", "--bins", bins, *FAST, "--json", "--out",
+                  tmp_path / "r"])
+    assert result.exit_code == 0, result.output
+    m = json.loads(result.stdout)["model"]
+    assert m["bins"] == int(bins) and list(m["bins_validation_auc"]) == [bins]
+    spec = PreprocessSpec.from_dict(json.loads((tmp_path / "r" / "data" / "preprocess.json").read_text()))
+    income = next(s for s in spec.steps if s.field == "income")
+    assert (len(income.edges) - 1 if income.edges else 0) == (0 if bins == "0" else 6)
+    assert ("income__bin0" in spec.feature_names) == (bins != "0")
+
+
 def test_retraining_removes_stale_later_step_artefacts(csv, tmp_path):
     out = tmp_path / "r"
     (out / "bundles").mkdir(parents=True)
@@ -170,7 +195,8 @@ def test_bad_input_exits_2_with_a_clear_message(tmp_path, make, args, expected):
 
 def test_bad_options_exit_2(csv, tmp_path):
     for opts in (["--hidden", "8,x"], ["--threshold", "1.5"], ["--threshold", "rate:2"], ["--dropout", "1"],
-                 ["--test-size", "0"], ["--test-size", "0.5", "--validation-size", "0.45"]):
+                 ["--test-size", "0"], ["--test-size", "0.5", "--validation-size", "0.45"], ["--bins", "-1"],
+                 ["--bins", "257"], ["--bins", "x"]):
         result = run([csv, "--target", "default", "--positive", "yes", *opts, "--out", tmp_path / "o"])
         assert result.exit_code == 2, (opts, result.output)
 
@@ -203,5 +229,5 @@ def test_cli_library_and_model_defaults_agree():
     for name in ("dropout", "l2", "learning_rate", "batch_size", "epochs", "patience", "class_weight", "seed"):
         assert cli_defaults[name] == opts[name] == model[name], name
     assert tuple(int(h) for h in cli_defaults["hidden"].split(",")) == opts["hidden"] == model["hidden"]
-    for name in ("encoding", "threshold", "augment"):
+    for name in ("encoding", "bins", "threshold", "augment"):
         assert cli_defaults[name] == opts[name], name

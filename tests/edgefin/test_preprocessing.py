@@ -8,7 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from edgefin.data.preprocessing import MISSING_SENTINEL, encode_frame, fit_preprocess, make_preprocessor
+from edgefin.data.preprocessing import (
+    MISSING_SENTINEL,
+    encode_frame,
+    fit_preprocess,
+    make_preprocessor,
+    quantile_edges,
+)
 from edgefin.data.schema import TargetSpec, fit_schema, infer_kinds, missing_fields
 from edgefin.errors import DataError
 from edgefin_runtime.manifest import CategoricalStep, NumericStep, PreprocessSpec
@@ -128,3 +134,44 @@ def test_values_too_large_to_average_are_a_data_error():
     schema, _, _ = fitted(loans(20, missing=False))
     with pytest.raises(DataError, match="'debt'.*too large"):
         fit_preprocess(frame, schema)
+
+
+def test_quantile_edges_split_the_training_values_evenly():
+    seen = np.arange(1000, dtype=np.float64)
+    edges = quantile_edges(seen, 4)
+    assert edges == (0.0, 249.0, 499.0, 749.0, 999.0)  # values that occur, a quarter of them per bin
+    assert np.histogram(seen, bins=edges)[0].tolist() == [249, 250, 250, 251]
+
+
+@pytest.mark.parametrize("seen, bins, expected", [
+    (np.array([0.0] * 90 + [1.0] * 6 + [2.0] * 3 + [5.0]), 16, (0.0, 1.0, 5.0)),  # counts: repeats merge
+    (np.array([0.0, 1.0] * 50), 16, ()),              # two values: one bin would repeat the standardised value
+    (np.full(100, 3.0), 16, ()),                      # constant
+    (np.arange(100.0), 0, ()),                        # turned off
+    (np.arange(100.0), 1, ()),
+    (np.array([7.0]), 16, ()),
+])
+def test_quantile_edges_edge_cases(seen, bins, expected):
+    assert quantile_edges(seen, bins) == expected
+
+
+def test_fit_with_bins_adds_bins_to_numeric_columns_only_and_encodes_consistently():
+    frame = loans(400, seed=7)
+    kinds = infer_kinds(frame, target="default", source="t")
+    schema = fit_schema(frame, kinds, TARGET, source="t", allow_missing=missing_fields([frame], kinds))
+    plain = fit_preprocess(frame, schema)
+    binned = fit_preprocess(frame, schema, bins=8)
+    assert all(not s.edges for s in plain.steps if isinstance(s, NumericStep))
+    income = next(s for s in binned.steps if s.field == "income")
+    assert 3 <= len(income.edges) <= 9 and list(income.edges) == sorted(set(income.edges))
+    assert binned.n_features > plain.n_features
+    x = encode_frame(frame, schema, make_preprocessor(schema, binned), source="t")
+    cols = [i for i, n in enumerate(binned.feature_names) if n.startswith("income__bin")]
+    assert ((x[:, cols] >= 0) & (x[:, cols] <= 1)).all()
+    # equal-mass bins: 1/8 of the rows sit inside each bin, so bin t is full for about (7 - t)/8 of
+    # them and half full (on average) for 1/8
+    observed = ~frame["income"].isna().to_numpy()
+    expected = (len(cols) - 1 - np.arange(len(cols)) + 0.5) / len(cols)
+    np.testing.assert_allclose(x[observed][:, cols].mean(axis=0), expected, atol=0.05)
+    with pytest.raises(ValueError, match="bins"):
+        fit_preprocess(frame, schema, bins=-1)

@@ -72,6 +72,14 @@ def test_roundtrip_is_lossless_and_canonical():
     (lambda d: d["schema"]["fields"][1].update(categories=["own", "rent", "x"]), "categories"),
     (lambda d: d.pop("schema"), "'schema' is missing"),
     (lambda d: d.update(min_runtime_version="abc"), "min_runtime_version"),
+    (lambda d: d["preprocessing"]["steps"][0].update(edges=[1.0, 1.0, 2.0]), "steps[0].edges"),
+    (lambda d: d["preprocessing"]["steps"][0].update(edges=[3.0, 2.0]), "strictly increasing"),
+    (lambda d: d["preprocessing"]["steps"][0].update(edges=[-1.7e308, 1.7e308]), "finite gaps"),
+    (lambda d: d["preprocessing"]["steps"][0].update(edges=[1.0]), "2 to 257 bin edges"),
+    (lambda d: d["preprocessing"]["steps"][0].update(edges=list(range(300))), "2 to 257 bin edges"),
+    (lambda d: d["preprocessing"]["steps"][0].update(edges=[0.0, "1"]), "steps[0].edges[1]"),
+    (lambda d: d["preprocessing"]["steps"][0].update(edges={"a": 1}), "steps[0].edges"),
+    (lambda d: d["preprocessing"]["steps"][0].update(edges=[0.0, 1.0, 2.0]), "n_features"),
 ])
 def test_contract_violations_name_the_key(mutate, fragment):
     d = json.loads(make_manifest().to_json_bytes())
@@ -79,6 +87,18 @@ def test_contract_violations_name_the_key(mutate, fragment):
     with pytest.raises(ManifestError, match=None) as info:
         Manifest.from_dict(d)
     assert fragment in str(info.value)
+
+
+def test_binned_numeric_steps_round_trip_and_name_their_columns():
+    m = make_manifest()
+    pre = PreprocessSpec(steps=(NumericStep("Income", 120.0, 130.0, 80.0, indicator=True, edges=(0.0, 50.0, 900.0)),
+                                CategoricalStep("Home", ("own", "rent"), "own")))
+    m = replace(m, preprocessing=pre, model=replace(m.model, inputs=(TensorSpec("features", (1, 7), "float32"),)))
+    back = roundtrip(m)
+    assert back == m and back.preprocessing.steps[0].edges == (0.0, 50.0, 900.0)
+    assert back.preprocessing.feature_names[:4] == ("Income", "Income__bin0", "Income__bin1", "Income__missing")
+    # a step without bins serialises as it always did (no "edges" key): older manifests read unchanged
+    assert "edges" not in json.loads(make_manifest().to_json_bytes())["preprocessing"]["steps"][0]
 
 
 def test_newer_format_says_upgrade():
