@@ -184,15 +184,10 @@ class CatPlan(NamedTuple):
     fast: dict[str, Any]
 
 
-_EXACT_INT = 2.0 ** 53  # below this an int compares with the bin edges exactly as its float does
-
-
 def _num_plan(step: NumericStep, lo: float, hi: float, allow: bool, pos: int) -> NumPlan:
     span = step.scale * _FAST_SPAN
     flo, fhi = max(lo, step.mean - span), min(hi, step.mean + span)
     nb = step.n_bins
-    if nb:
-        flo, fhi = max(flo, -_EXACT_INT), min(fhi, _EXACT_INT)
     if not all(math.isfinite(b) and abs(b) < 1e300 for b in (flo, fhi, step.mean)):
         flo, fhi = math.inf, -math.inf  # no fast path: every value takes the fully checked one
     e = step.edges
@@ -407,13 +402,15 @@ def _compile(pre: Preprocessor) -> Callable[[Mapping[str, Any], Any], tuple[str,
                      "    t = type(v)",
                      f"    if (t is float or t is int) and LO{k} <= v <= HI{k}:",
                      f"        out[P{k}] = (v - M{k}) / S{k}"]
-            if q.nb:  # _write_bins, inline (the fast range keeps ints below 2**53: exact comparisons)
+            if q.nb:  # _write_bins, inline; x: an int becomes the float numpy would make of it (and
+                # float-float comparisons in bisect are faster than int-float ones)
                 consts.update({f"U{k}": q.uppers, f"SL{k}": q.slices, f"IX{k}": q.index, f"O{k}": q.ones,
                                f"LW{k}": q.lows, f"W{k}": q.widths})
-                body += [f"        j = BISECT(U{k}, v)",
+                body += ["        x = v * 1.0",
+                         f"        j = BISECT(U{k}, x)",
                          "        if j:",
                          f"            out[SL{k}[j]] = O{k}[j]",
-                         f"        f = (v - LW{k}[j]) / W{k}[j]",
+                         f"        f = (x - LW{k}[j]) / W{k}[j]",
                          "        if f > 0.0:",
                          f"            out[IX{k}[j]] = f"]
             body += ["    else:",

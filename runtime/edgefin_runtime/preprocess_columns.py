@@ -147,15 +147,20 @@ def _numeric_column(q: NumPlan, col: Any, n: int, x: np.ndarray, errors: dict[in
 
 def _bins_column(q: NumPlan, vals: np.ndarray, missing: np.ndarray | None, x: np.ndarray) -> None:
     """The piecewise-linear bins, ``clip((x - low) / width, 0, 1)`` in float64 as the record path
-    computes them; missing values take the fill's bins; infinities (rejected rows) give 0 or 1, never NaN."""
+    computes them, rounded once into the float32 matrix; missing values take the fill's bins;
+    infinities (rejected rows) give 0 or 1, never NaN."""
+    nb = q.nb
     if missing is not None:
         vals = np.where(missing, 0.0, vals)  # overwritten with the fill's bins below
+    b = np.empty((len(vals), nb), dtype=np.float64)
     with np.errstate(invalid="ignore", over="ignore"):
-        b = (vals[:, None] - np.asarray(q.lows[:q.nb])) / np.asarray(q.widths[:q.nb])
+        np.subtract(vals[:, None], q.lows[:nb], out=b)
+        np.divide(b, q.widths[:nb], out=b)
     np.clip(b, 0.0, 1.0, out=b)
+    dest = x[:, q.bpos:q.bpos + nb]
+    dest[...] = b
     if missing is not None and missing.any():
-        b[missing] = q.fill_bins
-    x[:, q.bpos:q.bpos + q.nb] = b
+        dest[missing] = q.fill_bins
 
 
 def _nonfinite(q: NumPlan, vals: np.ndarray, z: np.ndarray, missing: np.ndarray | None,
