@@ -192,6 +192,11 @@ def _summary(m: dict[str, Any], out: str) -> None:
     stderr.print(f"threshold {m['threshold']:.4f} ({m['threshold_method']}; positive = '{m['positive_label']}')  "
                  f"dense {'-'.join(map(str, model['hidden']))}: {model['params']} params, "
                  f"{model['epochs_run']} epochs (best {model['best_epoch']})")
+    trials = model.get("bins_validation_auc", {})
+    if len(trials) > 1:
+        tried = ", ".join(f"{'plain' if k == '0' else k + ' bins'} {v:.4f}" for k, v in trials.items() if v is not None)
+        chosen = f"{model['bins']} bins per numeric column" if model["bins"] else "plain numeric input"
+        stderr.print(f"numeric encoding: {chosen} (validation AUC: {tried})")
     delta = m["test"]["auc"] - lr["test_auc"]
     colour = "green" if delta >= 0 else "yellow"
     stderr.print(f"logistic-regression baseline test AUC {lr['test_auc']:.4f}  "
