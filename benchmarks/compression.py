@@ -1,6 +1,7 @@
 """The compression quality bar on the bundled credit data, measured: prune 80% -> PQAT (and variants).
 
-For each training seed: `edgefin train` with default options, then `edgefin compress` configurations
+For each training seed: `edgefin train` with default options (``--bins auto``: the "bins" column says
+what it chose), then `edgefin compress` configurations
 on copies of that run (default: 80% unstructured + PQAT; also 2:4 + PQAT, 90% + PQAT, and 80% +
 16 clusters + CQAT). Reported per configuration: test AUC of dense / pruned / final stage, the AUC
 drop, decision flips against the dense model, kernel sparsity measured on the stripped weights and
@@ -40,12 +41,12 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def row(seed: int, name: str, r: dict[str, Any], seconds: float) -> dict[str, Any]:
+def row(seed: int, name: str, r: dict[str, Any], seconds: float, bins: int) -> dict[str, Any]:
     st = r["stages"]
     final = r["final_stage"]
     d, p, f = st["dense"], st["pruned"], st[final]
     return {
-        "seed": seed, "config": name, "final_stage": final, "seconds": round(seconds, 1),
+        "seed": seed, "config": name, "bins": bins, "final_stage": final, "seconds": round(seconds, 1),
         "dense_auc": d["test"]["auc"], "pruned_auc": p["test"]["auc"], "final_auc": f["test"]["auc"],
         "auc_drop": d["test"]["auc"] - f["test"]["auc"],
         "final_flip_rate": f["flip_rate_vs_dense"],
@@ -63,13 +64,13 @@ def row(seed: int, name: str, r: dict[str, Any], seconds: float) -> dict[str, An
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["| seed | config | dense AUC | final AUC | drop | flips | sparsity (pruned layers / all kernels / "
+    lines = ["| seed | bins | config | dense AUC | final AUC | drop | flips | sparsity (pruned layers / all kernels / "
              "final float / final int8) | weights gzip dense -> pruned -> final (ratio) | bar |",
-             "|---:|---|---:|---:|---:|---:|---|---|---|"]
+             "|---:|---:|---|---:|---:|---:|---:|---|---|---|"]
     for r in rows:
         q = r["final_int8_kernel_sparsity"]
         lines.append(
-            f"| {r['seed']} | {r['config']} | {r['dense_auc']:.4f} | {r['final_auc']:.4f} | {r['auc_drop']:+.4f} | "
+            f"| {r['seed']} | {r['bins']} | {r['config']} | {r['dense_auc']:.4f} | {r['final_auc']:.4f} | {r['auc_drop']:+.4f} | "
             f"{r['final_flip_rate']:.1%} | {r['pruned_layers_sparsity']:.2%} / {r['all_kernels_sparsity']:.2%} / "
             f"{r['final_kernel_sparsity']:.2%} / {'-' if q is None else f'{q:.2%}'} | "
             f"{r['dense_weights_gzip']} -> {r['pruned_weights_gzip']} -> {r['final_weights_gzip']} B "
@@ -94,13 +95,13 @@ def main() -> None:
         for seed in args.seeds:
             base = Path(tmp) / f"train-{seed}"
             log(f"seed {seed}: edgefin train (default options)")
-            train(DATA, base, target="Status", positive="bad", seed=seed)
+            bins = train(DATA, base, target="Status", positive="bad", seed=seed)["model"]["bins"]
             for name in args.configs:
                 run = Path(tmp) / f"{name.replace(':', '-').replace('%', 'pct')}-{seed}"
                 shutil.copytree(base, run)
                 t0 = time.perf_counter()
                 report = compress_run(run, **CONFIGS[name])
-                r = row(seed, name, report, time.perf_counter() - t0)
+                r = row(seed, name, report, time.perf_counter() - t0, bins)
                 log(f"  {name:14s} dense {r['dense_auc']:.4f} final {r['final_auc']:.4f} drop {r['auc_drop']:+.4f} "
                     f"sparsity {r['pruned_layers_sparsity']:.2%}/{r['all_kernels_sparsity']:.2%} -> "
                     f"{r['final_kernel_sparsity']:.2%} gzip ratio {r['gzip_ratio']:.3f} "
