@@ -83,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     p_score = sub.add_parser("score", help="score CSV or JSON Lines records")
     common(p_score)
     p_score.add_argument("input", nargs="?", default=None, metavar="INPUT", help="input file (default: stdin)")
-    p_score.add_argument("--input-format", choices=("csv", "jsonl"), help="default: from the extension")
+    p_score.add_argument("--input-format", choices=("csv", "jsonl"), help="default: from the extension; stdin: JSON Lines if its first line starts with {, else CSV")
     p_score.add_argument("--output", "-o", default=None, help="output file, written atomically (default: stdout)")
     p_score.add_argument("--output-format", choices=("jsonl", "csv"), default=None,
                          help="default: from the --output extension, else jsonl")

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import sys
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Iterable, Iterator
 
 from .atomic import open_atomic
 from .errors import FieldTypeError, InputError, RecordTypeError
@@ -29,11 +30,13 @@ class UsageProblem(Exception):
     """A problem with the command line or the input file as a whole (exit 2)."""
 
 
-def detect_format(path: str | None, given: str | None) -> str:
+def detect_format(path: str | None, given: str | None) -> str | None:
+    """The input format: as given, else from the file's extension; None for stdin (sniffed from its
+    first non-blank line by :func:`read_rows`: '{' means JSON Lines, anything else CSV)."""
     if given:
         return given
     if path is None or path == "-":
-        raise UsageProblem("cannot tell the input format of stdin; pass --input-format csv or jsonl")
+        return None
     suffix = Path(path).suffix.lower()
     if suffix in (".csv", ".tsv"):
         return "csv"
@@ -55,17 +58,31 @@ def open_input(path: str | None) -> Iterator[IO[str]]:
         yield fh
 
 
-def read_rows(fh: IO[str], fmt: str, schema: Schema) -> Iterator[tuple[int, Any]]:
-    """(row number, record dict or InputError) for every data row."""
+def read_rows(fh: IO[str], fmt: str | None, schema: Schema) -> Iterator[tuple[int, Any]]:
+    """(row number, record dict or InputError) for every data row; ``fmt=None`` sniffs it."""
     try:
-        yield from (_csv_rows(fh, schema) if fmt == "csv" else _jsonl_rows(fh))
+        lines: Iterable[str] = fh
+        if fmt is None:
+            fmt, lines = _sniff(fh)
+        yield from (_csv_rows(lines, schema) if fmt == "csv" else _jsonl_rows(lines))
     except UnicodeDecodeError as exc:
         raise UsageProblem(f"input is not UTF-8 text ({exc.reason} at byte {exc.start} of a block)") from None
     except csv.Error as exc:
         raise UsageProblem(f"input is not valid CSV ({exc})") from None
 
 
-def _csv_rows(fh: IO[str], schema: Schema) -> Iterator[tuple[int, Any]]:
+def _sniff(fh: IO[str]) -> tuple[str, Iterable[str]]:
+    """Read up to the first non-blank line: JSON Lines if it starts with '{', else CSV (a header)."""
+    head: list[str] = []
+    for line in fh:
+        head.append(line)
+        if line.strip():
+            break
+    fmt = "jsonl" if head and head[-1].lstrip().startswith("{") else "csv"
+    return fmt, itertools.chain(head, fh)
+
+
+def _csv_rows(fh: Iterable[str], schema: Schema) -> Iterator[tuple[int, Any]]:
     reader = csv.reader(fh)
     header = next((r for r in reader if r), None)
     if header is None:
@@ -95,7 +112,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _jsonl_rows(fh: IO[str]) -> Iterator[tuple[int, Any]]:
+def _jsonl_rows(fh: Iterable[str]) -> Iterator[tuple[int, Any]]:
     row = 0
     for line in fh:
         if not line.strip():

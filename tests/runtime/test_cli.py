@@ -214,7 +214,6 @@ def test_score_large_input_in_batches(tiny_bundles, tmp_path) -> None:
 @pytest.mark.parametrize("args,message", [
     ((), "required"),
     (("explode", "x.efb"), "invalid choice"),
-    (("score", "{bundle}"), "--input-format"),
     (("score", "{bundle}", "{tmp}/in.txt"), "extension"),
     (("score", "{bundle}", "{tmp}/in.csv", "--batch-size", "0"), "positive integer"),
     (("score", "{bundle}", "{tmp}/absent.csv"), "cannot read input"),
@@ -227,6 +226,19 @@ def test_usage_errors_exit_2(fp32, tmp_path, args, message) -> None:
     (tmp_path / "dupes.csv").write_text("Age,Age\n1,2\n")
     r = run(*[a.format(bundle=fp32, tmp=tmp_path) for a in args], stdin="")
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("text, rows", [
+    ('\n{"Income": 120.0, "Age": 35, "Home": "rent", "Job": "fixed"}\n{"Age": 40, "Home": "owner"}\n', 2),
+    ("Income,Age,Home,Job\n120,35,rent,fixed\n", 1),
+    ("", 0),
+])
+def test_stdin_format_is_sniffed_when_not_given(fp32, text, rows) -> None:
+    r = run("score", fp32, stdin=text)
+    assert r.returncode == 0, r.stderr
+    out = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(out) == rows and all(o["status"] == "scored" for o in out)
+    assert f"{rows} rows in, {rows} scored" in r.stderr
 
 
 def test_non_utf8_input_exits_2(fp32, tmp_path) -> None:
