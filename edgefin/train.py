@@ -126,7 +126,11 @@ def train(data: str | Path | pd.DataFrame, out: str | Path, options: TrainOption
     best: tuple[float, PreparedData, Any, np.ndarray, np.ndarray, float] | None = None
     for bins in candidates(opts.bins):
         if bins != d.bins:
-            d = with_bins(d, bins, opts)
+            binned = with_bins(d, bins, opts)
+            if binned.spec == d.spec:  # no numeric column has enough distinct values for bins
+                rep.stage(f"no numeric column takes {bins} bins; keeping the plain input")
+                break
+            d = binned
         x_train, y_train = _training_rows(d, opts, rep)
         clf, fit_seconds = _fit(d, x_train, y_train, opts, rep)
         val = clf.best_val_auc_ if clf.best_val_auc_ is not None else -1.0
@@ -318,9 +322,10 @@ def _normalise(o: TrainOptions) -> TrainOptions:
     bins = o.bins
     if isinstance(bins, str) and bins.strip().isdigit():
         bins = int(bins)
-    if bins != "auto" and (isinstance(bins, bool) or not isinstance(bins, int) or not 0 <= bins <= MAX_BINS):
-        raise UsageError(f"--bins: expected auto or a whole number of bins in 0..{MAX_BINS} (0 = standardise "
-                         f"only), got {o.bins!r}")
+    if bins != "auto" and (isinstance(bins, bool) or not isinstance(bins, int) or bins == 1
+                           or not 0 <= bins <= MAX_BINS):
+        raise UsageError(f"--bins: expected auto, 0 (standardise only) or a whole number of bins in "
+                         f"2..{MAX_BINS}, got {o.bins!r}")
     if o.augment != "none":
         methods = _augment_methods(o.augment)
         if o.augment not in methods:

@@ -67,9 +67,9 @@ class _Bins(click.ParamType):
         text = str(value).strip().lower()
         if text == "auto":
             return "auto"
-        if text.isdigit() and int(text) <= MAX_BINS:
+        if text.isdigit() and (int(text) == 0 or 2 <= int(text) <= MAX_BINS):
             return int(text)
-        self.fail(f"expected auto or a whole number of bins in 0..{MAX_BINS}, got {value!r}", param, ctx)
+        self.fail(f"expected auto, 0 or a whole number of bins in 2..{MAX_BINS}, got {value!r}", param, ctx)
 
 
 @click.command(epilog=EPILOG)

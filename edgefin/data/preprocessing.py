@@ -48,8 +48,8 @@ def fit_preprocess(train: pd.DataFrame, schema: Schema, *, encoding: Encoding = 
     """
     if encoding not in ("onehot", "index"):
         raise ValueError(f"encoding must be 'onehot' or 'index', got {encoding!r}")
-    if not 0 <= bins <= MAX_BINS:
-        raise ValueError(f"bins must be in 0..{MAX_BINS}, got {bins}")
+    if bins == 1 or not 0 <= bins <= MAX_BINS:
+        raise ValueError(f"bins must be 0 or in 2..{MAX_BINS}, got {bins}")
     cols = to_columns(train, schema, source)
     steps: list[Step] = []
     for f in schema.fields:

@@ -48,10 +48,10 @@ def detect_format(path: str | None, given: str | None) -> str | None:
 @contextmanager
 def open_input(path: str | None) -> Iterator[IO[str]]:
     if path is None or path == "-":
-        yield io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", newline="")
+        yield io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", newline="")  # a BOM (Excel) is dropped
         return
     try:
-        fh = open(path, encoding="utf-8", newline="")
+        fh = open(path, encoding="utf-8-sig", newline="")
     except OSError as exc:
         raise UsageProblem(f"cannot read input {path}: {exc.strerror}") from None
     with fh:

@@ -21,6 +21,10 @@ MANIFEST_NAME = "manifest.json"
 SIGNATURE_NAME = "signature"
 MODEL_NAMES = {"litert": "model.tflite", "onnx": "model.onnx"}
 MAX_EDGES = 257  # piecewise-linear bins per numeric field: at most 256
+#: a standardised value beyond this is refused: a billion standard deviations from the training mean is
+#: no plausible input, and bigger ones can overflow the model's float32 arithmetic to inf/NaN (the
+#: security sweep found Age=1e37 giving NaN on a TFLite fp32 model, which sank a whole batch)
+Z_LIMIT = 1e9
 
 Engine = Literal["litert", "onnx"]
 FieldKind = Literal["numeric", "categorical"]
@@ -227,10 +231,15 @@ class PreprocessSpec:
                 scale = _num(_req(s, "scale", w), f"{w}.scale")
                 if not scale or scale <= 0:
                     raise ManifestError(f"manifest {w}.scale: expected a positive number, got {scale}")
+                fill = _num(_req(s, "fill", w), f"{w}.fill")
+                mean = _num(_req(s, "mean", w), f"{w}.mean")
+                if not abs((fill - mean) / scale) <= Z_LIMIT:  # type: ignore[operator]
+                    raise ManifestError(f"manifest {w}.fill: {fill} is more than {Z_LIMIT:g} standard deviations "
+                                        f"from the mean {mean}; an imputed value would overflow the model")
                 steps.append(NumericStep(
                     field=name,
-                    fill=_num(_req(s, "fill", w), f"{w}.fill"),  # type: ignore[arg-type]
-                    mean=_num(_req(s, "mean", w), f"{w}.mean"),  # type: ignore[arg-type]
+                    fill=fill,  # type: ignore[arg-type]
+                    mean=mean,  # type: ignore[arg-type]
                     scale=scale,
                     indicator=_typed(s.get("indicator", False), bool, f"{w}.indicator"),
                     edges=_edges(s.get("edges", []), f"{w}.edges"),

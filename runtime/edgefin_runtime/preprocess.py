@@ -4,8 +4,9 @@ A :class:`Preprocessor` is compiled once from a bundle's schema and preprocessin
 turns raw records into the model's float32 feature vector:
 
 * :meth:`Preprocessor.record` - one mapping (the microsecond path);
-* :meth:`Preprocessor.encode_into` - the same, written straight into a zeroed float buffer
-  (an engine's input tensor), which is what ``Predictor.score`` uses;
+* :meth:`Preprocessor.encode_into` - the same, written straight into a zeroed float32 buffer
+  (an engine's input tensor: a memoryview of format 'f', a float32 numpy array, or a list), which
+  is what ``Predictor.score`` uses;
 * :meth:`Preprocessor.columns` - a mapping of arrays (vectorised numpy; used for training too).
 
 All paths give bit-identical features (tests prove it): every standardised value is computed as
@@ -28,6 +29,7 @@ import numpy as np
 
 from .errors import (
     CategoryError,
+    ManifestError,
     FieldTypeError,
     InputError,
     MissingFieldError,
@@ -35,13 +37,9 @@ from .errors import (
     RecordTypeError,
     UnknownFieldError,
 )
-from .manifest import NumericStep, PreprocessSpec, Schema
+from .manifest import Z_LIMIT, NumericStep, PreprocessSpec, Schema
 
 MAX_CATEGORY_LENGTH = 256
-#: a standardised value beyond this is refused: a billion standard deviations from the training mean is
-#: no plausible input, and bigger ones can overflow the model's float32 arithmetic to inf/NaN (the
-#: security sweep found Age=1e37 giving NaN on a TFLite fp32 model, which sank a whole batch)
-Z_LIMIT = 1e9
 _FAST_SPAN = 1e8  # the fast path stays well inside Z_LIMIT, rounding included
 _ABSENT = object()
 
@@ -185,6 +183,9 @@ class CatPlan(NamedTuple):
 
 
 def _num_plan(step: NumericStep, lo: float, hi: float, allow: bool, pos: int) -> NumPlan:
+    if not abs((step.fill - step.mean) / step.scale) <= Z_LIMIT:  # Manifest.from_dict checks it too
+        raise ManifestError(f"preprocessing step '{step.field}': fill {step.fill} is more than {Z_LIMIT:g} "
+                            f"standard deviations from the mean {step.mean}")
     span = step.scale * _FAST_SPAN
     flo, fhi = max(lo, step.mean - span), min(hi, step.mean + span)
     nb = step.n_bins
@@ -194,16 +195,17 @@ def _num_plan(step: NumericStep, lo: float, hi: float, allow: bool, pos: int) ->
     lows = tuple(e[:-1]) + (e[-1],) if nb else ()
     widths = tuple(b - a for a, b in zip(e, e[1:])) + (math.inf,) if nb else ()
     ones_buf = memoryview(array("f", [1.0] * nb))
+    if not nb:
+        return NumPlan(step.field, pos, step.mean, step.scale, lo, hi, allow, (step.fill - step.mean) / step.scale,
+                       pos + 1 if step.indicator else -1, flo, fhi)
     q = NumPlan(step.field, pos, step.mean, step.scale, lo, hi, allow, (step.fill - step.mean) / step.scale,
                 pos + 1 + nb if step.indicator else -1, flo, fhi, nb, pos + 1, lows, tuple(e[1:]), widths,
                 tuple(ones_buf[:k] for k in range(nb + 1)),
                 tuple(slice(pos + 1, pos + 1 + k) for k in range(nb + 1)),
                 tuple(range(pos + 1, pos + 2 + nb)))
-    if nb:
-        fill = [0.0] * (pos + 2 + nb)
-        _write_bins(q, step.fill, fill)
-        q = q._replace(fill_bins=memoryview(array("f", fill[pos + 1:pos + 1 + nb])))
-    return q
+    fill = [0.0] * (pos + 2 + nb)
+    _write_bins(q, step.fill, fill)
+    return q._replace(fill_bins=memoryview(array("f", fill[pos + 1:pos + 1 + nb])))
 
 
 def _write_bins(q: NumPlan, x: float, out: Any) -> None:
@@ -249,6 +251,11 @@ class Preprocessor:
             pos += step.width
         self._reject_unknown = self.policy.unknown_fields == "reject"
         self.encode_into: Callable[[Mapping[str, Any], Any], tuple[str, ...]] = _compile(self)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Copy and pickle by rebuilding from the (immutable) schema, spec and policy: the compiled
+        encoder and its float32 buffers are derived state."""
+        return (Preprocessor, (self.schema, self.spec, self.policy))
 
     # ------------------------------------------------------------ one record
     def record(self, record: Mapping[str, Any]) -> tuple[list[float], tuple[str, ...]]:
@@ -430,7 +437,8 @@ def _compile(pre: Preprocessor) -> Callable[[Mapping[str, Any], Any], tuple[str,
     namespace = dict(consts)
     exec(compile(source, "<edgefin_runtime.preprocess encoder>", "exec"), namespace)  # noqa: S102
     fn = namespace["encode_into"]
-    fn.__doc__ = "Encode one record into ``out`` (zeroed, length n_features); return its flags. Raises InputError."
+    fn.__doc__ = ("Encode one record into ``out`` (zeroed, length n_features: a float32 memoryview of format 'f', "
+                  "a float32 numpy array or a list); return its flags. Raises InputError.")
     return fn  # type: ignore[no-any-return]
 
 

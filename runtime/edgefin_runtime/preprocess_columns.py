@@ -157,6 +157,7 @@ def _bins_column(q: NumPlan, vals: np.ndarray, missing: np.ndarray | None, x: np
         np.subtract(vals[:, None], q.lows[:nb], out=b)
         np.divide(b, q.widths[:nb], out=b)
     np.clip(b, 0.0, 1.0, out=b)
+    b += 0.0  # -0.0 -> +0.0: the record path leaves an empty bin at +0.0 (same bytes on every path)
     dest = x[:, q.bpos:q.bpos + nb]
     dest[...] = b
     if missing is not None and missing.any():

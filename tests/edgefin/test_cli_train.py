@@ -123,6 +123,17 @@ def test_auto_bins_trains_both_inputs_and_keeps_the_validation_winner(trained):
     assert any(s.kind == "numeric" and s.edges for s in spec.steps) == (m["bins"] == 16)
 
 
+def test_auto_bins_trains_once_when_no_numeric_column_can_be_binned(tmp_path):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"flag": rng.integers(0, 2, 300), "region": rng.choice(["n", "s", "e"], 300),
+                          "default": rng.choice(["yes", "no"], 300)})
+    data = write_csv(frame, tmp_path / "d.csv")
+    result = run([data, "--target", "default", "--positive", "yes", *FAST, "--json", "--out", tmp_path / "r"])
+    assert result.exit_code == 0, result.output
+    m = json.loads(result.stdout)["model"]
+    assert m["bins"] == 0 and list(m["bins_validation_auc"]) == ["0"]
+
+
 @pytest.mark.parametrize("bins", ["0", "6"])
 def test_a_fixed_bin_count_is_used_as_given(csv, tmp_path, bins):
     result = run([csv, "--target", "default", "--positive", "yes", "--bins", bins, *FAST, "--json", "--out",
@@ -196,7 +207,7 @@ def test_bad_input_exits_2_with_a_clear_message(tmp_path, make, args, expected):
 def test_bad_options_exit_2(csv, tmp_path):
     for opts in (["--hidden", "8,x"], ["--threshold", "1.5"], ["--threshold", "rate:2"], ["--dropout", "1"],
                  ["--test-size", "0"], ["--test-size", "0.5", "--validation-size", "0.45"], ["--bins", "-1"],
-                 ["--bins", "257"], ["--bins", "x"]):
+                 ["--bins", "257"], ["--bins", "x"], ["--bins", "1"]):
         result = run([csv, "--target", "default", "--positive", "yes", *opts, "--out", tmp_path / "o"])
         assert result.exit_code == 2, (opts, result.output)
 

@@ -232,6 +232,7 @@ def test_usage_errors_exit_2(fp32, tmp_path, args, message) -> None:
     ('\n{"Income": 120.0, "Age": 35, "Home": "rent", "Job": "fixed"}\n{"Age": 40, "Home": "owner"}\n', 2),
     ("Income,Age,Home,Job\n120,35,rent,fixed\n", 1),
     ("", 0),
+    ("\ufeffIncome,Age,Home,Job\n120,35,rent,fixed\n", 1),   # a byte-order mark, as Excel writes it
 ])
 def test_stdin_format_is_sniffed_when_not_given(fp32, text, rows) -> None:
     r = run("score", fp32, stdin=text)

@@ -80,6 +80,7 @@ def test_roundtrip_is_lossless_and_canonical():
     (lambda d: d["preprocessing"]["steps"][0].update(edges=[0.0, "1"]), "steps[0].edges[1]"),
     (lambda d: d["preprocessing"]["steps"][0].update(edges={"a": 1}), "steps[0].edges"),
     (lambda d: d["preprocessing"]["steps"][0].update(edges=[0.0, 1.0, 2.0]), "n_features"),
+    (lambda d: d["preprocessing"]["steps"][0].update(fill=1e300), "standard deviations"),
 ])
 def test_contract_violations_name_the_key(mutate, fragment):
     d = json.loads(make_manifest().to_json_bytes())

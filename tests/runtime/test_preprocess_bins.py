@@ -50,7 +50,7 @@ def test_bins_hold_hand_checked_values(income, bins):
 
 
 RECORDS = [{"Income": v, "Age": a, "Home": h}
-           for v in (None, -5, 0, 10, 20, 35.5, 49.999, 50, 100, 299, 300, 1e6, 2 ** 60, 5)
+           for v in (None, -5, 0, -0.0, 10, 20, 35.5, 49.999, 50, 100, 299, 300, 1e6, 2 ** 60, 5, -1e-300)
            for a in (18, 29.9, 30, 45, 50, 74.99, 100, 10, 2 ** 53 + 1)
            for h in ("own", "castle")]
 
@@ -96,3 +96,26 @@ def test_extreme_values_never_become_nan():
         x = encode(pre, {"Income": v, "Age": 40, "Home": "own"})
         bins = x[1:3]
         assert np.isfinite(x).all() and ((0.0 <= bins) & (bins <= 1.0)).all(), (v, bins)
+
+
+def test_negative_zero_and_underflow_give_the_same_bytes_on_every_path():
+    """-0.0 on an edge at 0, and a fraction that underflows to -0.0, leave +0.0 in the bin everywhere."""
+    schema = Schema(fields=(FieldSpec("X", "numeric"),), target="t", positive_label="1", negative_label="0")
+    for edges, value in (((0.0, 1.0, 2.0), -0.0), ((-1e300, 0.0, 1e300), -1e-30)):
+        pre = Preprocessor(schema, PreprocessSpec(steps=(NumericStep("X", 0.0, 0.0, 1.0, edges=edges),)))
+        row = np.array(pre.record({"X": value})[0], dtype=np.float32)
+        buf = array("f", [0.0] * pre.n_features)
+        pre.encode_into({"X": value}, memoryview(buf))
+        cols = pre.columns({"X": np.array([value])}).matrix[0]
+        assert row.tobytes() == bytes(buf) == cols.tobytes(), (edges, value)
+
+
+def test_copies_and_pickles_rebuild_an_identical_preprocessor():
+    import copy
+    import pickle
+
+    pre = Preprocessor(SCHEMA, SPEC, Policy.strict())
+    rec = {"Income": 35.0, "Age": 50, "Home": "rent"}
+    for other in (copy.deepcopy(pre), copy.copy(pre), pickle.loads(pickle.dumps(pre))):
+        assert other.policy == pre.policy and other.spec == pre.spec
+        assert encode(other, rec).tobytes() == encode(pre, rec).tobytes()
