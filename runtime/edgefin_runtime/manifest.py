@@ -231,19 +231,16 @@ class PreprocessSpec:
                 scale = _num(_req(s, "scale", w), f"{w}.scale")
                 if not scale or scale <= 0:
                     raise ManifestError(f"manifest {w}.scale: expected a positive number, got {scale}")
-                fill = _num(_req(s, "fill", w), f"{w}.fill")
-                mean = _num(_req(s, "mean", w), f"{w}.mean")
-                if not abs((fill - mean) / scale) <= Z_LIMIT:  # type: ignore[operator]
-                    raise ManifestError(f"manifest {w}.fill: {fill} is more than {Z_LIMIT:g} standard deviations "
-                                        f"from the mean {mean}; an imputed value would overflow the model")
-                steps.append(NumericStep(
+                step = NumericStep(
                     field=name,
-                    fill=fill,  # type: ignore[arg-type]
-                    mean=mean,  # type: ignore[arg-type]
+                    fill=_num(_req(s, "fill", w), f"{w}.fill"),  # type: ignore[arg-type]
+                    mean=_num(_req(s, "mean", w), f"{w}.mean"),  # type: ignore[arg-type]
                     scale=scale,
                     indicator=_typed(s.get("indicator", False), bool, f"{w}.indicator"),
                     edges=_edges(s.get("edges", []), f"{w}.edges"),
-                ))
+                )
+                check_fill(step, f"manifest {w}.fill")
+                steps.append(step)
             elif kind == "categorical":
                 cats = _str_list(_req(s, "categories", w), f"{w}.categories")
                 if not cats or len(set(cats)) != len(cats):
@@ -260,6 +257,15 @@ class PreprocessSpec:
             raise ManifestError(
                 f"manifest {where}.n_features: says {d['n_features']} but the steps produce {spec.n_features}")
         return spec
+
+
+def check_fill(step: NumericStep, where: str) -> None:
+    """Refuse a fill more than Z_LIMIT standard deviations from the mean: imputing it would put an
+    overflowing (infinite) feature into the model. Checked when a manifest is parsed and again when a
+    preprocessor is built from a spec made in code."""
+    if not abs((step.fill - step.mean) / step.scale) <= Z_LIMIT:
+        raise ManifestError(f"{where}: {step.fill} is more than {Z_LIMIT:g} standard deviations from the mean "
+                            f"{step.mean} of '{step.field}'; an imputed value would overflow the model")
 
 
 def _edges(value: Any, where: str) -> tuple[float, ...]:

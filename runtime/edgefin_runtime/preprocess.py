@@ -29,7 +29,6 @@ import numpy as np
 
 from .errors import (
     CategoryError,
-    ManifestError,
     FieldTypeError,
     InputError,
     MissingFieldError,
@@ -37,7 +36,7 @@ from .errors import (
     RecordTypeError,
     UnknownFieldError,
 )
-from .manifest import Z_LIMIT, NumericStep, PreprocessSpec, Schema
+from .manifest import Z_LIMIT, NumericStep, PreprocessSpec, Schema, check_fill
 
 MAX_CATEGORY_LENGTH = 256
 _FAST_SPAN = 1e8  # the fast path stays well inside Z_LIMIT, rounding included
@@ -183,26 +182,24 @@ class CatPlan(NamedTuple):
 
 
 def _num_plan(step: NumericStep, lo: float, hi: float, allow: bool, pos: int) -> NumPlan:
-    if not abs((step.fill - step.mean) / step.scale) <= Z_LIMIT:  # Manifest.from_dict checks it too
-        raise ManifestError(f"preprocessing step '{step.field}': fill {step.fill} is more than {Z_LIMIT:g} "
-                            f"standard deviations from the mean {step.mean}")
+    check_fill(step, f"preprocessing step '{step.field}': fill")
     span = step.scale * _FAST_SPAN
     flo, fhi = max(lo, step.mean - span), min(hi, step.mean + span)
-    nb = step.n_bins
     if not all(math.isfinite(b) and abs(b) < 1e300 for b in (flo, fhi, step.mean)):
         flo, fhi = math.inf, -math.inf  # no fast path: every value takes the fully checked one
-    e = step.edges
-    lows = tuple(e[:-1]) + (e[-1],) if nb else ()
-    widths = tuple(b - a for a, b in zip(e, e[1:])) + (math.inf,) if nb else ()
-    ones_buf = memoryview(array("f", [1.0] * nb))
+    filled = (step.fill - step.mean) / step.scale
+    nb = step.n_bins
     if not nb:
-        return NumPlan(step.field, pos, step.mean, step.scale, lo, hi, allow, (step.fill - step.mean) / step.scale,
+        return NumPlan(step.field, pos, step.mean, step.scale, lo, hi, allow, filled,
                        pos + 1 if step.indicator else -1, flo, fhi)
-    q = NumPlan(step.field, pos, step.mean, step.scale, lo, hi, allow, (step.fill - step.mean) / step.scale,
-                pos + 1 + nb if step.indicator else -1, flo, fhi, nb, pos + 1, lows, tuple(e[1:]), widths,
-                tuple(ones_buf[:k] for k in range(nb + 1)),
-                tuple(slice(pos + 1, pos + 1 + k) for k in range(nb + 1)),
-                tuple(range(pos + 1, pos + 2 + nb)))
+    e = step.edges
+    ones = memoryview(array("f", [1.0] * nb))
+    q = NumPlan(step.field, pos, step.mean, step.scale, lo, hi, allow, filled,
+                pos + 1 + nb if step.indicator else -1, flo, fhi, nb, pos + 1,
+                lows=e[:-1] + (e[-1],), uppers=e[1:], widths=tuple(b - a for a, b in zip(e, e[1:])) + (math.inf,),
+                ones=tuple(ones[:k] for k in range(nb + 1)),
+                slices=tuple(slice(pos + 1, pos + 1 + k) for k in range(nb + 1)),
+                index=tuple(range(pos + 1, pos + 2 + nb)))
     fill = [0.0] * (pos + 2 + nb)
     _write_bins(q, step.fill, fill)
     return q._replace(fill_bins=memoryview(array("f", fill[pos + 1:pos + 1 + nb])))
