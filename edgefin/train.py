@@ -27,7 +27,7 @@ from edgefin_runtime.preprocess import Preprocessor
 
 from . import __version__, atomic
 from .data.io import check_frame, file_sha256, read_table, write_parquet
-from .data.preprocessing import BINS_MARGIN, DEFAULT_BINS, MAX_BINS, encode_frame, fit_preprocess, make_preprocessor
+from .data.preprocessing import BINS_MARGIN, DEFAULT_BINS, check_bins, encode_frame, fit_preprocess, make_preprocessor
 from .data.quality import quality_report
 from .data.schema import (
     TargetSpec,
@@ -122,6 +122,7 @@ def train(data: str | Path | pd.DataFrame, out: str | Path, options: TrainOption
     run = RunDir.at(out)
     started = time.perf_counter()
     d = prepare_data(data, opts, rep, bins=candidates(opts.bins)[0])
+    augmented = _augmented(d, opts, rep)
     trials: dict[int, float | None] = {}
     best: tuple[float, PreparedData, Any, np.ndarray, np.ndarray, float] | None = None
     for bins in candidates(opts.bins):
@@ -131,7 +132,7 @@ def train(data: str | Path | pd.DataFrame, out: str | Path, options: TrainOption
                 rep.stage(f"no numeric column takes {bins} bins; keeping the plain input")
                 break
             d = binned
-        x_train, y_train = _training_rows(d, opts, rep)
+        x_train, y_train = _training_rows(d, augmented, opts)
         clf, fit_seconds = _fit(d, x_train, y_train, opts, rep)
         val = clf.best_val_auc_ if clf.best_val_auc_ is not None else -1.0
         trials[bins] = clf.best_val_auc_
@@ -186,14 +187,22 @@ def candidates(bins: int | str) -> tuple[int, ...]:
     return (0, DEFAULT_BINS) if bins == "auto" else (int(bins),)
 
 
-def _training_rows(d: "PreparedData", opts: TrainOptions, rep: Reporter) -> tuple[np.ndarray, np.ndarray]:
-    """The encoded training split, augmented in raw form first when asked."""
+def _augmented(d: "PreparedData", opts: TrainOptions, rep: Reporter) -> tuple[pd.DataFrame, np.ndarray] | None:
+    """The raw training split augmented as asked (once per run: it does not depend on the encoding)."""
     if opts.augment == "none":
-        return d.X["train"], d.ys["train"]
+        return None
     rep.stage(f"augmenting the training split ({opts.augment})")
-    aug_frame, y_train = _augment(d.frames["train"], d.ys["train"], opts, d.schema)
-    x_train = encode_frame(aug_frame, d.schema, d.preprocessor, source=f"training split augmented with {opts.augment}")
-    return x_train, np.asarray(y_train).astype(np.int64)
+    frame, y = _augment(d.frames["train"], d.ys["train"], opts, d.schema)
+    return frame, np.asarray(y).astype(np.int64)
+
+
+def _training_rows(d: "PreparedData", augmented: tuple[pd.DataFrame, np.ndarray] | None,
+                   opts: TrainOptions) -> tuple[np.ndarray, np.ndarray]:
+    """The encoded training split: the augmented raw rows when there are any, encoded with ``d``'s preprocessing."""
+    if augmented is None:
+        return d.X["train"], d.ys["train"]
+    frame, y = augmented
+    return encode_frame(frame, d.schema, d.preprocessor, source=f"training split augmented with {opts.augment}"), y
 
 
 def _fit(d: "PreparedData", x_train: np.ndarray, y_train: np.ndarray, opts: TrainOptions,
@@ -319,13 +328,10 @@ def _normalise(o: TrainOptions) -> TrainOptions:
         hidden = (hidden,)
     if o.encoding not in ("onehot", "index"):
         raise UsageError(f"--encoding: expected onehot or index, got {o.encoding!r}")
-    bins = o.bins
-    if isinstance(bins, str) and bins.strip().isdigit():
-        bins = int(bins)
-    if bins != "auto" and (isinstance(bins, bool) or not isinstance(bins, int) or bins == 1
-                           or not 0 <= bins <= MAX_BINS):
-        raise UsageError(f"--bins: expected auto, 0 (standardise only) or a whole number of bins in "
-                         f"2..{MAX_BINS}, got {o.bins!r}")
+    try:
+        bins = check_bins(o.bins)
+    except ValueError as exc:
+        raise UsageError(f"--bins: {exc}") from None
     if o.augment != "none":
         methods = _augment_methods(o.augment)
         if o.augment not in methods:

@@ -62,14 +62,12 @@ class _Bins(click.ParamType):
     name = "auto|N"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int | str:
-        from ..data.preprocessing import MAX_BINS
+        from ..data.preprocessing import check_bins
 
-        text = str(value).strip().lower()
-        if text == "auto":
-            return "auto"
-        if text.isdigit() and (int(text) == 0 or 2 <= int(text) <= MAX_BINS):
-            return int(text)
-        self.fail(f"expected auto, 0 or a whole number of bins in 2..{MAX_BINS}, got {value!r}", param, ctx)
+        try:
+            return check_bins(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 @click.command(epilog=EPILOG)

@@ -48,8 +48,8 @@ def fit_preprocess(train: pd.DataFrame, schema: Schema, *, encoding: Encoding = 
     """
     if encoding not in ("onehot", "index"):
         raise ValueError(f"encoding must be 'onehot' or 'index', got {encoding!r}")
-    if bins == 1 or not 0 <= bins <= MAX_BINS:
-        raise ValueError(f"bins must be 0 or in 2..{MAX_BINS}, got {bins}")
+    if check_bins(bins) == "auto":
+        raise ValueError("fit_preprocess needs a bin count; 'auto' is decided by training (edgefin.train)")
     cols = to_columns(train, schema, source)
     steps: list[Step] = []
     for f in schema.fields:
@@ -79,6 +79,20 @@ def fit_preprocess(train: pd.DataFrame, schema: Schema, *, encoding: Encoding = 
                 fill = min(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0] if len(counts) else f.categories[0]
             steps.append(CategoricalStep(field=f.name, categories=tuple(f.categories), fill=fill, encoding=encoding))
     return PreprocessSpec(steps=tuple(steps))
+
+
+def check_bins(value: object) -> int | str:
+    """A bin-count option as "auto", 0 (standardise only) or 2..MAX_BINS; text digits become an int.
+    Raises ValueError saying what is allowed (one bin would only repeat the standardised value)."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == "auto":
+            return "auto"
+        value = int(text) if text.isdigit() else value
+    if isinstance(value, int) and not isinstance(value, bool) and (value == 0 or 2 <= value <= MAX_BINS):
+        return value
+    raise ValueError(f"expected auto, 0 (standardise only) or a whole number of bins in 2..{MAX_BINS}, "
+                     f"got {value!r}")
 
 
 def quantile_edges(seen: np.ndarray, bins: int) -> tuple[float, ...]:
