@@ -119,3 +119,13 @@ def test_copies_and_pickles_rebuild_an_identical_preprocessor():
     for other in (copy.deepcopy(pre), copy.copy(pre), pickle.loads(pickle.dumps(pre))):
         assert other.policy == pre.policy and other.spec == pre.spec
         assert encode(other, rec).tobytes() == encode(pre, rec).tobytes()
+
+
+def test_a_spec_built_in_code_with_an_overflowing_fill_is_refused():
+    """Manifest.from_dict refuses it; a spec made directly must not impute an infinite feature either."""
+    from edgefin_runtime.errors import ManifestError
+
+    bad = PreprocessSpec(steps=(NumericStep("Income", fill=1e300, mean=0.0, scale=1.0, indicator=True),
+                                *SPEC.steps[1:]))
+    with pytest.raises(ManifestError, match="standard deviations"):
+        Preprocessor(SCHEMA, bad)
