@@ -32,8 +32,8 @@ class UnsupportedLayerError(ModelError):
     """A layer or op cannot be handled; the message names it and says what to do (exit code 2)."""
 
 
-class ConversionError(ModelError):
-    """A conversion to a deployable variant failed (exit code 1)."""
+class DependencyError(EdgefinError):
+    """An installed library is a version edgefin's code was not written for (exit code 1)."""
 
 
 class QualityGateError(EdgefinError):

@@ -18,12 +18,9 @@ def cluster(model: Any, data: FitData, *, clusters: int, epochs: int, learning_r
             skip_layers: tuple[str, ...] = (), include_output: bool = False,
             on_epoch: EpochHook | None = None) -> tuple[Any, dict[str, Any]]:
     """Cluster each kernel to ``clusters`` centroids (k-means++), fine-tune, strip; return (model, details)."""
-    import tensorflow_model_optimization as tfmot
-    from tensorflow_model_optimization.python.core.clustering.keras.clustering_registry import ClusteringRegistry
-    from tensorflow_model_optimization.python.core.clustering.keras.experimental import cluster as experimental
-
     from ..errors import UnsupportedLayerError
     from ..tfcompat import keras
+    from ..tfmot_compat import ClusteringRegistry, cluster_weights_preserving_sparsity, tfmot
 
     check_model(model, label="model to cluster")
     check_skip(model, skip_layers)
@@ -51,7 +48,7 @@ def cluster(model: Any, data: FitData, *, clusters: int, epochs: int, learning_r
 
     def wrap(layer: Any) -> Any:
         if layer.name in targets:
-            return experimental.cluster_weights(layer, **params)  # the sparsity-preserving variant
+            return cluster_weights_preserving_sparsity(layer, **params)
         return layer
 
     with tfmot_errors("clustering"):

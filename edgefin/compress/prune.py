@@ -58,7 +58,7 @@ def schedule(opts: CompressOptions, steps_per_epoch: int) -> Schedule:
 def prune(model: Any, data: FitData, opts: CompressOptions, *, seed: int,
           on_epoch: EpochHook | None = None) -> tuple[Any, dict[str, Any]]:
     """Prune a trained model to ``opts.sparsity`` by fine-tuning; return (stripped model, details)."""
-    import tensorflow_model_optimization as tfmot
+    from ..tfmot_compat import tfmot
 
     opts = opts.validated()
     check_model(model, label="model to prune")

@@ -35,61 +35,21 @@ def scheme_for(model: Any, *, clustered: bool) -> str:
 
 
 def _scheme(name: str) -> Any:
-    import tensorflow_model_optimization as tfmot
+    from ..tfmot_compat import Default8BitQuantizeScheme, strict_scheme, tfmot
 
     if name == "pqat":
-        return _strict(tfmot.quantization.keras.collab_opts.Default8BitPrunePreserveQuantizeScheme())
+        return strict_scheme(tfmot.quantization.keras.collab_opts.Default8BitPrunePreserveQuantizeScheme())
     if name == "cqat":
-        return _strict(tfmot.experimental.combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=True))
+        return strict_scheme(tfmot.experimental.combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=True))
     if name == "default":
-        from tensorflow_model_optimization.python.core.quantization.keras.default_8bit.default_8bit_quantize_scheme import (
-            Default8BitQuantizeScheme,
-        )
-
         return Default8BitQuantizeScheme()
     raise ModelError(f"unknown QAT scheme {name!r}; expected one of {', '.join(SCHEMES)}")
 
 
-def _strict(scheme: Any) -> Any:
-    """The scheme with a registry whose ``supports`` is honest.
-
-    The collaborative (prune/cluster-preserving) registries of TFMOT 0.8.1 say they support any layer
-    (a Lambda, say) and then fail in ``get_quantize_config``; ``quantize_apply`` relies on
-    ``supports`` to leave a skipped layer in float, so it must also ask the default 8-bit registry.
-    """
-    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit.default_8bit_quantize_registry import (
-        Default8BitQuantizeRegistry,
-    )
-
-    class StrictRegistry:
-        def __init__(self, inner: Any) -> None:
-            self._inner, self._base = inner, Default8BitQuantizeRegistry()
-
-        def supports(self, layer: Any) -> bool:
-            return bool(self._inner.supports(layer) and self._base.supports(layer))
-
-        def __getattr__(self, attr: str) -> Any:
-            return getattr(self._inner, attr)
-
-    class StrictScheme(type(scheme)):  # type: ignore[misc]
-        def __init__(self) -> None:  # noqa: D107 - state lives in the wrapped scheme
-            pass
-
-        def get_layout_transformer(self) -> Any:
-            return scheme.get_layout_transformer()
-
-        def get_quantize_registry(self) -> Any:
-            return StrictRegistry(scheme.get_quantize_registry())
-
-    StrictScheme.__name__ = type(scheme).__name__
-    return StrictScheme()
-
-
 def quantize_model(model: Any, scheme: str, skip_layers: tuple[str, ...] = ()) -> Any:
     """Annotate every layer but the skipped ones and apply ``scheme`` (not yet trained)."""
-    import tensorflow_model_optimization as tfmot
-
     from ..tfcompat import keras
+    from ..tfmot_compat import own_cluster_quantizers, tfmot
 
     check_model(model, label="model to quantise")
     check_skip(model, skip_layers)
@@ -107,31 +67,8 @@ def quantize_model(model: Any, scheme: str, skip_layers: tuple[str, ...] = ()) -
         with tfmot.quantization.keras.quantize_scope():
             qmodel = tfmot.quantization.keras.quantize_apply(annotated, sch)
     if scheme == "cqat":
-        _own_cluster_quantizers(qmodel)
+        own_cluster_quantizers(qmodel)
     return qmodel
-
-
-def _own_cluster_quantizers(model: Any) -> None:
-    """Give every layer its own cluster-preserving quantiser.
-
-    TFMOT 0.8.1 shares one quantiser object between all layers and switches its
-    ``preserve_sparsity`` off for good when any layer (typically the unpruned output layer) has no
-    zeros, so the zero centroid of the pruned layers drifts and the sparsity is lost in training.
-    """
-    import copy
-
-    from tensorflow_model_optimization.python.core.quantization.keras.quantize_wrapper import QuantizeWrapper
-
-    for layer in model.layers:
-        if not isinstance(layer, QuantizeWrapper):
-            continue
-        fixed = []
-        for weight, quantizer, qvars in layer._weight_vars:
-            if hasattr(quantizer, "preserve_sparsity"):
-                quantizer = copy.copy(quantizer)
-                quantizer.preserve_sparsity = isinstance(qvars, dict) and "sparsity_mask" in qvars
-            fixed.append((weight, quantizer, qvars))
-        layer._weight_vars = fixed
 
 
 @contextlib.contextmanager
@@ -167,11 +104,10 @@ def quantize_aware(model: Any, data: FitData, *, scheme: str, epochs: int, learn
 
 def bake_cqat(cqat: Any, base: Any, x_check: np.ndarray, skip_layers: tuple[str, ...] = ()) -> tuple[Any, float]:
     """An equivalent prune-preserving QAT model holding the CQAT model's clustered kernels and ranges."""
-    from tensorflow_model_optimization.python.core.quantization.keras.quantize_wrapper import QuantizeWrapper
-
+    from ..tfmot_compat import QuantizeWrapper, snap_to_centroids
     from .support import short_name
 
-    _snap_to_centroids(cqat)
+    snap_to_centroids(cqat)
     with _quiet_root_logger():
         baked = quantize_model(base, "pqat", skip_layers)
     if len(baked.layers) != len(cqat.layers):
@@ -197,29 +133,3 @@ def bake_cqat(cqat: Any, base: Any, x_check: np.ndarray, skip_layers: tuple[str,
         raise ModelError(f"baking the CQAT model changed its scores by up to {diff:.2g}; use --no-qat with --cluster")
     return baked, diff
 
-
-def _snap_to_centroids(model: Any) -> None:
-    """Write the clustered weights into each kernel exactly as a CQAT training step does, so inference
-    (which reads the kernel) and the baked model hold the centroids, not the last optimizer update."""
-    from tensorflow_model_optimization.python.core.quantization.keras.quantize_wrapper import QuantizeWrapper
-
-    for layer in model.layers:
-        if not isinstance(layer, QuantizeWrapper):
-            continue
-        for weight, quantizer, qvars in getattr(layer, "_weight_vars", []):
-            if not isinstance(qvars, dict) or "cluster_centroids_tf" not in qvars:
-                continue
-            impl, ori = qvars["clst_impl"], qvars["ori_weights_vars_tf"]
-            if getattr(quantizer, "preserve_sparsity", False) and "sparsity_mask" in qvars:
-                ori.assign(ori * qvars["sparsity_mask"])
-                impl.cluster_centroids.assign(impl.cluster_centroids * qvars["centroids_mask"])
-                qvars["cluster_centroids_tf"].assign(impl.cluster_centroids)
-            idx = impl.get_pulling_indices(ori)
-            qvars["pulling_indices_tf"].assign(tf_cast(idx, qvars["pulling_indices_tf"].dtype))
-            weight.assign(impl.get_clustered_weight(idx, ori))
-
-
-def tf_cast(x: Any, dtype: Any) -> Any:
-    from ..tfcompat import tf
-
-    return tf.cast(x, dtype)

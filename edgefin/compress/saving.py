@@ -1,91 +1,15 @@
-"""Save and load every stage's Keras model (dense, pruned, clustered, QAT) in the native ``.keras`` format.
-
-TFMOT 0.8.1's quantisation-aware models do not survive a tf_keras 2.21 ``.keras`` round trip as
-shipped: ``QuantizeLayer.build`` never sets ``built`` (so loading builds it twice and expects five
-variables instead of three), and ``QuantizeWrapperV2`` lists the wrapped layer's kernel twice in its
-own variables, so Keras' index-based weight matching breaks. :func:`tfmot_saving` patches exactly
-those three methods for the duration of a save or load (and restores them afterwards): the wrapper
-then stores only its own quantiser variables, by name, and the wrapped layer stores its kernel and
-bias itself. Use :func:`save_model` / :func:`load_model` for any model under ``models/``.
-"""
+"""Save and load every stage's Keras model (dense, pruned, clustered, QAT) in the native ``.keras`` format,
+within :func:`edgefin.tfmot_compat.tfmot_saving` (which makes QAT models round-trip)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import threading
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..atomic import write_bytes
 from ..errors import ModelError
-
-_lock = threading.RLock()
-
-
-def _short(name: str) -> str:
-    return name.split(":")[0].split("/")[-1]
-
-
-def _own_variables(wrapper: Any) -> list[Any]:
-    """The wrapper's own variables (quantiser state), without the wrapped layer's weights."""
-    inner = {id(v) for v in wrapper.layer.weights}
-    seen: set[int] = set()
-    out = []
-    for v in list(wrapper._trainable_weights) + list(wrapper._non_trainable_weights):
-        if id(v) in inner or id(v) in seen:
-            continue
-        seen.add(id(v))
-        out.append(v)
-    return out
-
-
-def _wrapper_save(self: Any, store: Any) -> None:
-    for i, v in enumerate(_own_variables(self)):
-        store[f"{i}:{_short(v.name)}"] = v.numpy()
-
-
-def _wrapper_load(self: Any, store: Any) -> None:
-    own = _own_variables(self)
-    keys = sorted(store.keys(), key=lambda k: int(str(k).split(":")[0]))
-    names = [str(k).split(":", 1)[1] for k in keys]
-    if names != [_short(v.name) for v in own]:
-        raise ValueError(f"layer '{self.name}': saved quantiser variables {names} do not match the "
-                         f"model's {[_short(v.name) for v in own]}")
-    for k, v in zip(keys, own):
-        v.assign(store[k])
-
-
-def _quantize_layer_build_from_config(self: Any, config: Any) -> None:
-    input_shape = config.get("input_shape")
-    if input_shape is not None and not self.built:
-        self.build(input_shape)
-        self.built = True
-
-
-@contextlib.contextmanager
-def tfmot_saving() -> Iterator[None]:
-    """Within this block, TFMOT quantisation models save and load correctly as ``.keras``."""
-    import tensorflow_model_optimization as tfmot
-    from tensorflow_model_optimization.python.core.quantization.keras.quantize_layer import QuantizeLayer
-    from tensorflow_model_optimization.python.core.quantization.keras.quantize_wrapper import QuantizeWrapper
-
-    with _lock:
-        saved = {(QuantizeWrapper, "save_own_variables"): QuantizeWrapper.__dict__.get("save_own_variables"),
-                 (QuantizeWrapper, "load_own_variables"): QuantizeWrapper.__dict__.get("load_own_variables"),
-                 (QuantizeLayer, "build_from_config"): QuantizeLayer.__dict__.get("build_from_config")}
-        QuantizeWrapper.save_own_variables = _wrapper_save
-        QuantizeWrapper.load_own_variables = _wrapper_load
-        QuantizeLayer.build_from_config = _quantize_layer_build_from_config
-        try:
-            with tfmot.quantization.keras.quantize_scope():
-                yield
-        finally:
-            for (cls, attr), fn in saved.items():
-                if fn is None:
-                    delattr(cls, attr)
-                else:
-                    setattr(cls, attr, fn)
 
 
 def save_model(model: Any, path: str | os.PathLike[str]) -> Path:
@@ -99,6 +23,8 @@ def save_model(model: Any, path: str | os.PathLike[str]) -> Path:
     optimizer = getattr(model, "optimizer", None)
     try:
         model.optimizer = None  # the file holds the model, not the fine-tuning's Adam state
+        from ..tfmot_compat import tfmot_saving
+
         with tfmot_saving():
             model.save(tmp, save_format="keras")
         data = Path(tmp).read_bytes()
@@ -116,6 +42,8 @@ def load_model(path: str | os.PathLike[str]) -> Any:
     path = Path(path)
     if not path.exists():
         raise ModelError(f"model file {path} does not exist")
+    from ..tfmot_compat import tfmot_saving
+
     try:
         with tfmot_saving():
             return keras.models.load_model(path, compile=False)

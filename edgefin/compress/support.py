@@ -68,10 +68,8 @@ def _unsupported(layers: list[Any], what: str, fix: str) -> UnsupportedLayerErro
 
 def check_prunable(model: Any, skip: Iterable[str]) -> list[str]:
     """Names of the layers that will be pruned; raises for layers TFMOT cannot handle (unless skipped)."""
-    from tensorflow_model_optimization.python.core.sparsity.keras.prunable_layer import PrunableLayer
-    from tensorflow_model_optimization.python.core.sparsity.keras.prune_registry import PruneRegistry
-
     from ..tfcompat import keras
+    from ..tfmot_compat import PrunableLayer, PruneRegistry
 
     skip = set(skip)
     bad, targets = [], []
@@ -98,11 +96,8 @@ def check_quantizable(model: Any, skip: Iterable[str], registry: Any) -> None:
     The prune-preserving registry answers ``supports`` True for layers (Lambda) whose config it
     then cannot give, so the default 8-bit registry it builds on must agree too.
     """
-    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit.default_8bit_quantize_registry import (
-        Default8BitQuantizeRegistry,
-    )
-
     from ..tfcompat import keras
+    from ..tfmot_compat import Default8BitQuantizeRegistry
 
     base = Default8BitQuantizeRegistry()
     skip = set(skip)

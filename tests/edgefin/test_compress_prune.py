@@ -29,7 +29,7 @@ def kernel(model, name):
 def test_reaches_target_sparsity_on_stripped_kernels(data, trained):
     before = [w.copy() for w in trained.get_weights()]
     pruned, details = prune(trained, data, CompressOptions(sparsity=0.8, epochs=5), seed=1)
-    from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper import PruneLowMagnitude
+    from edgefin.tfmot_compat import PruneLowMagnitude
 
     assert not any(isinstance(layer, PruneLowMagnitude) for layer in pruned.layers)  # stripped
     for name in ("dense_1", "dense_2"):
@@ -59,7 +59,7 @@ def test_prune_output_and_skip_layer(data, trained):
 
 
 def test_two_four_structured_sparsity(data, trained):
-    from tensorflow_model_optimization.python.core.sparsity.keras.pruning_utils import is_pruned_m_by_n
+    from edgefin.tfmot_compat import is_pruned_m_by_n
 
     pruned, details = prune(trained, data, CompressOptions(block="2:4", epochs=2), seed=1)
     assert details["target_sparsity"] == 0.5

@@ -71,7 +71,7 @@ def test_qat_model_round_trips_as_keras(tmp_path, data, pruned):
     np.testing.assert_array_equal(predict(back, data.x_val), predict(qat, data.x_val))
     assert measure(back)["kernel_sparsity"] == measure(qat)["kernel_sparsity"]
     # the patches that make this work are scoped to the save/load calls
-    from tensorflow_model_optimization.python.core.quantization.keras.quantize_wrapper import QuantizeWrapper
+    from edgefin.tfmot_compat import QuantizeWrapper
 
     assert "save_own_variables" not in QuantizeWrapper.__dict__
 
