@@ -105,12 +105,15 @@ def convert_run(run_dir: str | Path, options: ConvertOptions | None = None, *, p
     if not isinstance(threshold, (int, float)) or not 0.0 <= float(threshold) <= 1.0:
         raise RunDirError(f"run directory {run.root}: metrics.json has no valid 'threshold' (got {threshold!r}); "
                           f"re-run 'edgefin train'")
+    val_path = run.split_path("validation")  # no acceptance record may equal one of its rows either
+    validation = ((to_columns(load_split(run, "validation")[0], schema, str(val_path)),)
+                  if val_path.exists() else ())
     data = ConversionData(
         schema=schema, preprocessing=spec,
         train=to_columns(train_frame, schema, f"{run.root}/data/train.parquet"),
         test=to_columns(test_frame, schema, f"{run.root}/data/test.parquet"), y_test=y_test,
         threshold=float(threshold), threshold_method=str(metrics.get("threshold_method", "fixed")),
-        data_sha256=record.get("data_sha256"), test_label="test")
+        data_sha256=record.get("data_sha256"), test_label="test", other=validation)
     out = Path(opts.out) if opts.out is not None else run.bundles_dir
     extra = {"run": str(run.root.resolve()), "run_fingerprint": record.get("steps", {}).get("train", {})
              .get("fingerprint")}
@@ -188,7 +191,7 @@ def _identity_schema(frame: Any, tspec: Any, model: Any, source: str) -> tuple[A
     import pandas as pd
     from edgefin_runtime.manifest import FieldSpec, NumericStep, PreprocessSpec, Schema
 
-    from .data.schema import numeric_values
+    from .data.schema import numeric_values, robust_range
 
     names = [c for c in frame.columns if c != tspec.name]
     k = _model_features(model)
@@ -204,10 +207,8 @@ def _identity_schema(frame: Any, tspec: Any, model: Any, source: str) -> tuple[A
                             f"column except the target must be a numeric model input (in the model's input "
                             f"order). Encode it first, or pass an edgefin --schema and preprocess spec")
         values = numeric_values(col, name, source)
-        seen = values[~np.isnan(values)]
-        fields.append(FieldSpec(name=name, kind="numeric", allow_missing=False,
-                                min=float(seen.min()) if seen.size else None,
-                                max=float(seen.max()) if seen.size else None,
+        lo, hi = robust_range(values)  # rounded robust quantiles: a bundle reveals no single row's value
+        fields.append(FieldSpec(name=name, kind="numeric", allow_missing=False, min=lo, max=hi,
                                 missing_share=float(np.isnan(values).mean())))
         steps.append(NumericStep(field=name, fill=0.0, mean=0.0, scale=1.0))
     return (Schema(fields=tuple(fields), target=tspec.name, positive_label=tspec.positive_label,

@@ -22,11 +22,10 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 from edgefin_runtime import atomic
 from edgefin_runtime.bundle import build_bundle
-from edgefin_runtime.manifest import Decision, GoldenVector, Manifest, ModelSpec, PreprocessSpec, Schema
-from edgefin_runtime.preprocess import canonical_category
+from edgefin_runtime.manifest import (AcceptanceSet, Decision, GoldenVector, Manifest, ModelSpec, PreprocessSpec,
+                                      Schema)
 
 BUNDLE_SUFFIX = ".efb"
-GOLDEN_COUNT = 8
 _before_replace: Callable[[Path], None] | None = None  # test hook: raise here to simulate a crash
 
 _LIBRARIES = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "tf2onnx", "onnx", "onnxruntime",
@@ -58,12 +57,13 @@ def positive_means(schema: Schema) -> str:
 
 def make_manifest(*, schema: Schema, preprocessing: PreprocessSpec, model: ModelSpec, decision: Decision,
                   golden: Sequence[GoldenVector] = (), golden_tolerance: float = 1e-5,
+                  acceptance: AcceptanceSet | None = None,
                   metrics: Mapping[str, Any] | None = None, parity: Mapping[str, Any] | None = None,
                   producer_info: Mapping[str, Any] | None = None, source: Mapping[str, Any] | None = None,
                   created_at: str = "") -> Manifest:
     """A Manifest for one variant (member hashes are filled in by build_bundle)."""
     return Manifest(schema=schema, preprocessing=preprocessing, model=model, decision=decision, members={},
-                    golden=tuple(golden), golden_tolerance=float(golden_tolerance),
+                    golden=tuple(golden), golden_tolerance=float(golden_tolerance), acceptance=acceptance,
                     metrics=_json_safe(dict(metrics or {})), parity=_json_safe(dict(parity or {})),
                     producer=_json_safe(dict(producer_info or {})), source=_json_safe(dict(source or {})),
                     created_at=created_at)
@@ -76,66 +76,6 @@ def pack(manifest: Manifest, model_bytes: bytes) -> tuple[bytes, Manifest]:
 
 def with_created_at(manifest: Manifest, created_at: str) -> Manifest:
     return replace(manifest, created_at=created_at)
-
-
-# ---------------------------------------------------------------- golden vectors
-def select_golden(columns: Mapping[str, Any], schema: Schema, scores: np.ndarray, usable: np.ndarray,
-                  threshold: float, count: int = GOLDEN_COUNT) -> list[int]:
-    """Pick ~``count`` test rows: some with missing values, then a spread of scores (lowest, highest,
-    both sides of the threshold, quantiles). Deterministic for the same rows and scores."""
-    idx = np.flatnonzero(usable)
-    if idx.size == 0:
-        return []
-    chosen: list[int] = []
-    seen_missing: set[str] = set()
-    for i in idx:  # rows with missing values, preferring ones that miss a field not yet covered
-        miss = {f.name for f in schema.fields if _is_missing(columns[f.name][i])}
-        if miss and not miss <= seen_missing:
-            chosen.append(int(i))
-            seen_missing |= miss
-        if len(chosen) >= max(1, count // 3):
-            break
-    s = np.asarray(scores, dtype=np.float64)[idx]
-    order = idx[np.argsort(s, kind="stable")]
-    sorted_s = np.sort(s, kind="stable")
-    picks = [order[0], order[-1]]
-    k = int(np.searchsorted(sorted_s, threshold))
-    picks += [order[max(k - 1, 0)], order[min(k, len(order) - 1)]]
-    for q in np.linspace(0.1, 0.9, count):
-        picks.append(order[min(int(q * len(order)), len(order) - 1)])
-    for i in picks:
-        if len(chosen) >= count:
-            break
-        if int(i) not in chosen:
-            chosen.append(int(i))
-    return chosen
-
-
-def golden_record(columns: Mapping[str, Any], schema: Schema, i: int) -> dict[str, Any]:
-    """One raw row as a strict-JSON record: numbers as int/float, categories as strings, missing as None."""
-    rec: dict[str, Any] = {}
-    for f in schema.fields:
-        v = columns[f.name][i]
-        if _is_missing(v):
-            rec[f.name] = None
-        elif f.kind == "categorical":
-            rec[f.name] = canonical_category(v)
-        elif isinstance(v, (bool, np.bool_)):
-            rec[f.name] = bool(v)
-        elif isinstance(v, (int, np.integer)):
-            rec[f.name] = int(v)
-        else:
-            rec[f.name] = float(v)
-    return rec
-
-
-def _is_missing(v: Any) -> bool:
-    if v is None or (isinstance(v, str) and v == ""):
-        return True
-    if isinstance(v, (float, np.floating)):
-        return bool(math.isnan(v))
-    pd = sys.modules.get("pandas")
-    return pd is not None and v is pd.NA
 
 
 # ---------------------------------------------------------------- writing
@@ -167,5 +107,4 @@ def _json_safe(obj: Any) -> Any:
     return str(obj)
 
 
-__all__ = ["BUNDLE_SUFFIX", "GOLDEN_COUNT", "producer", "utc_now", "positive_means", "make_manifest", "pack",
-           "select_golden", "golden_record", "write_bundle"]
+__all__ = ["BUNDLE_SUFFIX", "producer", "utc_now", "positive_means", "make_manifest", "pack", "write_bundle"]

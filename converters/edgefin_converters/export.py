@@ -6,23 +6,30 @@ writes all bundles and the parity report first and then decides (exit code 3 unl
 
 Per variant: build the model bytes -> read its real I/O tensors -> a provisional bundle ->
 ``edgefin_runtime.load`` -> score the held-out rows (raw records, through the runtime's preprocessing
-and engine) -> parity against the source Keras model -> metrics -> golden vectors scored by the same
-Predictor -> the final bundle, loaded once more with its self-test on. The scores in the manifest are
-therefore exactly what the runtime computes.
+and engine) -> parity against the source Keras model -> metrics -> the acceptance set (synthetic
+records from :mod:`.acceptance`, never data rows; a few of them are also the golden vectors) scored by
+the same Predictor -> the final bundle, loaded once more with its self-test on and its whole
+acceptance set checked (``edgefin_runtime.acceptance``). The scores in the manifest are therefore
+exactly what the runtime computes.
 """
 
 from __future__ import annotations
 
 import gzip
+import math
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol, Sequence
 
 import numpy as np
+from edgefin_runtime import acceptance as device_acceptance
 from edgefin_runtime import load as runtime_load
 from edgefin_runtime.errors import EdgefinRuntimeError
-from edgefin_runtime.manifest import MODEL_NAMES, Decision, GoldenVector, ModelSpec, PreprocessSpec, Schema
-from edgefin_runtime.preprocess import Preprocessor
+from edgefin_runtime.manifest import (MODEL_NAMES, AcceptanceSet, Decision, GoldenVector, ModelSpec, PreprocessSpec,
+                                      Schema)
+from edgefin_runtime.preprocess import Preprocessor, canonical_category
 
+from . import acceptance
 from . import bundle_writer as bw
 from ._native import quiet
 from .errors import ConversionFailedError, ModelInputError
@@ -60,7 +67,11 @@ class Sources:
 
 @dataclass(frozen=True)
 class ConversionData:
-    """Raw columns of the training rows (calibration) and the held-out rows (parity), plus the decision."""
+    """Raw columns of the training rows (calibration) and the held-out rows (parity), plus the decision.
+
+    ``other`` holds further raw columns the converter never scores but no acceptance record may equal
+    (e.g. the validation split); the training and held-out rows are always checked.
+    """
 
     schema: Schema
     preprocessing: PreprocessSpec
@@ -72,6 +83,7 @@ class ConversionData:
     positive_means: str | None = None
     data_sha256: str | None = None
     test_label: str = "test"
+    other: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -80,6 +92,7 @@ class ExportOptions:
     gates: Gates = field(default_factory=Gates)
     calibration_rows: int = CALIBRATION_ROWS
     seed: int = 0
+    acceptance_records: int = acceptance.DEFAULT_COUNT
 
 
 class Progress(Protocol):
@@ -193,18 +206,20 @@ def export_variants(sources: Sources, data: ConversionData, variants: str | Sequ
                                  method=data.threshold_method),
                producer_extra=dict(producer_extra or {}), source_extra=dict(source_extra or {}),
                created_at=created_at or bw.utc_now(), calibration_rows=len(calibration))
-    prepared: dict[str, tuple[BuildContext, np.ndarray, list[int]]] = {}
+    prepared: dict[str, tuple[BuildContext, np.ndarray, acceptance.Generated]] = {}
+    frequencies = acceptance.category_frequencies(data.schema, data.train)
 
-    def prepare(src: Source) -> tuple[BuildContext, np.ndarray, list[int]]:
-        """Check the source model once, score the held-out rows with it, pick its golden rows."""
+    def prepare(src: Source) -> tuple[BuildContext, np.ndarray, acceptance.Generated]:
+        """Check the source model once, score the held-out rows with it, generate its acceptance set."""
         if src.stage not in prepared:
             info = check_model(src.model, n_features=data.preprocessing.n_features, label=f"{src.stage} model")
             ref = predict(src.model, x_test)
             _check_probabilities(ref, src.stage)
-            full = np.full(len(held.usable), np.nan)
-            full[held.usable] = ref
-            golden = bw.select_golden(held.fields, data.schema, full, held.usable, data.threshold)
-            prepared[src.stage] = (BuildContext(src.model, info, calibration, opts.build), ref, golden)
+            accept = acceptance.generate(
+                data.schema, data.preprocessing, lambda x: predict(src.model, x), data.threshold,
+                avoid=(data.train, data.test, *data.other), frequencies=frequencies,
+                count=opts.acceptance_records, seed=opts.seed)
+            prepared[src.stage] = (BuildContext(src.model, info, calibration, opts.build), ref, accept)
         return prepared[src.stage]
 
     results: list[VariantResult] = []
@@ -212,8 +227,8 @@ def export_variants(sources: Sources, data: ConversionData, variants: str | Sequ
         if progress is not None:
             progress.started(variant.name, i, len(chosen))
         src = sources.for_variant(variant)
-        ctx, ref, golden_idx = prepare(src)
-        result = _bundle_variant(job, variant, src, ctx.info, variant.build(ctx), ref, golden_idx)
+        ctx, ref, accept = prepare(src)
+        result = _bundle_variant(job, variant, src, ctx.info, variant.build(ctx), ref, accept)
         results.append(result)
         if progress is not None:
             progress.done(result)
@@ -231,12 +246,12 @@ def _held_out(pre: Preprocessor, data: ConversionData) -> tuple[_HeldOut, np.nda
     y_all = np.asarray(data.y_test).astype(np.int64).ravel()
     if y_all.shape[0] != usable.shape[0]:
         raise ModelInputError(f"{data.test_label} data: {y_all.shape[0]} labels for {usable.shape[0]} rows")
-    records = [bw.golden_record(fields, data.schema, int(i)) for i in np.flatnonzero(usable)]
+    records = [_row_record(fields, data.schema, int(i)) for i in np.flatnonzero(usable)]
     return _HeldOut(fields=fields, records=records, usable=usable, y=y_all[usable]), res.matrix[usable]
 
 
 def _bundle_variant(job: _Job, variant: Variant, src: Source, info: ModelInfo, model_bytes: bytes,
-                    ref: np.ndarray, golden_idx: list[int]) -> VariantResult:
+                    ref: np.ndarray, accept: acceptance.Generated) -> VariantResult:
     data, held, opts = job.data, job.held, job.opts
     details = (describe_tflite if variant.engine == "litert" else describe_onnx)(model_bytes)
     spec = ModelSpec(engine=variant.engine, variant=variant.name, file=MODEL_NAMES[variant.engine],
@@ -261,6 +276,7 @@ def _bundle_variant(job: _Job, variant: Variant, src: Source, info: ModelInfo, m
             predictor = runtime_load(provisional, self_test=False)
             scored = predictor.score_columns(held.fields)
         single = np.array([predictor.score(r).probability for r in held.records], dtype=np.float64)
+        accept_scores = [predictor.score(r).probability for r in accept.records]
     except EdgefinRuntimeError as exc:
         raise ConversionFailedError(f"{variant.name}: the runtime cannot run the converted model: {exc}") from None
     if not np.array_equal(scored.rejected, ~held.usable):
@@ -268,24 +284,55 @@ def _bundle_variant(job: _Job, variant: Variant, src: Source, info: ModelInfo, m
                                     f"converter's preprocessing ({int(scored.rejected.sum())} vs "
                                     f"{int((~held.usable).sum())}); the two disagree - this is a bug")
     probs = scored.probabilities[held.usable]
-    # 2. parity, metrics and golden vectors from exactly those scores
+    # 2. parity, metrics, the acceptance set and its golden subset from exactly those scores
     par = compare(variant.name, variant.gate, src.stage, ref, probs, held.y, data.threshold, opts.gates,
                   excluded_rows=int((~held.usable).sum()), single=single)
     metrics = {"split": data.test_label, **dict(job.evaluate(held.y, probs, data.threshold))}
-    position = {int(i): k for k, i in enumerate(np.flatnonzero(held.usable))}
-    golden = [GoldenVector(record=held.records[position[i]], score=float(single[position[i]])) for i in golden_idx]
+    golden = [GoldenVector(record=dict(accept.records[i]), score=float(accept_scores[i])) for i in accept.golden]
+    accepted = AcceptanceSet(records=tuple(dict(r) for r in accept.records),
+                             scores=tuple(float(p) for p in accept_scores),
+                             source_scores=tuple(float(p) for p in accept.source_scores), source_stage=src.stage,
+                             kinds=tuple(accept.kinds), seed=accept.seed)
     manifest = bw.make_manifest(**common, golden=golden, golden_tolerance=variant.golden_tolerance,
-                                metrics=metrics, parity={**par.to_dict(), "gated": job.gated})
+                                acceptance=accepted, metrics=metrics, parity={**par.to_dict(), "gated": job.gated})
     # 3. the final bundle, verified and self-tested exactly as a device will
     bundle, packed = bw.pack(manifest, model_bytes)
     try:
         with quiet():
-            runtime_load(bundle)
+            device_acceptance.require(runtime_load(bundle))
     except EdgefinRuntimeError as exc:
         raise ConversionFailedError(f"{variant.name}: the finished bundle does not pass the runtime's own "
                                     f"checks: {exc}") from None
     return VariantResult(variant=variant, source=src, model_bytes=model_bytes, bundle=bundle, manifest=packed,
                          parity=par, metrics=metrics)
+
+
+def _row_record(columns: Mapping[str, Any], schema: Schema, i: int) -> dict[str, Any]:
+    """One held-out row as a strict-JSON record (numbers as int/float, categories as strings, missing as
+    None) for the single-record parity path. Never written into a bundle."""
+    rec: dict[str, Any] = {}
+    for f in schema.fields:
+        v = columns[f.name][i]
+        if _is_missing(v):
+            rec[f.name] = None
+        elif f.kind == "categorical":
+            rec[f.name] = canonical_category(v)
+        elif isinstance(v, (bool, np.bool_)):
+            rec[f.name] = bool(v)
+        elif isinstance(v, (int, np.integer)):
+            rec[f.name] = int(v)
+        else:
+            rec[f.name] = float(v)
+    return rec
+
+
+def _is_missing(v: Any) -> bool:
+    if v is None or (isinstance(v, str) and v == ""):
+        return True
+    if isinstance(v, (float, np.floating)):
+        return bool(math.isnan(v))
+    pd = sys.modules.get("pandas")
+    return pd is not None and v is pd.NA
 
 
 def _calibration_rows(pre: Preprocessor, train: Mapping[str, Any], opts: ExportOptions) -> np.ndarray:

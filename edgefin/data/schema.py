@@ -4,12 +4,19 @@ The schema is :class:`edgefin_runtime.manifest.Schema` (the device contract), so
 runtime agree on field kinds, vocabularies, training ranges and which fields may be missing.
 Kinds are inferred from the whole file (so a mixed-type column is caught wherever it is); the
 statistics (ranges, vocabularies, missing shares) are fitted on the training split only.
+
+A schema travels in every bundle, so its numeric ranges must reveal no single applicant: they are
+the 0.5% and 99.5% training quantiles rounded outward to 2 significant digits (:func:`robust_range`),
+never the exact training extremes. The runtime flags values outside them (``out_of_range:F``); about
+1% of typical rows lie there, which is what such a flag should mean ("unusual"), not "unseen".
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Mapping, Sequence
+
+import math
 
 import numpy as np
 import pandas as pd
@@ -25,6 +32,9 @@ NUMERIC = "numeric"
 CATEGORICAL = "categorical"
 MAX_CATEGORIES = 64  # the most frequent categories kept per field; rarer ones share the OOV slot
 _SHOW = 8
+#: the training quantiles a numeric field's published range is taken at, and its significant digits
+RANGE_QUANTILES = (0.005, 0.995)
+RANGE_DIGITS = 2
 
 
 @dataclass(frozen=True)
@@ -299,11 +309,10 @@ def fit_schema(train: pd.DataFrame, kinds: Mapping[str, str], target: TargetSpec
         values = cols[name]
         if kind == NUMERIC:
             miss = np.isnan(values)
-            seen = values[~miss]
+            lo, hi = robust_range(values[~miss])
             fields.append(FieldSpec(
                 name=name, kind="numeric", allow_missing=bool(name in allowed or miss.any()),
-                min=float(seen.min()) if seen.size else None, max=float(seen.max()) if seen.size else None,
-                missing_share=float(miss.mean())))
+                min=lo, max=hi, missing_share=float(miss.mean())))
         else:
             canon = pd.Series([canonical_category(v) for v in values], dtype=object)
             miss = canon.isna().to_numpy()
@@ -317,6 +326,27 @@ def fit_schema(train: pd.DataFrame, kinds: Mapping[str, str], target: TargetSpec
                 categories=tuple(sorted(c for c, _ in ranked)), missing_share=float(miss.mean())))
     return Schema(fields=tuple(fields), target=target.name, positive_label=target.positive_label,
                   negative_label=target.negative_label)
+
+
+def robust_range(seen: np.ndarray) -> tuple[float | None, float | None]:
+    """A numeric field's published range: the RANGE_QUANTILES of the seen values, rounded outward to
+    RANGE_DIGITS significant digits, so it reveals no single applicant's value (None, None when empty)."""
+    seen = np.asarray(seen, dtype=np.float64)
+    seen = seen[np.isfinite(seen)]
+    if not seen.size:
+        return None, None
+    lo, hi = np.quantile(seen, RANGE_QUANTILES)
+    return round_outward(float(lo), down=True), round_outward(float(hi), down=False)
+
+
+def round_outward(value: float, *, down: bool, digits: int = RANGE_DIGITS) -> float:
+    """``value`` rounded to ``digits`` significant digits towards -inf (``down``) or +inf: 18.3 -> 18
+    down, 459.2 -> 460 up, -0.0123 -> -0.013 down."""
+    if value == 0.0 or not math.isfinite(value):
+        return float(value) + 0.0
+    exp = math.floor(math.log10(abs(value))) - (digits - 1)
+    k = (math.floor if down else math.ceil)(round(value / 10.0 ** exp, 9))  # 28.999999999999996 is 29
+    return float(f"{k}e{exp}") + 0.0
 
 
 def missing_fields(frames: Iterable[pd.DataFrame], names: Iterable[str]) -> set[str]:

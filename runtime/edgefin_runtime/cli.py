@@ -13,7 +13,8 @@ place (:func:`exit_code_for`):
     2  usage or input: bad options, unreadable input, a rejected row under --strict, or a bundle that
        is invalid (not a bundle, damaged, tampered, unsigned when a key is required, too new)
     3  self-test failed: the bundle is intact but its model does not reproduce its golden scores on
-       this engine (a quality gate, like the toolkit's exit code 3) - do not deploy it
+       this engine, or ``verify`` found its acceptance set outside the gates (a quality gate, like the
+       toolkit's exit code 3) - do not deploy it
 
 Exceptions never escape as tracebacks (set EDGEFIN_DEBUG=1 to see one for an internal error).
 """
@@ -76,7 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     common(p_info, engine=False)
     p_info.add_argument("--json", action="store_true", help="print the manifest and bundle facts as JSON")
 
-    p_verify = sub.add_parser("verify", help="check hashes, versions and the golden self-test")
+    p_verify = sub.add_parser("verify", help="check hashes, versions, the golden self-test and the whole "
+                              "acceptance set against the build machine's and the source model's scores")
     common(p_verify)
     p_verify.add_argument("--json", action="store_true", help="print the outcome as JSON on stdout")
 
@@ -155,20 +157,50 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    """Hashes, versions, the golden self-test, then the whole acceptance set against both references."""
+    from .acceptance import check
+
     predictor = _load(args, self_test=False)
     report = predictor.self_test()
+    accepted = check(predictor)
     engine = predictor.engine.describe()
     m = predictor.info.model
+    ok = accepted is None or accepted.passed
     if args.json:
-        print(json.dumps({"ok": True, "bundle": args.bundle, "sha256": predictor.bundle_sha256,
+        print(json.dumps({"ok": ok, "bundle": args.bundle, "sha256": predictor.bundle_sha256,
                           "variant": m.variant, "engine": engine, "self_test": report,
+                          "acceptance": accepted.to_dict() if accepted is not None else None,
+                          **({} if ok else {"exit_code": SELF_TEST, "error_type": "SelfTestError",
+                                            "error": "; ".join(accepted.failures)}),  # type: ignore[union-attr]
                           "signature_checked": bool(args.key)}, indent=1, sort_keys=True))
     else:
         sig = ", signature" if args.key else ""
-        print(f"OK  {args.bundle}: hashes{sig}, versions and self-test passed ({report['golden']} golden "
+        print(f"{'OK ' if ok else 'FAIL'} {args.bundle}: hashes{sig}, versions and self-test passed ({report['golden']} golden "
               f"vectors on {engine['engine']} {engine.get('version', '')}, max |delta| {report['max_abs_delta']:.3g}"
               f" <= {report['tolerance']:g}); variant {m.variant}")
+        print(_acceptance_text(accepted))
+    if not ok:
+        print(f"edgefin-run verify: SelfTestError: the acceptance set fails on this machine: "
+              f"{'; '.join(accepted.failures)} - do not deploy it", file=sys.stderr)  # type: ignore[union-attr]
+        return SELF_TEST
     return OK
+
+
+def _acceptance_text(rep: Any) -> str:
+    if rep is None:
+        return "     acceptance set: none in this bundle (built before acceptance sets); only the self-test ran"
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(rep.kinds.items()))
+    lines = [f"     acceptance set: {rep.records} synthetic records ({kinds}), threshold {rep.threshold:g}, "
+             f"tolerance {rep.tolerance:g}, single-record and batch paths"]
+    for v in (rep.build, rep.source):
+        name = v.reference + (f" ({rep.source_stage})" if v is rep.source else "")
+        lim = v.limits
+        limit = (f"limit |dp| <= {lim['max_abs_delta']:.3g}, no flip outside the band" if v is rep.build else
+                 f"limit |dp| <= {lim['max_abs_delta']:.3g}, flips <= {lim['flips']}")
+        lines.append(f"     vs {name:<22} max |dp| {v.max_abs_delta:.3g}, mean |dp| {v.mean_abs_delta:.3g}, "
+                     f"flips {v.flips}  [{limit}]  {'PASS' if v.passed else 'FAIL'}")
+        lines.extend(f"       - {f}" for f in v.failures)
+    return "\n".join(lines)
 
 
 def cmd_score(args: argparse.Namespace) -> int:

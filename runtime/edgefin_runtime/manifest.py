@@ -385,6 +385,93 @@ class GoldenVector:
     score: float
 
 
+#: most records an acceptance set may carry (a device scores all of them in ``edgefin-run verify``)
+MAX_ACCEPTANCE = 4096
+_SCALARS = (str, int, float, bool, type(None))
+
+
+@dataclass(frozen=True)
+class AcceptanceSet:
+    """Synthetic raw records (never rows of anyone's data) with two reference scores each.
+
+    ``scores`` are this variant's scores through the runtime on the build machine (single-record
+    path); ``source_scores`` are the source Keras model's (stage ``source_stage``) on the same
+    records. ``kinds`` says why each record is there ("spread", "edge", "near": placed next to the
+    decision threshold). ``edgefin_runtime.acceptance.check`` scores the set and applies the gates.
+    """
+
+    records: tuple[dict[str, Any], ...]
+    scores: tuple[float, ...]
+    source_scores: tuple[float, ...]
+    source_stage: str
+    kinds: tuple[str, ...] = ()
+    seed: int = 0
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """Every field name any record uses, in first-seen order (the JSON column order)."""
+        out: dict[str, None] = {}
+        for r in self.records:
+            out.update(dict.fromkeys(r))
+        return tuple(out)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: ``fields`` names the columns and each record is a row in that order (a third of
+        the bytes of one object per record; a field a record lacks is null, i.e. missing)."""
+        names = self.fields
+        return {"fields": list(names), "records": [[r.get(n) for n in names] for r in self.records],
+                "scores": list(self.scores), "source_scores": list(self.source_scores),
+                "source_stage": self.source_stage, "kinds": list(self.kinds), "seed": self.seed}
+
+    @classmethod
+    def from_dict(cls, d: Any, schema: Schema, where: str = "acceptance") -> "AcceptanceSet":
+        if not isinstance(d, Mapping):
+            raise ManifestError(f"manifest {where}: expected an object, got {type(d).__name__}")
+        fields = _str_list(_req(d, "fields", where), f"{where}.fields")
+        known = set(schema.names)
+        for k in fields:
+            if k not in known:
+                raise ManifestError(f"manifest {where}.fields: {k!r} is not a field of the schema")
+        if len(set(fields)) != len(fields):
+            raise ManifestError(f"manifest {where}.fields: duplicate field names in {list(fields)}")
+        raw = _typed(_req(d, "records", where), list, f"{where}.records")
+        if not 1 <= len(raw) <= MAX_ACCEPTANCE:
+            raise ManifestError(f"manifest {where}.records: expected 1 to {MAX_ACCEPTANCE} records, got {len(raw)}")
+        records = []
+        for i, r in enumerate(raw):
+            w = f"{where}.records[{i}]"
+            _typed(r, list, w)
+            if len(r) != len(fields):
+                raise ManifestError(f"manifest {w}: expected {len(fields)} values (one per entry of {where}.fields), "
+                                    f"got {len(r)}")
+            for k, v in zip(fields, r):
+                if not isinstance(v, _SCALARS) or (isinstance(v, float) and not math.isfinite(v)):
+                    raise ManifestError(f"manifest {w} ({k}): expected a number, a string, a boolean or null, "
+                                        f"got {v!r}")
+            records.append(dict(zip(fields, r)))
+        scores = _probabilities(_req(d, "scores", where), f"{where}.scores", len(raw))
+        source = _probabilities(_req(d, "source_scores", where), f"{where}.source_scores", len(raw))
+        kinds = _str_list(d.get("kinds", []), f"{where}.kinds")
+        if kinds and len(kinds) != len(raw):
+            raise ManifestError(f"manifest {where}.kinds: expected {len(raw)} entries (one per record), "
+                                f"got {len(kinds)}")
+        seed = _typed(d.get("seed", 0), int, f"{where}.seed")
+        return cls(records=tuple(records), scores=scores, source_scores=source,
+                   source_stage=_str(_req(d, "source_stage", where), f"{where}.source_stage"), kinds=kinds,
+                   seed=seed)
+
+
+def _probabilities(value: Any, where: str, n: int) -> tuple[float, ...]:
+    _typed(value, list, where)
+    if len(value) != n:
+        raise ManifestError(f"manifest {where}: expected {n} scores (one per record), got {len(value)}")
+    out = tuple(_num(v, f"{where}[{i}]") for i, v in enumerate(value))
+    for i, v in enumerate(out):
+        if not 0.0 <= v <= 1.0:  # type: ignore[operator]
+            raise ManifestError(f"manifest {where}[{i}]: expected a probability in [0, 1], got {v}")
+    return out  # type: ignore[return-value]
+
+
 # ---------------------------------------------------------------- the manifest
 @dataclass(frozen=True)
 class Manifest:
@@ -395,6 +482,7 @@ class Manifest:
     members: dict[str, str]
     golden: tuple[GoldenVector, ...] = ()
     golden_tolerance: float = 1e-6
+    acceptance: AcceptanceSet | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     parity: dict[str, Any] = field(default_factory=dict)
     producer: dict[str, Any] = field(default_factory=dict)
@@ -425,11 +513,28 @@ class Manifest:
             "golden": [{"record": g.record, "score": g.score} for g in self.golden],
             "golden_tolerance": self.golden_tolerance,
             "members": dict(sorted(self.members.items())),
-        }
+        } | ({"acceptance": self.acceptance.to_dict()} if self.acceptance is not None else {})
 
     def to_json_bytes(self) -> bytes:
-        """Canonical strict JSON (sorted keys, no NaN) so equal manifests give equal bytes."""
-        return json.dumps(self.to_dict(), sort_keys=True, indent=1, allow_nan=False).encode("utf-8")
+        """Canonical strict JSON (sorted keys, no NaN) so equal manifests give equal bytes.
+
+        Indented for people, except inside ``acceptance``, where each list stays on one line (one
+        record per line): indenting hundreds of records would triple the bundle's size.
+        """
+        d = self.to_dict()
+        acc = d.pop("acceptance", None)
+        text = json.dumps(d, sort_keys=True, indent=1, allow_nan=False)
+        if acc is None:
+            return text.encode("utf-8")
+
+        def one_line(v: Any) -> str:
+            return json.dumps(v, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+        rows = ",\n   ".join(one_line(r) for r in acc.pop("records"))
+        parts = [f'  "{k}": {one_line(v)}' for k, v in sorted(acc.items())]
+        parts.insert(sum(k < "records" for k in acc), f'  "records": [\n   {rows}\n  ]')
+        block = ' "acceptance": {\n' + ",\n".join(parts) + "\n }"
+        return ("{\n" + block + ",\n" + text[2:]).encode("utf-8")  # "acceptance" sorts first
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Manifest":
@@ -474,10 +579,13 @@ class Manifest:
         tol = _num(d.get("golden_tolerance", 1e-6), "golden_tolerance")
         if not 0 <= tol < 0.5:  # type: ignore[operator]
             raise ManifestError(f"manifest golden_tolerance: expected a number in [0, 0.5), got {tol}")
+        acc = d.get("acceptance")
+        acceptance = None if acc is None else AcceptanceSet.from_dict(acc, schema)
         return cls(
             schema=schema, preprocessing=pre, model=model,
             decision=Decision.from_dict(_req(d, "decision", "root")),
             members=dict(members), golden=tuple(golden), golden_tolerance=tol,  # type: ignore[arg-type]
+            acceptance=acceptance,
             metrics=_typed(d.get("metrics", {}), dict, "metrics"),
             parity=_typed(d.get("parity", {}), dict, "parity"),
             producer=_typed(d.get("producer", {}), dict, "producer"),

@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from .bundle import Bundle
-from .manifest import CategoricalStep, NumericStep
+from .manifest import AcceptanceSet, CategoricalStep, NumericStep
 from .version import __version__
 
 
@@ -19,7 +19,8 @@ def bundle_facts(bundle: Bundle, path: str, *, signature_checked: bool) -> dict[
     m = bundle.manifest
     return {"path": path, "bytes": size, "sha256": bundle.sha256, "members": dict(m.members),
             "signed": bundle.signature is not None, "signature_verified": signature_checked,
-            "runtime_version": __version__}
+            "runtime_version": __version__,
+            "acceptance_records": len(m.acceptance.records) if m.acceptance is not None else 0}
 
 
 def _range(lo: float | None, hi: float | None) -> str:
@@ -66,7 +67,20 @@ def info_text(bundle: Bundle, facts: dict[str, Any]) -> str:
     if m.parity:
         lines.append("parity     " + _flat(m.parity))
     lines.append(f"golden     {len(m.golden)} vectors, tolerance {m.golden_tolerance:g}")
+    lines.append("acceptance " + acceptance_summary(m.acceptance))
     return "\n".join(lines)
+
+
+def acceptance_summary(acc: AcceptanceSet | None) -> str:
+    """One line: how many synthetic records the acceptance set has and why they are there."""
+    if acc is None:
+        return "none (a bundle built before acceptance sets: `edgefin-run verify` runs the self-test only)"
+    counts: dict[str, int] = {}
+    for k in acc.kinds:
+        counts[k] = counts.get(k, 0) + 1
+    kinds = f" ({', '.join(f'{n} {k}' for k, n in sorted(counts.items()))})" if counts else ""
+    return (f"{len(acc.records)} synthetic records{kinds}, reference scores of this variant and of the "
+            f"{acc.source_stage} model; `edgefin-run verify` scores them all")
 
 
 def _producer(p: dict[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""Atomic bundle writing, golden-vector selection and manifest assembly (no TensorFlow needed)."""
+"""Atomic bundle writing and manifest assembly (no TensorFlow needed)."""
 
 from __future__ import annotations
 
@@ -36,42 +36,22 @@ def test_interrupted_first_write_leaves_nothing(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-SCHEMA = Schema(fields=(FieldSpec("income", "numeric", allow_missing=True),
-                        FieldSpec("age", "numeric"),
-                        FieldSpec("region", "categorical", allow_missing=True, categories=("n", "s"))),
-                target="default", positive_label="yes", negative_label="no")
+def test_make_manifest_carries_the_acceptance_set():
+    from edgefin_runtime.manifest import AcceptanceSet, Decision, Manifest, ModelSpec, NumericStep, PreprocessSpec
+    from edgefin_runtime.manifest import TensorSpec
 
-
-def _columns(n=50):
-    rng = np.random.default_rng(0)
-    income = rng.normal(100, 10, n)
-    income[[3, 17]] = np.nan
-    region = np.array(["n", "s"] * (n // 2), dtype=object)
-    region[9] = None
-    return {"income": income, "age": np.arange(n, dtype=np.int64) + 20, "region": region}
-
-
-def test_golden_selection_covers_missing_values_and_the_score_range():
-    cols = _columns()
-    scores = np.linspace(0.01, 0.99, 50)
-    usable = np.ones(50, dtype=bool)
-    usable[17] = False  # a rejected row is never a golden vector
-    idx = bw.select_golden(cols, SCHEMA, scores, usable, threshold=0.5)
-    assert len(idx) == bw.GOLDEN_COUNT == len(set(idx))
-    assert 17 not in idx
-    assert 3 in idx and 9 in idx  # a missing income and a missing region
-    assert 0 in idx and 49 in idx  # lowest and highest score
-    assert any(scores[i] < 0.5 for i in idx) and any(scores[i] >= 0.5 for i in idx)
-    assert idx == bw.select_golden(cols, SCHEMA, scores, usable, threshold=0.5)  # deterministic
-
-
-def test_golden_records_are_strict_json_with_none_for_missing():
-    cols = _columns()
-    rec3 = bw.golden_record(cols, SCHEMA, 3)
-    rec9 = bw.golden_record(cols, SCHEMA, 9)
-    assert rec3["income"] is None and isinstance(rec3["age"], int) and rec3["region"] == "s"
-    assert rec9["region"] is None and isinstance(rec9["income"], float)
-    json.dumps([rec3, rec9], allow_nan=False)
+    schema = Schema(fields=(FieldSpec("income", "numeric", min=0.0, max=1000.0),), target="default",
+                    positive_label="yes", negative_label="no")
+    acc = AcceptanceSet(records=({"income": 12.5},), scores=(0.25,), source_scores=(0.5,), source_stage="dense",
+                        kinds=("spread",), seed=3)
+    m = bw.make_manifest(schema=schema, preprocessing=PreprocessSpec((NumericStep("income", 0.0, 0.0, 1.0),)),
+                         model=ModelSpec("onnx", "onnx-fp32", "model.onnx", (TensorSpec("x", (-1, 1), "float32"),),
+                                         (TensorSpec("y", (-1, 1), "float32"),)),
+                         decision=Decision(0.5, "yes"), acceptance=acc)
+    d = json.loads(m.to_json_bytes())
+    assert d["acceptance"]["fields"] == ["income"] and d["acceptance"]["records"] == [[12.5]]
+    assert d["acceptance"]["seed"] == 3
+    assert Manifest.from_dict({**d, "members": {"model.onnx": "0" * 64}}).acceptance == acc
 
 
 def test_producer_names_the_libraries():

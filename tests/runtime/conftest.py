@@ -23,7 +23,8 @@ VARIANTS = ("tflite-fp32", "tflite-int8", "tflite-int8-io", "onnx-fp32")
 
 def _code_key() -> str:
     h = hashlib.sha256()
-    files = [REPO / "tests" / "fixtures" / "bundles.py", *sorted(RUNTIME.glob("*.py")),
+    files = [REPO / "tests" / "fixtures" / "bundles.py", REPO / "converters" / "edgefin_converters" / "acceptance.py",
+             *sorted(RUNTIME.glob("*.py")),
              *sorted((RUNTIME / "backends").glob("*.py"))]
     for f in files:
         h.update(f.name.encode() + f.read_bytes())
