@@ -283,7 +283,8 @@ def run_keras(spec: dict[str, Any], applied: dict[str, Any], spawn_ns: int) -> d
     t0 = time.perf_counter()
     import numpy as np
 
-    from edgefin.tfcompat import keras, tf
+    from edgefin.keras_io import load_model
+    from edgefin.tfcompat import tf
     from edgefin_runtime.manifest import PreprocessSpec, Schema
     from edgefin_runtime.preprocess import Preprocessor
 
@@ -291,7 +292,7 @@ def run_keras(spec: dict[str, Any], applied: dict[str, Any], spawn_ns: int) -> d
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     t_import = time.perf_counter()
-    model = keras.models.load_model(spec["model"], compile=False)
+    model = load_model(spec["model"])
     with open(spec["schema"], encoding="utf-8") as fh:
         schema = Schema.from_dict(json.load(fh))
     with open(spec["preprocess"], encoding="utf-8") as fh:

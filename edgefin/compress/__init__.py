@@ -11,7 +11,7 @@ from typing import Any
 from .options import Block, CompressOptions
 
 __all__ = ["CompressOptions", "Block", "compress_run", "import_model", "prune", "cluster", "quantize_aware",
-           "measure", "load_model", "save_model", "FitData"]
+           "measure", "FitData"]
 
 _LAZY = {
     "compress_run": ("run", "compress_run"),
@@ -20,8 +20,6 @@ _LAZY = {
     "cluster": ("cluster", "cluster"),
     "quantize_aware": ("qat", "quantize_aware"),
     "measure": ("sparsity", "measure"),
-    "load_model": ("saving", "load_model"),
-    "save_model": ("saving", "save_model"),
     "FitData": ("finetune", "FitData"),
 }
 

@@ -39,7 +39,7 @@ def import_model(model_path: str | Path, data: str | Path, out: str | Path, *, t
     from ..data.io import file_sha256
     from ..data.schema import missing_fields
     from ..metrics import choose_threshold, evaluate, parse_threshold
-    from .saving import load_model, save_model
+    from ..keras_io import load_model, save_model
     from .support import check_model, predict
 
     model_path, data_path, rd = Path(model_path), Path(data), RunDir.at(out)

@@ -54,7 +54,7 @@ def sizes(model: Any, path: str | Path | None = None) -> dict[str, int]:
     state (the same way for every stage, so they compare); ``stored_file_bytes`` is the file on disk."""
     import tempfile
 
-    from .saving import save_model
+    from ..keras_io import save_model
 
     w = weight_bytes(model)
     out = {"weights_bytes": len(w), "weights_gzip_bytes": gz(w)}

@@ -78,7 +78,7 @@ def compress_run(run: str | Path | RunDir, options: CompressOptions | None = Non
     With ``gate``, a missed quality bar raises QualityGateError after compress.json is written.
     """
     from ..data import encoded_split
-    from .saving import load_model, save_model
+    from ..keras_io import load_model, save_model
     from .support import check_model
 
     opts = make_options(options, **overrides)

@@ -84,7 +84,7 @@ def _score_set(predictor: Any, records: list[dict[str, Any]]) -> dict[str, Any]:
     batch: list[float | None] = [None] * len(records)
     for res in predictor.score_batch(records):
         if res.status == "scored":
-            batch[res.index] = float(res.score.probability)
+            batch[res.row] = float(res.score.probability)
     return {"single": single, "batch": batch, "rejected": sum(rejected.values()), "rejected_by": rejected}
 
 
@@ -139,7 +139,7 @@ def main(argv: list[str]) -> int:
         try:
             result["bundles"][spec["name"]] = probe_bundle(spec, sets)
         except Exception as exc:  # noqa: BLE001 - anything else is recorded for this bundle, others go on
-            result["bundles"][spec["name"]] = {"loaded": False, "error": _error(exc), "sets": {},
+            result["bundles"][spec["name"]] = {"loaded": False, "error": _error(exc), "sets": {}, "crashed": True,
                                                "traceback": traceback.format_exc(limit=5)}
     result["seconds"] = time.perf_counter() - t0
     tmp = f"{argv[2]}.tmp{os.getpid()}"
