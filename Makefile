@@ -1,6 +1,7 @@
 # Two set-up commands, on a fresh machine with only python3 and make:
 #   make demo   - install everything, run the whole pipeline on the bundled credit data
 #   make test   - install everything, run the whole test suite
+#   make targets - re-check runs/demo's bundles on emulated CPUs (x86-64-v2/v3, ARM64); needs root
 # uv is bootstrapped into .tools/ when it is not on PATH.
 
 SHELL := /bin/bash
@@ -12,7 +13,7 @@ export UV_LINK_MODE ?= copy
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: demo test sync bench clean
+.PHONY: demo test sync bench targets clean
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -32,6 +33,24 @@ test: sync
 
 bench: sync
 	$(UV) run --frozen --no-sync python benchmarks/run_all.py
+
+# Re-check every bundle of runs/demo on native, x86-64-v2 (qemu -cpu Nehalem-v1), x86-64-v3 (-cpu Haswell-v4)
+# and arm64 (Cortex-A72 in a Debian root built once into ~/.cache/edgefin/targets). Installs qemu-user,
+# qemu-user-static and debootstrap with apt-get when they are missing (root only).
+TARGET_TOOLS := qemu-x86_64 qemu-aarch64-static debootstrap
+targets: sync
+	@test -d runs/demo/bundles || { echo "make targets: runs/demo has no bundles; run 'make demo' first"; exit 2; }
+	@if [ "$$(id -u)" != 0 ]; then \
+	  echo "make targets: the arm64 target needs root (debootstrap and chroot build and enter its root file system)."; \
+	  echo "  run 'sudo make targets', or without root: .venv/bin/edgefin targets runs/demo --target native,x86-64-v2,x86-64-v3"; \
+	  exit 2; fi
+	@missing=""; for t in $(TARGET_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make targets: installing qemu-user qemu-user-static debootstrap (missing:$$missing)"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user qemu-user-static debootstrap; } || \
+	  { echo "make targets: apt-get could not install them (no network to Debian's mirror, or not a Debian/Ubuntu system);"; \
+	    echo "  install qemu-user, qemu-user-static and debootstrap yourself"; exit 2; }; fi
+	$(UV) run --frozen --no-sync edgefin targets runs/demo --target native,x86-64-v2,x86-64-v3,arm64
 
 clean:
 	rm -rf runs .pytest_cache

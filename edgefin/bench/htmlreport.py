@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 from . import svg
 from .recommend import explain
-from .report import COLUMNS, _get, _quality_warnings, _thr, fmt, summary_rows
+from .report import COLUMNS, _get, _quality_warnings, _thr, fmt, summary_rows, target_cell
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1220px;color:#222}
@@ -17,7 +17,7 @@ table{border-collapse:collapse;font-size:12px;margin:8px 0}th,td{border:1px soli
 th{background:#f3f5f7}td:first-child,th:first-child{text-align:left}tr.chosen td{background:#eaf6ea;font-weight:600}
 tr.bad td{color:#999}.rec{background:#eef5fb;border-left:4px solid #1f77b4;padding:10px 14px;margin:12px 0}
 .rec.none{background:#fdf0ef;border-color:#d62728}.grid{display:flex;flex-wrap:wrap;gap:16px}
-.muted{color:#666;font-size:12px}.scroll{overflow-x:auto;max-width:100%}.warn{color:#8a5a00}pre{background:#f7f7f7;padding:8px;font-size:11px;overflow:auto}
+td.pass{background:#e6f4e6}td.fail{background:#fbe3e1;color:#8b1a10}.muted{color:#666;font-size:12px}.scroll{overflow-x:auto;max-width:100%}.warn{color:#8a5a00}pre{background:#f7f7f7;padding:8px;font-size:11px;overflow:auto}
 """
 
 
@@ -150,6 +150,8 @@ def render_html(report: Mapping[str, Any]) -> str:
     body.append(_curves(report, focus))
     body.append(_keras_section(report))
     body.append(_throughput_section(report))
+    if isinstance(report.get("targets"), Mapping):
+        body.append(_targets_section(report["targets"]))
     body.append("<h2>Compression</h2>" + _compression(report.get("compression")))
     warnings = _quality_warnings(report.get("data_quality"))
     body.append("<h2>Data-quality warnings</h2>" + (
@@ -159,6 +161,35 @@ def render_html(report: Mapping[str, Any]) -> str:
     body.append(_machine_section(report))
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>edgefin benchmark report</title>"
             f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>\n")
+
+
+def _targets_section(t: Mapping[str, Any]) -> str:
+    """The `edgefin targets` grid: one row per bundle, one green/red cell per CPU target."""
+    names = list(t.get("targets", {}))
+    head = "".join(f"<th>{escape(n)}</th>" for n in names)
+    body = []
+    for b, cells in t.get("grid", {}).items():
+        tds = []
+        for n in names:
+            c = cells.get(n)
+            if c is None:
+                tds.append("<td>-</td>")
+                continue
+            tip = escape("; ".join(c.get("failures", [])), quote=True)
+            tds.append(f"<td class='{'pass' if c.get('passed') else 'fail'}' title='{tip}'>{escape(target_cell(c))}</td>")
+        body.append(f"<tr><td>{escape(b)}</td>{''.join(tds)}</tr>")
+    items = "".join(f"<li><b>{escape(n)}</b>: {escape(str(v.get('isa')))} (QEMU CPU {escape(str(v.get('cpu') or 'none, native'))}; "
+                    f"checked in {v.get('seconds')} s)</li>" for n, v in t.get("targets", {}).items())
+    fails = [f"{b} on {n}: {f}" for b, cells in t.get("grid", {}).items() for n, c in cells.items()
+             for f in c.get("failures", [])]
+    fail_html = ("<p>Failures:</p><ul>" + "".join(f"<li class='warn'>{escape(f)}</li>" for f in fails) + "</ul>"
+                 if fails else "")
+    return (f"<h2>CPU targets</h2><p class='muted'><code>edgefin targets</code>, {escape(str(t.get('created_at')))}: "
+            f"max |dp| and flips against the build machine (acceptance set or golden vectors, and "
+            f"{t.get('test_rows')} test rows); 'vs source': test-split flips against the source Keras model. "
+            f"{escape(str(t.get('note', '')))}</p>"
+            f"<div class='scroll'><table><thead><tr><th>bundle</th>{head}</tr></thead><tbody>{''.join(body)}"
+            f"</tbody></table></div><ul>{items}</ul>{fail_html}")
 
 
 def _curves(report: Mapping[str, Any], focus: str | None) -> str:

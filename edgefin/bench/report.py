@@ -122,6 +122,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     s = report.get("settings", {})
     parts.append(f"- Repetitions: {s.get('warmup')} warm-up calls, {s.get('blocks')} blocks of "
                  f"{s.get('block_size')} timed calls per path; spread = min/max of the block medians\n")
+    if isinstance(report.get("targets"), Mapping):
+        parts.append(md_targets(report["targets"]))
     dq = _quality_warnings(report.get("data_quality"))
     if dq:
         parts.append("## Data-quality warnings\n")
@@ -159,6 +161,38 @@ def _md_throughput(report: Mapping[str, Any]) -> str:
         rows.append(["dense (Keras)", "model(x)"] + [fmt(next((e["records_per_s"] for e in t if e["batch"] == b), None),
                                                           "{:,.0f}") for b in batches])
     return "\n## Throughput\n\n" + _md_table(headers, rows) + "\n"
+
+
+def target_cell(c: Mapping[str, Any]) -> str:
+    """One bundle x target cell of `edgefin targets`: pass/FAIL, load refusal, max |dp| and flips."""
+    parts = ["pass" if c.get("passed") else "FAIL"]
+    if not c.get("loaded"):
+        parts.append("does not load")
+    if c.get("max_abs_delta") is not None:
+        parts.append(f"max |dp| {c['max_abs_delta']:.2g}")
+    if c.get("flips") is not None:
+        parts.append(f"{c['flips']} flips")
+    if c.get("test_flips_vs_source") is not None:
+        parts.append(f"{c['test_flips_vs_source']} vs source")
+    return ", ".join(parts)
+
+
+def md_targets(t: Mapping[str, Any]) -> str:
+    """The `edgefin targets` grid (report.json "targets", from bundles/targets.json) as markdown."""
+    names = list(t.get("targets", {}))
+    rows = [[b] + [target_cell(cells[n]) if n in cells else "-" for n in names] for b, cells in t.get("grid", {}).items()]
+    lines = ["## CPU targets\n",
+             f"`edgefin targets`, {t.get('created_at')}: {'every bundle passes on every target' if t.get('passed') else 'FAILURES below'}; "
+             f"max |dp| and flips against the build machine (acceptance set or golden vectors, and "
+             f"{t.get('test_rows')} test rows), 'vs source': test-split flips against the source Keras model. "
+             f"{t.get('note', '')}\n", _md_table(["bundle"] + names, rows), ""]
+    lines += [f"- `{n}`: {v.get('isa')} (QEMU CPU {v.get('cpu') or 'none, native'}; checked in {v.get('seconds')} s)"
+              for n, v in t.get("targets", {}).items()]
+    fails = [f"{b} on {n}: {f}" for b, cells in t.get("grid", {}).items() for n, c in cells.items()
+             for f in c.get("failures", [])]
+    if fails:
+        lines += ["", "Failures:", *[f"- {f}" for f in fails]]
+    return "\n".join(lines) + "\n"
 
 
 def _quality_warnings(dq: Any) -> list[str]:
@@ -213,4 +247,5 @@ def rebuild(path: str | os.PathLike[str]) -> dict[str, Path]:
     return write_report(report, out_dir)
 
 
-__all__ = ["write_report", "rebuild", "load_report", "render_markdown", "summary_rows", "COLUMNS", "fmt"]
+__all__ = ["write_report", "rebuild", "load_report", "render_markdown", "summary_rows", "COLUMNS", "fmt", "md_targets",
+           "target_cell"]
