@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
+from edgefin_converters.parity import Gates
 
 from . import atomic
 from .errors import DataError, ModelError, RunDirError, UsageError
@@ -44,10 +45,10 @@ class ConvertOptions:
     per_channel: bool = False
     calibration_rows: int = 500
     seed: int = 0
-    max_auc_drop: float = 0.005
-    max_flip_rate: float = 0.01
-    exact_max_delta: float = 1e-5
-    fp16_max_delta: float = 1e-3
+    max_auc_drop: float = Gates.max_auc_drop  # the parity gates: defaults from edgefin_converters.Gates
+    max_flip_rate: float = Gates.max_flip_rate
+    exact_max_delta: float = Gates.exact_max_delta
+    fp16_max_delta: float = Gates.fp16_max_delta
 
 
 @dataclass

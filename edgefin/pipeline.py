@@ -1,11 +1,12 @@
 """train -> compress -> convert -> bench -> report in one call, resuming from the steps already done.
 
-Each step calls the same library function as its single command, with the same options. After a
-step succeeds, run.json records under ``steps.NAME``: ``inputs_sha256`` (a hash of the step's
-options and of every input file it reads) and ``outputs_sha256`` (a hash of what it wrote). A later
-run skips a step when both still match: its inputs are unchanged and nobody replaced its outputs
-(for example by running ``edgefin compress`` by hand with other options). Any change reruns that
-step, and the changed outputs then rerun the steps that read them.
+The pipeline composes the steps of :mod:`edgefin.steps` from one :class:`PipelineOptions` (a typed
+``Options`` per step). After a step succeeds, run.json records under ``steps.NAME``:
+``inputs_sha256`` (a hash of ``dataclasses.asdict`` of the step's options and of every input file it
+reads) and ``outputs_sha256`` (a hash of what it wrote). A later run skips a step when both still
+match: its inputs are unchanged and nobody replaced its outputs (for example by running ``edgefin
+compress`` by hand with other options). Any change reruns that step, and the changed outputs then
+rerun the steps that read them.
 """
 
 from __future__ import annotations
@@ -14,85 +15,48 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable
 
 from . import __version__
 from .atomic import write_json
-from .errors import QualityGateError, UsageError
+from .errors import QualityGateError
+from .reporter import SILENT, Reporter
 from .rundir import SPLITS, RunDir
-from .tomlfile import read_toml
+from .steps import STEPS
+from .steps import bench as bench_step
+from .steps import compress as compress_step
+from .steps import convert as convert_step
+from .steps import report as report_step
+from .steps import train as train_step
 
-STEPS = ("train", "compress", "convert", "bench", "report")
-
-
-@dataclass
-class PipelineConfig:
-    """Options per step, as the single commands take them (keys as the CLI flags, underscores)."""
-
-    train: dict[str, Any] = field(default_factory=dict)           # edgefin.train.TrainOptions
-    compress: dict[str, Any] | None = field(default_factory=dict)  # None: no compression step
-    convert: dict[str, Any] = field(default_factory=dict)
-    bench: dict[str, Any] = field(default_factory=dict)           # edgefin.bench.harness.bench_options_from
-
-    @classmethod
-    def from_toml(cls, path: str | os.PathLike[str], **overrides: Mapping[str, Any]) -> "PipelineConfig":
-        """[train], [compress], [convert], [bench] tables of a TOML file; ``overrides`` win per key."""
-        p = Path(path)
-        data = read_toml(p)
-        cfg = cls()
-        for step in ("train", "compress", "convert", "bench"):
-            table = data.get(step, {})
-            if step == "compress" and table is False:  # compress = false: no compression step
-                continue
-            if not isinstance(table, dict):
-                raise UsageError(f"config file {p}: '{step}' must be a table ([{step}])")
-            setattr(cfg, step, {k.replace("-", "_"): v for k, v in table.items()})
-        if data.get("compress") is False:
-            cfg.compress = None
-        return cfg.merged(**overrides)
-
-    def merged(self, **overrides: Mapping[str, Any] | None) -> "PipelineConfig":
-        out = PipelineConfig(dict(self.train), None if self.compress is None else dict(self.compress),
-                             dict(self.convert), dict(self.bench))
-        for step, values in overrides.items():
-            if step == "compress" and values is None:
-                out.compress = None
-                continue
-            cur = getattr(out, step)
-            if cur is None:
-                continue
-            cur.update({k: v for k, v in (values or {}).items() if v is not None})
-        return out
+STEP_MODULES: dict[str, Any] = {"train": train_step, "compress": compress_step, "convert": convert_step,
+                                "bench": bench_step, "report": report_step}
 
 
-class PipelineReporter:
-    """Where the pipeline tells its progress; the CLI renders it, tests stay silent."""
+@dataclass(frozen=True)
+class PipelineOptions:
+    """Every step's options; ``compress`` None: no compression step (convert the dense model)."""
 
-    def step_started(self, step: str, index: int, total: int) -> None:
-        """A step begins."""
+    train: train_step.Options
+    compress: compress_step.Options | None = field(default_factory=compress_step.Options)
+    convert: convert_step.Options = field(default_factory=convert_step.Options)
+    bench: bench_step.Options = field(default_factory=bench_step.Options)
+    report: report_step.Options = field(default_factory=report_step.Options)
 
-    def step_skipped(self, step: str, reason: str) -> None:
-        """A step was skipped (inputs unchanged and outputs present, or disabled)."""
+    def of(self, step: str) -> Any:
+        """The options of one step (None for a disabled compression)."""
+        return getattr(self, step)
 
-    def step_done(self, step: str, seconds: float) -> None:
-        """A step finished."""
+    def steps(self) -> tuple[str, ...]:
+        """The steps this pipeline runs, in order."""
+        return tuple(s for s in STEPS if self.of(s) is not None)
 
-    def train_reporter(self) -> Any:
-        """The edgefin.train.Reporter for the training step (None: silent)."""
-        return None
-
-    def compress_reporter(self) -> Any:
-        """The edgefin.compress reporter (stage, warn, epoch); None: silent."""
-        return None
-
-    def convert_progress(self) -> Any:
-        """The converters' progress (started, done); None: silent."""
-        return None
-
-    def bench_progress(self) -> Callable[[str, int, int], None] | None:
-        return None
+    def check(self) -> None:
+        """Every step's options checked before anything runs: a typo must not cost a training run."""
+        for step in self.steps():
+            STEP_MODULES[step].check(self.of(step))
 
 
 # ---------------------------------------------------------------- hashing
@@ -129,16 +93,18 @@ def _bundles(rd: RunDir) -> list[Path]:
     return sorted(rd.bundles_dir.glob("*.efb"))
 
 
-def step_inputs(step: str, rd: RunDir, data: str | None, cfg: PipelineConfig) -> list[Path]:
+def step_inputs(step: str, rd: RunDir, options: PipelineOptions) -> list[Path]:
     """The files a step reads (besides its options)."""
-    data_files = [Path(p) for p in (data, cfg.train.get("test_data"), cfg.train.get("validation_data")) if p]
+    t = options.train
+    data_files = [Path(p) for p in (t.data, t.training.test_data, t.training.validation_data) if p]
+    profiles = [Path(options.bench.profiles_file)] if options.bench.profiles_file else []
     splits = [rd.split_path(s) for s in SPLITS]
     meta = [rd.schema_json, rd.preprocess_json, rd.metrics_json]
     return {
         "train": data_files,
         "compress": [rd.model_path("dense"), *splits, *meta],
         "convert": [*_models(rd), *splits, *meta],
-        "bench": [*_bundles(rd), rd.parity_json, rd.model_path("dense"), rd.split_path("test"), *meta],
+        "bench": [*_bundles(rd), rd.parity_json, rd.model_path("dense"), rd.split_path("test"), *meta, *profiles],
         "report": [rd.report_dir / "report.json"],
     }[step]
 
@@ -156,33 +122,10 @@ def step_outputs(step: str, rd: RunDir) -> list[Path]:
     }[step]
 
 
-def _options_of(step: str, cfg: PipelineConfig) -> Any:
-    """A step's options resolved to the library's full option object, so equal effect = equal hash
-    (``--epochs 200`` given or left at its default hash the same)."""
-    from dataclasses import asdict
-
-    if step == "train":
-        return asdict(train_options(cfg.train))
-    if step == "compress":
-        from .compress.run import make_options
-
-        opts = dict(cfg.compress or {})
-        gate = bool(opts.pop("gate", False))
-        return {**asdict(make_options(**opts)), "gate": gate}
-    if step == "convert":
-        return asdict(convert_options(cfg.convert))
-    if step == "bench":
-        from .bench.harness import bench_options_from
-
-        b = bench_options_from(**cfg.bench)
-        return {"profile": b.profile.to_dict(), "settings": b.settings.to_dict(), "variants": b.variants,
-                "constraints": b.constraints.to_dict(), "keras": b.keras}
-    return {}
-
-
-def fingerprint(step: str, rd: RunDir, data: str | None, cfg: PipelineConfig) -> str:
-    return _json_sha({"step": step, "edgefin": __version__, "options": _options_of(step, cfg),
-                      "files": files_sha256(step_inputs(step, rd, data, cfg), rd.root)})
+def fingerprint(step: str, rd: RunDir, options: PipelineOptions) -> str:
+    """A hash of the step's options (``dataclasses.asdict``) and of every file it reads."""
+    return _json_sha({"step": step, "edgefin": __version__, "options": asdict(options.of(step)),
+                      "files": files_sha256(step_inputs(step, rd, options), rd.root)})
 
 
 def _read_run(rd: RunDir) -> dict[str, Any]:
@@ -221,114 +164,33 @@ def record(step: str, rd: RunDir, inputs_sha: str, seconds: float) -> None:
 
 
 # ---------------------------------------------------------------- the steps
-def _train(rd: RunDir, data: str | None, cfg: PipelineConfig, rep: PipelineReporter) -> Any:
-    from .train import train
-
-    if data is None:
-        raise UsageError("the pipeline's train step needs a data file")
-    return train(data, rd.root, train_options(cfg.train), reporter=rep.train_reporter())
+# step name -> run(run_dir, options, reporter) -> Result (a table, so tests can swap in fast stand-ins)
+RUNNERS: dict[str, Callable[[Path, Any, Reporter], Any]] = {name: module.run for name, module in STEP_MODULES.items()}
 
 
-def train_options(values: Mapping[str, Any]) -> Any:
-    from .train import TrainOptions
-
-    known = {f.name for f in fields(TrainOptions)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise UsageError(f"train options {', '.join(unknown)} are unknown (known: {', '.join(sorted(known))})")
-    if "target" not in values:
-        raise UsageError("the pipeline needs --target (the column to predict)")
-    return TrainOptions(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
-
-
-def _compress(rd: RunDir, data: str | None, cfg: PipelineConfig, rep: PipelineReporter) -> Any:
-    from .compress import compress_run
-
-    opts = dict(cfg.compress or {})
-    gate = bool(opts.pop("gate", False))
-    return compress_run(rd.root, reporter=rep.compress_reporter(), gate=gate, **opts)
-
-
-# convert's CLI spells two things differently from ConvertOptions; its user-model-only options have no
-# meaning for a run directory
-CONVERT_USER_ONLY = ("data", "target", "positive", "schema", "preprocess", "threshold")
-CONVERT_RENAMED = {"max_delta": "exact_max_delta", "max_fp16_delta": "fp16_max_delta"}  # as edgefin/cli/convert.py maps them
-
-
-def convert_options(values: Mapping[str, Any]) -> Any:
-    """ConvertOptions from the convert command's option names (``no_gate`` -> ``gate``)."""
-    from .convert import ConvertOptions
-
-    known = {f.name for f in fields(ConvertOptions)}
-    kw: dict[str, Any] = {}
-    for key, value in values.items():
-        if key in CONVERT_USER_ONLY:
-            if value not in (None, "0.5"):
-                raise UsageError(f"convert option '{key}' is for converting your own MODEL.keras, not for a pipeline")
-            continue
-        key = CONVERT_RENAMED.get(key, key)
-        if key == "no_gate":
-            kw["gate"] = not value
-        elif key in known:
-            kw[key] = value
-        else:
-            raise UsageError(f"unknown convert option '{key}' (known: "
-                             f"{', '.join(sorted(known | {'no_gate', *CONVERT_RENAMED}))})")
-    return ConvertOptions(**kw)
-
-
-def _convert(rd: RunDir, data: str | None, cfg: PipelineConfig, rep: PipelineReporter) -> Any:
-    from .convert import convert_run
-
-    return convert_run(rd.root, convert_options(cfg.convert), progress=rep.convert_progress())
-
-
-def _bench(rd: RunDir, data: str | None, cfg: PipelineConfig, rep: PipelineReporter) -> Any:
-    from .bench.harness import bench_options_from, run_bench
-
-    report = run_bench(rd.root, bench_options_from(**cfg.bench), progress=rep.bench_progress())
-    write_json(rd.report_dir / "report.json", report)
-    return report
-
-
-def _report(rd: RunDir, data: str | None, cfg: PipelineConfig, rep: PipelineReporter) -> Any:
-    from .bench.report import rebuild
-
-    return rebuild(rd.report_dir)
-
-
-RUNNERS: dict[str, Callable[[RunDir, str | None, PipelineConfig, PipelineReporter], Any]] = {
-    "train": _train, "compress": _compress, "convert": _convert, "bench": _bench, "report": _report}
-
-
-def run_pipeline(data: str | os.PathLike[str] | None, out: str | os.PathLike[str], config: PipelineConfig | None = None,
-                 *, reporter: PipelineReporter | None = None, force: bool = False, **train: Any) -> dict[str, Any]:
+def run_pipeline(out: str | os.PathLike[str], options: PipelineOptions, *, reporter: Reporter | None = None,
+                 force: bool = False) -> dict[str, Any]:
     """Run (or resume) every step into the run directory ``out``; return what each step did.
 
-    ``run_pipeline("credit.csv", "runs/credit", target="Status", positive="bad")``: keyword arguments
-    are train options on top of ``config.train``. ``data`` may be None when ``out`` already holds a
-    trained run whose train step is to be skipped. A failed parity gate raises
-    :class:`PipelineGateError` after bench and report ran.
+    ``options.train.data`` may be None when ``out`` already holds a trained run whose train step is
+    to be skipped. A failed parity gate raises :class:`PipelineGateError` after bench and report ran.
     """
-    config = (config or PipelineConfig()).merged(train=train) if train else (config or PipelineConfig())
     rd = RunDir.at(out)
-    rep = reporter or PipelineReporter()
-    data_s = None if data is None else str(data)
-    steps = [s for s in STEPS if not (s == "compress" and config.compress is None)]
-    for step in steps:  # every option is checked before anything runs: a typo must not cost a training run
-        _options_of(step, config)
+    rep = reporter or SILENT
+    steps = options.steps()
+    options.check()
     done: dict[str, Any] = {}
     gate_error: BaseException | None = None
-    if config.compress is None:
+    if options.compress is None:
         rep.step_skipped("compress", "disabled")
         done["compress"] = {"status": "disabled"}
     started = time.perf_counter()
     for i, step in enumerate(steps):
-        if step == "train" and data_s is None and rd.run_json.exists():
+        if step == "train" and options.train.data is None and rd.run_json.exists():
             rep.step_skipped(step, "no data given; using the trained run in place")
             done[step] = {"status": "skipped", "reason": "no data given"}
             continue
-        inputs = fingerprint(step, rd, data_s, config)
+        inputs = fingerprint(step, rd, options)
         skip, why = is_done(step, rd, inputs)
         if skip and not force:
             rep.step_skipped(step, why)
@@ -337,7 +199,7 @@ def run_pipeline(data: str | os.PathLike[str] | None, out: str | os.PathLike[str
         rep.step_started(step, i, len(steps))
         t0 = time.perf_counter()
         try:
-            RUNNERS[step](rd, data_s, config, rep)
+            RUNNERS[step](rd.root, options.of(step), rep)
         except Exception as exc:
             if not (step == "convert" and _is_gate_failure(exc) and _bundles_written(rd)):
                 raise

@@ -14,7 +14,7 @@ import hashlib
 import json
 import platform
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
@@ -41,66 +41,13 @@ from .data.schema import (
 from .data.split import split_indices
 from .errors import DataError, UsageError
 from .metrics import choose_threshold, evaluate, parse_threshold
+from .reporter import SILENT, Reporter
 from .rundir import SPLITS, RunDir
+from .steps.train import TrainOptions
 
 AUGMENT_METHODS = ("none", "smote", "jitter", "smote+jitter")  # what the CLI offers; edgefin.data.augment decides
 # artefacts of later steps; a new training run makes them stale, so they are removed
 STALE = ("models/pruned.keras", "models/clustered.keras", "models/qat.keras", "compress.json", "bundles", "report")
-
-
-@dataclass(frozen=True)
-class TrainOptions:
-    """Everything that decides a training run (recorded in run.json)."""
-
-    target: str
-    positive: str | None = None
-    drop: tuple[str, ...] = ()
-    categorical: tuple[str, ...] = ()
-    numeric: tuple[str, ...] = ()
-    na_values: tuple[str, ...] = ()
-    test_data: str | None = None
-    validation_data: str | None = None
-    test_size: float = 0.2
-    validation_size: float = 0.2
-    seed: int = 42
-    hidden: tuple[int, ...] = (64, 32)
-    dropout: float = 0.0
-    l2: float = 3e-3
-    learning_rate: float = 1e-3
-    batch_size: int = 64
-    epochs: int = 200
-    patience: int = 20
-    class_weight: bool = True
-    encoding: str = "onehot"
-    bins: int | str = "auto"
-    threshold: str = "max-ks"
-    augment: str = "none"
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        for k, v in d.items():
-            if isinstance(v, tuple):
-                d[k] = list(v)
-        return d
-
-
-class Reporter:
-    """Where a training run tells its progress; the CLI renders it with rich, tests stay silent."""
-
-    def stage(self, message: str) -> None:
-        """A step started."""
-
-    def warn(self, message: str) -> None:
-        """Something the user should know (data-quality warnings)."""
-
-    def epochs_started(self, total: int) -> None:
-        """Model training begins (at most ``total`` epochs)."""
-
-    def epoch(self, epoch: int, logs: dict[str, float]) -> None:
-        """An epoch finished with these logs (loss, val_auc, best_val_auc)."""
-
-    def epochs_done(self) -> None:
-        """Model training ended."""
 
 
 def train(data: str | Path | pd.DataFrame, out: str | Path, options: TrainOptions | None = None, *,
@@ -116,8 +63,8 @@ def train(data: str | Path | pd.DataFrame, out: str | Path, options: TrainOption
         options = TrainOptions(**overrides)
     elif overrides:
         options = replace(options, **overrides)
-    opts = _normalise(options)
-    rep = reporter or Reporter()
+    opts = normalised(options)
+    rep = reporter or SILENT
     method, value = parse_threshold(opts.threshold)
     run = RunDir.at(out)
     started = time.perf_counter()
@@ -129,7 +76,7 @@ def train(data: str | Path | pd.DataFrame, out: str | Path, options: TrainOption
         if bins != d.bins:
             binned = with_bins(d, bins, opts)
             if binned.spec == d.spec:  # no numeric column has enough distinct values for bins
-                rep.stage(f"no numeric column takes {bins} bins; keeping the plain input")
+                rep.note(f"no numeric column takes {bins} bins; keeping the plain input")
                 break
             d = binned
         x_train, y_train = _training_rows(d, augmented, opts)
@@ -144,7 +91,7 @@ def train(data: str | Path | pd.DataFrame, out: str | Path, options: TrainOption
     X, ys, spec = d.X, d.ys, d.spec
     scores = {s: clf.predict_score(X[s]) for s in SPLITS}
     threshold = choose_threshold(ys["validation"], scores["validation"], method, value)
-    rep.stage("training the logistic-regression baseline")
+    rep.note("training the logistic-regression baseline")
     baseline = _logistic_baseline(x_train, y_train, X, ys, opts)
 
     metrics: dict[str, Any] = {s: evaluate(ys[s], scores[s], threshold) for s in ("test", "validation", "train")}
@@ -169,7 +116,7 @@ def train(data: str | Path | pd.DataFrame, out: str | Path, options: TrainOption
     })
 
     # ------------------------------------------------------------ write (run.json last)
-    rep.stage(f"writing {run.root}")
+    rep.note(f"writing {run.root}")
     _prepare(run, rep)
     atomic.write_json(run.schema_json, schema_to_dict(d.schema))
     atomic.write_json(run.preprocess_json, spec.to_dict())
@@ -191,7 +138,7 @@ def _augmented(d: "PreparedData", opts: TrainOptions, rep: Reporter) -> tuple[pd
     """The raw training split augmented as asked (once per run: it does not depend on the encoding)."""
     if opts.augment == "none":
         return None
-    rep.stage(f"augmenting the training split ({opts.augment})")
+    rep.note(f"augmenting the training split ({opts.augment})")
     frame, y = _augment(d.frames["train"], d.ys["train"], opts, d.schema)
     return frame, np.asarray(y).astype(np.int64)
 
@@ -215,15 +162,24 @@ def _fit(d: "PreparedData", x_train: np.ndarray, y_train: np.ndarray, opts: Trai
                           class_weight=opts.class_weight, seed=opts.seed)
     clf._validate_params()
     binned = f", {d.bins} bins per numeric column" if d.bins else ""
-    rep.stage(f"training dense {'-'.join(map(str, opts.hidden))} on {len(y_train)} rows, "
+    rep.note(f"training dense {'-'.join(map(str, opts.hidden))} on {len(y_train)} rows, "
               f"{d.spec.n_features} features{binned}")
-    rep.epochs_started(opts.epochs)
+    rep.started("epoch", opts.epochs)
     start = time.perf_counter()
     try:
-        clf.fit(x_train, y_train, validation_data=(d.X["validation"], d.ys["validation"]), on_epoch=rep.epoch)
+        clf.fit(x_train, y_train, validation_data=(d.X["validation"], d.ys["validation"]),
+                on_epoch=lambda epoch, logs: rep.advanced("epoch", epoch, opts.epochs, epoch_info(logs)))
     finally:
-        rep.epochs_done()
+        rep.done("epoch")
     return clf, time.perf_counter() - start
+
+
+def epoch_info(logs: dict[str, float]) -> str:
+    """One line about an epoch for the progress display: loss and validation AUC (best so far)."""
+    info = f"loss {logs.get('loss', float('nan')):.4f}"
+    if "val_auc" in logs:
+        info += f"  val AUC {logs['val_auc']:.4f} (best {logs.get('best_val_auc', logs['val_auc']):.4f})"
+    return info
 
 
 def with_bins(d: "PreparedData", bins: int, opts: TrainOptions) -> "PreparedData":
@@ -255,10 +211,10 @@ class PreparedData:
 def prepare_data(data: str | Path | pd.DataFrame, opts: TrainOptions, rep: Reporter | None = None, *,
                  bins: int = 0) -> PreparedData:
     """Read, check, split, fit schema and preprocessing on the training split, encode every split."""
-    rep = rep or Reporter()
+    rep = rep or SILENT
 
     # ------------------------------------------------------------ read
-    rep.stage("reading data")
+    rep.note("reading data")
     frame, src, data_info = _read(data, opts, "data")
     target = resolve_target(frame, opts.target, opts.positive, src)
     kinds = infer_kinds(frame, target=opts.target, source=src, categorical=opts.categorical,
@@ -278,7 +234,7 @@ def prepare_data(data: str | Path | pd.DataFrame, opts: TrainOptions, rep: Repor
             extra[split] = (f, yy, s, info)
 
     # ------------------------------------------------------------ split
-    rep.stage("splitting")
+    rep.note("splitting")
     idx = split_indices(y_all, seed=opts.seed, test_size=0.0 if "test" in extra else opts.test_size,
                         validation_size=0.0 if "validation" in extra else opts.validation_size, source=src)
     frames: dict[str, pd.DataFrame] = {}
@@ -293,7 +249,7 @@ def prepare_data(data: str | Path | pd.DataFrame, opts: TrainOptions, rep: Repor
     sizes = {s: int(len(ys[s])) for s in SPLITS}
 
     # ------------------------------------------------------------ fit schema + preprocessing, quality
-    rep.stage("fitting schema and preprocessing on the training split")
+    rep.note("fitting schema and preprocessing on the training split")
     allow = missing_fields([frame, *(e[0] for e in extra.values())], kinds)
     schema = fit_schema(frames["train"], kinds, target, source=src, allow_missing=allow)
     spec = fit_preprocess(frames["train"], schema, encoding=opts.encoding, bins=bins, source=src)  # type: ignore[arg-type]
@@ -309,7 +265,24 @@ def prepare_data(data: str | Path | pd.DataFrame, opts: TrainOptions, rep: Repor
 
 
 # ---------------------------------------------------------------- helpers
-def _normalise(o: TrainOptions) -> TrainOptions:
+def parse_hidden(value: Any) -> tuple[int, ...]:
+    """Hidden layer sizes from "64,32", 64 or [64, 32]; ValueError when they are not positive integers."""
+    if isinstance(value, (list, tuple)):
+        parts = list(value)
+    elif isinstance(value, int):
+        parts = [value]
+    else:
+        parts = [p for p in str(value).replace(" ", "").split(",") if p]
+    try:
+        sizes = tuple(int(p) for p in parts)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected layer sizes like 64,32; got {value!r}") from None
+    if not sizes or any(s < 1 for s in sizes):
+        raise ValueError(f"expected one or more positive layer sizes like 64,32; got {value!r}")
+    return sizes
+
+
+def normalised(o: TrainOptions) -> TrainOptions:
     """Accept the spellings a config file or a caller may use; reject impossible combinations early."""
     def tup(v: Sequence[Any] | str | None) -> tuple[Any, ...]:
         if v is None:
@@ -318,14 +291,10 @@ def _normalise(o: TrainOptions) -> TrainOptions:
             return tuple(p.strip() for p in v.split(",") if p.strip())
         return tuple(v)
 
-    hidden = o.hidden
-    if isinstance(hidden, str):
-        try:
-            hidden = tuple(int(h) for h in hidden.replace(" ", "").split(",") if h)
-        except ValueError:
-            raise UsageError(f"--hidden: expected layer sizes like 64,32; got {o.hidden!r}") from None
-    if isinstance(hidden, int):
-        hidden = (hidden,)
+    try:
+        hidden = parse_hidden(o.hidden)
+    except ValueError as exc:
+        raise UsageError(f"--hidden: {exc}") from None
     if o.encoding not in ("onehot", "index"):
         raise UsageError(f"--encoding: expected onehot or index, got {o.encoding!r}")
     try:
@@ -343,7 +312,7 @@ def _normalise(o: TrainOptions) -> TrainOptions:
         raise UsageError(f"--test-size {o.test_size} and --validation-size {o.validation_size} leave "
                          f"too little data for training; keep their sum below 0.9")
     return replace(o, bins=bins, drop=tup(o.drop), categorical=tup(o.categorical), numeric=tup(o.numeric),
-                   na_values=tuple(o.na_values or ()), hidden=tuple(int(h) for h in hidden),
+                   na_values=tuple(o.na_values or ()), hidden=hidden,
                    threshold=str(o.threshold), test_data=str(o.test_data) if o.test_data else None,
                    validation_data=str(o.validation_data) if o.validation_data else None)
 
@@ -453,4 +422,4 @@ def _run_record(opts: TrainOptions, files: dict[str, dict[str, Any]], target: Ta
     }
 
 
-__all__ = ["TrainOptions", "Reporter", "PreparedData", "prepare_data", "train", "AUGMENT_METHODS"]
+__all__ = ["TrainOptions", "PreparedData", "prepare_data", "train", "AUGMENT_METHODS"]

@@ -21,10 +21,11 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from ..atomic import write_json
 from ..errors import RunDirError, UsageError
+from ..reporter import SILENT, Reporter
 from ..rundir import RunDir
 from . import quality
 from .machine import library_versions, load_average, machine_info
@@ -33,7 +34,6 @@ from .recommend import Constraints, recommend
 from .settings import Settings
 
 REPORT_SCHEMA_VERSION = 1
-Progress = Callable[[str, int, int], None]  # (what, done, total)
 
 
 @dataclass
@@ -43,25 +43,6 @@ class BenchOptions:
     variants: Sequence[str] | None = None
     constraints: Constraints = field(default_factory=Constraints)
     keras: bool = True                 # measure the source Keras model for the ratios
-
-
-def bench_options_from(profile: str = "unconstrained", profiles_file: str | None = None, variants: str | Sequence[str] | None = "all",
-                       max_latency_us: float | None = None, max_size_kb: float | None = None,
-                       max_auc_drop: float | None = None, latency_percentile: str = "p99", repeat: str = "default",
-                       keras: bool = True) -> BenchOptions:
-    """BenchOptions from the flat option names the CLI and the pipeline config use."""
-    from .profiles import get_profile
-    from .settings import preset
-
-    if isinstance(variants, str):
-        names = [v.strip() for v in variants.split(",") if v.strip()]
-    else:
-        names = list(variants or [])
-    return BenchOptions(profile=get_profile(profile, profiles_file), settings=preset(repeat),
-                        variants=None if names in ([], ["all"]) else names,
-                        constraints=Constraints(max_latency_us=max_latency_us, max_size_kb=max_size_kb,
-                                                max_auc_drop=max_auc_drop, latency_percentile=latency_percentile),
-                        keras=keras)
 
 
 def list_variants(rd: RunDir) -> dict[str, Path]:
@@ -160,8 +141,12 @@ def measure_variant(name: str, bundle: Path, inputs: Path, profile: Profile, set
     return res
 
 
-def run_bench(run_dir: str | os.PathLike[str], options: BenchOptions, progress: Progress | None = None) -> dict[str, Any]:
-    """Benchmark the run's bundles; return the report dict (also what report.json holds)."""
+def run_bench(run_dir: str | os.PathLike[str], options: BenchOptions,
+              reporter: Reporter | None = None) -> dict[str, Any]:
+    """Benchmark the run's bundles; return the report dict (what report.json holds).
+
+    Progress is the counted task "bench" (one unit per variant, and one for the Keras model)."""
+    rep = reporter or SILENT
     rd = RunDir.at(run_dir)
     variants = select_variants(list_variants(rd), options.variants)
     profile, settings = options.profile, options.settings
@@ -170,24 +155,25 @@ def run_bench(run_dir: str | os.PathLike[str], options: BenchOptions, progress: 
     done = 0
     started = time.time()
     load_at_start = load_average()
-    with tempfile.TemporaryDirectory(prefix="edgefin-bench-") as tmp:
-        work = Path(tmp)
-        inputs = work / "inputs.json"
-        labels, schema_d = write_inputs(rd, inputs)
-        keras_res: dict[str, Any] | None = None
-        if options.keras:
-            if progress:
-                progress("keras (source model)", done, total)
-            keras_res = measure_keras(rd, inputs, profile, settings, work)
-            done += 1
-        raw: dict[str, dict[str, Any]] = {}
-        for name, path in variants.items():
-            if progress:
-                progress(name, done, total)
-            raw[name] = measure_variant(name, path, inputs, profile, settings, work)
-            done += 1
-        if progress:
-            progress("done", done, total)
+    rep.started("bench", total)
+    try:
+        with tempfile.TemporaryDirectory(prefix="edgefin-bench-") as tmp:
+            work = Path(tmp)
+            inputs = work / "inputs.json"
+            labels, schema_d = write_inputs(rd, inputs)
+            keras_res: dict[str, Any] | None = None
+            if options.keras:
+                rep.advanced("bench", done, total, "keras (source model)")
+                keras_res = measure_keras(rd, inputs, profile, settings, work)
+                done += 1
+            raw: dict[str, dict[str, Any]] = {}
+            for name, path in variants.items():
+                rep.advanced("bench", done, total, name)
+                raw[name] = measure_variant(name, path, inputs, profile, settings, work)
+                done += 1
+            rep.advanced("bench", done, total, "done")
+    finally:
+        rep.done("bench")
     parity = _read_optional(rd.parity_json)
     metrics = _read_optional(rd.metrics_json)
     dense_scores = keras_res.get("scores") if keras_res and keras_res.get("status") == "ok" else None

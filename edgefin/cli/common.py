@@ -10,6 +10,7 @@ from typing import Any, Callable, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from ..errors import UsageError
 from ..tomlfile import read_toml
@@ -23,33 +24,26 @@ stderr = Console(stderr=True, highlight=False)
 def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
     """Read a TOML file into ctx.default_map so file values become defaults and flags win.
 
-    Keys may be at the top level or in a table named after the command (``[train]``);
-    dashes and underscores are interchangeable.
+    Keys may be at the top level or in a table named after the command (``[train]``); a key is an
+    option's flag or its parameter name, dashes and underscores interchangeable
+    (:func:`edgefin.cli.options.config_keys`).
     """
     if not value:
         return value
+    from .options import config_defaults, config_keys
+
     path = Path(value)
     try:
         data = read_toml(path)
+        name = ctx.info_name or ""
+        section = {k: v for k, v in data.items() if not isinstance(v, dict)}
+        section.update(data.get(name, {}) if isinstance(data.get(name), dict) else {})
+        multiple = {p.name for p in ctx.command.params if getattr(p, "multiple", False) and p.name}
+        defaults = config_defaults(config_keys(ctx.command.params), section,
+                                   f"config file {path}: for 'edgefin {name}'", multiple)
     except UsageError as exc:
         raise click.BadParameter(str(exc), param_hint="--config") from None
-    name = ctx.info_name or ""
-    section = {k: v for k, v in data.items() if not isinstance(v, dict)}
-    section.update(data.get(name, {}) if isinstance(data.get(name), dict) else {})
-    known = {p.name for p in ctx.command.params if p.name}
-    multiple = {p.name for p in ctx.command.params if getattr(p, "multiple", False)}
-    defaults: dict[str, Any] = dict(ctx.default_map or {})
-    for key, val in section.items():
-        k = key.replace("-", "_")
-        if k not in known:
-            if isinstance(data.get(key), dict):
-                continue
-            raise click.BadParameter(f"config file {path}: unknown option '{key}' for 'edgefin {name}' "
-                                     f"(known: {', '.join(sorted(known))})", param_hint="--config")
-        if k in multiple and isinstance(val, str):
-            val = [val]  # `drop = "Id"` means one value for a repeatable option
-        defaults[k] = val
-    ctx.default_map = defaults
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
     return value
 
 
@@ -92,7 +86,8 @@ def handle_errors(f: F) -> F:
         except (EdgefinError, EdgefinRuntimeError, ConverterError) as exc:
             status = exit_status_for(exc)
             label = "quality gate failed" if status == ExitStatus.GATE_FAILED else "error"
-            stderr.print(f"[bold red]{label}:[/] {exc}", markup=True, soft_wrap=True)
+            # the message is plain text (it may quote data, paths, TOML tables, pip extras): never markup
+            stderr.print(f"[bold red]{label}:[/] {escape(str(exc))}", soft_wrap=True)
             sys.exit(int(status))
         except KeyboardInterrupt:
             stderr.print("interrupted")

@@ -2,98 +2,82 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
 import click
 
-from .common import config_option, emit_json, handle_errors, output_options, stderr
+from rich.markup import escape
 
-CONVERT_EPILOG = """\b
+from ..convert import ConvertOptions
+from .common import config_option, emit_json, handle_errors, output_options, stderr
+from .options import apply, convert_options, user_model_flags
+from .reporter import RichReporter
+
+def _epilog() -> str:
+    """The examples, with the variant list from the registry and the gates from ConvertOptions' defaults."""
+    from edgefin_converters.registry import VARIANT_NAMES
+
+    d = ConvertOptions()
+
+    def delta(x: float) -> str:
+        return f"{x:.0e}".replace("e-0", "e-")
+
+    variants = textwrap.fill(f"{', '.join(VARIANT_NAMES)} (or all).", width=90, initial_indent="Variants: ",
+                             subsequent_indent=" " * len("Variants: "), break_on_hyphens=False)
+
+    return f"""\b
 Examples:
   edgefin convert runs/credit
   edgefin convert runs/credit --variants tflite-int8,onnx-fp32 --out dist/
   edgefin convert runs/credit --stage pruned --no-gate --json
   edgefin convert model.keras --data loans.csv --target default --positive 1
 \b
-Variants: tflite-fp32, tflite-fp16, tflite-dynamic, tflite-int8, tflite-int8-ptq,
-          onnx-fp32, onnx-dynamic, onnx-int8 (or all).
-Parity gates: float32 max|dp| <= 1e-5, fp16 <= 1e-3; int8 and dynamic-range variants:
-AUC drop <= 0.005 and at most 1% flipped decisions. A failed gate still writes every bundle
+{variants}
+Parity gates: float32 max|dp| <= {delta(d.exact_max_delta)}, fp16 <= {delta(d.fp16_max_delta)}; int8 and dynamic-range variants:
+AUC drop <= {d.max_auc_drop:g} and at most {d.max_flip_rate:.0%} flipped decisions. A failed gate still writes every bundle
 (marked failed) and parity.json, then exits with code 3; --no-gate accepts them.
 """
 
 
-@click.command(epilog=CONVERT_EPILOG)
+@click.command(epilog=_epilog())
 @click.argument("source", metavar="RUN_DIR|MODEL.keras", type=click.Path())
-@click.option("--variants", default="all", show_default=True, metavar="all|NAME,NAME",
-              help="Variants to build, comma-separated.")
-@click.option("--stage", type=click.Choice(["dense", "pruned", "qat"]), default=None,
-              help="Model stage of the run to convert (default: the last one: qat, else pruned, else dense).")
-@click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="Folder for the bundles and parity.json (default: RUN_DIR/bundles, or MODEL-bundles/).")
-@click.option("--no-gate", is_flag=True, help="Write the bundles and exit 0 even if a parity gate fails.")
-@click.option("--opset", type=click.IntRange(13, 21), default=17, show_default=True, help="ONNX opset.")
-@click.option("--int8-io", is_flag=True, help="Full-int8 TFLite variants take and return int8 tensors too.")
-@click.option("--per-channel", is_flag=True,
-              help="Static int8 variants quantise weights per output unit (default: per tensor, smaller).")
-@click.option("--calibration-rows", type=click.IntRange(min=1), default=500, show_default=True,
-              help="Training rows used to calibrate static int8 quantisation.")
-@click.option("--max-auc-drop", type=click.FloatRange(min=0), default=0.005, show_default=True,
-              help="Gate for int8/dynamic variants: largest allowed AUC drop.")
-@click.option("--max-flip-rate", type=click.FloatRange(0, 1), default=0.01, show_default=True,
-              help="Gate for int8/dynamic variants: largest allowed share of flipped decisions.")
-@click.option("--max-delta", type=click.FloatRange(min=0), default=1e-5, show_default=True,
-              help="Gate for float32 variants: largest allowed |delta p| against the source model.")
-@click.option("--max-fp16-delta", type=click.FloatRange(min=0), default=1e-3, show_default=True,
-              help="Gate for tflite-fp16: largest allowed |delta p| against the source model.")
-@click.option("--data", type=click.Path(dir_okay=False), default=None,
-              help="User model only: CSV/Parquet data for calibration and parity.")
-@click.option("--target", default=None, help="User model only: the target column of --data.")
-@click.option("--positive", default=None, help="User model only: the positive (risk) class of --target.")
-@click.option("--schema", type=click.Path(dir_okay=False), default=None,
-              help="User model only: an edgefin schema.json (preprocess.json beside it, or --preprocess).")
-@click.option("--preprocess", type=click.Path(dir_okay=False), default=None,
-              help="User model only: the edgefin preprocess.json that goes with --schema.")
-@click.option("--threshold", default="0.5", show_default=True,
-              help="User model only: decision threshold: a probability, max-ks or rate:R (chosen on the "
-                   "calibration part).")
+@apply("convert")
 @config_option
 @output_options
 @handle_errors
-def convert(source: str, no_gate: bool, max_delta: float, max_fp16_delta: float, data: str | None,
-            target: str | None, positive: str | None, schema: str | None, preprocess: str | None, threshold: str,
-            as_json: bool, quiet: bool, **options: Any) -> None:
+def convert(source: str, data: str | None, target: str | None, positive: str | None, schema: str | None,
+            preprocess: str | None, threshold: str, as_json: bool, quiet: bool, **values: Any) -> None:
     """Convert a run directory's model (or your own MODEL.keras) into TFLite/ONNX variants, check each
     against its source model on held-out data, and write one .efb bundle per variant plus parity.json."""
     from edgefin_converters import ParityGateError
-    from edgefin_converters.registry import resolve_variants
 
-    from ..convert import ConvertOptions, convert_run, convert_user_model
+    from ..convert import convert_user_model
     from ..errors import UsageError
+    from ..steps import convert as step
 
-    resolve_variants(options["variants"])  # an unknown name fails before TensorFlow loads
-    opts = ConvertOptions(gate=not no_gate, exact_max_delta=max_delta, fp16_max_delta=max_fp16_delta, **options)
+    opts = convert_options(values)
+    step.check(opts)  # an unknown variant fails before TensorFlow loads
     path = Path(source)
-    progress = None if quiet else _Progress()
-    user_only = {"--data": data, "--target": target, "--positive": positive, "--schema": schema,
-                 "--preprocess": preprocess}
     try:
-        if path.is_dir():
-            given = [k for k, v in user_only.items() if v is not None]
-            if given:
-                raise UsageError(f"{', '.join(given)} apply to a user model file, but {path} is a run directory")
-            result = convert_run(path, opts, progress=progress)
-        elif path.exists():
-            if data is None or target is None:
-                raise UsageError(f"{path} is a model file: converting your own model needs --data FILE and "
-                                 f"--target COLUMN (the data is used for calibration and parity)")
-            result = convert_user_model(path, data, target, positive=positive, schema_path=schema,
-                                        preprocess_path=preprocess, threshold=threshold, options=opts,
-                                        progress=progress)
-        else:
-            raise UsageError(f"{path} does not exist; pass a run directory (from 'edgefin train') or a .keras "
-                             f"model file")
+        with RichReporter(quiet) as reporter:
+            if path.is_dir():
+                given = user_model_flags("convert", {"data": data, "target": target, "positive": positive,
+                                                     "schema": schema, "preprocess": preprocess})
+                if given:
+                    raise UsageError(f"{', '.join(given)} apply to a user model file, but {path} is a run directory")
+                result = step.run(path, opts, reporter)
+            elif path.exists():
+                if data is None or target is None:
+                    raise UsageError(f"{path} is a model file: converting your own model needs --data FILE and "
+                                     f"--target COLUMN (the data is used for calibration and parity)")
+                result = convert_user_model(path, data, target, positive=positive, schema_path=schema,
+                                            preprocess_path=preprocess, threshold=threshold, options=opts,
+                                            progress=step.progress_for(reporter))
+            else:
+                raise UsageError(f"{path} does not exist; pass a run directory (from 'edgefin train') or a .keras "
+                                 f"model file")
     except ParityGateError as exc:
         if exc.result is not None:
             _render(exc.result, as_json, quiet)
@@ -106,17 +90,6 @@ def _render(result: Any, as_json: bool, quiet: bool) -> None:
         _table(result)
     if as_json:
         emit_json(result.to_dict())
-
-
-class _Progress:
-    """One line per variant on stderr (no live display: converters silence the terminal while they run)."""
-
-    def started(self, variant: str, index: int, total: int) -> None:
-        stderr.print(f"[dim]-[/] converting {variant} ({index + 1}/{total})")
-
-    def done(self, result: Any) -> None:
-        mark = "[green]pass[/]" if result.passed else "[red]FAIL[/]"
-        stderr.print(f"  {mark} {result.name}: {result.size / 1024:.1f} KB, parity on {result.parity.n} rows")
 
 
 def _kb(n: int) -> str:
@@ -149,8 +122,8 @@ def _table(result: Any) -> None:
         table.add_row(*cells)
     stderr.print(table)
     for note in result.notes:
-        stderr.print(f"[yellow]note:[/] {note}", soft_wrap=True)
-    stderr.print(f"parity report: {result.parity_path}")
+        stderr.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
+    stderr.print(f"parity report: {result.parity_path}", markup=False)
     if not result.passed and not result.gated:
         stderr.print("[yellow]warning:[/] parity gates failed; bundles were written anyway (--no-gate)")
 

@@ -15,12 +15,13 @@ import time
 from dataclasses import fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from .. import __version__, atomic
 from ..errors import QualityGateError, UsageError
+from ..reporter import SILENT, Reporter
 from ..rundir import RunDir
 from .finetune import FitData
 from .options import CompressOptions
@@ -28,45 +29,15 @@ from .options import CompressOptions
 AUC_TOLERANCE = 0.005  # the quality bar: a compressed model loses at most this much test AUC
 SPARSITY_SLACK = 0.01  # measured kernel sparsity may fall this far below the target
 STALE_AFTER_COMPRESS = ("bundles", "report")
-# CLI / pipeline spellings of CompressOptions fields
-ALIASES = {"skip_layer": "skip_layers"}
-IMPORT_ONLY = ("data", "target", "positive", "raw_features", "encoding", "drop")
-
-
-class Reporter(Protocol):
-    def stage(self, message: str) -> None: ...
-    def warn(self, message: str) -> None: ...
-    def epoch(self, stage: str, epoch: int, total: int, logs: dict[str, float]) -> None: ...
-
-
-class _Silent:
-    def stage(self, message: str) -> None:
-        pass
-
-    def warn(self, message: str) -> None:
-        pass
-
-    def epoch(self, stage: str, epoch: int, total: int, logs: dict[str, float]) -> None:
-        pass
 
 
 def make_options(options: CompressOptions | None = None, **overrides: Any) -> CompressOptions:
-    """Options from a CompressOptions and/or keyword overrides in CLI spelling (``skip_layer=...``)."""
+    """Validated options from a CompressOptions and/or keyword overrides (CompressOptions field names)."""
     known = {f.name for f in fields(CompressOptions)}
-    kw: dict[str, Any] = {}
-    for key, value in overrides.items():
-        name = ALIASES.get(key, key)
-        if name in IMPORT_ONLY:
-            if value not in (None, False, (), []):
-                raise UsageError(f"--{key.replace('_', '-')} is for compressing your own MODEL.keras "
-                                 f"(edgefin compress MODEL.keras --data FILE --target COL --out RUN_DIR), "
-                                 f"not for a run directory")
-            continue
-        if name not in known:
-            raise UsageError(f"unknown compress option {key!r} (known: {', '.join(sorted(known))})")
-        if name == "skip_layers" and isinstance(value, str):
-            value = tuple(v for v in value.split(",") if v)
-        kw[name] = tuple(value) if isinstance(value, list) else value
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise UsageError(f"unknown compress option(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    kw = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
     opts = replace(options, **kw) if options is not None else CompressOptions(**kw)
     return opts.validated()
 
@@ -83,14 +54,15 @@ def compress_run(run: str | Path | RunDir, options: CompressOptions | None = Non
 
     opts = make_options(options, **overrides)
     rd = run if isinstance(run, RunDir) else RunDir.at(run)
-    rep = reporter or _Silent()
+    rep = reporter or SILENT
+    on_epoch = _EpochTasks(rep)
     started = time.perf_counter()
     if not rd.root.is_dir():
         raise UsageError(f"{rd.root} is not a run directory; run 'edgefin train ... --out {rd.root}' first, or "
                          f"give a MODEL.keras with --data and --target")
 
     # ------------------------------------------------------------ read the run
-    rep.stage("reading the run directory")
+    rep.note("reading the run directory")
     metrics = rd.read_json(rd.metrics_json, "train")
     if "threshold" not in metrics:
         from ..errors import RunDirError
@@ -113,8 +85,9 @@ def compress_run(run: str | Path | RunDir, options: CompressOptions | None = Non
     # ------------------------------------------------------------ prune
     from .prune import prune
 
-    rep.stage(f"pruning to {opts.sparsity:.0%} sparsity ({opts.block}) over {opts.epochs} epochs")
-    models["pruned"], details["pruned"] = prune(dense, data, opts, seed=seed, on_epoch=rep.epoch)
+    rep.note(f"pruning to {opts.sparsity:.0%} sparsity ({opts.block}) over {opts.epochs} epochs")
+    models["pruned"], details["pruned"] = prune(dense, data, opts, seed=seed, on_epoch=on_epoch)
+    on_epoch.close()
     save_model(models["pruned"], rd.model_path("pruned"))
     last = "pruned"
 
@@ -122,11 +95,12 @@ def compress_run(run: str | Path | RunDir, options: CompressOptions | None = Non
     if opts.cluster:
         from .cluster import cluster
 
-        rep.stage(f"clustering kernels to {opts.cluster} values over {opts.cluster_epochs} epochs")
+        rep.note(f"clustering kernels to {opts.cluster} values over {opts.cluster_epochs} epochs")
         models["clustered"], details["clustered"] = cluster(
             models[last], data, clusters=opts.cluster, epochs=opts.cluster_epochs,
             learning_rate=opts.cluster_learning_rate, seed=seed, skip_layers=opts.skip_layers,
-            include_output=opts.prune_output, on_epoch=rep.epoch)
+            include_output=opts.prune_output, on_epoch=on_epoch)
+        on_epoch.close()
         save_model(models["clustered"], rd.model_path("clustered"))
         last = "clustered"
 
@@ -135,15 +109,16 @@ def compress_run(run: str | Path | RunDir, options: CompressOptions | None = Non
         from .qat import quantize_aware, scheme_for
 
         scheme = scheme_for(models[last], clustered=last == "clustered")
-        rep.stage(f"quantisation-aware training ({scheme.upper()}) over {opts.qat_epochs} epochs")
+        rep.note(f"quantisation-aware training ({scheme.upper()}) over {opts.qat_epochs} epochs")
         models["qat"], details["qat"] = quantize_aware(
             models[last], data, scheme=scheme, epochs=opts.qat_epochs, learning_rate=opts.qat_learning_rate,
-            seed=seed, skip_layers=opts.skip_layers, on_epoch=rep.epoch)
+            seed=seed, skip_layers=opts.skip_layers, on_epoch=on_epoch)
+        on_epoch.close()
         details["qat"]["source_stage"] = last
         save_model(models["qat"], rd.model_path("qat"))
 
     # ------------------------------------------------------------ measure and write
-    rep.stage("measuring every stage on the test split")
+    rep.note("measuring every stage on the test split")
     report = _report(rd, opts, models, details, data, x_test, y_test, threshold, seed, started)
     atomic.write_json(rd.compress_json, report)
     _record_step(rd, report)
@@ -155,6 +130,28 @@ def compress_run(run: str | Path | RunDir, options: CompressOptions | None = Non
 
 
 # ---------------------------------------------------------------- helpers
+class _EpochTasks:
+    """The fine-tuning epoch hook (stage, epoch, total, logs) as one counted task per stage."""
+
+    def __init__(self, rep: Reporter) -> None:
+        self.rep = rep
+        self.task: str | None = None
+
+    def __call__(self, stage: str, epoch: int, total: int, logs: dict[str, float]) -> None:
+        task = f"{stage} epoch"
+        if task != self.task:
+            self.close()
+            self.task = task
+            self.rep.started(task, total)
+        info = f"loss {logs.get('loss', float('nan')):.4f}  val AUC {logs.get('val_auc', float('nan')):.4f}"
+        self.rep.advanced(task, epoch, total, info)
+
+    def close(self) -> None:
+        if self.task is not None:
+            self.rep.done(self.task)
+            self.task = None
+
+
 def _run_options(rd: RunDir) -> dict[str, Any]:
     if not rd.run_json.exists():
         return {}
@@ -174,7 +171,7 @@ def _fit_data(rd: RunDir, opts: CompressOptions, run_opts: dict[str, Any], seed:
         from ..data.rundata import run_schema
 
         frame, y = load_split(rd, "train")
-        rep.stage(f"re-applying the training augmentation ({method}) for fine-tuning")
+        rep.note(f"re-applying the training augmentation ({method}) for fine-tuning")
         frame, y = augment(frame, y, method=method, schema=run_schema(rd), seed=int(run_opts.get("seed", seed)))
         x = encode(rd, frame, source=f"training split augmented with {method}")
     else:

@@ -1,0 +1,96 @@
+"""The bench step: every bundle of a run measured under one hardware profile, a variant recommended.
+
+Writes ``report.json`` (into RUN_DIR/report, or ``Options.out``); the report step renders it as
+Markdown and HTML. The measuring itself is :func:`edgefin.bench.harness.run_bench`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+from ..reporter import Reporter
+
+if TYPE_CHECKING:
+    from ..bench.harness import BenchOptions
+
+
+@dataclass(frozen=True)
+class Options:
+    """The bench step: profile, repetitions, which variants, and the constraints to recommend by."""
+
+    profile: str = "unconstrained"           # a built-in profile or one from profiles_file
+    profiles_file: str | None = None         # TOML with [profiles.NAME] tables
+    variants: str = "all"                    # comma-separated bundle names, or all
+    max_latency_us: float | None = None
+    max_size_kb: float | None = None
+    max_auc_drop: float | None = None
+    latency_percentile: str = "p99"          # which percentile max_latency_us limits
+    repeat: str = "default"                  # repetition preset: quick, default, thorough
+    keras: bool = True                       # also time the source Keras model (for the ratios)
+    out: str | None = None                   # report folder; None: RUN_DIR/report
+
+
+def resolve(options: Options) -> "BenchOptions":
+    """The harness's options: profile looked up, preset expanded (UsageError on unknown names)."""
+    from ..bench.harness import BenchOptions
+    from ..bench.profiles import get_profile
+    from ..bench.recommend import Constraints
+    from ..bench.settings import preset
+
+    names = [v.strip() for v in options.variants.split(",") if v.strip()]
+    return BenchOptions(profile=get_profile(options.profile, options.profiles_file), settings=preset(options.repeat),
+                        variants=None if names in ([], ["all"]) else names,
+                        constraints=Constraints(max_latency_us=options.max_latency_us, max_size_kb=options.max_size_kb,
+                                                max_auc_drop=options.max_auc_drop,
+                                                latency_percentile=options.latency_percentile),
+                        keras=options.keras)
+
+
+def check(options: Options) -> None:
+    """Refuse an unknown profile or preset before anything runs."""
+    resolve(options)
+
+
+def summary(report: Mapping[str, Any], paths: Mapping[str, Any]) -> dict[str, Any]:
+    """The short form of a report (what ``--json`` prints): paths, recommendation, one row per variant."""
+    from ..bench.report import summary_rows
+
+    return {"report": {k: str(v) for k, v in paths.items()}, "recommendation": report.get("recommendation"),
+            "variants": summary_rows(report), "profile": report.get("profile"), "machine": report.get("machine"),
+            "source": {k: v for k, v in report.get("source", {}).items() if k != "keras"}}
+
+
+@dataclass(frozen=True)
+class Result:
+    """The report (what report.json holds) and where it went."""
+
+    report: dict[str, Any]
+    paths: dict[str, Path]      # report.json, and where the report step puts report.md / report.html
+    constrained: bool           # constraints were given
+
+    @property
+    def no_fit(self) -> bool:
+        """Constraints were given and no variant meets them (a failed gate for `edgefin bench`)."""
+        return self.constrained and self.report["recommendation"]["chosen"] is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return summary(self.report, self.paths)
+
+
+def run(run_dir: str | Path, options: Options, reporter: Reporter | None = None) -> Result:
+    """Benchmark the run's bundles and write report.json."""
+    from ..atomic import write_json
+    from ..bench.harness import run_bench
+    from ..bench.report import REPORT_FILES
+    from ..rundir import RunDir
+
+    resolved = resolve(options)
+    report = run_bench(run_dir, resolved, reporter)
+    out = Path(options.out) if options.out else RunDir.at(run_dir).report_dir
+    write_json(out / "report.json", report)
+    return Result(report, {name: out / name for name in REPORT_FILES}, resolved.constraints.any)
+
+
+__all__ = ["Options", "Result", "check", "resolve", "run", "summary"]

@@ -1,0 +1,59 @@
+"""The convert step: the run's model to TFLite/ONNX variants, parity-checked, one .efb bundle each.
+
+A thin step over :func:`edgefin.convert.convert_run`: its :class:`~edgefin.convert.ConvertOptions` are
+this step's ``Options`` and its :class:`~edgefin.convert.ConvertResult` the ``Result``. The
+converters report progress through their own small protocol (``started(variant, index, total)``,
+``done(result)``); :func:`progress_for` tells it to a :class:`~edgefin.reporter.Reporter`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..convert import ConvertOptions, ConvertResult
+from ..errors import UsageError
+from ..reporter import SILENT, Reporter
+
+Options = ConvertOptions
+Result = ConvertResult
+
+
+class _Progress:
+    """The converters' progress protocol, told to a Reporter: a note per variant, then its verdict."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
+
+    def started(self, variant: str, index: int, total: int) -> None:
+        self.reporter.note(f"converting {variant} ({index + 1}/{total})")
+
+    def done(self, result: Any) -> None:
+        self.reporter.checked(result.name, bool(result.passed),
+                              f"{result.size / 1024:.1f} KB, parity on {result.parity.n} rows")
+
+
+def progress_for(reporter: Reporter | None) -> _Progress:
+    """The converters' progress object for ``reporter`` (also used for a user's own model)."""
+    return _Progress(reporter or SILENT)
+
+
+def check(options: Options) -> None:
+    """Refuse unknown variants and stages (UsageError) before TensorFlow loads."""
+    from edgefin_converters.registry import resolve_variants
+
+    from ..rundir import STAGES
+
+    resolve_variants(options.variants)
+    if options.stage is not None and options.stage not in STAGES:
+        raise UsageError(f"convert stage: expected one of {', '.join(STAGES)}, got {options.stage!r}")
+
+
+def run(run_dir: str | Path, options: Options, reporter: Reporter | None = None) -> Result:
+    """Convert the run's model; bundles and parity.json are written before a failed gate raises."""
+    from ..convert import convert_run
+
+    return convert_run(run_dir, options, progress=progress_for(reporter))
+
+
+__all__ = ["Options", "Result", "check", "run", "progress_for"]

@@ -1,0 +1,42 @@
+"""The report step: report.md and report.html rendered from a run's report.json (no measuring)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..reporter import Reporter
+
+
+@dataclass(frozen=True)
+class Options:
+    """The report step: which report.json to render (a file, its folder or a run directory)."""
+
+    source: str | None = None  # None: the run directory's report/report.json
+
+
+@dataclass(frozen=True)
+class Result:
+    report: dict[str, Any]
+    paths: dict[str, Path]  # report.json, report.md, report.html
+
+    def to_dict(self) -> dict[str, Any]:
+        from .bench import summary
+
+        return summary(self.report, self.paths)
+
+
+def check(options: Options) -> None:
+    """Nothing to check before the run: the report step only reads what bench wrote."""
+
+
+def run(run_dir: str | Path, options: Options, reporter: Reporter | None = None) -> Result:
+    """Render report.md and report.html beside report.json."""
+    from ..bench.report import load_report, rebuild
+
+    paths = rebuild(options.source or run_dir)
+    return Result(load_report(paths["report.json"]), paths)
+
+
+__all__ = ["Options", "Result", "check", "run"]
