@@ -48,11 +48,16 @@ def run(cmd: Sequence[str], timeout: float, ok: tuple[int, ...] = (0,)) -> int:
 def bench_profile(run_dir: Path, profile: str, repeat: str) -> Path:
     """`edgefin bench` with the thorough preset; its report.json becomes results/bench-PROFILE.json."""
     from edgefin.atomic import write_json
-    from edgefin.bench.harness import bench_options_from, run_bench
+    from edgefin.bench.harness import run_bench
+    from edgefin.reporter import Silent
+    from edgefin.steps.bench import Options, resolve
+
+    class Progress(Silent):
+        def advanced(self, task: str, done: int, total: int | None = None, info: str = "") -> None:
+            log(f"  [{done}/{total}] {info}")
 
     log(f"bench {run_dir} under {profile} ({repeat}) ...")
-    report = run_bench(run_dir, bench_options_from(profile=profile, repeat=repeat),
-                       progress=lambda what, done, total: log(f"  [{done}/{total}] {what}"))
+    report = run_bench(run_dir, resolve(Options(profile=profile, repeat=repeat)), Progress())
     out = RESULTS / f"bench-{profile}.json"  # `edgefin report` renders it as Markdown/HTML when wanted
     write_json(out, report)
     return out

@@ -107,8 +107,11 @@ def test_no_qat_removes_a_stale_qat_model(trained, tmp_path):
 def test_library_usage_errors(trained, tmp_path):
     with pytest.raises(UsageError, match="--sparsity"):
         compress_run(trained, sparsity=1.0)
-    with pytest.raises(UsageError, match="only for compressing your own MODEL.keras|MODEL.keras"):
-        compress_run(trained, target="default")
+    with pytest.raises(UsageError, match="unknown compress option"):
+        compress_run(trained, target="default")  # the library takes CompressOptions fields only
+    # the command refuses the user-model-only flags for a run directory, naming what they are for
+    res = CliRunner().invoke(cli, ["compress", str(trained), "--target", "default"])
+    assert res.exit_code == 2 and "--target" in res.output and "MODEL.keras" in res.output
     with pytest.raises(UsageError, match="not a run directory"):
         compress_run(tmp_path / "nothing")
 
@@ -158,7 +161,7 @@ def test_a_refused_compression_leaves_the_previous_one_alone(compressed, tmp_pat
     shutil.copytree(compressed[0], root)
     before = (root / "compress.json").read_bytes()
     with pytest.raises(Exception, match="no such layer"):
-        compress_run(root, epochs=3, skip_layer=["nope"])
+        compress_run(root, epochs=3, skip_layers=("nope",))
     with pytest.raises(UsageError, match="--epochs"):
         compress_run(root, epochs=2, end_step=10_000)
     assert (root / "compress.json").read_bytes() == before
