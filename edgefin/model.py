@@ -8,9 +8,7 @@ state lives in ``model_``, ``history_``, ``best_epoch_``. TensorFlow is imported
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -164,52 +162,23 @@ class DenseClassifier:
 
     # ------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Save the model in the native .keras format, atomically (temp file beside it, then rename)."""
-        model = self._fitted()
-        return save_keras(model, path)
+        """Save the model in the native .keras format, atomically (:func:`edgefin.keras_io.save_model`)."""
+        from .keras_io import save_model
+
+        return save_model(self._fitted(), path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> "DenseClassifier":
         """A classifier around a saved model; hidden sizes are read back from its layers."""
-        model = load_keras(path)
+        from .keras_io import load_model
+
+        model = load_model(path)
         hidden = [layer.units for layer in model.layers
                   if getattr(layer, "units", None) and layer.name != OUTPUT_NAME]
         clf = cls(hidden=hidden or (1,))
         clf.model_ = model
         clf.n_features_in_ = int(model.inputs[0].shape[-1])
         return clf
-
-
-def save_keras(model: Any, path: str | os.PathLike[str]) -> Path:
-    """Write a tf_keras model to ``path`` (.keras) so a reader never sees a half-written file."""
-    path = Path(path)
-    if path.suffix != ".keras":
-        raise ModelError(f"model path {path} must end in .keras (the native Keras format)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".keras", dir=path.parent)
-    os.close(fd)
-    try:
-        model.save(tmp, overwrite=True)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def load_keras(path: str | os.PathLike[str]) -> Any:
-    """Load a .keras model saved by edgefin; failures become ModelError naming the file."""
-    path = Path(path)
-    if not path.exists():
-        raise ModelError(f"model file {path} not found; run 'edgefin train' first")
-    from .tfcompat import keras
-
-    try:
-        return keras.models.load_model(path, compile=False)
-    except Exception as exc:
-        raise ModelError(f"model file {path} cannot be loaded ({type(exc).__name__}: "
-                         f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}); re-run 'edgefin train'") from None
 
 
 # ---------------------------------------------------------------- callbacks

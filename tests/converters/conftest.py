@@ -2,7 +2,7 @@
 
 The run is trained by the real ``edgefin.train`` on synthetic loans (a 16-unit model, 30 epochs,
 test AUC about 0.8) so the converters see exactly the layout every other step writes; the QAT model
-is made with TFMOT's ``quantize_model`` and saved with ``edgefin.compress.saving`` as compress does.
+is made with TFMOT's ``quantize_model`` and saved with ``edgefin.keras_io`` as compress does.
 TensorFlow is imported in this process: converting is what these tests are about.
 """
 
@@ -37,19 +37,17 @@ def run_dir(loans_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def qat_run_dir(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The same run plus a quantisation-aware models/qat.keras fine-tuned from the dense model."""
-    import tensorflow_model_optimization as tfmot
-
-    from edgefin.compress.saving import save_model
-    from edgefin.convert import load_keras
     from edgefin.data.rundata import encoded_split
+    from edgefin.keras_io import load_model, save_model
     from edgefin.rundir import RunDir
     from edgefin.tfcompat import seed_everything
+    from edgefin.tfmot_compat import tfmot
 
     out = tmp_path_factory.mktemp("conv-runs") / "qat"
     shutil.copytree(run_dir, out)
     run = RunDir.at(out)
     seed_everything(3)
-    dense = load_keras(run.model_path("dense"))
+    dense = load_model(run.model_path("dense"))
     qat = tfmot.quantization.keras.quantize_model(dense)
     qat.compile(optimizer="adam", loss="binary_crossentropy")
     x, y = encoded_split(run, "train")

@@ -170,10 +170,10 @@ def test_explicit_stage_wins_over_the_latest(qat_run_dir, tmp_path):
 
 
 def test_qat_int8_uses_the_learned_ranges_not_the_calibration_rows(qat_run_dir):
-    from edgefin.convert import load_keras
     from edgefin.data.rundata import encoded_split
+    from edgefin.keras_io import load_model
     from edgefin_converters.tflite import to_tflite_int8
 
-    qat = load_keras(RunDir.at(qat_run_dir).model_path("qat"))
+    qat = load_model(RunDir.at(qat_run_dir).model_path("qat"))
     x, _ = encoded_split(RunDir.at(qat_run_dir), "train")
     assert to_tflite_int8(qat, x[:200]) == to_tflite_int8(qat, x[:200] * 5.0)

@@ -42,9 +42,9 @@ def synthetic_csv(path: Path, n: int = 500, seed: int = 3) -> Path:
 def build(out: Path) -> Path:
     from edgefin.atomic import write_bytes, write_json
     from edgefin.data.schema import schema_from_dict
+    from edgefin.keras_io import load_model
     from edgefin.rundir import RunDir
     from edgefin.train import train
-    from edgefin.tfcompat import keras
     from edgefin_runtime.manifest import PreprocessSpec
     from edgefin_runtime.preprocess import Preprocessor
     from tests.fixtures import bundles as fx
@@ -56,7 +56,7 @@ def build(out: Path) -> Path:
     schema = schema_from_dict(json.loads(rd.schema_json.read_text()))
     spec = PreprocessSpec.from_dict(json.loads(rd.preprocess_json.read_text()))
     threshold = float(json.loads(rd.metrics_json.read_text())["threshold"])
-    model = keras.models.load_model(rd.model_path("dense"), compile=False)
+    model = load_model(rd.model_path("dense"))
     from edgefin.data.io import read_table
     from edgefin.data.schema import to_columns
 

@@ -10,9 +10,9 @@ from edgefin.compress.cluster import cluster
 from edgefin.compress.options import CompressOptions
 from edgefin.compress.prune import prune
 from edgefin.compress.qat import quantize_aware, scheme_for
-from edgefin.compress.saving import load_model, save_model
 from edgefin.compress.sparsity import measure
 from edgefin.compress.support import predict
+from edgefin.keras_io import load_model, save_model
 from tests.edgefin.compress_helpers import dense_model, fit_data
 
 

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from edgefin.cli.main import cli
 from edgefin.compress import compress_run
-from edgefin.compress.saving import load_model
 from edgefin.errors import UsageError
+from edgefin.keras_io import load_model
 from edgefin.rundir import RunDir
 from tests.edgefin.compress_helpers import tiny_run
 
