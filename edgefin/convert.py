@@ -25,7 +25,8 @@ import numpy as np
 from edgefin_converters.parity import Gates
 
 from . import atomic
-from .errors import DataError, ModelError, RunDirError, UsageError
+from .errors import DataError, RunDirError, UsageError
+from .keras_io import load_model
 from .rundir import STAGES, RunDir
 
 USER_STAGE = "user"
@@ -125,7 +126,7 @@ def _source(run: RunDir, stage: str) -> Any:
     from edgefin_converters import Source
 
     path = run.require(run.model_path(stage), "compress" if stage != "dense" else "train")
-    return Source(model=load_keras(path), stage=stage, sha256=_sha256(path), path=f"models/{path.name}")
+    return Source(model=load_model(path), stage=stage, sha256=_sha256(path), path=f"models/{path.name}")
 
 
 # ---------------------------------------------------------------- a user's own model
@@ -146,7 +147,7 @@ def convert_user_model(model_path: str | Path, data_path: str | Path, target: st
     if opts.stage not in (None, USER_STAGE):
         raise UsageError("--stage applies to run directories only; a user model is converted as given")
     mpath = Path(model_path)
-    model = load_keras(mpath)
+    model = load_model(mpath)
     frame = read_table(data_path, na_values=na_values, role="data")
     src_label = str(data_path)
     tspec = resolve_target(frame, target, positive, src_label)
@@ -260,26 +261,6 @@ def _model_features(model: Any) -> int | None:
 
 
 # ---------------------------------------------------------------- shared
-def load_keras(path: str | Path) -> Any:
-    """Load any stage's Keras model (QAT included); every failure is a ModelError naming the file."""
-    from .compress.saving import load_model
-
-    path = Path(path)
-    if not path.exists():
-        raise ModelError(f"model file {path} does not exist")
-    if path.is_dir():
-        raise ModelError(f"model file {path} is a directory; expected a .keras file saved by tf_keras")
-    try:
-        return load_model(path)
-    except ModelError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - zipfile/h5py/deserialisation errors of a damaged file
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"cannot load Keras model {path}: {type(exc).__name__}: {first}. The file is damaged "
-                         f"or not a tf_keras .keras model; re-create it (for a run: re-run the step that wrote "
-                         f"it)") from None
-
-
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -316,4 +297,4 @@ def _export_and_write(sources: Any, data: Any, opts: ConvertOptions, out: Path, 
     return done
 
 
-__all__ = ["ConvertOptions", "ConvertResult", "convert_run", "convert_user_model", "load_keras"]
+__all__ = ["ConvertOptions", "ConvertResult", "convert_run", "convert_user_model"]
