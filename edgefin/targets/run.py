@@ -243,10 +243,12 @@ def _probe_target(t: Target, job: dict[str, Any], cases: Sequence[BundleCase], r
     try:
         first = run_probe(t, job, on_line=on_line, timeout=timeout)
         runs = [first]
+        processes = 1
         if first.output is None:
             rep.note(f"{t.name}: {first.died}; re-running one bundle at a time to find which")
             runs = [run_probe(t, {"sets": job["sets"], "bundles": [spec]}, timeout=timeout)
                     for spec in job["bundles"]]
+            processes += len(runs)
     finally:
         rep.done(t.name)
     bundles: dict[str, Any] = {}
@@ -264,7 +266,7 @@ def _probe_target(t: Target, job: dict[str, Any], cases: Sequence[BundleCase], r
     seconds = time.perf_counter() - t0
     rep.checked(t.name, not died and all(b.get("loaded") for b in bundles.values()),
                 f"{len(bundles)} of {total} bundles probed in {seconds:.0f} s")
-    return {"bundles": bundles, "died": died, "platform": platform, "seconds": seconds, "processes": len(runs)}
+    return {"bundles": bundles, "died": died, "platform": platform, "seconds": seconds, "processes": processes}
 
 
 def _pairs(runs: list[ProbeRun], specs: list[dict[str, Any]]) -> list[tuple[ProbeRun, list[dict[str, Any]]]]:
