@@ -1,9 +1,10 @@
 """`edgefin convert`: turn a run's model (or a user's own Keras model) into verified .efb bundles.
 
-Run directory: the last stage the run has (qat, else pruned, else dense) unless ``stage`` is given.
-With a QAT stage, ``tflite-int8`` is converted from the QAT model and every other variant from the
-float model QAT started from (pruned, else dense); parity always compares a variant with the Keras
-model it was converted from. Calibration rows come from the training split, parity rows from the test
+Run directory: the final stage compress recorded in compress.json unless ``stage`` is given (without a
+compress record, the last model file present). With a QAT stage, ``tflite-int8`` is converted from the
+QAT model and every other variant from the pruned model it descends from (dense for a run compress did
+not prune; :meth:`~edgefin.rundir.RunDir.qat_float_stage`); parity always compares a variant with the
+Keras model it was converted from. Calibration rows come from the training split, parity rows from the test
 split. Bundles go to RUN_DIR/bundles/NAME.efb (or ``out``) with bundles/parity.json; all are written
 before a failed gate raises :class:`~edgefin_converters.errors.ParityGateError` (exit code 3).
 
@@ -96,8 +97,7 @@ def convert_run(run_dir: str | Path, options: ConvertOptions | None = None, *, p
         raise UsageError(f"--stage: expected one of {', '.join(STAGES)}, got {stage!r}")
     run.require(run.model_path(stage), "compress" if stage != "dense" else "train")
     if stage == "qat":
-        base = "pruned" if run.model_path("pruned").exists() else "dense"
-        sources = Sources(float=_source(run, base), quantized=_source(run, "qat"))
+        sources = Sources(float=_source(run, run.qat_float_stage()), quantized=_source(run, "qat"))
     else:
         sources = Sources(float=_source(run, stage))
     schema, spec = run_schema(run), run_spec(run)

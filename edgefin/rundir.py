@@ -101,9 +101,40 @@ class RunDir:
             raise RunDirError(f"run directory {self.root}: {path.relative_to(self.root)} is unreadable "
                               f"({exc}); re-run 'edgefin {step}'") from None
 
+    # ------------------------------------------------------------ lineage
+    def compressed_stages(self) -> tuple[str, ...] | None:
+        """The stages compress recorded in compress.json, in STAGES order (dense first, the final one last), or
+        None when the run has no compress record (trained or imported only, or a compression that did not
+        finish: compress removes compress.json first and writes it last)."""
+        if not self.compress_json.exists():
+            return None
+        rec = self.read_json(self.compress_json, "compress")
+        stages = rec.get("stages") if isinstance(rec, dict) else None
+        final = rec.get("final_stage") if isinstance(rec, dict) else None
+        ordered = tuple(s for s in STAGES if isinstance(stages, dict) and s in stages)  # the file's keys are sorted
+        if not isinstance(stages, dict) or len(ordered) != len(stages) or not ordered or final != ordered[-1]:
+            raise RunDirError(f"run directory {self.root}: compress.json does not record its stages (expected "
+                              f"'stages' among {', '.join(STAGES)}, the last of them its 'final_stage'; got stages "
+                              f"{sorted(stages) if isinstance(stages, dict) else stages!r}, final_stage {final!r}); "
+                              f"re-run 'edgefin compress'")
+        return ordered
+
     def latest_stage(self) -> str:
-        """The last stage this run has: qat, else pruned, else dense."""
+        """The run's last stage: the final stage compress recorded; without a compress record, the last
+        model file present (qat, else clustered, else pruned, else dense)."""
+        recorded = self.compressed_stages()
+        if recorded is not None:
+            return recorded[-1]
         for stage in reversed(STAGES):
             if self.model_path(stage).exists():
                 return stage
         raise RunDirError(f"run directory {self.root}: no model found under models/; run 'edgefin train' first")
+
+    def qat_float_stage(self) -> str:
+        """The float stage whose variants go with a QAT model's int8 one: the pruned model the QAT model
+        descends from (compress always prunes first), or dense for a run compress did not prune. Read from
+        compress.json; without a compress record, pruned when models/pruned.keras exists, else dense."""
+        recorded = self.compressed_stages()
+        if recorded is None:
+            return "pruned" if self.model_path("pruned").exists() else "dense"
+        return "pruned" if "pruned" in recorded else "dense"
