@@ -51,6 +51,9 @@ class ConvertOptions:
     max_flip_rate: float = Gates.max_flip_rate
     exact_max_delta: float = Gates.exact_max_delta
     fp16_max_delta: float = Gates.fp16_max_delta
+    #: a post-training int8 variant that fails its gate gets accuracy repair (per-channel weights, more
+    #: calibration rows, then the fewest sensitive layers kept in float; edgefin_converters.repair)
+    repair: bool = True
 
 
 @dataclass
@@ -282,7 +285,7 @@ def _export_and_write(sources: Any, data: Any, opts: ConvertOptions, out: Path, 
         build=BuildOptions(opset=opts.opset, int8_io=opts.int8_io, per_channel=opts.per_channel),
         gates=Gates(max_auc_drop=opts.max_auc_drop, max_flip_rate=opts.max_flip_rate,
                     exact_max_delta=opts.exact_max_delta, fp16_max_delta=opts.fp16_max_delta),
-        calibration_rows=opts.calibration_rows, seed=opts.seed)
+        calibration_rows=opts.calibration_rows, seed=opts.seed, repair=opts.repair)
     result = export_variants(sources, data, opts.variants, export_opts, evaluate=evaluate, gated=opts.gate,
                              producer_extra={"edgefin": __version__}, source_extra=source_extra, progress=progress)
     out.mkdir(parents=True, exist_ok=True)
@@ -290,11 +293,30 @@ def _export_and_write(sources: Any, data: Any, opts: ConvertOptions, out: Path, 
     report = result.parity_report(gated=opts.gate, extra={"stage": stage, "bundles": {
         k: v.name for k, v in bundles.items()}})
     parity_path = atomic.write_json(out / "parity.json", report)
+    repaired = [_repair_note(r.repair, r.name) for r in result.results if r.repair is not None]
     done = ConvertResult(out_dir=out, parity_path=parity_path, bundles=bundles, export=result, stage=stage,
-                         gated=opts.gate, notes=list(notes or []))
+                         gated=opts.gate, notes=list(notes or []) + repaired)
     if not result.passed and opts.gate:
         raise ParityGateError(result.failures, result=done)
     return done
+
+
+def _repair_note(record: Mapping[str, Any], name: str) -> str:
+    """One line per variant accuracy repair ran on (see edgefin_converters.repair)."""
+    attempts = record.get("attempts", [])
+    if not record.get("passed"):
+        return (f"{name}: failed its gate; accuracy repair tried {len(attempts)} setting(s) and none passed "
+                f"(see 'repair' in parity.json)")
+    last = attempts[-1] if attempts else {}
+    kept = ", ".join(record.get("kept_float") or []) or "none"
+    return (f"{name}: repaired after failing its gate: {'per-channel' if record.get('per_channel') else 'per-tensor'} "
+            f"weights, {record.get('calibration_rows')} calibration rows, layers kept in float: {kept} "
+            f"(AUC delta {_signed(last.get('auc_delta'))}, flips {last.get('flip_rate') or 0.0:.2%}; "
+            f"{len(attempts)} attempt(s); layers ranked on training rows, the test split only stops the search)")
+
+
+def _signed(v: Any) -> str:
+    return "-" if v is None else f"{v:+.4f}"
 
 
 __all__ = ["ConvertOptions", "ConvertResult", "convert_run", "convert_user_model"]

@@ -19,7 +19,7 @@ import gzip
 import math
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 from edgefin_runtime import acceptance as device_acceptance
@@ -93,6 +93,8 @@ class ExportOptions:
     calibration_rows: int = CALIBRATION_ROWS
     seed: int = 0
     acceptance_records: int = acceptance.DEFAULT_COUNT
+    #: a failed post-training int8 variant gets accuracy repair (:mod:`.repair`) before it is reported
+    repair: bool = True
 
 
 class Progress(Protocol):
@@ -110,6 +112,8 @@ class VariantResult:
     manifest: Any
     parity: Parity
     metrics: dict[str, Any]
+    #: what accuracy repair tried and kept (:meth:`.repair.RepairRecord.to_dict`), None if it did not run
+    repair: dict[str, Any] | None = None
 
     @property
     def name(self) -> str:
@@ -134,7 +138,7 @@ class VariantResult:
                 "size": self.size, "gzip_size": self.gzip_size, "bundle_size": len(self.bundle),
                 "auc": self.metrics.get("auc"), "auc_delta": p.auc_delta, "flip_rate": p.flip_rate,
                 "max_abs_delta": p.max_abs_delta, "mean_abs_delta": p.mean_abs_delta, "passed": p.passed,
-                "failures": list(p.failures)}
+                "failures": list(p.failures), "repair": self.repair}
 
 
 @dataclass
@@ -157,7 +161,8 @@ class ExportResult:
             "created_at": self.created_at, "passed": self.passed, "gated": gated, "gates": self.gates.to_dict(),
             "failures": self.failures,
             "variants": {r.name: {**r.parity.to_dict(), "metrics": r.metrics, "size": r.size,
-                                  "gzip_size": r.gzip_size, "source_model_sha256": r.source.sha256}
+                                  "gzip_size": r.gzip_size, "source_model_sha256": r.source.sha256,
+                                  **({"repair": r.repair} if r.repair is not None else {})}
                          for r in self.results},
             **dict(extra or {}),
         })
@@ -229,10 +234,39 @@ def export_variants(sources: Sources, data: ConversionData, variants: str | Sequ
         src = sources.for_variant(variant)
         ctx, ref, accept = prepare(src)
         result = _bundle_variant(job, variant, src, ctx.info, variant.build(ctx), ref, accept)
+        if not result.passed and opts.repair:
+            result = _repair(job, pre, variant, src, ctx, result,
+                             lambda j, b: _bundle_variant(j, variant, src, ctx.info, b, ref, accept))
         results.append(result)
         if progress is not None:
             progress.done(result)
     return ExportResult(results=results, gates=opts.gates, created_at=job.created_at)
+
+
+def _repair(job: _Job, pre: Preprocessor, variant: Variant, src: Source, ctx: BuildContext, failed: VariantResult,
+            bundle_with: Callable[[_Job, bytes], VariantResult]) -> VariantResult:
+    """Accuracy repair of a failed post-training int8 variant (:mod:`.repair`); other variants are returned
+    as they are. Every attempt is bundled and gated like the original; the result carries the record."""
+    import dataclasses
+
+    from . import repair as repair_mod
+
+    if not repair_mod.repairable(variant, ctx.info):
+        return failed
+    opts = job.opts
+    pool = _calibration_rows(pre, job.data.train, dataclasses.replace(
+        opts, calibration_rows=repair_mod.pool_size(opts.calibration_rows)))
+
+    def bundle(model_bytes: bytes, build: BuildOptions, rows: int, record: dict[str, Any] | None) -> VariantResult:
+        extra = {**job.producer_extra, "repair": record} if record is not None else job.producer_extra
+        j = dataclasses.replace(job, opts=dataclasses.replace(opts, build=build), calibration_rows=rows,
+                                producer_extra=extra)
+        res = bundle_with(j, model_bytes)
+        res.repair = record
+        return res
+
+    return repair_mod.repair_variant(variant, ctx, failed, src.model, pool, job.data.threshold, job.calibration_rows,
+                                     bundle)
 
 
 def _held_out(pre: Preprocessor, data: ConversionData) -> tuple[_HeldOut, np.ndarray]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 from edgefin_runtime.manifest import TensorSpec
@@ -89,9 +89,10 @@ def to_onnx_dynamic(fp32_bytes: bytes, *, variant: str = "onnx-dynamic") -> byte
 
 
 def to_onnx_int8(fp32_bytes: bytes, calibration: np.ndarray, *, per_channel: bool = False,
-                 variant: str = "onnx-int8") -> bytes:
+                 variant: str = "onnx-int8", nodes_to_exclude: Sequence[str] = ()) -> bytes:
     """ORT static QDQ quantisation (int8 weights and activations, float I/O), MinMax-calibrated on
-    ``calibration`` rows fed one at a time in their given order."""
+    ``calibration`` rows fed one at a time in their given order. ``nodes_to_exclude`` (node names of
+    the pre-processed graph, as the quantised model keeps them) stay float32 (accuracy repair)."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -116,7 +117,8 @@ def to_onnx_int8(fp32_bytes: bytes, calibration: np.ndarray, *, per_channel: boo
                 quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
                 quantize_static(pre, dst, Reader(), quant_format=QuantFormat.QDQ,
                                 activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                                per_channel=per_channel, calibration_providers=["CPUExecutionProvider"])
+                                per_channel=per_channel, nodes_to_exclude=list(nodes_to_exclude) or None,
+                                calibration_providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001
             raise ConversionFailedError(f"{variant}: ONNX Runtime static quantisation failed: {exc}") from None
         return _normalised_bytes(dst.read_bytes())

@@ -46,9 +46,15 @@ class BuildOptions:
     opset: int = onnx_conv.DEFAULT_OPSET
     int8_io: bool = False
     per_channel: bool = False
+    #: layers left in float32 by accuracy repair (:mod:`.repair`): node names, per engine, for the
+    #: calibrated variants only; empty = quantise every layer
+    keep_float: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"opset": self.opset, "int8_io": self.int8_io, "per_channel": self.per_channel}
+        out: dict[str, Any] = {"opset": self.opset, "int8_io": self.int8_io, "per_channel": self.per_channel}
+        if self.keep_float:
+            out["keep_float"] = list(self.keep_float)
+        return out
 
 
 @dataclass
@@ -90,7 +96,7 @@ class Variant:
 def _tflite_int8(ctx: BuildContext) -> bytes:
     """From a QAT model its learned ranges are used; from a float model this is post-training quantisation."""
     return tflite_conv.to_tflite_int8(ctx.model, ctx.calibration, int8_io=ctx.options.int8_io,
-                                      per_channel=ctx.options.per_channel)
+                                      per_channel=ctx.options.per_channel, keep_float=ctx.options.keep_float)
 
 
 REGISTRY: dict[str, Variant] = {v.name: v for v in (
@@ -109,7 +115,8 @@ REGISTRY: dict[str, Variant] = {v.name: v for v in (
     Variant("tflite-int8-ptq", "litert", "int8", "int8", "quantized", "float",
             "LiteRT, full int8 (float I/O) by post-training quantisation of the float model",
             lambda c: tflite_conv.to_tflite_int8(c.model, c.calibration, int8_io=c.options.int8_io,
-                                                 per_channel=c.options.per_channel, variant="tflite-int8-ptq"),
+                                                 per_channel=c.options.per_channel, variant="tflite-int8-ptq",
+                                                 keep_float=c.options.keep_float),
             golden_tolerance=1e-2,
             calibrated=True),
     Variant("onnx-fp32", "onnx", "float32", "float32", "exact", "float",
@@ -120,7 +127,8 @@ REGISTRY: dict[str, Variant] = {v.name: v for v in (
             lambda c: onnx_conv.to_onnx_dynamic(c.onnx_fp32()), golden_tolerance=5e-3),
     Variant("onnx-int8", "onnx", "int8", "int8", "quantized", "float",
             "ONNX Runtime, static QDQ int8 calibrated on training rows",
-            lambda c: onnx_conv.to_onnx_int8(c.onnx_fp32(), c.calibration, per_channel=c.options.per_channel),
+            lambda c: onnx_conv.to_onnx_int8(c.onnx_fp32(), c.calibration, per_channel=c.options.per_channel,
+                                             nodes_to_exclude=c.options.keep_float),
             golden_tolerance=1e-2, calibrated=True),
 )}
 

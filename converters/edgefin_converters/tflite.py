@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 from edgefin_runtime.manifest import Quantization, TensorSpec
@@ -53,14 +53,21 @@ def to_tflite_dynamic(model: Any) -> bytes:
 
 
 def to_tflite_int8(model: Any, representative: np.ndarray, *, int8_io: bool = False,
-                   per_channel: bool = False, variant: str = "tflite-int8") -> bytes:
+                   per_channel: bool = False, variant: str = "tflite-int8",
+                   keep_float: Sequence[str] = ()) -> bytes:
     """Full-integer int8 model, calibrated on the ``representative`` rows (post-training quantisation).
 
     A quantisation-aware model keeps the ranges its fake-quant ops learned: the converter then uses
     the rows only for tensors without learned ranges (none in a TFMOT model; scaling the rows leaves
     the model bytes unchanged), but it insists on them for a builtin-int8-only conversion.
     ``int8_io`` also makes the input and output tensors int8 (float32 otherwise). ``per_channel``
-    quantises dense-layer weights per output unit (default: one scale per tensor)."""
+    quantises dense-layer weights per output unit (default: one scale per tensor).
+
+    ``keep_float`` names op output tensors (see :func:`quantisable_layers`) that stay float32
+    (selective quantisation): the model is calibrated once and quantised by ``mlir_quantize`` with
+    those nodes denylisted - what ``tf.lite.experimental.QuantizationDebugger``'s
+    ``get_nondebug_quantized_model`` does, called directly because the debugger forwards neither the
+    dense-layer per-channel switch nor int8 I/O types."""
     tf = _tf()
     rep = np.ascontiguousarray(representative, dtype=np.float32)
     if rep.ndim != 2 or len(rep) == 0:
@@ -81,7 +88,74 @@ def to_tflite_int8(model: Any, representative: np.ndarray, *, int8_io: bool = Fa
             c.inference_input_type = tf.int8
             c.inference_output_type = tf.int8
 
-    return _convert(model, variant, setup)
+    if not keep_float:
+        return _convert(model, variant, setup)
+    calibrated = calibrate_tflite(model, rep, variant=variant, setup=setup)
+    known = {n for _, nodes in quantisable_layers(calibrated) for n in nodes}
+    unknown = [n for n in keep_float if n not in known]
+    if unknown:
+        raise ModelInputError(f"{variant}: keep_float names {unknown}, which are not quantisable nodes of this "
+                              f"model (known: {sorted(known)})")
+    from tensorflow.lite.python.convert import mlir_quantize
+
+    io = tf.int8 if int8_io else tf.float32
+    try:
+        with quiet():
+            return bytes(mlir_quantize(calibrated, disable_per_channel=False, input_data_type=io, output_data_type=io,
+                                       denylisted_nodes=list(keep_float),
+                                       disable_per_channel_for_dense_layers=not per_channel))
+    except Exception as exc:  # noqa: BLE001 - every quantiser failure becomes a typed error
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise ConversionFailedError(f"{variant}: selective int8 quantisation failed: {first}") from None
+
+
+def calibrate_tflite(model: Any, representative: np.ndarray, *, variant: str = "tflite-int8",
+                     setup: Callable[[Any], None] | None = None) -> bytes:
+    """The float flatbuffer with calibration statistics (MinMax over ``representative``), not yet quantised."""
+    if setup is None:
+        def setup(c: Any) -> None:
+            rep = np.ascontiguousarray(representative, dtype=np.float32)
+            c.optimizations = [_tf().lite.Optimize.DEFAULT]
+            c.target_spec.supported_ops = [_tf().lite.OpsSet.TFLITE_BUILTINS_INT8]
+            c.representative_dataset = lambda: ([rep[i:i + 1]] for i in range(len(rep)))
+
+    def calibrate_only(c: Any) -> None:
+        setup(c)
+        c._experimental_calibrate_only = True  # noqa: SLF001 - what QuantizationDebugger sets, too
+
+    return _convert(model, variant, calibrate_only)
+
+
+#: ops that start a quantisable layer; the ops after one (its activation, e.g. LOGISTIC) up to the next
+#: belong to the same layer
+_LAYER_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D", "BATCH_MATMUL")
+
+
+def quantisable_layers(model_bytes: bytes) -> list[tuple[str, tuple[str, ...]]]:
+    """The quantisable layers of a (calibrated or quantised) flatbuffer in graph order: a short layer
+    name (the Keras layer path) and the output tensor names of its ops (what ``keep_float`` takes)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    with quiet():
+        it = Interpreter(model_content=model_bytes)
+    names = {t["index"]: t["name"] for t in it.get_tensor_details()}
+    layers: list[tuple[str, list[str]]] = []
+    for op in it._get_ops_details():  # noqa: SLF001 - the public API has no op listing
+        if op["op_name"] in ("QUANTIZE", "DEQUANTIZE"):
+            continue
+        outs = [names[int(i)] for i in op["outputs"] if int(i) in names]
+        if op["op_name"] in _LAYER_OPS:
+            layers.append((layer_name(outs[0]), outs))
+        elif layers:
+            layers[-1][1].extend(outs)
+    return [(name, tuple(nodes)) for name, nodes in layers]
+
+
+def layer_name(node: str) -> str:
+    """'model/dense_1/MatMul;model/dense_1/Relu' -> 'model/dense_1' (the graph path of the layer)."""
+    first = node.split(";")[0]
+    cut = first.find("/MatMul")
+    return first[:cut] if cut > 0 else first
 
 
 # ---------------------------------------------------------------- inspection
@@ -197,4 +271,4 @@ def _explain(exc: Exception, model: Any, variant: str, native: str) -> Exception
 
 
 __all__ = ["TFLiteDetails", "to_tflite_fp32", "to_tflite_fp16", "to_tflite_dynamic", "to_tflite_int8",
-           "describe_tflite"]
+           "calibrate_tflite", "quantisable_layers", "layer_name", "describe_tflite"]

@@ -219,6 +219,9 @@ CONVERT: tuple[Flag, ...] = (
          "Static int8 variants quantise weights per output unit (default: per tensor, smaller).", is_flag=True),
     flag("--calibration-rows", "calibration_rows", "Training rows used to calibrate static int8 quantisation.",
          type=click.IntRange(min=1), show_default=True),
+    flag("--no-repair", "repair", "Do not repair a post-training int8 variant that fails its gate (default: try "
+         "per-channel weights, more calibration rows, then keep the fewest sensitive layers in float).",
+         is_flag=True, flag_value=False),
     flag("--max-auc-drop", "max_auc_drop", "Gate for int8/dynamic variants: largest allowed AUC drop.",
          type=click.FloatRange(min=0), show_default=True),
     flag("--max-flip-rate", "max_flip_rate", "Gate for int8/dynamic variants: largest allowed share of flipped "
