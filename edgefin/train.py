@@ -302,9 +302,10 @@ def normalised(o: TrainOptions) -> TrainOptions:
     except ValueError as exc:
         raise UsageError(f"--bins: {exc}") from None
     if o.augment != "none":
-        methods = _augment_methods(o.augment)
-        if o.augment not in methods:
-            raise UsageError(f"--augment: expected one of {', '.join(methods)}, got {o.augment!r}")
+        from .data.augment import METHODS
+
+        if o.augment not in METHODS:
+            raise UsageError(f"--augment: expected one of {', '.join(METHODS)}, got {o.augment!r}")
     for name, share, given in (("test", o.test_size, o.test_data), ("validation", o.validation_size, o.validation_data)):
         if given is None and not 0.0 < share < 1.0:
             raise UsageError(f"--{name}-size: expected a share in (0, 1), got {share}; or pass --{name}-data FILE")
@@ -331,15 +332,6 @@ def _read(data: str | Path | pd.DataFrame, opts: TrainOptions, role: str) -> tup
 def _check_both_classes(y: np.ndarray, where: str) -> None:
     if y.size == 0 or y.min() == y.max():
         raise DataError(f"{where} has rows of only one class; AUC and the threshold need both classes")
-
-
-def _augment_methods(method: str) -> tuple[str, ...]:
-    try:
-        from .data.augment import METHODS
-    except ImportError:
-        raise UsageError(f"--augment {method} is not available in this build (edgefin.data.augment is "
-                         f"missing); use --augment none") from None
-    return tuple(METHODS)
 
 
 def _augment(frame: pd.DataFrame, y: np.ndarray, opts: TrainOptions, schema: Any) -> tuple[pd.DataFrame, np.ndarray]:

@@ -124,10 +124,3 @@ def get_profile(name: str, profiles_file: str | os.PathLike[str] | None = None) 
         raise UsageError(f"unknown hardware profile '{name}'; valid profiles: {', '.join(sorted(registry))}"
                          + ("" if profiles_file else " (define your own in a TOML file with --profiles FILE)"))
     return registry[name]
-
-
-def available_profiles(profiles_file: str | os.PathLike[str] | None = None) -> dict[str, Profile]:
-    registry = dict(BUILTIN)
-    if profiles_file:
-        registry.update(load_profiles(profiles_file))
-    return registry

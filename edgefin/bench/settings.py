@@ -5,7 +5,7 @@ Stdlib only: the worker imports this before the profile is applied.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
 from ..errors import UsageError
@@ -38,10 +38,6 @@ class Settings:
         if "batch_sizes" in d:
             d["batch_sizes"] = tuple(int(b) for b in d["batch_sizes"])
         return cls(**d)
-
-    def with_overrides(self, **kw: Any) -> "Settings":
-        return replace(self, **{k: v for k, v in kw.items() if v is not None})
-
 
 PRESETS: dict[str, Settings] = {
     # a few seconds per variant: the demo (8 variants + Keras) stays well inside its 5-minute budget

@@ -94,12 +94,3 @@ def handle_errors(f: F) -> F:
             sys.exit(130)
 
     return wrapper  # type: ignore[return-value]
-
-
-def quiet_tf() -> None:
-    """Keep TensorFlow's C++ and Python logging off the user's terminal; force Keras 2 (TFMOT)."""
-    import os
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")

@@ -6,7 +6,6 @@ Exit codes: 0 ok, 1 failure, 2 usage or input error, 3 a quality gate failed.
 from __future__ import annotations
 
 import importlib
-from typing import Any
 
 import click
 
@@ -49,27 +48,13 @@ class LazyGroup(click.Group):
         if name not in COMMANDS:
             return None
         module, attr, _ = COMMANDS[name]
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name == module:
-                return _not_built(name)
-            raise
-        cmd = getattr(mod, attr, None)
-        return cmd if cmd is not None else _not_built(name)
+        command: click.Command = getattr(importlib.import_module(module), attr)
+        return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, help_) for name, (_, _, help_) in COMMANDS.items()]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
-
-
-def _not_built(name: str) -> click.Command:
-    @click.command(name=name, help="(not available in this build)")
-    def _cmd(**_: Any) -> None:
-        raise click.UsageError(f"'edgefin {name}' is not available in this build")
-
-    return _cmd
 
 
 @click.group(cls=LazyGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
