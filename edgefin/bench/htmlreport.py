@@ -165,7 +165,7 @@ def render_html(report: Mapping[str, Any]) -> str:
 
 def _targets_section(t: Mapping[str, Any]) -> str:
     """The `edgefin targets` grid: one row per bundle, one green/red cell per CPU target."""
-    names = list(t.get("targets", {}))
+    names = list(t.get("order") or t.get("targets", {}))  # the order asked for (report.json sorts keys)
     head = "".join(f"<th>{escape(n)}</th>" for n in names)
     body = []
     for b, cells in t.get("grid", {}).items():

@@ -179,7 +179,7 @@ def target_cell(c: Mapping[str, Any]) -> str:
 
 def md_targets(t: Mapping[str, Any]) -> str:
     """The `edgefin targets` grid (report.json "targets", from bundles/targets.json) as markdown."""
-    names = list(t.get("targets", {}))
+    names = list(t.get("order") or t.get("targets", {}))  # the order asked for (report.json sorts keys)
     rows = [[b] + [target_cell(cells[n]) if n in cells else "-" for n in names] for b, cells in t.get("grid", {}).items()]
     lines = ["## CPU targets\n",
              f"`edgefin targets`, {t.get('created_at')}: {'every bundle passes on every target' if t.get('passed') else 'FAILURES below'}; "

@@ -289,6 +289,7 @@ def report_summary(data: dict[str, Any]) -> dict[str, Any]:
         grid[b] = {t: {k: c.get(k) for k in ("passed", "loaded", "max_abs_delta", "flips", "test_flips_vs_source")}
                    | {"failures": c.get("failures", [])[:3]} for t, c in info.get("cells", {}).items()}
     return {"created_at": data.get("created_at"), "passed": data.get("passed"), "note": data.get("note"),
+            "order": list(data.get("targets", {})),
             "test_rows": data.get("test_rows"),
             "targets": {k: {"cpu": v.get("cpu"), "isa": v.get("isa"), "seconds": v.get("seconds")}
                         for k, v in data.get("targets", {}).items()},
