@@ -95,4 +95,13 @@ MUTANTS: list[tuple[str, Mutation, type, str]] = [
      "upgrade edgefin-runtime"),
     ("min_runtime_version garbage", set_at("min_runtime_version", "latest"), ManifestError,
      "min_runtime_version"),
+    # the acceptance set (checked when the manifest is parsed; its scores are gated by verify)
+    ("acceptance score missing", lambda d: d["acceptance"]["scores"].pop(), ManifestError, "acceptance.scores"),
+    ("acceptance source score not a probability", lambda d: d["acceptance"]["source_scores"].__setitem__(2, 1.5),
+     ManifestError, "acceptance.source_scores[2]"),
+    ("acceptance record not a row", lambda d: d["acceptance"]["records"].__setitem__(0, {"Age": 30}),
+     ManifestError, "acceptance.records[0]"),
+    ("acceptance field not in the schema", lambda d: d["acceptance"]["fields"].__setitem__(0, "Salary"),
+     ManifestError, "acceptance.fields"),
+    ("acceptance empty", set_at("acceptance.records", []), ManifestError, "acceptance.records"),
 ]

@@ -10,6 +10,8 @@ import pytest
 from edgefin_runtime.errors import ManifestError, VersionError
 from edgefin_runtime.manifest import (
     FORMAT_VERSION,
+    MAX_ACCEPTANCE,
+    AcceptanceSet,
     CategoricalStep,
     Decision,
     FieldSpec,
@@ -113,4 +115,74 @@ def test_newer_min_runtime_says_upgrade():
     d = json.loads(make_manifest().to_json_bytes())
     d["min_runtime_version"] = "99.0.0"
     with pytest.raises(VersionError, match=r"edgefin-runtime >= 99.0.0"):
+        Manifest.from_dict(d)
+
+
+# ---------------------------------------------------------------- the acceptance set
+ACCEPTANCE = AcceptanceSet(records=({"Income": 10.0, "Home": "own"}, {"Income": None, "Home": "rent"},
+                                    {"Income": 300.5, "Home": "own"}),
+                           scores=(0.25, 0.5, 0.75), source_scores=(0.26, 0.49, 0.75), source_stage="qat",
+                           kinds=("spread", "edge", "near"), seed=7)
+
+
+def test_acceptance_round_trips_one_record_per_line():
+    m = make_manifest(acceptance=ACCEPTANCE)
+    back = roundtrip(m)
+    assert back == m and back.acceptance == ACCEPTANCE and back.to_json_bytes() == m.to_json_bytes()
+    text = m.to_json_bytes().decode()
+    assert '\n   [10.0,"own"],\n   [null,"rent"],\n' in text  # compact rows, one per line
+    assert json.loads(text)["acceptance"]["fields"] == ["Income", "Home"]
+    assert roundtrip(make_manifest()).acceptance is None  # optional: older bundles have none
+    assert "acceptance" not in json.loads(make_manifest().to_json_bytes())
+
+
+def test_an_older_runtime_ignores_the_acceptance_key():
+    """format_version stays 1: a reader that knows no 'acceptance' key sees the manifest it always did."""
+    with_acc = json.loads(make_manifest(acceptance=ACCEPTANCE).to_json_bytes())
+    without = json.loads(make_manifest().to_json_bytes())
+    with_acc.pop("acceptance")
+    assert with_acc == without and without["format_version"] == FORMAT_VERSION == 1
+
+
+def _acc_dict() -> dict:
+    return json.loads(make_manifest(acceptance=ACCEPTANCE).to_json_bytes())
+
+
+@pytest.mark.parametrize("mutate, fragment", [
+    (lambda a: a.update(records="x"), "acceptance.records: expected"),
+    (lambda a: a.update(records=[]), "expected 1 to"),
+    (lambda a: a.update(records=[[1.0, "own"]] * (MAX_ACCEPTANCE + 1),
+                        scores=[0.5] * (MAX_ACCEPTANCE + 1), source_scores=[0.5] * (MAX_ACCEPTANCE + 1)),
+     f"expected 1 to {MAX_ACCEPTANCE} records"),
+    (lambda a: a["records"].__setitem__(1, {"Income": 1.0, "Home": "own"}), "acceptance.records[1]: expected"),
+    (lambda a: a["records"].__setitem__(1, [1.0]), "acceptance.records[1]: expected 2 values"),
+    (lambda a: a["records"][2].__setitem__(0, [1, 2]), "acceptance.records[2] (Income)"),
+    (lambda a: a["records"][2].__setitem__(1, {"x": 1}), "acceptance.records[2] (Home)"),
+    (lambda a: a.pop("fields"), "'fields' is missing"),
+    (lambda a: a.update(fields=["Income", "Salary"]), "'Salary' is not a field of the schema"),
+    (lambda a: a.update(fields=["Income", "Income"]), "duplicate field names"),
+    (lambda a: a["scores"].pop(), "acceptance.scores: expected 3 scores"),
+    (lambda a: a.update(scores="0.5"), "acceptance.scores"),
+    (lambda a: a["scores"].__setitem__(0, -0.1), "acceptance.scores[0]: expected a probability"),
+    (lambda a: a["source_scores"].__setitem__(2, 1.01), "acceptance.source_scores[2]"),
+    (lambda a: a["source_scores"].__setitem__(1, "0.5"), "acceptance.source_scores[1]"),
+    (lambda a: a["scores"].__setitem__(0, True), "acceptance.scores[0]"),
+    (lambda a: a.pop("source_scores"), "'source_scores' is missing"),
+    (lambda a: a.pop("source_stage"), "'source_stage' is missing"),
+    (lambda a: a.update(source_stage=3), "acceptance.source_stage"),
+    (lambda a: a.update(kinds=["near"]), "acceptance.kinds: expected 3 entries"),
+    (lambda a: a.update(seed="7"), "acceptance.seed"),
+])
+def test_acceptance_violations_name_the_key(mutate, fragment):
+    d = _acc_dict()
+    mutate(d["acceptance"])
+    with pytest.raises(ManifestError) as info:
+        Manifest.from_dict(d)
+    assert fragment in str(info.value)
+
+
+def test_acceptance_that_is_not_an_object_names_the_key():
+    d = _acc_dict()
+    d["acceptance"] = [1, 2]
+    with pytest.raises(ManifestError, match=r"manifest acceptance: expected an object"):
         Manifest.from_dict(d)
