@@ -4,8 +4,33 @@
   output renamed ``score``; symbolic dimension names are normalised so output is byte-deterministic.
   A quantisation-aware Keras model converts to float weights with QuantizeLinear/DequantizeLinear
   pairs on the activations (tf2onnx maps FakeQuant ops that way); real int8 ONNX comes from ORT.
-* :func:`to_onnx_dynamic` - ``quantize_dynamic``: int8 weights, activations quantised on the fly.
-* :func:`to_onnx_int8` - ``quantize_static`` in QDQ format, calibrated on training rows (MinMax).
+* :func:`to_onnx_dynamic` - ``quantize_dynamic``: uint8 weights, activations quantised on the fly (U8U8).
+* :func:`to_onnx_int8` - ``quantize_static`` in QDQ format, uint8 activations and per-channel uint8
+  weights (U8U8), calibrated on training rows (MinMax).
+
+Why U8U8 (the same result on every CPU). ONNX Runtime's int8 GEMM (MLAS) picks its kernel by
+instruction set. With int8 weights (U8S8, and S8S8, which x86 runs on the same kernels) AVX2 and
+AVX-512 without VNNI multiply with ``vpmaddubsw``, which adds two u8*s8 products into a *saturating*
+int16 (255*127*2 = 64770 > 32767); SSE4.1/4.2 widen to int16 first and VNNI (``vpdpbusd``) and ARM64
+NEON accumulate in int32, so they do not saturate: the same model scores differently per CPU. With
+uint8 weights every x86 level zero-extends both operands to int16 and uses ``pmaddwd`` (int32 sums),
+and NEON widens or uses ``udot``: the integer result is exact everywhere, by construction
+(``benchmarks/isa_quant.py`` checks both kernels' inputs; ``tests/converters/test_onnx_isa.py`` the
+property). Measured on the credit demo's pruned model, 891 test rows, native AVX2 (Zen 3) against
+``qemu-x86_64 -cpu Nehalem-v1`` (SSE4.2) and ``Haswell-v4`` (AVX2):
+
+* dynamic, the old U8S8 default: 14 decisions flip against Keras (1.57%, fails the 1% gate) and the
+  SSE4.2 scores differ by up to 0.046 (14 flips between the two CPUs); U8U8: 2 flips against Keras,
+  AUC delta -0.0000, scores across CPUs within 9e-8 (float rounding of the dequantised output: the
+  AVX2 path uses FMA), 0 flips. U8S8 with ``reduce_range`` (7-bit weights, cannot saturate either)
+  is as stable but less accurate (3 flips, AUC -0.0005). Size 9732 bytes (+2).
+* static QDQ, the old S8S8 per-tensor default: SSE4.2 differs by up to 0.0078 (two output steps).
+  U8U8 per-tensor is bit-identical across CPUs but flips 9 of 891 (1.01%, over the gate); U8U8
+  per-channel is bit-identical and flips 4 (0.45%, as the old default), AUC delta -0.0008, at 13269
+  bytes instead of 11918 (per-channel scales and zero points).
+
+AVX-512 and VNNI cannot be emulated by QEMU 7.2 (TCG); they run U8U8 on the same ``pmaddwd``
+arithmetic (VNNI only replaces the U8S8 kernel), so U8U8 needs no such CPU to be proven.
 
 tf2onnx leaves ops it cannot convert in the graph (it only logs them); :func:`to_onnx_fp32` checks
 every node against the ONNX operator sets and raises UnsupportedOpError naming the op and layer.
@@ -16,7 +41,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 from edgefin_runtime.manifest import TensorSpec
@@ -30,6 +55,7 @@ OUTPUT_NAME = "score"
 BATCH_DIM = "batch"
 DEFAULT_OPSET = 17
 MIN_OPSET, MAX_OPSET = 13, 21
+IntType = Literal["int8", "uint8"]
 _ONNX_DTYPES = {1: "float32", 10: "float16", 3: "int8", 2: "uint8", 6: "int32", 7: "int64"}
 
 
@@ -65,37 +91,49 @@ def to_onnx_fp32(model: Any, n_features: int, *, opset: int = DEFAULT_OPSET, var
     return proto.SerializeToString()
 
 
-def to_onnx_dynamic(fp32_bytes: bytes, *, variant: str = "onnx-dynamic") -> bytes:
-    """ORT dynamic quantisation of a float ONNX model (int8 weights; uint8 activations at run time).
+def to_onnx_dynamic(fp32_bytes: bytes, *, weight_type: IntType = "uint8", reduce_range: bool = False,
+                    per_channel: bool = False, batch1: bool = True, variant: str = "onnx-dynamic") -> bytes:
+    """ORT dynamic quantisation of a float ONNX model (uint8 weights, per tensor; uint8 activations at
+    run time). ``weight_type="uint8"`` makes the integer GEMM exact on every instruction set (see the
+    module docstring); ``"int8"`` saturates on AVX2 without VNNI unless ``reduce_range``.
 
-    The model gets a fixed batch of 1: ``DynamicQuantizeLinear`` takes one range over the whole input
-    tensor, so in a batch a record's score would depend on the other records (measured up to 0.085 on
-    the credit data). With batch 1 the runtime scores each record alone, identically on every path.
+    The model gets a fixed batch of 1 (``batch1``): ``DynamicQuantizeLinear`` takes one range over the
+    whole input tensor, so in a batch a record's score would depend on the other records (measured up
+    to 0.085 on the credit data). With batch 1 the runtime scores each record alone, identically on
+    every path.
     """
     import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization import quantize_dynamic
 
+    wtype = _quant_type(weight_type)
     proto = onnx.load_from_string(fp32_bytes)
-    _fix_batch(proto, 1)
+    if batch1:
+        _fix_batch(proto, 1)
     with tempfile.TemporaryDirectory(prefix="edgefin-onnx-") as tmp:
         src, dst = Path(tmp, "model.onnx"), Path(tmp, "quantized.onnx")
         src.write_bytes(proto.SerializeToString())
         try:
             with quiet():
-                quantize_dynamic(src, dst, weight_type=QuantType.QInt8)
+                quantize_dynamic(src, dst, weight_type=wtype, reduce_range=reduce_range,
+                                 per_channel=per_channel)
         except Exception as exc:  # noqa: BLE001
             raise ConversionFailedError(f"{variant}: ONNX Runtime dynamic quantisation failed: {exc}") from None
         return _normalised_bytes(dst.read_bytes())
 
 
-def to_onnx_int8(fp32_bytes: bytes, calibration: np.ndarray, *, per_channel: bool = False,
-                 variant: str = "onnx-int8", nodes_to_exclude: Sequence[str] = ()) -> bytes:
-    """ORT static QDQ quantisation (int8 weights and activations, float I/O), MinMax-calibrated on
-    ``calibration`` rows fed one at a time in their given order. ``nodes_to_exclude`` (node names of
-    the pre-processed graph, as the quantised model keeps them) stay float32 (accuracy repair)."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+def to_onnx_int8(fp32_bytes: bytes, calibration: np.ndarray, *, per_channel: bool = True,
+                 activation_type: IntType = "uint8", weight_type: IntType = "uint8", reduce_range: bool = False,
+                 quant_format: Literal["qdq", "qoperator"] = "qdq", variant: str = "onnx-int8",
+                 nodes_to_exclude: Sequence[str] = ()) -> bytes:
+    """ORT static quantisation (QDQ, float I/O), MinMax-calibrated on ``calibration`` rows fed one at a
+    time in their given order. ``nodes_to_exclude`` (node names of the pre-processed graph, as the
+    quantised model keeps them) stay float32 (accuracy repair). The defaults (uint8 activations,
+    per-channel uint8 weights) give bit-identical scores on every CPU measured (see the module
+    docstring); int8 weights make the result depend on the CPU unless ``reduce_range``."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    atype, wtype = _quant_type(activation_type), _quant_type(weight_type)
     rows = np.ascontiguousarray(calibration, dtype=np.float32)
     if rows.ndim != 2 or len(rows) == 0:
         raise ModelInputError(f"{variant}: the calibration data set is empty; static quantisation needs "
@@ -115,13 +153,24 @@ def to_onnx_int8(fp32_bytes: bytes, calibration: np.ndarray, *, per_channel: boo
         try:
             with quiet():
                 quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-                quantize_static(pre, dst, Reader(), quant_format=QuantFormat.QDQ,
-                                activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                                per_channel=per_channel, nodes_to_exclude=list(nodes_to_exclude) or None,
+                quantize_static(pre, dst, Reader(),
+                                quant_format=QuantFormat.QDQ if quant_format == "qdq" else QuantFormat.QOperator,
+                                activation_type=atype, weight_type=wtype,
+                                per_channel=per_channel, reduce_range=reduce_range,
+                                nodes_to_exclude=list(nodes_to_exclude) or None,
                                 calibration_providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001
             raise ConversionFailedError(f"{variant}: ONNX Runtime static quantisation failed: {exc}") from None
         return _normalised_bytes(dst.read_bytes())
+
+
+def _quant_type(name: str) -> Any:
+    from onnxruntime.quantization import QuantType
+
+    types = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}
+    if name not in types:
+        raise ModelInputError(f"quantisation type: expected 'int8' or 'uint8', got {name!r}")
+    return types[name]
 
 
 # ---------------------------------------------------------------- inspection
@@ -147,9 +196,18 @@ def describe_onnx(model_bytes: bytes) -> OnnxDetails:
             summary["input_quantization"] = {"scale": scalar(n.input[1]), "zero_point": scalar(n.input[2])}
         if n.op_type == "DequantizeLinear" and len(n.input) >= 3 and out_name in n.output:
             summary["output_quantization"] = {"scale": scalar(n.input[1]), "zero_point": scalar(n.input[2])}
-    weights = [i for i in g.initializer if i.data_type == 3 and len(i.dims) == 2]
-    summary["int8_weight_tensors"] = [{"name": w.name, "shape": list(w.dims)} for w in
-                                      sorted(weights, key=lambda w: w.name)]
+    # 8-bit integer weight matrices (int8 or uint8), their type and whether they have one scale/zero
+    # point per output channel (read from the node that consumes them)
+    weights = [i for i in g.initializer if i.data_type in (2, 3) and len(i.dims) == 2]
+    per_channel: dict[str, bool] = {}
+    for n in g.node:
+        w_at, p_at = {"DequantizeLinear": (0, 1), "MatMulInteger": (1, 3), "QGemm": (3, 4),
+                      "QLinearMatMul": (3, 4)}.get(n.op_type, (-1, -1))
+        if w_at >= 0 and len(n.input) > p_at and n.input[p_at] in inits:
+            per_channel[n.input[w_at]] = len(inits[n.input[p_at]].dims) > 0  # per tensor: a scalar
+    summary["int8_weight_tensors"] = [{"name": w.name, "shape": list(w.dims), "dtype": _ONNX_DTYPES[w.data_type],
+                                       "per_channel": per_channel.get(w.name)}
+                                      for w in sorted(weights, key=lambda w: w.name)]
     return OnnxDetails(inputs=(_spec(g.input[0]),), outputs=(_spec(g.output[0]),), quantization=summary)
 
 
