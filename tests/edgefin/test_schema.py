@@ -10,6 +10,8 @@ from edgefin.data.io import read_table
 from edgefin.data.schema import (
     TargetSpec,
     fit_schema,
+    robust_range,
+    round_outward,
     infer_kinds,
     missing_fields,
     resolve_target,
@@ -173,7 +175,10 @@ def test_fit_schema_uses_training_rows_only():
     schema = fit_schema(train, kinds, TargetSpec("default", "yes", "no"), source="t.csv",
                         allow_missing=missing_fields([frame], kinds))
     inc = schema.field("income")
-    assert inc.min == train["income"].min() and inc.max == train["income"].max()
+    seen = train["income"].dropna().to_numpy()
+    assert (inc.min, inc.max) == robust_range(seen)  # the training rows' robust quantiles, rounded ...
+    assert robust_range(frame["income"].dropna().to_numpy()) != (inc.min, inc.max)  # ... not all rows'
+    assert inc.min != seen.min() and inc.max != seen.max()  # never a training extreme itself
     assert inc.missing_share == pytest.approx(train["income"].isna().mean())
     assert inc.allow_missing and not schema.field("age").allow_missing
     region = schema.field("region")
@@ -198,3 +203,21 @@ def test_schema_json_matches_the_manifest_shape_and_round_trips():
     assert schema_from_dict(d) == schema == Schema.from_dict(d)
     with pytest.raises(DataError, match="invalid schema"):
         schema_from_dict({"fields": [], "target": "y", "positive_label": "1", "negative_label": "0"})
+
+
+# ---------------------------------------------------------------- published ranges
+@pytest.mark.parametrize("value, down, expected", [
+    (18.3, True, 18.0), (18.3, False, 19.0), (459.2, False, 460.0), (459.2, True, 450.0),
+    (-0.0123, True, -0.013), (-0.0123, False, -0.012), (0.0029, True, 0.0029), (0.0, True, 0.0),
+    (123456.0, False, 130000.0), (7.0, True, 7.0),
+])
+def test_round_outward_keeps_two_significant_digits_and_rounds_away_from_the_data(value, down, expected):
+    assert round_outward(value, down=down) == expected
+
+
+def test_robust_range_hides_the_extremes_of_a_single_applicant():
+    incomes = np.concatenate([np.linspace(800.0, 5000.0, 999), [987654.0]])  # one very rich applicant
+    lo, hi = robust_range(incomes)
+    assert lo == 820.0 and hi == 5000.0  # the 0.5%/99.5% quantiles (821.0, 4979.2) rounded outward
+    assert robust_range(np.array([np.nan, np.nan])) == (None, None)
+    assert robust_range(np.array([3.14159])) == (3.1, 3.2)
