@@ -17,6 +17,23 @@ AUC drop and the decision flip rate instead.
 record's score would depend on the other records (up to 0.085 measured on the credit data); it is
 therefore exported with a fixed batch of 1, which the runtime scores record by record. Parity checks
 the batch and the one-record path of every variant. (``tflite-dynamic`` quantises per row: no effect.)
+
+What a variant needs of the CPU (``Variant.cpu``, ``Variant.portable``): every variant runs on any
+x86-64 (SSE4.2 is enough) or ARM64 CPU. ``portable`` says whether its decisions are the same on every
+instruction set, so the parity proven on the build machine holds on the device:
+
+* float variants (``tflite-fp32``, ``tflite-fp16``, ``onnx-fp32``): float kernels differ by ISA (FMA,
+  summation order), scores agree to ~1e-7, not bit for bit;
+* ``onnx-dynamic`` and ``onnx-int8`` use uint8 weights *and* activations (U8U8): ONNX Runtime's int8
+  GEMM is then exact integer arithmetic on every ISA. The former default, int8 weights (U8S8/S8S8),
+  saturates int16 in ``vpmaddubsw`` on AVX2/AVX-512 without VNNI and not elsewhere: measured on the
+  credit demo (891 rows) onnx-dynamic moved by 0.046 and flipped 14 decisions between AVX2 and SSE4.2,
+  onnx-int8 by 0.0078. With U8U8, onnx-int8 is bit-identical across SSE4.2, AVX2 and ARM64 (NEON,
+  with and without dot product), onnx-dynamic within 1.2e-7 (its float epilogue; 0 flips); see
+  ``benchmarks/results/isa_quant.md``. ``onnx-int8`` is always per-channel (``BuildOptions.per_channel``
+  does not apply): per-tensor U8U8 flipped 1.01% of the demo's decisions, per-channel 0.45%;
+* LiteRT int8 (``tflite-dynamic``, ``tflite-int8``, ``tflite-int8-ptq``): XNNPACK/ruy int8 kernels
+  accumulate in int32 on every ISA; ``tflite-int8`` was identical under SSE4.2 emulation (issue 12).
 """
 
 from __future__ import annotations
@@ -88,6 +105,12 @@ class Variant:
     golden_tolerance: float = 1e-5
     #: calibrated on training rows (post-training static quantisation)
     calibrated: bool = False
+    #: what the variant needs of the CPU and how far its scores depend on the instruction set (short text
+    #: for the README's variant table)
+    cpu: str = "any x86-64 (SSE4.2) or ARM64 CPU"
+    #: the same decisions on every instruction set (SSE4.2, AVX2, AVX-512, ARM64), so parity proven on the
+    #: build machine holds on the device; False = leave it out of a default set meant for any CPU
+    portable: bool = True
 
     def io_dtype(self, options: BuildOptions) -> str:
         return "int8" if options.int8_io and self.name in ("tflite-int8", "tflite-int8-ptq") else "float32"
@@ -99,37 +122,43 @@ def _tflite_int8(ctx: BuildContext) -> bytes:
                                       per_channel=ctx.options.per_channel, keep_float=ctx.options.keep_float)
 
 
+_FLOAT_CPU = "any x86-64 (SSE4.2) or ARM64 CPU; float kernels differ by ISA: scores agree to ~1e-7"
+_LITERT_INT8_CPU = "any x86-64 (SSE4.2) or ARM64 CPU; int8 kernels accumulate in int32 on every ISA"
+
 REGISTRY: dict[str, Variant] = {v.name: v for v in (
     Variant("tflite-fp32", "litert", "float32", "float32", "exact", "float",
             "LiteRT, float32 weights and activations",
-            lambda c: tflite_conv.to_tflite_fp32(c.model)),
+            lambda c: tflite_conv.to_tflite_fp32(c.model), cpu=_FLOAT_CPU),
     Variant("tflite-fp16", "litert", "float16", "float32", "fp16", "float",
             "LiteRT, float16 weights, float32 activations",
-            lambda c: tflite_conv.to_tflite_fp16(c.model), golden_tolerance=1e-4),
+            lambda c: tflite_conv.to_tflite_fp16(c.model), golden_tolerance=1e-4, cpu=_FLOAT_CPU),
     Variant("tflite-dynamic", "litert", "int8", "float32", "quantized", "float",
             "LiteRT, dynamic-range quantisation: int8 weights, float activations",
-            lambda c: tflite_conv.to_tflite_dynamic(c.model), golden_tolerance=5e-3),
+            lambda c: tflite_conv.to_tflite_dynamic(c.model), golden_tolerance=5e-3, cpu=_LITERT_INT8_CPU),
     Variant("tflite-int8", "litert", "int8", "int8", "quantized", "quantized",
             "LiteRT, full int8 (float I/O): from the QAT model, else post-training quantised",
-            _tflite_int8, golden_tolerance=1e-2, calibrated=True),
+            _tflite_int8, golden_tolerance=1e-2, calibrated=True, cpu=_LITERT_INT8_CPU),
     Variant("tflite-int8-ptq", "litert", "int8", "int8", "quantized", "float",
             "LiteRT, full int8 (float I/O) by post-training quantisation of the float model",
             lambda c: tflite_conv.to_tflite_int8(c.model, c.calibration, int8_io=c.options.int8_io,
                                                  per_channel=c.options.per_channel, variant="tflite-int8-ptq",
                                                  keep_float=c.options.keep_float),
             golden_tolerance=1e-2,
-            calibrated=True),
+            calibrated=True, cpu=_LITERT_INT8_CPU),
     Variant("onnx-fp32", "onnx", "float32", "float32", "exact", "float",
             "ONNX Runtime, float32 (tf2onnx)",
-            lambda c: c.onnx_fp32()),
-    Variant("onnx-dynamic", "onnx", "int8", "float32", "quantized", "float",
-            "ONNX Runtime, dynamic quantisation: int8 weights, activations quantised at run time (batch 1)",
-            lambda c: onnx_conv.to_onnx_dynamic(c.onnx_fp32()), golden_tolerance=5e-3),
-    Variant("onnx-int8", "onnx", "int8", "int8", "quantized", "float",
-            "ONNX Runtime, static QDQ int8 calibrated on training rows",
-            lambda c: onnx_conv.to_onnx_int8(c.onnx_fp32(), c.calibration, per_channel=c.options.per_channel,
-                                             nodes_to_exclude=c.options.keep_float),
-            golden_tolerance=1e-2, calibrated=True),
+            lambda c: c.onnx_fp32(), cpu=_FLOAT_CPU),
+    Variant("onnx-dynamic", "onnx", "uint8", "float32", "quantized", "float",
+            "ONNX Runtime, dynamic quantisation: uint8 weights, activations quantised to uint8 at run time "
+            "(batch 1)",
+            lambda c: onnx_conv.to_onnx_dynamic(c.onnx_fp32()), golden_tolerance=5e-3,
+            cpu="any x86-64 (SSE4.2) or ARM64 CPU; U8U8: exact integer GEMM on every ISA, float epilogue "
+                "within ~1e-7"),
+    Variant("onnx-int8", "onnx", "uint8", "uint8", "quantized", "float",
+            "ONNX Runtime, static QDQ uint8 (per-channel weights) calibrated on training rows",
+            lambda c: onnx_conv.to_onnx_int8(c.onnx_fp32(), c.calibration, nodes_to_exclude=c.options.keep_float),
+            golden_tolerance=1e-2, calibrated=True,
+            cpu="any x86-64 (SSE4.2) or ARM64 CPU; U8U8: bit-identical scores on every ISA measured"),
 )}
 
 VARIANT_NAMES: tuple[str, ...] = tuple(REGISTRY)
