@@ -132,74 +132,73 @@ def _table(result: Any) -> None:
 @click.command()
 @click.argument("bundle", metavar="BUNDLE", type=click.Path(dir_okay=False))
 @click.option("--no-self-test", is_flag=True, help="Only verify the archive and hashes; do not run the model.")
+@click.option("--key", "keys", multiple=True, metavar="PUB", type=click.Path(dir_okay=False),
+              help="Trusted Ed25519 public key file (repeatable): the bundle's signature must verify against one.")
 @config_option
 @output_options
 @handle_errors
-def inspect(bundle: str, no_self_test: bool, as_json: bool, quiet: bool) -> None:
-    """Verify BUNDLE (structure, member hashes, golden self-test) and show its manifest readably."""
+def inspect(bundle: str, no_self_test: bool, keys: tuple[str, ...], as_json: bool, quiet: bool) -> None:
+    """Verify BUNDLE (structure, member hashes, signature with --key, golden self-test) and show its manifest."""
     from edgefin_runtime import load
     from edgefin_runtime.bundle import read_bundle
 
     from edgefin_converters import quiet_native
 
-    b = read_bundle(bundle)
+    verify = None
+    if keys:
+        from edgefin_runtime.signing import verifier
+
+        verify = verifier(list(keys))
+    b = read_bundle(bundle, verify_signature=verify)
     self_test = None
     if not no_self_test:
         with quiet_native():  # LiteRT announces its CPU delegate on stderr
-            predictor = load(bundle, self_test=False)
+            predictor = load(bundle, self_test=False, trusted_keys=list(keys) or None)
         self_test = predictor.self_test()
     if as_json:
         emit_json({"bundle": {"path": bundle, "sha256": b.sha256, "size": Path(bundle).stat().st_size,
                               "model_size": len(b.model_bytes), "signed": b.signature is not None},
                    "verified": True, "self_test": self_test, "manifest": b.manifest.to_dict()})
     else:
-        _show(b, bundle, self_test)
+        click.echo(_inspect_text(b, bundle, self_test, signature_checked=verify is not None))
 
 
-def _show(b: Any, path: str, self_test: dict[str, Any] | None) -> None:
-    from rich.console import Console
-    from rich.table import Table
+def _inspect_text(b: Any, path: str, self_test: dict[str, Any] | None, *, signature_checked: bool) -> str:
+    """The runtime's description of the bundle (``edgefin_runtime.render.info_text``, as ``edgefin-run info``
+    prints it), then what the toolkit adds: the checks just made, parity, conversion, each preprocessing step,
+    library versions. Plain text: every string may come from the bundle, so none is read as markup."""
+    from edgefin_runtime.render import bundle_facts, info_text
 
-    console = Console(highlight=False, soft_wrap=True)  # the manifest is this command's output: stdout
     m = b.manifest
-    mod = m.model
-    console.print(f"[bold]{path}[/]  {Path(path).stat().st_size} bytes  sha256 {b.sha256[:16]}...  "
-                  f"{'signed' if b.signature is not None else 'unsigned'}")
-    console.print("  verified: archive structure, member hashes"
-                  + (f", golden self-test ({self_test['golden']} vectors, max |delta| "
-                     f"{self_test['max_abs_delta']:.2e} <= {self_test['tolerance']:g} on {self_test['engine']})"
-                     if self_test else " (self-test skipped)"))
-    console.print(f"  variant [bold]{mod.variant}[/] on {mod.engine} ({mod.file}, {len(b.model_bytes)} bytes); "
-                  f"weights {mod.weights}, activations {mod.activations}; from the {mod.source_stage} model")
-    console.print(f"  format {m.format_version}, needs edgefin-runtime >= {m.min_runtime_version}; created "
-                  f"{m.created_at or '?'} by {m.producer.get('tool', '?')} {m.producer.get('version', '')}")
-    for t, kind in ((mod.inputs[0], "input"), (mod.outputs[0], "output")):
-        q = f", scale {t.quantization.scale:.6g} zero point {t.quantization.zero_point}" if t.quantization else ""
-        console.print(f"  {kind} {t.name!r}: {t.dtype} {list(t.shape)}{q}")
+    checks = "archive structure, member hashes" + (", signature" if signature_checked else "")
+    if self_test:
+        checks += (f", golden self-test ({self_test['golden']} vectors, max |delta| {self_test['max_abs_delta']:.2e} "
+                   f"<= {self_test['tolerance']:g} on {self_test['engine']})")
+    else:
+        checks += " (self-test skipped)"
+    lines = [info_text(b, bundle_facts(b, path, signature_checked=signature_checked)), f"verified   {checks}"]
+    p = m.parity
+    if p:
+        lines.append(f"parity vs the {p.get('source_stage', '?')} Keras model: {'passed' if p.get('passed') else 'FAILED'}; "
+                     f"max |dp| {_num(p.get('max_abs_delta'))}, mean {_num(p.get('mean_abs_delta'))}, AUC delta "
+                     f"{_num(p.get('auc_delta'))}, flip rate {_num(p.get('flip_rate'))} on {p.get('n')} rows")
+        lines.extend(f"  - {f}" for f in p.get("failures", []))
     conv = m.producer.get("conversion", {})
-    quant = conv.get("quantization", {})
+    quant = conv.get("quantization", {}) if isinstance(conv, dict) else {}
+    details = [str(conv["description"])] if isinstance(conv, dict) and conv.get("description") else []
+    for t, kind in ((m.model.inputs[0], "input"), (m.model.outputs[0], "output")):
+        if t.quantization:
+            details.append(f"{kind} tensor scale {t.quantization.scale:.6g} zero point {t.quantization.zero_point}")
     for key, label in (("input_quantization", "internal input quantisation"),
                        ("output_quantization", "internal output quantisation")):
-        if key in quant:
-            console.print(f"  {label}: scale {quant[key].get('scale')}, zero point {quant[key].get('zero_point')}")
+        if isinstance(quant.get(key), dict):
+            details.append(f"{label}: scale {quant[key].get('scale')}, zero point {quant[key].get('zero_point')}")
     if quant.get("int8_weight_tensors"):
-        console.print(f"  int8 weight tensors: {len(quant['int8_weight_tensors'])}")
-    d = m.decision
-    console.print(f"  decision: score >= {d.threshold:.6g} ({d.method}) -> {d.positive_means}")
-    schema = Table(title="input schema", title_justify="left")
-    for col in ("field", "kind", "missing", "values"):
-        schema.add_column(col)
-    for f in m.schema.fields:
-        if f.kind == "categorical":
-            vals = ", ".join(f.categories[:8]) + (" ..." if len(f.categories) > 8 else "")
-        else:
-            vals = f"[{_fmt(f.min, '.6g')}, {_fmt(f.max, '.6g')}]"
-        missing = f"allowed ({f.missing_share:.1%} in training)" if f.allow_missing else "rejected"
-        schema.add_row(f.name, f.kind, missing, vals)
-    console.print(schema)
-    pre = Table(title=f"preprocessing -> {m.preprocessing.n_features} features", title_justify="left")
-    for col in ("field", "step"):
-        pre.add_column(col)
+        details.append(f"{len(quant['int8_weight_tensors'])} int8 weight tensors")
+    if details:
+        lines.append("conversion " + "; ".join(details))
+    lines.append(f"preprocess {len(m.preprocessing.steps)} steps -> {m.preprocessing.n_features} features")
+    width = max((len(s.field) for s in m.preprocessing.steps), default=0)
     for s in m.preprocessing.steps:
         if s.kind == "numeric":
             desc = f"(x - {s.mean:.6g}) / {s.scale:.6g}; missing -> {s.fill:.6g}"
@@ -207,26 +206,13 @@ def _show(b: Any, path: str, self_test: dict[str, Any] | None) -> None:
             desc += " + indicator" if s.indicator else ""
         else:
             desc = f"{s.encoding} over {len(s.categories)} categories + other; missing -> {s.fill!r}"
-        pre.add_row(s.field, desc)
-    console.print(pre)
-    if m.metrics:
-        keys = [k for k in ("split", "n", "auc", "gini", "ks", "brier", "logloss", "precision", "recall")
-                if k in m.metrics]
-        console.print("  metrics: " + ", ".join(f"{k} {_num(m.metrics[k])}" for k in keys))
-    if m.parity:
-        p = m.parity
-        status = "[green]passed[/]" if p.get("passed") else "[red]FAILED[/]"
-        console.print(f"  parity vs the {p.get('source_stage', '?')} Keras model: {status}; max |dp| "
-                      f"{_num(p.get('max_abs_delta'))}, mean {_num(p.get('mean_abs_delta'))}, AUC delta "
-                      f"{_num(p.get('auc_delta'))}, flip rate {_num(p.get('flip_rate'))} on {p.get('n')} rows")
-        for f in p.get("failures", []):
-            console.print(f"    [red]-[/] {f}")
-    console.print(f"  golden vectors: {len(m.golden)} (tolerance {m.golden_tolerance:g}); source data sha256 "
-                  f"{str(m.source.get('data_sha256') or '?')[:16]}..., model sha256 "
-                  f"{str(m.source.get('model_sha256') or '?')[:16]}...")
+        lines.append(f"  {s.field:<{width}}  {desc}")
+    lines.append(f"source     data sha256 {str(m.source.get('data_sha256') or '?')[:16]}..., model sha256 "
+                 f"{str(m.source.get('model_sha256') or '?')[:16]}...")
     libs = m.producer.get("libraries", {})
-    if libs:
-        console.print("  libraries: " + ", ".join(f"{k} {v}" for k, v in sorted(libs.items())))
+    if isinstance(libs, dict) and libs:
+        lines.append("libraries  " + ", ".join(f"{k} {v}" for k, v in sorted(libs.items())))
+    return "\n".join(lines)
 
 
 def _num(v: Any) -> str:

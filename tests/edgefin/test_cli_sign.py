@@ -153,3 +153,21 @@ def test_keygen_sign_then_edgefin_run_requires_the_signature(keypair, tmp_path, 
     assert code == 0 and json.loads(out)["status"] == "scored", err
     code, _, err = edgefin_run("score", str(bundle), str(rec), "--key", pub, capsys=capsys)
     assert code == 2 and "unsigned" in err
+
+
+def test_inspect_checks_the_signature_with_key(keypair, tmp_path):
+    bundle = tmp_path / "m.efb"
+    bundle.write_bytes(tiny_onnx_bundle(seed=5))
+    signed = tmp_path / "m.signed.efb"
+    assert run("sign", str(bundle), "--key", keypair["private_key"], "--out", str(signed), "-q").exit_code == 0
+    pub = keypair["public_key"]
+    res = run("inspect", str(signed), "--key", pub, "--no-self-test")
+    assert res.exit_code == 0 and "signed, signature verified" in res.stdout
+    assert "verified   archive structure, member hashes, signature" in res.stdout
+    res = run("inspect", str(signed), "--no-self-test")
+    assert res.exit_code == 0 and "signed (not verified: pass --key PUB)" in res.stdout
+    res = CliRunner().invoke(cli, ["inspect", str(bundle), "--key", pub, "--no-self-test"])
+    assert res.exit_code == 2 and "unsigned" in res.stderr  # a key makes the signature mandatory
+    other = json.loads(run("keygen", "--out", str(tmp_path / "other"), "--json").stdout)["public_key"]
+    res = CliRunner().invoke(cli, ["inspect", str(signed), "--key", other, "--no-self-test"])
+    assert res.exit_code == 2 and "not trusted" in res.stderr
