@@ -154,7 +154,7 @@ def test_sensitivity_is_ranked_on_training_rows_never_the_test_rows(case, repair
 
 def test_selective_tflite_quantisation_is_deterministic_and_checks_node_names(case):
     from edgefin_converters.errors import ModelInputError
-    from edgefin_converters.tflite import calibrate_tflite, quantisable_layers, to_tflite_int8
+    from edgefin_converters.tflite import calibrate_tflite, describe_tflite, quantisable_layers, to_tflite_int8
 
     model, train, _, _ = case
     rows = train[:200]
@@ -164,6 +164,8 @@ def test_selective_tflite_quantisation_is_deterministic_and_checks_node_names(ca
     first = to_tflite_int8(model, rows, keep_float=layers[0][1])
     assert first == to_tflite_int8(model, rows, keep_float=layers[0][1])
     assert first != to_tflite_int8(model, rows)
+    io8 = describe_tflite(to_tflite_int8(model, rows, int8_io=True, keep_float=layers[0][1]))
+    assert io8.inputs[0].dtype == io8.outputs[0].dtype == "int8"  # --int8-io survives selective quantisation
     with pytest.raises(ModelInputError, match="keep_float names.*no/such/node"):
         to_tflite_int8(model, rows, keep_float=("no/such/node",))
 
