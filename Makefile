@@ -1,6 +1,7 @@
 # Two set-up commands, on a fresh machine with only python3 and make:
 #   make demo   - install everything, run the whole pipeline on the bundled credit data
 #   make test   - install everything, run the whole test suite
+#   make test-fast - the tests that train no TensorFlow model (well under a minute once fixtures are cached)
 #   make targets - re-check runs/demo's bundles on emulated CPUs (x86-64-v2/v3, ARM64); needs root
 # uv is bootstrapped into .tools/ when it is not on PATH.
 
@@ -30,6 +31,10 @@ demo: sync
 
 test: sync
 	$(UV) run --frozen --no-sync pytest -q
+
+# the edit-run loop: every test that trains no TensorFlow model (tests/conftest.py marks the rest slow)
+test-fast: sync
+	$(UV) run --frozen --no-sync pytest -q -m "not slow"
 
 bench: sync
 	$(UV) run --frozen --no-sync python benchmarks/run_all.py

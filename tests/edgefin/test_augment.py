@@ -99,6 +99,7 @@ def test_none_ratio_and_bad_input(split):
         augment(train, y, method="mixup", schema=schema, seed=1)
 
 
+@pytest.mark.slow
 def test_train_step_augments_the_training_split_only(tmp_path):
     """Through `edgefin train`: validation and test rows are byte-for-byte those of an un-augmented run."""
     from edgefin.data import load_split

@@ -55,7 +55,7 @@ def _fake_steps(monkeypatch: pytest.MonkeyPatch) -> None:
     def compress(run_dir: Path, opts: compress_step.Options, rep: Any) -> None:
         rd = RunDir.at(run_dir)
         rd.model_path("pruned").write_text(rd.model_path("dense").read_text() + str(opts.compression.sparsity))
-        rd.compress_json.write_text("{}")
+        rd.compress_json.write_text(json.dumps({"stages": {"dense": {}, "pruned": {}}, "final_stage": "pruned"}))
 
     def convert(run_dir: Path, opts: ConvertOptions, rep: Any) -> None:
         rd = RunDir.at(run_dir)
