@@ -19,7 +19,7 @@ from edgefin_runtime.preprocess import Policy, Preprocessor, canonical_category
 
 from ..errors import DataError
 from .io import describe_row
-from .schema import to_columns
+from .schema import RANGE_QUANTILES, round_outward, round_significant, to_columns
 
 Encoding = Literal["onehot", "index"]
 MISSING_SENTINEL = "__missing__"  # a fill that is not a category, so missing values use the OOV slot
@@ -32,6 +32,8 @@ DEFAULT_BINS = 16
 #: input ~4x wider and single-record scoring ~1.6x slower (runtime/README.md), so a tie keeps it plain
 BINS_MARGIN = 0.002
 MAX_BINS = MAX_EDGES - 1
+#: significant digits of a published bin edge (an exact training value could identify an applicant)
+EDGE_DIGITS = 3
 
 
 def fit_preprocess(train: pd.DataFrame, schema: Schema, *, encoding: Encoding = "onehot", bins: int = 0,
@@ -96,19 +98,30 @@ def check_bins(value: object) -> int | str:
 
 
 def quantile_edges(seen: np.ndarray, bins: int) -> tuple[float, ...]:
-    """Edges of up to ``bins`` bins holding equal shares of the observed training values.
+    """Edges of up to ``bins`` bins holding about equal shares of the observed training values.
 
     Repeated quantiles (a column with few distinct values) merge, so a count such as "late
     payments" gets a bin per common value. Fewer than two bins would only repeat the
     standardised value, so such columns (and ``bins=0``) get none.
+
+    The edges travel to every device in the bundle, so they must not reveal an applicant: the outer
+    edges sit at the schema's robust range quantiles (0.5% / 99.5%, never the training extremes) rounded
+    outward, and every edge is rounded to EDGE_DIGITS significant digits. Values beyond the outer edges
+    still reach the model through the standardised column.
     """
     if bins < 2 or seen.size < 2:
         return ()
+    lo_q, hi_q = RANGE_QUANTILES
     # "lower": edges are values that occur, so a 0/1 column gets no half-way edge at 0.5
-    edges = np.unique(np.quantile(seen, np.linspace(0.0, 1.0, bins + 1), method="lower"))
-    edges = edges[np.isfinite(edges)]
-    keep = [float(edges[0])]
-    for e in edges[1:].tolist():
+    raw = np.quantile(seen, np.linspace(lo_q, hi_q, bins + 1), method="lower")
+    raw = raw[np.isfinite(raw)]
+    if raw.size < 2:
+        return ()
+    rounded = [round_outward(float(raw[0]), down=True, digits=EDGE_DIGITS)]
+    rounded += [round_significant(float(e), EDGE_DIGITS) for e in raw[1:-1]]
+    rounded.append(round_outward(float(raw[-1]), down=False, digits=EDGE_DIGITS))
+    keep = [rounded[0]]
+    for e in rounded[1:]:
         if 0 < e - keep[-1] < math.inf:  # the manifest's rule: increasing, with finite gaps
             keep.append(e)
     return tuple(keep) if len(keep) >= 3 else ()

@@ -139,12 +139,14 @@ def test_values_too_large_to_average_are_a_data_error():
 def test_quantile_edges_split_the_training_values_evenly():
     seen = np.arange(1000, dtype=np.float64)
     edges = quantile_edges(seen, 4)
-    assert edges == (0.0, 249.0, 499.0, 749.0, 999.0)  # values that occur, a quarter of them per bin
-    assert np.histogram(seen, bins=edges)[0].tolist() == [249, 250, 250, 251]
+    # values that occur between the 0.5% and 99.5% quantiles, about a quarter of them per bin
+    assert edges == (4.0, 252.0, 499.0, 746.0, 994.0)
+    assert np.histogram(seen, bins=edges)[0].tolist() == [248, 247, 247, 249]
 
 
 @pytest.mark.parametrize("seen, bins, expected", [
-    (np.array([0.0] * 90 + [1.0] * 6 + [2.0] * 3 + [5.0]), 16, (0.0, 1.0, 5.0)),  # counts: repeats merge
+    (np.array([0.0] * 90 + [1.0] * 6 + [2.0] * 3 + [5.0]), 16, (0.0, 1.0, 2.0)),  # counts: repeats merge;
+    # the single applicant with 5 is beyond the 99.5% quantile and is not published
     (np.array([0.0, 1.0] * 50), 16, ()),              # two values: one bin would repeat the standardised value
     (np.full(100, 3.0), 16, ()),                      # constant
     (np.arange(100.0), 0, ()),                        # turned off
@@ -153,6 +155,16 @@ def test_quantile_edges_split_the_training_values_evenly():
 ])
 def test_quantile_edges_edge_cases(seen, bins, expected):
     assert quantile_edges(seen, bins) == expected
+
+
+def test_quantile_edges_publish_no_training_extreme_and_round_to_three_digits():
+    rng = np.random.default_rng(0)
+    seen = rng.lognormal(5.0, 1.0, 5000)
+    edges = quantile_edges(seen, 16)
+    assert len(edges) >= 10
+    assert edges[0] > seen.min() and edges[-1] < seen.max()
+    assert not set(edges) & set(seen.tolist())          # no edge is an applicant's exact value
+    assert all(float(f"{e:.2e}") == e for e in edges)   # three significant digits
 
 
 def test_fit_with_bins_adds_bins_to_numeric_columns_only_and_encodes_consistently():
