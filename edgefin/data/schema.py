@@ -349,6 +349,13 @@ def round_outward(value: float, *, down: bool, digits: int = RANGE_DIGITS) -> fl
     return float(f"{k}e{exp}") + 0.0
 
 
+def round_significant(value: float, digits: int) -> float:
+    """``value`` rounded to the nearest number with ``digits`` significant digits (0 and non-finite as given)."""
+    if value == 0.0 or not math.isfinite(value):
+        return float(value) + 0.0
+    return float(f"{value:.{digits - 1}e}") + 0.0
+
+
 def missing_fields(frames: Iterable[pd.DataFrame], names: Iterable[str]) -> set[str]:
     """Fields with at least one missing value (None, NaN or blank text) in any of ``frames``."""
     names = list(names)
