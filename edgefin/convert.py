@@ -303,14 +303,15 @@ def _export_and_write(sources: Any, data: Any, opts: ConvertOptions, out: Path, 
 
 def _repair_note(record: Mapping[str, Any], name: str) -> str:
     """One line per variant accuracy repair ran on (see edgefin_converters.repair)."""
-    attempts = record.get("attempts", [])
+    attempts = [a for a in record.get("attempts", []) if a.get("step") != "original" and not a.get("note")]
     if not record.get("passed"):
         return (f"{name}: failed its gate; accuracy repair tried {len(attempts)} setting(s) and none passed "
                 f"(see 'repair' in parity.json)")
     last = attempts[-1] if attempts else {}
     kept = ", ".join(record.get("kept_float") or []) or "none"
-    return (f"{name}: repaired after failing its gate: {'per-channel' if record.get('per_channel') else 'per-tensor'} "
-            f"weights, {record.get('calibration_rows')} calibration rows, layers kept in float: {kept} "
+    weights = {True: "per-channel weights, ", False: "per-tensor weights, "}.get(record.get("per_channel"), "")
+    return (f"{name}: repaired after failing its gate: {weights}{record.get('calibration_rows')} calibration rows, "
+            f"layers kept in float: {kept} "
             f"(AUC delta {_signed(last.get('auc_delta'))}, flips {last.get('flip_rate') or 0.0:.2%}; "
             f"{len(attempts)} attempt(s); layers ranked on training rows, the test split only stops the search)")
 

@@ -98,6 +98,8 @@ class RepairRecord:
     passed: bool = False
     final: Attempt | None = None
     layers: dict[str, tuple[str, ...]] = field(default_factory=dict)  # layer -> node names
+    #: the variant's build ignores ``BuildOptions.per_channel`` (it fixes the weights' granularity itself)
+    per_channel_fixed: bool = False
 
     def nodes(self, kept: tuple[str, ...]) -> tuple[str, ...]:
         """The node names of the layers ``kept`` in float (what ``BuildOptions.keep_float`` takes)."""
@@ -107,7 +109,7 @@ class RepairRecord:
         f = self.final
         return {
             "passed": self.passed,
-            "per_channel": None if f is None else f.per_channel,
+            "per_channel": None if f is None or self.per_channel_fixed else f.per_channel,
             "calibration_rows": None if f is None else f.calibration_rows,
             "kept_float": [] if f is None else list(f.kept_float),
             "kept_float_nodes": [] if f is None else list(self.nodes(f.kept_float)),
@@ -158,6 +160,11 @@ def repair_variant(variant: Variant, ctx: BuildContext, failed: Any, source_mode
     per_channel, rows = ctx.options.per_channel, calibration_rows
     best_err = train_error(failed.model_bytes)
     base_bytes = failed.model_bytes
+    fp = failed.parity
+    rec.attempts.append(Attempt(step="original", per_channel=per_channel, calibration_rows=rows, kept_float=(),
+                                train_flips=best_err[0], train_mean_abs_delta=best_err[1], passed=failed.passed,
+                                auc_delta=fp.auc_delta, flip_rate=fp.flip_rate, size=failed.size,
+                                failures=tuple(fp.failures)))
     steps: list[tuple[str, bool | None, int]] = []  # None: the per-channel setting carried so far
     if not per_channel:
         steps.append(("per-channel", True, rows))
@@ -168,6 +175,7 @@ def repair_variant(variant: Variant, ctx: BuildContext, failed: Any, source_mode
         pc = per_channel if want is None else want
         model_bytes = build(pc, n, ())
         if model_bytes == base_bytes:  # e.g. a variant whose build fixes per-channel itself: nothing to gate
+            rec.per_channel_fixed = rec.per_channel_fixed or step == "per-channel"
             rec.attempts.append(Attempt(step=step, per_channel=pc, calibration_rows=n, kept_float=(),
                                         note="the same model as the current setting: skipped"))
             continue

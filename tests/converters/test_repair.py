@@ -107,9 +107,12 @@ def test_repair_keeps_the_fewest_layers_in_float_and_passes(repaired, unrepaired
     assert len(layers) == 3 and set(rec["kept_float"]) < layers  # at least one layer is still int8
     assert rec["kept_float"][0].endswith("/dense")  # the layer that sees the outlier column comes first
     steps = [a["step"] for a in rec["attempts"]]
+    assert steps[0] == "original" and rec["attempts"][0]["flip_rate"] == unrepaired[name].parity.flip_rate
     assert steps[-1] == "keep-float" and rec["attempts"][-1]["passed"] is True
     assert all(a["passed"] is not True for a in rec["attempts"][:-1])
     assert "training rows" in rec["ranked_on"] and "held-out" in rec["stopping_criterion"]
+    if any(a["step"] == "per-channel" and a["note"] for a in rec["attempts"]):  # the build fixes per-channel
+        assert rec["per_channel"] is None
     # the manifest and parity.json say what was kept; the bundle loads (self-test) with float I/O
     m = manifest_of(r.bundle)
     assert m["producer"]["repair"] == json.loads(json.dumps(rec))
@@ -183,6 +186,8 @@ def test_repair_note_and_record_when_nothing_passes():
           "attempts": [{"auc_delta": -0.001, "flip_rate": 0.004}]}
     note = _repair_note(ok, "onnx-int8")
     assert "repaired" in note and "m/dense" in note and "0.40%" in note and "training rows" in note
+    assert "per-tensor weights" in note
+    assert "weights" not in _repair_note({**ok, "per_channel": None}, "onnx-int8")
 
 
 def test_cli_no_repair_flag_and_config_keys_reach_convert_options(tmp_path, monkeypatch):
