@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 import pandas as pd
@@ -165,13 +164,6 @@ def test_augmentation_touches_only_the_training_rows_the_model_sees(csv, tmp_pat
     m = json.loads(result.stdout)
     assert m["model"]["augment"] == "jitter" and m["model"]["train_rows"] > m["splits"]["train"]
     assert len(pd.read_parquet(out / "data" / "train.parquet")) == m["splits"]["train"]  # raw rows only
-
-
-def test_augment_without_the_module_is_a_usage_error(csv, tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "edgefin.data.augment", None)  # import fails as if not built
-    result = run([csv, "--target", "default", "--positive", "yes", "--augment", "smote", *FAST,
-                  "--out", tmp_path / "r"])
-    assert result.exit_code == 2 and "--augment smote is not available" in result.output
 
 
 # ---------------------------------------------------------------- bad input: exit 2, a message, no traceback
