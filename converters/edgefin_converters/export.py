@@ -290,7 +290,7 @@ def _bundle_variant(job: _Job, variant: Variant, src: Source, info: ModelInfo, m
     details = (describe_tflite if variant.engine == "litert" else describe_onnx)(model_bytes)
     spec = ModelSpec(engine=variant.engine, variant=variant.name, file=MODEL_NAMES[variant.engine],
                      inputs=details.inputs, outputs=details.outputs, weights=variant.weights,
-                     activations=variant.activations, source_stage=src.stage)
+                     activations=variant.activations, kernels=variant.kernels, source_stage=src.stage)
     conversion = {"variant": variant.name, "description": variant.description, **opts.build.to_dict(),
                   "quantization": details.quantization, "from_qat": info.qat}
     if variant.calibrated and info.qat and variant.engine == "litert":

@@ -261,7 +261,7 @@ def _score(variant: Variant, model_bytes: bytes, x: np.ndarray) -> np.ndarray:
     details = (describe_tflite if variant.engine == "litert" else describe_onnx)(model_bytes)
     spec = ModelSpec(engine=variant.engine, variant=variant.name, file=MODEL_NAMES[variant.engine],
                      inputs=details.inputs, outputs=details.outputs, weights=variant.weights,
-                     activations=variant.activations, source_stage="repair")
+                     activations=variant.activations, kernels=variant.kernels, source_stage="repair")
     with quiet():
         engine = create_engine(spec, model_bytes)
         try:

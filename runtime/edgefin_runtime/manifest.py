@@ -29,6 +29,10 @@ Z_LIMIT = 1e9
 Engine = Literal["litert", "onnx"]
 FieldKind = Literal["numeric", "categorical"]
 Encoding = Literal["onehot", "index"]
+#: which kernels the engine must run the model with: the engine's default (fastest) ones, or its portable
+#: reference kernels, whose integer arithmetic gives the same scores on every instruction set
+Kernels = Literal["default", "reference"]
+KERNELS = ("default", "reference")
 
 
 # ---------------------------------------------------------------- helpers
@@ -336,6 +340,7 @@ class ModelSpec:
     weights: str = "float32"
     activations: str = "float32"
     source_stage: str = "dense"
+    kernels: Kernels = "default"
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str = "model") -> "ModelSpec":
@@ -359,7 +364,17 @@ class ModelSpec:
             weights=_str(d.get("weights", "float32"), f"{where}.weights"),
             activations=_str(d.get("activations", "float32"), f"{where}.activations"),
             source_stage=_str(d.get("source_stage", "dense"), f"{where}.source_stage"),
+            kernels=_kernels(d.get("kernels", "default"), engine, f"{where}.kernels"),
         )
+
+
+def _kernels(value: Any, engine: str, where: str) -> Kernels:
+    if value not in KERNELS:
+        raise ManifestError(f"manifest {where}: expected one of {', '.join(KERNELS)}, got {value!r}")
+    if value == "reference" and engine != "litert":
+        raise ManifestError(f"manifest {where}: reference kernels exist for the litert engine only, got "
+                            f"engine {engine!r}")
+    return value  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,8 @@ def info_text(bundle: Bundle, facts: dict[str, Any]) -> str:
     lines = [
         f"bundle     {facts['path']} ({size}, sha256 {bundle.sha256[:16]}...)",
         f"variant    {mod.variant}: engine {mod.engine}, weights {mod.weights}, activations {mod.activations}, "
-        f"from the {mod.source_stage} model",
+        f"from the {mod.source_stage} model" + ("; LiteRT reference kernels (same scores on every CPU)"
+                                               if mod.kernels == "reference" else ""),
         f"format     {m.format_version}; needs edgefin-runtime >= {m.min_runtime_version} (this is {__version__})",
         f"created    {m.created_at or 'unknown'}" + (f" by {_producer(m.producer)}" if m.producer else ""),
         f"signature  {sig}",

@@ -90,6 +90,22 @@ def test_describe_names_engine_and_version(tiny_bundles) -> None:
     assert d["engine"] == "onnx" and d["threads"] == 2 and d["version"]
 
 
+def test_reference_kernels_follow_the_manifest(tiny_bundles) -> None:
+    """A manifest asking for reference kernels gets them (portable int8); 'litert-ref' forces them."""
+    from dataclasses import replace
+
+    b = read_bundle(tiny_bundles["tflite-int8"])
+    x = features(64, b.manifest.preprocessing.n_features, seed=3)
+    default = create_engine(b.manifest.model, b.model_bytes)
+    ref_spec = replace(b.manifest.model, kernels="reference")
+    ref = create_engine(ref_spec, b.model_bytes)
+    forced = create_engine(b.manifest.model, b.model_bytes, backend="litert-ref")
+    assert default.describe()["reference_kernels"] is False
+    assert ref.describe()["reference_kernels"] is True and forced.describe()["reference_kernels"] is True
+    assert np.array_equal(ref.run(x), forced.run(x))
+    assert [ref.run_one(r) for r in x[:5]] == ref.run(x[:5]).tolist()
+
+
 def test_litert_public_api_fallback(tiny_bundles, monkeypatch) -> None:
     """Without the native wrapper (another LiteRT build), the engine uses set_tensor/invoke/get_tensor."""
     from edgefin_runtime.backends import litert

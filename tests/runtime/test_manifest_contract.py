@@ -83,6 +83,9 @@ def test_roundtrip_is_lossless_and_canonical():
     (lambda d: d["preprocessing"]["steps"][0].update(edges={"a": 1}), "steps[0].edges"),
     (lambda d: d["preprocessing"]["steps"][0].update(edges=[0.0, 1.0, 2.0]), "n_features"),
     (lambda d: d["preprocessing"]["steps"][0].update(fill=1e300), "standard deviations"),
+    (lambda d: d["model"].update(kernels="fast"), "model.kernels"),
+    (lambda d: d["model"].update(kernels=None), "model.kernels"),
+    (lambda d: d["model"].update(engine="onnx", file="model.onnx", kernels="reference"), "litert engine only"),
 ])
 def test_contract_violations_name_the_key(mutate, fragment):
     d = json.loads(make_manifest().to_json_bytes())
@@ -90,6 +93,15 @@ def test_contract_violations_name_the_key(mutate, fragment):
     with pytest.raises(ManifestError, match=None) as info:
         Manifest.from_dict(d)
     assert fragment in str(info.value)
+
+
+def test_kernels_default_for_older_manifests_and_round_trip():
+    d = json.loads(make_manifest().to_json_bytes())
+    d["model"].pop("kernels")
+    assert Manifest.from_dict(d).model.kernels == "default"
+    m = make_manifest()
+    m = replace(m, model=replace(m.model, kernels="reference"))
+    assert roundtrip(m).model.kernels == "reference"
 
 
 def test_binned_numeric_steps_round_trip_and_name_their_columns():

@@ -2,8 +2,10 @@
 
 ``create_engine`` picks the engine from the manifest's ``model.engine``. A ``backend=`` override is
 accepted only when it can run the bundle's model file (a ``.tflite`` model runs on LiteRT, an
-``.onnx`` model on ONNX Runtime); ``"litert-ref"`` selects LiteRT's reference kernels, which are
-slow but useful to rule out an optimised-kernel problem.
+``.onnx`` model on ONNX Runtime); ``"litert-ref"`` selects LiteRT's reference kernels. A bundle whose manifest says
+``model.kernels = "reference"`` (full-int8 LiteRT variants) always runs on them: XNNPACK's int8 kernels
+requantise differently on ARM64 than on x86 (up to 0.023 on the credit demo), the reference kernels give
+the same integer result on every instruction set (``converters/edgefin_converters/registry.py``).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def create_engine(spec: ModelSpec, model_bytes: bytes, *, backend: str | None = 
     if spec.engine == "litert":
         from .litert import LiteRTEngine
 
-        return LiteRTEngine(model_bytes, spec, threads=threads, reference_kernels=name == "litert-ref")
+        return LiteRTEngine(model_bytes, spec, threads=threads, reference_kernels=name == "litert-ref" or spec.kernels == "reference")
     from .onnx import OnnxEngine
 
     return OnnxEngine(model_bytes, spec, threads=threads, inter_op_threads=inter_op_threads)
