@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from .. import atomic
 from .errors import ProbeError
 from .registry import QEMU_X86, Target
 
@@ -64,7 +65,7 @@ def run_probe(target: Target, job: dict[str, Any], *, on_line: Callable[[str], N
         return _run_arm64(target, job, on_line, timeout)
     with tempfile.TemporaryDirectory(prefix="edgefin-targets-") as tmp:
         inp, out = Path(tmp) / "input.json", Path(tmp) / "output.json"
-        inp.write_text(json.dumps(job, allow_nan=False), encoding="utf-8")
+        atomic.write_text(inp, json.dumps(job, allow_nan=False))
         argv = [sys.executable, str(PROBE), str(inp), str(out)]
         if target.kind == "x86":
             argv = [shutil.which(QEMU_X86) or QEMU_X86, "-cpu", str(target.cpu), *argv]
@@ -94,7 +95,7 @@ def _run_arm64(target: Target, job: dict[str, Any], on_line: Callable[[str], Non
             name = f"{i:03d}-{Path(b['path']).name}"
             shutil.copy2(b["path"], stage / "bundles" / name)
             staged["bundles"].append(dict(b, path=f"{inner}/bundles/{name}"))
-        (stage / "input.json").write_text(json.dumps(staged, allow_nan=False), encoding="utf-8")
+        atomic.write_text(stage / "input.json", json.dumps(staged, allow_nan=False))
         argv, env = arm64root.python_command(info.root, [f"{inner}/probe.py", f"{inner}/input.json",
                                                          f"{inner}/output.json"],
                                              extra_path=[f"{inner}/runtime"], cpu=str(target.cpu))
