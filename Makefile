@@ -1,6 +1,7 @@
 # Two set-up commands, on a fresh machine with only python3 and make:
 #   make demo   - install everything, run the whole pipeline on the bundled credit data
 #   make test   - install everything, run the whole test suite
+#   make lint   - ruff check, ruff format --check, mypy
 #   make test-fast - the tests that train no TensorFlow model (well under a minute once fixtures are cached)
 #   make targets - re-check runs/demo's bundles on emulated CPUs (x86-64-v2/v3, ARM64); needs root
 # uv is bootstrapped into .tools/ when it is not on PATH.
@@ -14,7 +15,7 @@ export UV_LINK_MODE ?= copy
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: demo test sync bench targets clean
+.PHONY: demo test test-fast lint sync bench targets clean
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -35,6 +36,12 @@ test: sync
 # the edit-run loop: every test that trains no TensorFlow model (tests/conftest.py marks the rest slow)
 test-fast: sync
 	$(UV) run --frozen --no-sync pytest -q -m "not slow"
+
+# ruff (lint rules and the formatter's check) and mypy (strict on runtime/ and converters/; see pyproject.toml)
+lint: sync
+	$(UV) run --frozen --no-sync ruff check .
+	$(UV) run --frozen --no-sync ruff format --check .
+	$(UV) run --frozen --no-sync mypy
 
 bench: sync
 	$(UV) run --frozen --no-sync python benchmarks/run_all.py

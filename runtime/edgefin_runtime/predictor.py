@@ -15,7 +15,7 @@ import operator
 import sys
 import threading
 from itertools import repeat
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -51,7 +51,9 @@ class Predictor:
         self._order = {s.field: i for i, s in enumerate(m.preprocessing.steps)}
         self._encode = self._pre.encode_into
         self._names = m.schema.names
-        self._getter = operator.itemgetter(*self._names) if len(self._names) > 1 else _one_getter(self._names[0])
+        # annotated: mypy 2.4 crashes inferring this conditional from itemgetter's overloads
+        self._getter: Callable[[Mapping[str, Any]], tuple[Any, ...]] = (
+            operator.itemgetter(*self._names) if len(self._names) > 1 else _one_getter(self._names[0]))
         self._local = threading.local()
         if engine.n_features != self._pre.n_features:
             raise BackendError(f"{engine.name}: the model takes {engine.n_features} features but the "

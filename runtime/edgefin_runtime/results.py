@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, NamedTuple
+from typing import Any, Callable, Literal, Mapping, NamedTuple
 
 import numpy as np
 
@@ -88,7 +88,7 @@ _set_f = Score.flags.__set__  # type: ignore[attr-defined]
 _tuple_new = tuple.__new__
 
 
-def _one_getter(name: str) -> Any:
+def _one_getter(name: str) -> Callable[[Mapping[str, Any]], tuple[Any]]:
     def get(record: Mapping[str, Any]) -> tuple[Any]:
         return (record[name],)
 
