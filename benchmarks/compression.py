@@ -70,11 +70,13 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         q = r["final_int8_kernel_sparsity"]
         lines.append(
-            f"| {r['seed']} | {r['bins']} | {r['config']} | {r['dense_auc']:.4f} | {r['final_auc']:.4f} | {r['auc_drop']:+.4f} | "
+            f"| {r['seed']} | {r['bins']} | {r['config']} | {r['dense_auc']:.4f} | {r['final_auc']:.4f} | "
+            f"{r['auc_drop']:+.4f} | "
             f"{r['final_flip_rate']:.1%} | {r['pruned_layers_sparsity']:.2%} / {r['all_kernels_sparsity']:.2%} / "
             f"{r['final_kernel_sparsity']:.2%} / {'-' if q is None else f'{q:.2%}'} | "
             f"{r['dense_weights_gzip']} -> {r['pruned_weights_gzip']} -> {r['final_weights_gzip']} B "
-            f"({r['gzip_ratio']:.3f}) | {'pass' if r['quality_bar_passed'] else 'FAIL: ' + '; '.join(r['failed_checks'])} |")
+            f"({r['gzip_ratio']:.3f}) | "
+            f"{'pass' if r['quality_bar_passed'] else 'FAIL: ' + '; '.join(r['failed_checks'])} |")
     return "\n".join(lines) + "\n"
 
 

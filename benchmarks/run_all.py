@@ -100,7 +100,8 @@ def bench_tables(report: dict[str, Any]) -> str:
         lines.append(
             f"| {r['name']} | {r['bundle_bytes'] / 1024:.1f} | {r['bundle_gzip_bytes'] / 1024:.1f} | "
             f"{r['quality']['auc']:.4f} | {_f(r['quality'].get('flip_rate_vs_dense'), '.2%')} | {lat['p50_us']:.1f} | "
-            f"{lat['p95_us']:.1f} | {lat['p99_us']:.1f} | {lat['block_p50_min_us']:.1f}-{lat['block_p50_max_us']:.1f} | "
+            f"{lat['p95_us']:.1f} | {lat['p99_us']:.1f} | "
+            f"{lat['block_p50_min_us']:.1f}-{lat['block_p50_max_us']:.1f} | "
             f"{eng['p50_us']:.1f} | {r['cold_start']['spawn_to_first_score_ms']:.0f} | "
             f"{r['memory']['peak_rss_mib']:.1f} | {_f(r.get('ratios', {}).get('keras_call_over_runtime'), ',.0f')}x |")
     batches = report["settings"]["batch_sizes"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import json
 import math
 import mmap
@@ -82,8 +83,8 @@ def signature(plan: dict[str, Any]) -> Iterator[Case]:
         for x in xors:
             m = bytearray(man)
             m[pos] ^= x
-            yield f"manifest byte {pos} ^ {x:#04x}", (lambda b=pack_members(bytes(m), name, model, sig): _load(
-                b, trusted_keys=keys))
+            yield f"manifest byte {pos} ^ {x:#04x}", functools.partial(_load, pack_members(bytes(m), name, model, sig),
+                                                                         trusted_keys=keys)
     evil = model[:-1] + bytes([model[-1] ^ 1])
     doc = json.loads(man)
     doc["members"][name] = __import__("hashlib").sha256(evil).hexdigest()

@@ -37,7 +37,7 @@ def _default(o: Any) -> Any:
     try:
         import numpy as np
     except ImportError:  # pragma: no cover
-        raise TypeError(type(o).__name__)
+        raise TypeError(type(o).__name__) from None
     if isinstance(o, np.generic):
         return o.item()
     if isinstance(o, np.ndarray):

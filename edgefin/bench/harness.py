@@ -108,7 +108,7 @@ def spawn_worker(spec: dict[str, Any], workdir: Path, name: str, timeout_s: floa
     env["EDGEFIN_BENCH_SPAWN_NS"] = str(time.time_ns())  # last thing before the spawn: cold start starts here
     try:
         proc = subprocess.run([sys.executable, "-m", "edgefin.bench.worker", str(spec_path)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout_s, check=False)
+                              capture_output=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired:
         return {"status": "error", "error": f"timed out after {timeout_s:.0f} s"}
     if out_path.exists():

@@ -210,14 +210,16 @@ def _curves(report: Mapping[str, Any], focus: str | None) -> str:
 def _keras_section(report: Mapping[str, Any]) -> str:
     k = _get(report, "source", "keras") or {}
     if k.get("status") != "ok":
-        return f"<h2>Against Keras</h2><p class='muted'>Keras baseline not measured: {escape(str(k.get('error') or k.get('status')))}</p>"
+        why = escape(str(k.get("error") or k.get("status")))
+        return f"<h2>Against Keras</h2><p class='muted'>Keras baseline not measured: {why}</p>"
     rows = [[r["name"], fmt(_get(r, "latency", "runtime", "p50_us"), "{:.1f}"),
              fmt(_get(r, "ratios", "keras_call_over_runtime"), "{:,.0f}x"),
              fmt(_get(r, "ratios", "keras_predict_over_runtime"), "{:,.0f}x"),
              fmt(_get(r, "ratios", "runtime_over_engine"), "{:.2f}")]
             for r in report.get("variants", []) if r.get("status") == "ok"]
     return ("<h2>Against Keras (same run, same profile)</h2>"
-            f"<p>Keras <code>model(x)</code> on one record: p50 {fmt(_get(k, 'latency', 'keras_call', 'p50_us'), '{:,.0f}')} us; "
+            "<p>Keras <code>model(x)</code> on one record: "
+            f"p50 {fmt(_get(k, 'latency', 'keras_call', 'p50_us'), '{:,.0f}')} us; "
             f"<code>model.predict</code>: p50 {fmt(_get(k, 'latency', 'keras_predict', 'p50_us'), '{:,.0f}')} us.</p>"
             + _table(["variant", "runtime p50 us", "model(x) / runtime", "predict / runtime", "runtime / bare engine"], rows))
 

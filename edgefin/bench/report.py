@@ -137,7 +137,8 @@ def _md_keras(report: Mapping[str, Any]) -> str:
         return f"\nKeras baseline: {k.get('status', 'not measured')} {k.get('error') or ''}\n"
     call, pred = _get(k, "latency", "keras_call", "p50_us"), _get(k, "latency", "keras_predict", "p50_us")
     lines = [f"\n## Against Keras (same run, same profile)\n",
-             f"Keras `model(x)` one record: p50 {fmt(call, '{:,.0f}')} us; `model.predict`: p50 {fmt(pred, '{:,.0f}')} us.\n"]
+             f"Keras `model(x)` one record: p50 {fmt(call, '{:,.0f}')} us; "
+             f"`model.predict`: p50 {fmt(pred, '{:,.0f}')} us.\n"]
     rows = [[r["name"], fmt(_get(r, "ratios", "keras_call_over_runtime"), "{:,.0f}x"),
              fmt(_get(r, "ratios", "keras_predict_over_runtime"), "{:,.0f}x"),
              fmt(_get(r, "ratios", "runtime_over_engine"), "{:.2f}")] for r in report.get("variants", [])
@@ -182,7 +183,8 @@ def md_targets(t: Mapping[str, Any]) -> str:
     names = list(t.get("order") or t.get("targets", {}))  # the order asked for (report.json sorts keys)
     rows = [[b] + [target_cell(cells[n]) if n in cells else "-" for n in names] for b, cells in t.get("grid", {}).items()]
     lines = ["## CPU targets\n",
-             f"`edgefin targets`, {t.get('created_at')}: {'every bundle passes on every target' if t.get('passed') else 'FAILURES below'}; "
+             f"`edgefin targets`, {t.get('created_at')}: "
+             f"{'every bundle passes on every target' if t.get('passed') else 'FAILURES below'}; "
              f"max |dp| and flips against the build machine (acceptance set or golden vectors, and "
              f"{t.get('test_rows')} test rows), 'vs source': test-split flips against the source Keras model. "
              f"{t.get('note', '')}\n", _md_table(["bundle"] + names, rows), ""]

@@ -38,7 +38,7 @@ Examples:
 Parity gates: float32 max|dp| <= {delta(d.exact_max_delta)}, fp16 <= {delta(d.fp16_max_delta)}; int8 and dynamic-range variants:
 AUC drop <= {d.max_auc_drop:g} and at most {d.max_flip_rate:.0%} flipped decisions. A failed gate still writes every bundle
 (marked failed) and parity.json, then exits with code 3; --no-gate accepts them.
-"""
+"""  # noqa: E501 - click prints this \b block line by line as written
 
 
 @click.command(epilog=_epilog())

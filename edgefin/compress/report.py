@@ -4,7 +4,8 @@ Pruning leaves tensors their dense shape, so a pruned float32 model is as large 
 until it is compressed; both sizes are measured. ``weights`` is the model's parameters (kernels and
 biases) as packed float32, the bytes a device would hold; ``file`` is the model saved as ``.keras``.
 For a QAT model ``int8_weights`` also estimates the int8 kernels (plus int32 biases) the converter
-will store (other tensors at 4 bytes, as TFLite's int32 biases). gzip uses level 9 and a zero timestamp, so sizes are reproducible.
+will store (other tensors at 4 bytes, as TFLite's int32 biases). gzip uses level 9 and a zero
+timestamp, so sizes are reproducible.
 """
 
 from __future__ import annotations

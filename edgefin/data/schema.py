@@ -268,8 +268,8 @@ def numeric_values(col: pd.Series, name: str, source: str) -> np.ndarray:
     inf = np.isinf(out)
     if inf.any():
         i = int(np.flatnonzero(inf)[0])
-        raise DataError(f"column '{name}' in {describe_row(source, _row(col.index[i]))} is infinite ({out[i]}); replace it with a finite "
-                        f"number or leave it empty (missing)")
+        raise DataError(f"column '{name}' in {describe_row(source, _row(col.index[i]))} is infinite ({out[i]}); "
+                        f"replace it with a finite number or leave it empty (missing)")
     return out
 
 

@@ -175,8 +175,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
                           "signature_checked": bool(args.key)}, indent=1, sort_keys=True))
     else:
         sig = ", signature" if args.key else ""
-        print(f"{'OK ' if ok else 'FAIL'} {args.bundle}: hashes{sig}, versions and self-test passed ({report['golden']} golden "
-              f"vectors on {engine['engine']} {engine.get('version', '')}, max |delta| {report['max_abs_delta']:.3g}"
+        print(f"{'OK ' if ok else 'FAIL'} {args.bundle}: hashes{sig}, versions and self-test passed "
+              f"({report['golden']} golden vectors on {engine['engine']} {engine.get('version', '')}, "
+              f"max |delta| {report['max_abs_delta']:.3g}"
               f" <= {report['tolerance']:g}); variant {m.variant}")
         print(_acceptance_text(accepted))
     if not ok:

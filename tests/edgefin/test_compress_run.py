@@ -42,7 +42,7 @@ def test_writes_models_and_report(compressed):
     assert on_disk["stages"].keys() == {"dense", "pruned", "qat"} and on_disk["final_stage"] == "qat"
     metrics = json.loads(rd.metrics_json.read_text())
     assert on_disk["threshold"] == metrics["threshold"]
-    for name, st in on_disk["stages"].items():
+    for st in on_disk["stages"].values():
         for key in ("auc", "gini", "ks", "brier"):
             assert np.isfinite(st["test"][key])
         assert st["test"]["gini"] == pytest.approx(2 * st["test"]["auc"] - 1)

@@ -81,7 +81,6 @@ def cases() -> list[Case]:
     good = tiny_onnx_bundle(seed=5)
     b = read_bundle(good)
     man, model = b.manifest_bytes, b.model_bytes
-    doc = json.loads(man)
 
     def with_manifest(text: bytes, model_bytes: bytes = model, name: str = "model.onnx") -> bytes:
         return pack_members(text, name, model_bytes, None)

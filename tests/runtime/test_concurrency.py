@@ -98,7 +98,7 @@ def test_hot_swaps_under_sixteen_threads(tiny_bundles):
     paths = {v: tiny_bundles[v] for v in ("tflite-int8", "onnx-fp32")}
     holder = ModelHolder(paths["tflite-int8"])
     refs: dict[str, list[float]] = {}
-    for v, path in paths.items():
+    for path in paths.values():
         h = ModelHolder(path)
         refs[h.model.sha256] = [h.score(r).result.probability for r in RECORDS]
     assert len(refs) == 2

@@ -137,7 +137,7 @@ def test_cli_rows_in_equal_scored_plus_rejected(tiny_bundles, tmp_path):
 
     rng = random.Random(3)
     lines = []
-    for i in range(300):
+    for _ in range(300):
         rec = record(rng, NAMES)
         try:
             lines.append(json.dumps(rec, allow_nan=True))

@@ -66,7 +66,7 @@ class Engine(abc.ABC):
         """What runs the model, for ``info`` and benchmark reports."""
         return {"engine": self.name, "threads": self.threads}
 
-    def close(self) -> None:  # pragma: no cover - engines without native state
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op  # pragma: no cover - engines without native state
         """Release native resources early (optional; garbage collection also does it)."""
 
     # ------------------------------------------------------------ shared checks
