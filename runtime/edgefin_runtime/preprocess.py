@@ -19,11 +19,9 @@ scored. Unknown fields and unseen categories follow a :class:`Policy`.
 from __future__ import annotations
 
 import math
-import reprlib
-from array import array
 from bisect import bisect_right
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Literal, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 
 import numpy as np
 
@@ -36,11 +34,19 @@ from .errors import (
     RecordTypeError,
     UnknownFieldError,
 )
-from .manifest import Z_LIMIT, NumericStep, PreprocessSpec, Schema, check_fill
-
-MAX_CATEGORY_LENGTH = 256
-_FAST_SPAN = 1e8  # the fast path stays well inside Z_LIMIT, rounding included
-_ABSENT = object()
+from .manifest import Z_LIMIT, NumericStep, PreprocessSpec, Schema
+from .plan import (
+    ABSENT,
+    MAX_CATEGORY_LENGTH,
+    CatPlan,
+    NumPlan,
+    canonical_category,
+    int_to_float,
+    num_plan,
+    pd_na,
+    short,
+    write_bins,
+)
 
 
 @dataclass(frozen=True)
@@ -72,150 +78,6 @@ class Policy:
                 raise ValueError(f"Policy.{name}: expected one of {allowed}, got {getattr(self, name)!r}")
 
 
-def canonical_category(value: Any) -> str | None:
-    """The string form of a category value (None when the value is missing).
-
-    Booleans become 'true'/'false', integral numbers their integer text, strings (including str
-    subclasses such as numpy.str_) themselves. Used when fitting the vocabulary and when scoring.
-    """
-    if value is None or value is _PD_NA():
-        return None
-    t = type(value)
-    if t is str:
-        return value if value != "" else None
-    if isinstance(value, str):
-        text = str(value)
-        return text if text != "" else None
-    if t is bool or isinstance(value, np.bool_):
-        return "true" if value else "false"
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)):
-        if math.isnan(value):
-            return None
-        if math.isfinite(value) and float(value).is_integer():
-            return str(int(value))
-    raise TypeError(type(value).__name__)
-
-
-_REPR = reprlib.Repr()
-_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 2, 60, 60, 60
-
-
-def _short(value: Any) -> str:
-    """A bounded repr of an untrusted value for messages: constant cost however large or deeply
-    nested the value is, and safe from a __repr__ that raises."""
-    t = type(value)
-    if t is str or t is bytes:
-        text = repr(value[:61])  # slice first: a 100 MB string costs no more than a short one
-    elif t is float or value is None or t is bool:
-        text = repr(value)
-    else:
-        try:
-            text = _REPR.repr(value)
-        except Exception:  # noqa: BLE001 - a hostile or broken __repr__
-            text = f"<{t.__name__}>"
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-_pd_na_cache: list[Any] = []
-
-
-def _PD_NA() -> Any:
-    """pandas.NA if pandas is already imported (never imports pandas itself)."""
-    if not _pd_na_cache:
-        import sys
-        pd = sys.modules.get("pandas")
-        if pd is None:
-            return _ABSENT
-        _pd_na_cache.append(pd.NA)
-    return _pd_na_cache[0]
-
-
-class NumPlan(NamedTuple):
-    """A compiled numeric step. ``fast_lo..fast_hi``: values needing no flag and no overflow check.
-
-    Piecewise-linear bins (``nb`` of them, from column ``bpos``): bin t is
-    ``clip((x - lows[t]) / widths[t], 0, 1)``. For the record path, with k = the number of
-    ``uppers`` (upper edges) <= x: ``ones[k]`` (a float32 buffer of k ones) fills bins 0..k-1 with one
-    slice assignment into ``out[slices[k]]``, and bin k gets the fraction ``(x - lows[k]) / widths[k]``
-    at ``index[k]`` when it is positive. ``lows``/``widths`` end with a sentinel (last edge, inf) so
-    k == nb needs no branch (its fraction is 0). ``fill_bins``: the bins of the imputed value.
-    ``ones`` and ``fill_bins`` are float32 buffers: they slice-assign into a list or into an
-    engine's float32 input buffer alike.
-    """
-
-    field: str
-    pos: int
-    mean: float
-    scale: float
-    lo: float
-    hi: float
-    allow: bool
-    filled: float
-    ind: int
-    fast_lo: float
-    fast_hi: float
-    nb: int = 0
-    bpos: int = 0
-    lows: tuple[float, ...] = ()
-    uppers: tuple[float, ...] = ()
-    widths: tuple[float, ...] = ()
-    ones: tuple[memoryview, ...] = ()
-    slices: tuple[slice, ...] = ()
-    index: tuple[int, ...] = ()
-    fill_bins: memoryview | tuple[()] = ()
-
-
-class CatPlan(NamedTuple):
-    """A compiled categorical step. ``fast`` maps a known category to what the encoder writes."""
-
-    field: str
-    pos: int
-    lut: dict[str, int]
-    oov: int
-    onehot: bool
-    allow: bool
-    fill_idx: int
-    lenient: bool
-    fast: dict[str, Any]
-
-
-def _num_plan(step: NumericStep, lo: float, hi: float, allow: bool, pos: int) -> NumPlan:
-    check_fill(step, f"preprocessing step '{step.field}': fill")
-    span = step.scale * _FAST_SPAN
-    flo, fhi = max(lo, step.mean - span), min(hi, step.mean + span)
-    if not all(math.isfinite(b) and abs(b) < 1e300 for b in (flo, fhi, step.mean)):
-        flo, fhi = math.inf, -math.inf  # no fast path: every value takes the fully checked one
-    filled = (step.fill - step.mean) / step.scale
-    nb = step.n_bins
-    if not nb:
-        return NumPlan(step.field, pos, step.mean, step.scale, lo, hi, allow, filled,
-                       pos + 1 if step.indicator else -1, flo, fhi)
-    e = step.edges
-    ones = memoryview(array("f", [1.0] * nb))
-    q = NumPlan(step.field, pos, step.mean, step.scale, lo, hi, allow, filled,
-                pos + 1 + nb if step.indicator else -1, flo, fhi, nb, pos + 1,
-                lows=e[:-1] + (e[-1],), uppers=e[1:], widths=tuple(b - a for a, b in zip(e, e[1:])) + (math.inf,),
-                ones=tuple(ones[:k] for k in range(nb + 1)),
-                slices=tuple(slice(pos + 1, pos + 1 + k) for k in range(nb + 1)),
-                index=tuple(range(pos + 1, pos + 2 + nb)))
-    fill = [0.0] * (pos + 2 + nb)
-    _write_bins(q, step.fill, fill)
-    return q._replace(fill_bins=memoryview(array("f", fill[pos + 1:pos + 1 + nb])))
-
-
-def _write_bins(q: NumPlan, x: float, out: Any) -> None:
-    """Write the piecewise-linear bins of the finite value ``x`` into ``out`` (zeroed there).
-    The compiled encoder inlines the same five lines."""
-    k = bisect_right(q.uppers, x)
-    if k:
-        out[q.slices[k]] = q.ones[k]
-    f = (x - q.lows[k]) / q.widths[k]
-    if f > 0.0:
-        out[q.index[k]] = f
-
-
 class Preprocessor:
     """Validate raw records against a schema and encode them for the model."""
 
@@ -237,7 +99,7 @@ class Preprocessor:
             if isinstance(step, NumericStep):
                 lo = -math.inf if f.min is None else f.min
                 hi = math.inf if f.max is None else f.max
-                self._plan.append(_num_plan(step, lo, hi, allow, pos))
+                self._plan.append(num_plan(step, lo, hi, allow, pos))
             else:
                 # a category longer than the cap can never be sent, so it is left out of the lookup
                 lut = {c: i for i, c in enumerate(step.categories) if len(c) <= MAX_CATEGORY_LENGTH}
@@ -271,7 +133,7 @@ class Preprocessor:
     def _unknown(self, record: Mapping[str, Any]) -> None:
         extra = [k for k in record if k not in self._known]
         raise UnknownFieldError(
-            f"field {_short(extra[0])} is not in the bundle's schema (expected only {sorted(self._known)}); "
+            f"field {short(extra[0])} is not in the bundle's schema (expected only {sorted(self._known)}); "
             f"drop it or score with the lenient policy", field=str(extra[0]))
 
     @staticmethod
@@ -282,23 +144,23 @@ class Preprocessor:
         if t is float:
             x = v
         elif t is int:
-            x = _int_to_float(v, name)
-        elif v is None or v is _ABSENT:
+            x = int_to_float(v, name)
+        elif v is None or v is ABSENT:
             x = math.nan
         elif t is bool or isinstance(v, np.bool_):
             raise FieldTypeError(f"field '{name}': expected a number, got a boolean {v!r}", field=name)
         elif isinstance(v, (np.floating, np.integer)):
             x = float(v)
-        elif v is _PD_NA() or (t is str and v == ""):
+        elif v is pd_na() or (t is str and v == ""):
             x = math.nan
         else:
-            raise FieldTypeError(f"field '{name}': expected a number, got {type(v).__name__} {_short(v)}",
+            raise FieldTypeError(f"field '{name}': expected a number, got {type(v).__name__} {short(v)}",
                                  field=name)
         if x != x:  # NaN or missing
             if not q.allow:
-                if v is _ABSENT:
+                if v is ABSENT:
                     raise MissingFieldError(f"field '{name}' is required but absent", field=name)
-                raise MissingFieldError(f"field '{name}': missing value (got {_short(v)}) but this bundle does "
+                raise MissingFieldError(f"field '{name}': missing value (got {short(v)}) but this bundle does "
                                         f"not allow missing '{name}'; send a finite number", field=name)
             out[q.pos] = q.filled
             if q.nb:
@@ -316,24 +178,24 @@ class Preprocessor:
             flags = _flag(flags, "out_of_range:" + name)
         out[q.pos] = z
         if q.nb:
-            _write_bins(q, x, out)
+            write_bins(q, x, out)
         return flags
 
     @staticmethod
     def _categorical(q: CatPlan, v: Any, out: Any, flags: list[str] | None) -> list[str] | None:
         """Everything but a known category given as a plain string."""
         name = q.field
-        if v is _ABSENT:
+        if v is ABSENT:
             c = None
         else:
             try:
                 c = canonical_category(v)
             except TypeError:
                 raise CategoryError(f"field '{name}': expected a category (a string), got "
-                                    f"{type(v).__name__} {_short(v)}", field=name) from None
+                                    f"{type(v).__name__} {short(v)}", field=name) from None
         if c is None:
             if not q.allow:
-                if v is _ABSENT:
+                if v is ABSENT:
                     raise MissingFieldError(f"field '{name}' is required but absent", field=name)
                 raise MissingFieldError(f"field '{name}': missing value but this bundle does not allow "
                                         f"missing '{name}'; send one of {sorted(q.lut)[:8]}", field=name)
@@ -346,7 +208,7 @@ class Preprocessor:
             idx = q.lut.get(c, -1)
             if idx < 0:
                 if not q.lenient:
-                    raise CategoryError(f"field '{name}': category {_short(c)} was not seen in training "
+                    raise CategoryError(f"field '{name}': category {short(c)} was not seen in training "
                                         f"(expected one of {sorted(q.lut)[:8]})", field=name)
                 idx = q.oov
                 flags = _flag(flags, "unseen_category:" + name)
@@ -389,7 +251,7 @@ def _compile(pre: Preprocessor) -> Callable[[Mapping[str, Any], Any], tuple[str,
     the validation. The source text contains only identifiers made here; every value from the
     bundle is bound as a keyword default, never formatted into the code.
     """
-    consts: dict[str, Any] = {"A": _ABSENT, "Mapping": Mapping, "NOTMAP": pre._not_mapping,
+    consts: dict[str, Any] = {"A": ABSENT, "Mapping": Mapping, "NOTMAP": pre._not_mapping,
                               "UNKNOWN": pre._unknown, "KNOWN": pre._known, "NUM": pre._numeric,
                               "CAT": pre._categorical, "BISECT": bisect_right}
     body = ["    if type(record) is not dict and not isinstance(record, Mapping):",
@@ -406,7 +268,7 @@ def _compile(pre: Preprocessor) -> Callable[[Mapping[str, Any], Any], tuple[str,
                      "    t = type(v)",
                      f"    if (t is float or t is int) and LO{k} <= v <= HI{k}:",
                      f"        out[P{k}] = (v - M{k}) / S{k}"]
-            if q.nb:  # _write_bins, inline; x: an int becomes the float numpy would make of it (and
+            if q.nb:  # write_bins, inline; x: an int becomes the float numpy would make of it (and
                 # float-float comparisons in bisect are faster than int-float ones)
                 consts.update({f"U{k}": q.uppers, f"SL{k}": q.slices, f"IX{k}": q.index, f"O{k}": q.ones,
                                f"LW{k}": q.lows, f"W{k}": q.widths})
@@ -450,13 +312,6 @@ class ColumnsResult:
 
     def row_flags(self, i: int) -> tuple[str, ...]:
         return tuple(sorted(k for k, m in self.flags.items() if m[i]))
-
-
-def _int_to_float(v: int, name: str) -> float:
-    try:
-        return float(v)
-    except OverflowError:
-        raise NonFiniteError(f"field '{name}': integer {_short(v)} is too large to score", field=name) from None
 
 
 def parse_text_value(kind: str, text: str | None) -> Any:

@@ -15,21 +15,18 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .errors import CategoryError, FieldTypeError, InputError, MissingFieldError, NonFiniteError, RecordTypeError
-from .errors import UnknownFieldError
-from .preprocess import (
-    _ABSENT,
-    _PD_NA,
-    MAX_CATEGORY_LENGTH,
-    Z_LIMIT,
-    CatPlan,
-    ColumnsResult,
-    NumPlan,
-    Preprocessor,
-    _int_to_float,
-    _short,
-    canonical_category,
+from .errors import (
+    CategoryError,
+    FieldTypeError,
+    InputError,
+    MissingFieldError,
+    NonFiniteError,
+    RecordTypeError,
+    UnknownFieldError,
 )
+from .manifest import Z_LIMIT
+from .plan import ABSENT, MAX_CATEGORY_LENGTH, CatPlan, NumPlan, canonical_category, int_to_float, pd_na, short
+from .preprocess import ColumnsResult, Preprocessor
 
 _PLAIN_NUMBERS = frozenset({float, int, type(None)})
 _NEEDS_CHECK = -5
@@ -42,7 +39,7 @@ def encode_columns(pre: Preprocessor, columns: Mapping[str, Any]) -> ColumnsResu
     if pre._reject_unknown:
         extra = [k for k in columns if k not in pre._known]
         if extra:
-            raise UnknownFieldError(f"column {_short(extra[0])} is not in the bundle's schema "
+            raise UnknownFieldError(f"column {short(extra[0])} is not in the bundle's schema "
                                     f"(expected only {sorted(pre._known)})", field=str(extra[0]))
     x = np.zeros((n, pre.n_features), dtype=np.float32)
     errors: dict[int, InputError] = {}
@@ -99,17 +96,17 @@ def _numeric_values(q: NumPlan, col: Any, n: int, errors: dict[int, InputError])
             vals[i] = v
         elif t is int:
             try:
-                vals[i] = _int_to_float(v, name)
+                vals[i] = int_to_float(v, name)
             except NonFiniteError as err:
                 vals[i] = 0.0
                 _add(errors, i, err)
-        elif v is None or v is _ABSENT or v is _PD_NA() or (t is str and v == ""):
+        elif v is None or v is ABSENT or v is pd_na() or (t is str and v == ""):
             vals[i] = math.nan
         elif isinstance(v, (np.floating, np.integer)):
             vals[i] = float(v)
         else:
             vals[i] = 0.0
-            kind = "a boolean" if t is bool or isinstance(v, np.bool_) else f"{t.__name__} {_short(v)}"
+            kind = "a boolean" if t is bool or isinstance(v, np.bool_) else f"{t.__name__} {short(v)}"
             _add(errors, i, FieldTypeError(f"field '{name}': expected a number, got {kind}", field=name))
     return vals
 
@@ -200,7 +197,7 @@ def _range_flags(q: NumPlan, vals: np.ndarray, z: np.ndarray, flags: dict[str, n
 # ---------------------------------------------------------------- categories
 def _code(v: Any, lut: Mapping[str, int]) -> int:
     """>=0 known; -1 missing; -2 unseen; -3 malformed; -4 too long."""
-    if v is _ABSENT:
+    if v is ABSENT:
         return -1
     try:
         c = canonical_category(v)
@@ -307,12 +304,12 @@ def _categorical_column(q: CatPlan, col: Any, n: int, x: np.ndarray, errors: dic
                 for i in np.flatnonzero(unseen).tolist():
                     v = values[i]
                     v = str(v) if isinstance(v, str) else v
-                    _add(errors, i, CategoryError(f"field '{name}': category {_short(v)} was not seen "
+                    _add(errors, i, CategoryError(f"field '{name}': category {short(v)} was not seen "
                                                   f"in training (expected one of {sorted(q.lut)[:8]})", field=name))
         for i in np.flatnonzero(codes == -3).tolist():
             v = values[i]
             _add(errors, i, CategoryError(f"field '{name}': expected a category (a string), got "
-                                          f"{type(v).__name__} {_short(v)}", field=name))
+                                          f"{type(v).__name__} {short(v)}", field=name))
         for i in np.flatnonzero(codes == -4).tolist():
             _add(errors, i, CategoryError(f"field '{name}': category is too long (at most "
                                           f"{MAX_CATEGORY_LENGTH} characters allowed)", field=name))
