@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import click
-
 from rich.markup import escape
 
 from ..convert import ConvertOptions
 from .common import config_option, emit_json, handle_errors, output_options, stderr
 from .options import apply, convert_options, user_model_flags
 from .reporter import RichReporter
+
 
 def _epilog() -> str:
     """The examples, with the variant list from the registry and the gates from ConvertOptions' defaults."""
@@ -107,7 +107,7 @@ def _table(result: Any) -> None:
     rows = result.rows()
     stages = sorted({r["source_stage"] for r in rows})
     mixed = len(stages) > 1  # a QAT run: tflite-int8 from qat, the rest from the float model
-    table = Table(title=f"edgefin convert -> {result.out_dir} (from the {' / '.join(stages)} model)",
+    table = Table(title=escape(f"edgefin convert -> {result.out_dir} (from the {' / '.join(stages)} model)"),
                   title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     cols = [("variant", "left")] + ([("from", "left")] if mixed else []) + [
         ("size", "right"), ("gzip", "right"), ("AUC", "right"), ("dAUC", "right"), ("flips", "right"),
@@ -115,7 +115,7 @@ def _table(result: Any) -> None:
     for col, just in cols:
         table.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
     for r in rows:
-        cells = [r["variant"]] + ([r["source_stage"]] if mixed else []) + [
+        cells = [escape(r["variant"])] + ([escape(r["source_stage"])] if mixed else []) + [
             _kb(r["size"]), _kb(r["gzip_size"]), _fmt(r["auc"], ".4f"), _fmt(r["auc_delta"], "+.4f"),
             _fmt(r["flip_rate"], ".2%"), _fmt(r["max_abs_delta"], ".1e"),
             "[green]pass[/]" if r["passed"] else "[red]FAIL[/]"]
@@ -139,10 +139,9 @@ def _table(result: Any) -> None:
 @handle_errors
 def inspect(bundle: str, no_self_test: bool, keys: tuple[str, ...], as_json: bool, quiet: bool) -> None:
     """Verify BUNDLE (structure, member hashes, signature with --key, golden self-test) and show its manifest."""
+    from edgefin_converters import quiet_native
     from edgefin_runtime import load
     from edgefin_runtime.bundle import read_bundle
-
-    from edgefin_converters import quiet_native
 
     verify = None
     if keys:

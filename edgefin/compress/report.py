@@ -78,9 +78,10 @@ def _kb(n: int | None) -> str:
 def render(report: dict[str, Any], console: Any) -> None:
     """Two narrow tables (quality and decisions; sparsity and sizes), per-layer sparsity, the quality bar."""
     from rich.box import SIMPLE
+    from rich.markup import escape
     from rich.table import Table
 
-    quality = Table(title=f"edgefin compress - {report['run']} (test split, threshold {report['threshold']:.4f})",
+    quality = Table(title=escape(f"edgefin compress - {report['run']} (test split, threshold {report['threshold']:.4f})"),
                     title_justify="left", box=SIMPLE)
     for col in ("stage", "AUC", "Gini", "KS", "Brier", "flips vs dense"):
         quality.add_column(col, justify="left" if col == "stage" else "right", no_wrap=True)
@@ -89,9 +90,9 @@ def render(report: dict[str, Any], console: Any) -> None:
         size.add_column(col, justify="left" if col == "stage" else "right", no_wrap=True)
     for name, st in report["stages"].items():
         m, sp, sz = st["test"], st["sparsity"], st["size"]
-        quality.add_row(name, f"{m['auc']:.4f}", f"{m['gini']:.4f}", f"{m['ks']:.4f}", f"{m['brier']:.4f}",
+        quality.add_row(escape(name), f"{m['auc']:.4f}", f"{m['gini']:.4f}", f"{m['ks']:.4f}", f"{m['brier']:.4f}",
                         f"{st['flip_rate_vs_dense']:.2%}")
-        size.add_row(name, f"{sp['kernel_sparsity']:.1%}", f"{sp['nonzero_params']:,}/{sp['params']:,}",
+        size.add_row(escape(name), f"{sp['kernel_sparsity']:.1%}", f"{sp['nonzero_params']:,}/{sp['params']:,}",
                      _kb(sz.get("file_bytes")), _kb(sz.get("file_gzip_bytes")), _kb(sz["weights_bytes"]),
                      _kb(sz["weights_gzip_bytes"]))
     console.print(quality)
@@ -101,9 +102,10 @@ def render(report: dict[str, Any], console: Any) -> None:
         extra = ""
         if "quantized_kernel_sparsity" in st["sparsity"]:
             extra = f"; int8 kernels {st['sparsity']['quantized_kernel_sparsity']:.1%} zero"
-        console.print(f"[dim]{name}: {layers}{extra}[/]")
+        console.print(f"[dim]{escape(f'{name}: {layers}{extra}')}[/]")
     for check in report.get("quality_bar", {}).get("checks", []):
         mark = "[green]pass[/]" if check["passed"] else "[red]FAIL[/]"
-        console.print(f"{mark} {check['name']}: {check['detail']}")
+        text = f"{check['name']}: {check['detail']}"
+        console.print(f"{mark} {escape(text)}")
     for note in report.get("notes", []):
-        console.print(f"[dim]note: {note}[/]")
+        console.print(f"[dim]note: {escape(note)}[/]")

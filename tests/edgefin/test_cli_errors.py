@@ -60,3 +60,24 @@ def test_progress_lines_keep_square_brackets() -> None:
     for part in ("- reading data[/x] from runs/[test]", "warning: column 'a[b]' has [bold]markup[/]",
                  "FAIL onnx-[int8]: 9.5 KB, [parity] on 891 rows", "skipped bench: inputs [unchanged]"):
         assert part in text, text
+
+
+def test_compress_table_prints_a_run_path_and_notes_with_brackets_intact() -> None:
+    import io
+
+    from rich.console import Console
+
+    from edgefin.compress.report import render
+
+    stage = {"test": {"auc": 0.8, "gini": 0.6, "ks": 0.5, "brier": 0.1}, "flip_rate_vs_dense": 0.0,
+             "sparsity": {"kernel_sparsity": 0.8, "nonzero_params": 10, "params": 50,
+                          "layers": [{"layer": "dense[/x]", "kernel_sparsity": 0.8}]},
+             "size": {"file_bytes": 100, "file_gzip_bytes": 50, "weights_bytes": 80, "weights_gzip_bytes": 40}}
+    report = {"run": "runs/[/x]credit", "threshold": 0.3, "stages": {"pruned": stage},
+              "quality_bar": {"checks": [{"name": "auc [bold]", "detail": "within [0.005]", "passed": True}]},
+              "notes": ["pip install 'edgefin-runtime[litert]'"]}
+    buf = io.StringIO()
+    render(report, Console(file=buf, width=200, color_system=None))
+    out = buf.getvalue()
+    for text in ("runs/[/x]credit", "dense[/x]", "auc [bold]: within [0.005]", "edgefin-runtime[litert]"):
+        assert text in out
