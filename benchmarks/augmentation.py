@@ -35,8 +35,17 @@ def log(msg: str) -> None:
 
 
 def prepare(split_seed: int) -> dict[str, Any]:
-    from edgefin.data import (encode_frame, fit_preprocess, fit_schema, infer_kinds, make_preprocessor, read_table,
-                              resolve_target, split_indices, target_vector)
+    from edgefin.data import (
+        encode_frame,
+        fit_preprocess,
+        fit_schema,
+        infer_kinds,
+        make_preprocessor,
+        read_table,
+        resolve_target,
+        split_indices,
+        target_vector,
+    )
     from edgefin.data.schema import missing_fields
 
     frame = read_table(DATA)

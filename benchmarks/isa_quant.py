@@ -220,9 +220,9 @@ def parent(a: argparse.Namespace) -> int:
     from edgefin_converters.parity import basic_metrics
     from edgefin_runtime.preprocess import Preprocessor
 
-    from edgefin.keras_io import load_model as load_keras
     from edgefin.data.rundata import load_split, run_schema, run_spec
     from edgefin.data.schema import to_columns
+    from edgefin.keras_io import load_model as load_keras
     from edgefin.rundir import RunDir
 
     run = RunDir.at(a.run_dir)

@@ -32,8 +32,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
              "TF_NUM_INTEROP_THREADS"):
@@ -145,6 +146,7 @@ def typed_columns(records: list[dict[str, Any]], schema: Any, rows: int) -> dict
 def default_records(bundle: Path) -> list[dict[str, Any]]:
     """The bundled credit data when the bundle's schema fits it (the demo does), else its golden records."""
     from edgefin_runtime.bundle import read_bundle
+
     from tests.fixtures.bundles import read_credit
 
     m = read_bundle(bundle).manifest

@@ -57,9 +57,9 @@ def fixture_bundles(dest: Path | None) -> list[Path]:
 
 
 def make_plan(work: Path, bundles_dir: Path | None, long: bool, stride: int) -> dict[str, Any]:
-    from edgefin_runtime.signing import generate_keypair, sign_bundle
-
     from security_bundles import tiny_onnx_bundle
+
+    from edgefin_runtime.signing import generate_keypair, sign_bundle
 
     items = [{"path": str(p)} for p in fixture_bundles(bundles_dir)]
     small = work / "micro-onnx.efb"

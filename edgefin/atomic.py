@@ -11,8 +11,9 @@ import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from edgefin_runtime.atomic import write_bytes as _write_atomically
 

@@ -18,11 +18,13 @@ The data is split (seeded, stratified) into a calibration part and a held-out pa
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
+
 from edgefin_converters.parity import Gates
 
 from . import atomic
@@ -194,6 +196,7 @@ def convert_user_model(model_path: str | Path, data_path: str | Path, target: st
 def _identity_schema(frame: Any, tspec: Any, model: Any, source: str) -> tuple[Any, Any]:
     """Every non-target column as a numeric input, in file order, with identity scaling and no imputation."""
     import pandas as pd
+
     from edgefin_runtime.manifest import FieldSpec, NumericStep, PreprocessSpec, Schema
 
     from .data.schema import numeric_values, robust_range

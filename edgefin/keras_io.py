@@ -16,7 +16,7 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any, ContextManager
+from typing import Any
 
 from .atomic import write_bytes
 from .errors import ModelError
@@ -87,7 +87,7 @@ def _holds_tfmot_layers(path: Path) -> bool:
         return False
 
 
-def _tfmot_scope(needed: bool) -> ContextManager[Any]:
+def _tfmot_scope(needed: bool) -> contextlib.AbstractContextManager[Any]:
     if not needed:
         return contextlib.nullcontext()
     from .tfmot_compat import tfmot_saving

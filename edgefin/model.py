@@ -9,8 +9,9 @@ state lives in ``model_``, ``history_``, ``best_epoch_``. TensorFlow is imported
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -49,7 +50,7 @@ class DenseClassifier:
         return {k: getattr(self, k) for k in ("hidden", "dropout", "l2", "learning_rate", "batch_size",
                                                 "epochs", "patience", "class_weight", "seed", "verbose")}
 
-    def set_params(self, **params: Any) -> "DenseClassifier":
+    def set_params(self, **params: Any) -> DenseClassifier:
         for k, v in params.items():
             if k not in self.get_params():
                 raise ValueError(f"unknown parameter {k!r} for DenseClassifier")
@@ -97,7 +98,7 @@ class DenseClassifier:
 
     # ------------------------------------------------------------ training
     def fit(self, X: Any, y: Any, *, validation_data: tuple[Any, Any] | None = None,
-            on_epoch: EpochCallback | None = None, callbacks: Sequence[Any] = ()) -> "DenseClassifier":
+            on_epoch: EpochCallback | None = None, callbacks: Sequence[Any] = ()) -> DenseClassifier:
         """Train from scratch. Without validation data there is no early stopping (all epochs run)."""
         self._validate_params()
         X, y = _check_xy(X, y, "training")
@@ -168,7 +169,7 @@ class DenseClassifier:
         return save_model(self._fitted(), path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "DenseClassifier":
+    def load(cls, path: str | os.PathLike[str]) -> DenseClassifier:
         """A classifier around a saved model; hidden sizes are read back from its layers."""
         from .keras_io import load_model
 

@@ -15,9 +15,10 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from . import __version__
 from .atomic import write_json
@@ -60,7 +61,7 @@ class PipelineOptions:
 
 
 # ---------------------------------------------------------------- hashing
-def _hash_file(h: "hashlib._Hash", path: Path, root: Path) -> None:
+def _hash_file(h: hashlib._Hash, path: Path, root: Path) -> None:
     h.update(str(path.relative_to(root) if path.is_relative_to(root) else path.name).encode())
     if path.is_dir():
         for p in sorted(q for q in path.rglob("*") if q.is_file()):

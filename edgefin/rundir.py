@@ -36,7 +36,7 @@ class RunDir:
     root: Path
 
     @classmethod
-    def at(cls, path: str | Path) -> "RunDir":
+    def at(cls, path: str | Path) -> RunDir:
         return cls(Path(path))
 
     # ------------------------------------------------------------ paths

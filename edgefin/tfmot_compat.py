@@ -22,7 +22,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import threading
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from .errors import DependencyError
 from .tfcompat import tf

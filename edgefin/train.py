@@ -14,10 +14,11 @@ import hashlib
 import json
 import platform
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -134,7 +135,7 @@ def candidates(bins: int | str) -> tuple[int, ...]:
     return (0, DEFAULT_BINS) if bins == "auto" else (int(bins),)
 
 
-def _augmented(d: "PreparedData", opts: TrainOptions, rep: Reporter) -> tuple[pd.DataFrame, np.ndarray] | None:
+def _augmented(d: PreparedData, opts: TrainOptions, rep: Reporter) -> tuple[pd.DataFrame, np.ndarray] | None:
     """The raw training split augmented as asked (once per run: it does not depend on the encoding)."""
     if opts.augment == "none":
         return None
@@ -143,7 +144,7 @@ def _augmented(d: "PreparedData", opts: TrainOptions, rep: Reporter) -> tuple[pd
     return frame, np.asarray(y).astype(np.int64)
 
 
-def _training_rows(d: "PreparedData", augmented: tuple[pd.DataFrame, np.ndarray] | None,
+def _training_rows(d: PreparedData, augmented: tuple[pd.DataFrame, np.ndarray] | None,
                    opts: TrainOptions) -> tuple[np.ndarray, np.ndarray]:
     """The encoded training split: the augmented raw rows when there are any, encoded with ``d``'s preprocessing."""
     if augmented is None:
@@ -152,7 +153,7 @@ def _training_rows(d: "PreparedData", augmented: tuple[pd.DataFrame, np.ndarray]
     return encode_frame(frame, d.schema, d.preprocessor, source=f"training split augmented with {opts.augment}"), y
 
 
-def _fit(d: "PreparedData", x_train: np.ndarray, y_train: np.ndarray, opts: TrainOptions,
+def _fit(d: PreparedData, x_train: np.ndarray, y_train: np.ndarray, opts: TrainOptions,
          rep: Reporter) -> tuple[Any, float]:
     """Train one dense model with early stopping on the validation split; (model, seconds)."""
     from .model import DenseClassifier
@@ -182,7 +183,7 @@ def epoch_info(logs: dict[str, float]) -> str:
     return info
 
 
-def with_bins(d: "PreparedData", bins: int, opts: TrainOptions) -> "PreparedData":
+def with_bins(d: PreparedData, bins: int, opts: TrainOptions) -> PreparedData:
     """The same splits and schema with the preprocessing refitted for another bin count."""
     spec = fit_preprocess(d.frames["train"], d.schema, encoding=opts.encoding, bins=bins,  # type: ignore[arg-type]
                           source=d.sources["train"])
@@ -399,7 +400,7 @@ def _run_record(opts: TrainOptions, files: dict[str, dict[str, Any]], target: Ta
                                             sort_keys=True).encode()).hexdigest()
     return {
         "edgefin_version": __version__,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "data": files["data"],
         "test_data": files.get("test_data"),
         "validation_data": files.get("validation_data"),

@@ -6,8 +6,8 @@ from __future__ import annotations
 import fnmatch
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from hypothesis import settings

@@ -13,7 +13,7 @@ import os
 import sys
 import tempfile
 import warnings
-from typing import Iterator
+from collections.abc import Iterator
 
 _QUIET_LOGGERS = ("tensorflow", "absl", "tf2onnx", "onnxruntime", "root")
 

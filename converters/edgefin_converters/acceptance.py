@@ -25,11 +25,13 @@ Deterministic for a seed. TensorFlow-free: the source model is reached through `
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
+
 from edgefin_runtime.manifest import FieldSpec, NumericStep, PreprocessSpec, Schema
 from edgefin_runtime.preprocess import Preprocessor, canonical_category
 

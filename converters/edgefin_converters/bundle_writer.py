@@ -13,17 +13,18 @@ import contextlib
 import math
 import os
 import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
+
 from edgefin_runtime import atomic
 from edgefin_runtime.bundle import build_bundle
-from edgefin_runtime.manifest import (AcceptanceSet, Decision, GoldenVector, Manifest, ModelSpec, PreprocessSpec,
-                                      Schema)
+from edgefin_runtime.manifest import AcceptanceSet, Decision, GoldenVector, Manifest, ModelSpec, PreprocessSpec, Schema
 
 BUNDLE_SUFFIX = ".efb"
 _before_replace: Callable[[Path], None] | None = None  # test hook: raise here to simulate a crash
@@ -46,7 +47,7 @@ def producer(extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def positive_means(schema: Schema) -> str:

@@ -8,7 +8,8 @@ are usage errors (2), a failed parity gate is exit code 3, anything else a failu
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 
 class ConverterError(Exception):

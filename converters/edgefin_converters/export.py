@@ -18,15 +18,24 @@ from __future__ import annotations
 import gzip
 import math
 import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
+
 from edgefin_runtime import acceptance as device_acceptance
 from edgefin_runtime import load as runtime_load
 from edgefin_runtime.errors import EdgefinRuntimeError
-from edgefin_runtime.manifest import (MODEL_NAMES, AcceptanceSet, Decision, GoldenVector, ModelSpec, PreprocessSpec,
-                                      Schema)
+from edgefin_runtime.manifest import (
+    MODEL_NAMES,
+    AcceptanceSet,
+    Decision,
+    GoldenVector,
+    ModelSpec,
+    PreprocessSpec,
+    Schema,
+)
 from edgefin_runtime.preprocess import Preprocessor, canonical_category
 
 from . import acceptance
@@ -100,7 +109,7 @@ class ExportOptions:
 class Progress(Protocol):
     def started(self, variant: str, index: int, total: int) -> None: ...
 
-    def done(self, result: "VariantResult") -> None: ...
+    def done(self, result: VariantResult) -> None: ...
 
 
 @dataclass

@@ -40,11 +40,13 @@ every node against the ONNX operator sets and raises UnsupportedOpError naming t
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
+
 from edgefin_runtime.manifest import TensorSpec
 
 from ._native import quiet

@@ -18,8 +18,9 @@ A score is a positive decision when ``p >= threshold`` (as everywhere in edgefin
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 

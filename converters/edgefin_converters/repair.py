@@ -34,8 +34,9 @@ and ``edgefin convert``'s output. Every step is deterministic (seeded rows, dete
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

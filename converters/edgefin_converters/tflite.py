@@ -8,10 +8,12 @@ gives byte-identical models. Inspection uses ``ai_edge_litert`` (never ``tf.lite
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
+
 from edgefin_runtime.manifest import Quantization, TensorSpec
 
 from ._native import quiet

@@ -8,7 +8,8 @@ Imported by the worker after its profile is applied.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

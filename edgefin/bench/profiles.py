@@ -30,9 +30,10 @@ User profiles come from TOML::
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import UsageError
 from ..tomlfile import read_toml
@@ -62,7 +63,7 @@ class Profile:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, name: str, d: Mapping[str, Any], where: str = "profile") -> "Profile":
+    def from_dict(cls, name: str, d: Mapping[str, Any], where: str = "profile") -> Profile:
         known = {"cores", "threads", "memory_mib", "description", "name"}
         extra = set(d) - known
         if extra:

@@ -4,7 +4,8 @@ score deltas against the source Keras model, the speed-up ratios over Keras, and
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 

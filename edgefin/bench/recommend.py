@@ -17,8 +17,9 @@ with the smallest summed relative excess over its failed limits.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ..errors import UsageError
 

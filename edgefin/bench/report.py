@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..atomic import write_json, write_text
 from ..errors import RunDirError
@@ -96,9 +97,9 @@ def _md_table(headers: list[str], rows: list[list[str]]) -> str:
 def render_markdown(report: Mapping[str, Any]) -> str:
     m, p, rec = report.get("machine", {}), report.get("profile", {}), report.get("recommendation", {})
     rows = summary_rows(report)
-    parts = [f"# edgefin benchmark report\n",
+    parts = ["# edgefin benchmark report\n",
              f"Run `{report.get('run_dir')}`, {report.get('created_at')}, {report.get('test_rows')} test rows.\n",
-             f"**Recommendation:** " + " ".join(explain(rec)[:1]) + "\n",
+             "**Recommendation:** " + " ".join(explain(rec)[:1]) + "\n",
              f"Rule: {rec.get('rule', '')}.\n"]
     if rec.get("chosen") is None:
         parts.append("\n".join(f"- {line.strip()}" for line in explain(rec)[1:]) + "\n")
@@ -136,7 +137,7 @@ def _md_keras(report: Mapping[str, Any]) -> str:
     if k.get("status") != "ok":
         return f"\nKeras baseline: {k.get('status', 'not measured')} {k.get('error') or ''}\n"
     call, pred = _get(k, "latency", "keras_call", "p50_us"), _get(k, "latency", "keras_predict", "p50_us")
-    lines = [f"\n## Against Keras (same run, same profile)\n",
+    lines = ["\n## Against Keras (same run, same profile)\n",
              f"Keras `model(x)` one record: p50 {fmt(call, '{:,.0f}')} us; "
              f"`model.predict`: p50 {fmt(pred, '{:,.0f}')} us.\n"]
     rows = [[r["name"], fmt(_get(r, "ratios", "keras_call_over_runtime"), "{:,.0f}x"),

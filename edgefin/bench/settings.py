@@ -5,8 +5,9 @@ Stdlib only: the worker imports this before the profile is applied.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import UsageError
 
@@ -33,7 +34,7 @@ class Settings:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Settings":
+    def from_dict(cls, d: Mapping[str, Any]) -> Settings:
         d = dict(d)
         if "batch_sizes" in d:
             d["batch_sizes"] = tuple(int(b) for b in d["batch_sizes"])

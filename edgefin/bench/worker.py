@@ -21,7 +21,8 @@ import os
 import resource
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 _OOM_MARKERS = ("failed to map segment", "cannot allocate memory", "bad_alloc", "bad allocation",
                 "out of memory", "memoryerror", "std::length_error", "resource exhausted")
@@ -284,10 +285,11 @@ def run_keras(spec: dict[str, Any], applied: dict[str, Any], spawn_ns: int) -> d
     t0 = time.perf_counter()
     import numpy as np
 
-    from edgefin.keras_io import load_model
-    from edgefin.tfcompat import tf
     from edgefin_runtime.manifest import PreprocessSpec, Schema
     from edgefin_runtime.preprocess import Preprocessor
+
+    from edgefin.keras_io import load_model
+    from edgefin.tfcompat import tf
 
     threads = int(spec.get("threads", 1))
     tf.config.threading.set_intra_op_parallelism_threads(threads)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import click
 from rich.markup import escape
@@ -19,12 +20,11 @@ TERMINAL_COLUMNS = ("variant", "status", "parity", "bundle_kib", "gzip_kib", "au
 
 def render_summary(report: Mapping[str, Any], console: Any = stderr) -> None:
     """The summary table and the recommendation, on stderr."""
+    from rich.console import Console
     from rich.table import Table
 
     from ..bench.recommend import explain
     from ..bench.report import COLUMNS, fmt, summary_rows
-
-    from rich.console import Console
 
     if not console.is_terminal and console.width < 180:  # a log or a pipe: do not squeeze the table
         console = Console(stderr=True, highlight=False, width=180)

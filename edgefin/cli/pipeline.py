@@ -16,8 +16,17 @@ import click
 
 from .bench import render_summary
 from .common import emit_json, handle_errors, output_options, stderr
-from .options import (PIPELINE_STEPS, SEP, Keys, config_defaults, config_keys, pipeline_options, pipeline_params,
-                      route, step_keys)
+from .options import (
+    PIPELINE_STEPS,
+    SEP,
+    Keys,
+    config_defaults,
+    config_keys,
+    pipeline_options,
+    pipeline_params,
+    route,
+    step_keys,
+)
 from .reporter import RichReporter
 
 DEMO_DATA = Path(__file__).resolve().parents[1] / "datasets" / "credit_scoring.csv"

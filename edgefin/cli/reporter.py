@@ -87,7 +87,7 @@ class RichReporter:
             self._bar.stop()
             self._bar = self._task = self._name = None
 
-    def __enter__(self) -> "RichReporter":
+    def __enter__(self) -> RichReporter:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

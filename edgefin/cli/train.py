@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import click
-
 from rich.markup import escape
 
 from .common import config_option, emit_json, handle_errors, output_options, stderr

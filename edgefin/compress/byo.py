@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +34,23 @@ def import_model(model_path: str | Path, data: str | Path, out: str | Path, *, t
     """Build (or reuse) the run directory ``out`` for a user's model; returns (run, reused)."""
     from edgefin_runtime.manifest import NumericStep, PreprocessSpec
 
-    from ..data import (encode_frame, fit_preprocess, fit_schema, infer_kinds, make_preprocessor, quality_report,
-                        read_table, resolve_target, schema_to_dict, split_indices, target_vector)
+    from ..data import (
+        encode_frame,
+        fit_preprocess,
+        fit_schema,
+        infer_kinds,
+        make_preprocessor,
+        quality_report,
+        read_table,
+        resolve_target,
+        schema_to_dict,
+        split_indices,
+        target_vector,
+    )
     from ..data.io import file_sha256
     from ..data.schema import missing_fields
-    from ..metrics import choose_threshold, evaluate, parse_threshold
     from ..keras_io import load_model, save_model
+    from ..metrics import choose_threshold, evaluate, parse_threshold
     from .support import check_model, predict
 
     model_path, data_path, rd = Path(model_path), Path(data), RunDir.at(out)
@@ -121,7 +132,7 @@ def import_model(model_path: str | Path, data: str | Path, out: str | Path, *, t
     save_model(model, rd.model_path("dense"))
     atomic.write_json(rd.metrics_json, metrics)
     atomic.write_json(rd.run_json, {
-        "edgefin_version": __version__, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "edgefin_version": __version__, "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "data": {"path": options["data"], "sha256": options["data_sha256"], "rows": int(len(frame))},
         "data_sha256": options["data_sha256"], "target": target, "positive_label": tspec.positive_label,
         "negative_label": tspec.negative_label, "seed": int(seed),

@@ -7,8 +7,9 @@ after every epoch, and the weights of the best epoch kept, but only among epochs
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -20,7 +20,7 @@ class Block:
     m_by_n: tuple[int, int] | None = None
 
     @classmethod
-    def parse(cls, text: str) -> "Block":
+    def parse(cls, text: str) -> Block:
         t = str(text).strip().lower()
         m = re.fullmatch(r"(\d+)\s*:\s*(\d+)", t)
         if m:
@@ -74,7 +74,7 @@ class CompressOptions:
     class_weight: bool | None = None  # None: as the dense model was trained
     seed: int | None = None  # None: the run's seed
 
-    def validated(self) -> "CompressOptions":
+    def validated(self) -> CompressOptions:
         """A copy with defaults resolved; raises UsageError naming the option on bad values."""
         block = Block.parse(self.block)
         sparsity = self.sparsity

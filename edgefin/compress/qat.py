@@ -13,7 +13,8 @@ The scheme follows what the model already is, so earlier savings survive the int
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 

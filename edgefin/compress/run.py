@@ -13,7 +13,7 @@ import hashlib
 import shutil
 import time
 from dataclasses import fields, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -258,7 +258,7 @@ def _report(rd: RunDir, opts: CompressOptions, models: dict[str, Any], details: 
     report: dict[str, Any] = {
         "format_version": 1,
         "edgefin_version": __version__,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "run": str(rd.root),
         "options": opts.to_dict(),
         "seed": seed,

@@ -14,7 +14,6 @@ import numpy as np
 
 from .support import KERNEL_NAMES, short_name
 
-
 # variables that are optimisation state, not model parameters: QAT ranges and steps, pruning masks,
 # CQAT centroids/indices (``*_tf``)
 _STATE = re.compile(r"(_min|_max|optimizer_step|pruning_step|mask|threshold|_tf)$")

@@ -8,7 +8,8 @@ escapes is translated by :func:`tfmot_errors` into :class:`~edgefin.errors.Unsup
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import numpy as np
 

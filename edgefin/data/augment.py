@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from edgefin_runtime.manifest import Schema
 from edgefin_runtime.preprocess import canonical_category
 
@@ -97,7 +98,7 @@ class _Encoding:
         self.originals: dict[str, dict[str, Any]] = {}
 
     @classmethod
-    def fit(cls, frame: pd.DataFrame, schema: Schema) -> "_Encoding":
+    def fit(cls, frame: pd.DataFrame, schema: Schema) -> _Encoding:
         e = cls()
         for f in schema.fields:
             e.names.append(f.name)

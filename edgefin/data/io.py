@@ -8,11 +8,10 @@ pandas' and pyarrow's own exceptions never reach the user.
 from __future__ import annotations
 
 import hashlib
-import os
-from pathlib import Path
-from typing import Iterable
-
 import io
+import os
+from collections.abc import Iterable
+from pathlib import Path
 
 import pandas as pd
 

@@ -7,7 +7,8 @@ columns, heavy missingness, duplicated rows and a rare positive class.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd

@@ -6,9 +6,10 @@ Markdown and HTML. The measuring itself is :func:`edgefin.bench.harness.run_benc
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from ..reporter import Reporter
 
@@ -32,7 +33,7 @@ class Options:
     out: str | None = None                   # report folder; None: RUN_DIR/report
 
 
-def resolve(options: Options) -> "BenchOptions":
+def resolve(options: Options) -> BenchOptions:
     """The harness's options: profile looked up, preset expanded (UsageError on unknown names)."""
     from ..bench.harness import BenchOptions
     from ..bench.profiles import get_profile

@@ -24,10 +24,10 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Callable
 
 from .. import atomic
 from .errors import TargetBuildError, TargetUnavailableError

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -133,9 +134,9 @@ def load_test_split(run: Any, cases: Sequence[BundleCase], rows: int | None) -> 
     from edgefin_runtime.bundle import read_bundle
     from edgefin_runtime.preprocess import Preprocessor
 
-    from ..keras_io import load_model
     from ..data.rundata import load_split, run_schema, run_spec
     from ..data.schema import to_columns
+    from ..keras_io import load_model
 
     schema, spec = run_schema(run), run_spec(run)
     frame, y_all = load_split(run, "test")

@@ -1,6 +1,5 @@
 """edgefin-runtime: verify and score edgefin .efb bundles without TensorFlow."""
 
-from .version import __version__
 from .errors import (
     BackendError,
     BundleError,
@@ -19,9 +18,10 @@ from .errors import (
     UnknownFieldError,
     VersionError,
 )
-from .preprocess import Policy
-from .predictor import ColumnsScore, Predictor, Result, Score, load
 from .holder import ModelHolder, ModelInfo, Served, SwapReport
+from .predictor import ColumnsScore, Predictor, Result, Score, load
+from .preprocess import Policy
+from .version import __version__
 
 __all__ = [
     "__version__",

@@ -114,7 +114,7 @@ class AcceptanceReport:
                 "source_model": self.source.to_dict()}
 
 
-def check(predictor: "Predictor") -> AcceptanceReport | None:
+def check(predictor: Predictor) -> AcceptanceReport | None:
     """Score the bundle's acceptance set on both paths and apply the gates (see the module docstring).
 
     Returns None for a bundle without an acceptance set. Raises SelfTestError when a record is
@@ -155,7 +155,7 @@ def check(predictor: "Predictor") -> AcceptanceReport | None:
         source_stage=acc.source_stage, kinds=kinds)
 
 
-def require(predictor: "Predictor") -> AcceptanceReport | None:
+def require(predictor: Predictor) -> AcceptanceReport | None:
     """:func:`check`, raising SelfTestError naming every failed gate."""
     report = check(predictor)
     if report is not None and not report.passed:

@@ -199,7 +199,7 @@ def verify_members(manifest: Manifest, members: dict[str, bytes], label: str) ->
                                  f"re-download it")
 
 
-def read_bundle(source: Source, *, verify_signature: "object | None" = None) -> Bundle:
+def read_bundle(source: Source, *, verify_signature: object | None = None) -> Bundle:
     """Read and verify a bundle. ``verify_signature(manifest_bytes, signature)`` runs before parsing."""
     data, label = read_bytes(source)
     members = read_members(data, label)

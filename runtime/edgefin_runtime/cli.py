@@ -28,7 +28,8 @@ import os
 import sys
 import time
 import traceback
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from .errors import BundleError, EdgefinRuntimeError, InputError, SelfTestError
 from .version import __version__

@@ -13,9 +13,10 @@ import io
 import itertools
 import json
 import sys
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import IO, Any, Iterable, Iterator
+from typing import IO, Any
 
 from .atomic import open_atomic
 from .errors import FieldTypeError, InputError, RecordTypeError

@@ -56,7 +56,7 @@ class InputError(EdgefinRuntimeError, ValueError):
         where = f"row {row}: " if row is not None else ""
         super().__init__(where + message)
 
-    def at_row(self, row: int) -> "InputError":
+    def at_row(self, row: int) -> InputError:
         """Return a copy of this error that also names the row it came from."""
         err = type(self)(self.reason, field=self.field, row=row)
         return err

@@ -16,9 +16,10 @@ import collections
 import os
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Generic, Iterable, Mapping, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .bundle import Source, sha256_hex
 from .errors import EdgefinRuntimeError
@@ -39,7 +40,7 @@ class ModelInfo:
     loaded_at: float
 
     @classmethod
-    def of(cls, predictor: Predictor, generation: int) -> "ModelInfo":
+    def of(cls, predictor: Predictor, generation: int) -> ModelInfo:
         m = predictor.info.model
         return cls(sha256=predictor.bundle_sha256, variant=m.variant, engine=predictor.engine.name,
                    source=predictor.source, generation=generation, loaded_at=time.time())

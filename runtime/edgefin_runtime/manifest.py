@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from .errors import ManifestError, VersionError
 from .version import __version__, version_tuple
@@ -88,7 +89,7 @@ class FieldSpec:
     missing_share: float = 0.0
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], where: str) -> "FieldSpec":
+    def from_dict(cls, d: Mapping[str, Any], where: str) -> FieldSpec:
         name = _str(_req(d, "name", where), f"{where}.name")
         kind = _str(_req(d, "kind", where), f"{where}.kind")
         if kind not in ("numeric", "categorical"):
@@ -127,7 +128,7 @@ class Schema:
         return tuple(f.name for f in self.fields)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], where: str = "schema") -> "Schema":
+    def from_dict(cls, d: Mapping[str, Any], where: str = "schema") -> Schema:
         raw = _typed(_req(d, "fields", where), list, f"{where}.fields")
         fields = tuple(FieldSpec.from_dict(f, f"{where}.fields[{i}]") for i, f in enumerate(raw))
         names = [f.name for f in fields]
@@ -224,7 +225,7 @@ class PreprocessSpec:
         return {"steps": [_step_dict(s) for s in self.steps], "n_features": self.n_features}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], where: str = "preprocessing") -> "PreprocessSpec":
+    def from_dict(cls, d: Mapping[str, Any], where: str = "preprocessing") -> PreprocessSpec:
         raw = _typed(_req(d, "steps", where), list, f"{where}.steps")
         steps: list[Step] = []
         for i, s in enumerate(raw):
@@ -312,7 +313,7 @@ class TensorSpec:
     quantization: Quantization | None = None
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], where: str) -> "TensorSpec":
+    def from_dict(cls, d: Mapping[str, Any], where: str) -> TensorSpec:
         shape = _typed(_req(d, "shape", where), list, f"{where}.shape")
         for i, s in enumerate(shape):
             _typed(s, int, f"{where}.shape[{i}]")
@@ -343,7 +344,7 @@ class ModelSpec:
     kernels: Kernels = "default"
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], where: str = "model") -> "ModelSpec":
+    def from_dict(cls, d: Mapping[str, Any], where: str = "model") -> ModelSpec:
         engine = _req(d, "engine", where)
         if not isinstance(engine, str) or engine not in MODEL_NAMES:
             raise ManifestError(f"manifest {where}.engine: expected one of {sorted(MODEL_NAMES)}, got {engine!r}")
@@ -384,7 +385,7 @@ class Decision:
     method: str = "fixed"
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], where: str = "decision") -> "Decision":
+    def from_dict(cls, d: Mapping[str, Any], where: str = "decision") -> Decision:
         t = _num(_req(d, "threshold", where), f"{where}.threshold")
         if not 0.0 <= t <= 1.0:  # type: ignore[operator]
             raise ManifestError(f"manifest {where}.threshold: expected a probability in [0, 1], got {t}")
@@ -439,7 +440,7 @@ class AcceptanceSet:
                 "source_stage": self.source_stage, "kinds": list(self.kinds), "seed": self.seed}
 
     @classmethod
-    def from_dict(cls, d: Any, schema: Schema, where: str = "acceptance") -> "AcceptanceSet":
+    def from_dict(cls, d: Any, schema: Schema, where: str = "acceptance") -> AcceptanceSet:
         if not isinstance(d, Mapping):
             raise ManifestError(f"manifest {where}: expected an object, got {type(d).__name__}")
         fields = _str_list(_req(d, "fields", where), f"{where}.fields")
@@ -552,7 +553,7 @@ class Manifest:
         return ("{\n" + block + ",\n" + text[2:]).encode("utf-8")  # "acceptance" sorts first
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Manifest":
+    def from_dict(cls, d: Mapping[str, Any]) -> Manifest:
         if not isinstance(d, Mapping):
             raise ManifestError("manifest: expected a JSON object at the top level")
         fv = _req(d, "format_version", "root")

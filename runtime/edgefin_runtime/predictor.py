@@ -14,8 +14,9 @@ import math
 import operator
 import sys
 import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import repeat
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +27,19 @@ from .errors import BackendError, EdgefinRuntimeError, InputError, SelfTestError
 from .manifest import Manifest, Schema
 from .preprocess import Policy, Preprocessor
 from .preprocess_columns import _column_length
-from .results import ColumnsScore, Result, Score, _flags_by_row, _new, _one_getter, _set_d, _set_f, _set_l, _set_p, _tuple_new
+from .results import (
+    ColumnsScore,
+    Result,
+    Score,
+    _flags_by_row,
+    _new,
+    _one_getter,
+    _set_d,
+    _set_f,
+    _set_l,
+    _set_p,
+    _tuple_new,
+)
 
 #: rows encoded and scored together by score_columns (a block's features stay in cache)
 COLUMN_BLOCK = 16384
@@ -89,7 +102,7 @@ class Predictor:
     def source(self) -> str:
         return self._bundle.source
 
-    def with_policy(self, policy: Policy | str) -> "Predictor":
+    def with_policy(self, policy: Policy | str) -> Predictor:
         """The same verified bundle and engine under another input policy (no reload)."""
         return Predictor(self._bundle, self._engine, _policy(policy))
 

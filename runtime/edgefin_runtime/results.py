@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Mapping, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 

@@ -20,9 +20,10 @@ import binascii
 import hashlib
 import os
 import re
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from .errors import SignatureError
 
@@ -51,7 +52,7 @@ def _crypto() -> Any:
 
 
 # ---------------------------------------------------------------- keys
-def key_id(public_key: "Ed25519PublicKey") -> str:
+def key_id(public_key: Ed25519PublicKey) -> str:
     """A short fingerprint of a public key, shown in messages and written into signatures."""
     c = _crypto()
     raw = public_key.public_bytes(c.serialization.Encoding.Raw, c.serialization.PublicFormat.Raw)
@@ -91,7 +92,7 @@ def _key_bytes(source: Any, what: str) -> tuple[bytes, str]:
                          f"{type(source).__name__}")
 
 
-def load_public_key(source: KeySource) -> "Ed25519PublicKey":
+def load_public_key(source: KeySource) -> Ed25519PublicKey:
     """An Ed25519 public key from a PEM file or text, a raw 32-byte key, or a key object."""
     c = _crypto()
     if isinstance(source, c.ed25519.Ed25519PublicKey):
@@ -112,7 +113,7 @@ def load_public_key(source: KeySource) -> "Ed25519PublicKey":
     return key
 
 
-def load_private_key(source: Any, password: bytes | None = None) -> "Ed25519PrivateKey":
+def load_private_key(source: Any, password: bytes | None = None) -> Ed25519PrivateKey:
     """An Ed25519 private key from a PEM (PKCS#8) file or text, a raw 32-byte seed, or a key object."""
     c = _crypto()
     if isinstance(source, c.ed25519.Ed25519PrivateKey):
@@ -135,7 +136,7 @@ def load_private_key(source: Any, password: bytes | None = None) -> "Ed25519Priv
     return key
 
 
-def load_trusted_keys(keys: KeySource | Iterable[KeySource] | None) -> list["Ed25519PublicKey"]:
+def load_trusted_keys(keys: KeySource | Iterable[KeySource] | None) -> list[Ed25519PublicKey]:
     """One key or several (a key, a path, PEM text, raw bytes, or an iterable of those)."""
     if keys is None:
         return []
@@ -169,7 +170,7 @@ def parse_signature(member: bytes, label: str) -> tuple[str, bytes]:
     return m.group(1).decode("ascii"), sig
 
 
-def verify_manifest(manifest_bytes: bytes, member: bytes | None, keys: list["Ed25519PublicKey"],
+def verify_manifest(manifest_bytes: bytes, member: bytes | None, keys: list[Ed25519PublicKey],
                     label: str) -> str:
     """Check the signature over ``manifest_bytes`` against ``keys``; return the signing key's id."""
     c = _crypto()
@@ -215,7 +216,7 @@ def verifier(trusted_keys: KeySource | Iterable[KeySource] | None = None,
     return verify
 
 
-def sign_bundle(bundle: "bytes | str | os.PathLike[str]", private_key: Any) -> bytes:
+def sign_bundle(bundle: bytes | str | os.PathLike[str], private_key: Any) -> bytes:
     """Sign (or re-sign) bundle bytes: the manifest and model bytes stay identical, only the
     signature member is added or replaced. The bundle is fully verified first and after."""
     from .bundle import pack_members, read_bundle

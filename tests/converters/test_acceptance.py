@@ -12,6 +12,7 @@ from edgefin_converters import acceptance as acc
 from edgefin_converters.errors import ConversionFailedError
 from edgefin_runtime.manifest import FieldSpec, Schema
 from edgefin_runtime.preprocess import Policy, Preprocessor
+
 from tests.fixtures.bundles import TINY_SCHEMA, fit_spec, tiny_data
 
 THRESHOLD = 0.4

@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgefin.convert import ConvertOptions, convert_run
 from edgefin_converters.acceptance import equal_rows
 from edgefin_runtime.manifest import Manifest
+
+from edgefin.convert import ConvertOptions, convert_run
 from tests.converters.util import FIXTURE_FLIP_RATE, manifest_of, split_columns
 
 REPO = Path(__file__).resolve().parents[2]

@@ -37,8 +37,15 @@ def test_interrupted_first_write_leaves_nothing(tmp_path, monkeypatch):
 
 
 def test_make_manifest_carries_the_acceptance_set():
-    from edgefin_runtime.manifest import AcceptanceSet, Decision, Manifest, ModelSpec, NumericStep, PreprocessSpec
-    from edgefin_runtime.manifest import TensorSpec
+    from edgefin_runtime.manifest import (
+        AcceptanceSet,
+        Decision,
+        Manifest,
+        ModelSpec,
+        NumericStep,
+        PreprocessSpec,
+        TensorSpec,
+    )
 
     schema = Schema(fields=(FieldSpec("income", "numeric", min=0.0, max=1000.0),), target="default",
                     positive_label="yes", negative_label="no")

@@ -17,6 +17,7 @@ import pytest
 
 from edgefin_converters import ExportOptions, Source, Sources, export_variants
 from edgefin_converters import repair as repair_mod
+
 from tests.converters.util import manifest_of
 
 INT8 = ("tflite-int8-ptq", "onnx-int8")

@@ -171,9 +171,10 @@ def test_unsupported_op_is_named_for_onnx(numeric_data, tmp_path):
 
 def test_lambda_layer_is_named_by_the_library():
     """In memory (a Lambda cannot be reloaded from a file in safe mode) the layer's own name is given."""
-    from edgefin.tfcompat import keras, tf
     from edgefin_converters import UnsupportedOpError
     from edgefin_converters.tflite import to_tflite_fp32
+
+    from edgefin.tfcompat import keras, tf
 
     inp = keras.Input((4,))
     h = keras.layers.Lambda(lambda x: tf.strings.to_number(tf.strings.as_string(x)), name="stringify")(inp)

@@ -10,9 +10,10 @@ import json
 import numpy as np
 import pytest
 
+from edgefin_converters import VARIANT_NAMES
+
 from edgefin.convert import ConvertOptions, convert_run
 from edgefin.rundir import RunDir
-from edgefin_converters import VARIANT_NAMES
 from tests.converters.util import FIXTURE_FLIP_RATE, manifest_of, split_columns
 
 
@@ -59,8 +60,9 @@ def test_variant_bundle_loads_self_tests_and_passes_parity(converted, run_dir, n
 @pytest.mark.parametrize("name", VARIANT_NAMES)
 def test_runtime_scores_equal_the_parity_scores(converted, test_split, name):
     """What the manifest reports is exactly what the runtime computes on the held-out rows."""
-    import edgefin_runtime
     from sklearn.metrics import roc_auc_score
+
+    import edgefin_runtime
 
     cols, y = test_split
     m = manifest_of(converted.bundles[name])
@@ -170,9 +172,10 @@ def test_explicit_stage_wins_over_the_latest(qat_run_dir, tmp_path):
 
 
 def test_qat_int8_uses_the_learned_ranges_not_the_calibration_rows(qat_run_dir):
+    from edgefin_converters.tflite import to_tflite_int8
+
     from edgefin.data.rundata import encoded_split
     from edgefin.keras_io import load_model
-    from edgefin_converters.tflite import to_tflite_int8
 
     qat = load_model(RunDir.at(qat_run_dir).model_path("qat"))
     x, _ = encoded_split(RunDir.at(qat_run_dir), "train")

@@ -40,13 +40,14 @@ def synthetic_csv(path: Path, n: int = 500, seed: int = 3) -> Path:
 
 
 def build(out: Path) -> Path:
+    from edgefin_runtime.manifest import PreprocessSpec
+    from edgefin_runtime.preprocess import Preprocessor
+
     from edgefin.atomic import write_bytes, write_json
     from edgefin.data.schema import schema_from_dict
     from edgefin.keras_io import load_model
     from edgefin.rundir import RunDir
     from edgefin.train import train
-    from edgefin_runtime.manifest import PreprocessSpec
-    from edgefin_runtime.preprocess import Preprocessor
     from tests.fixtures import bundles as fx
 
     out.mkdir(parents=True, exist_ok=True)

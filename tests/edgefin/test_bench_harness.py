@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edgefin.bench.harness import BenchOptions, measure_variant, run_bench, select_variants, list_variants
+from edgefin.bench.harness import BenchOptions, list_variants, measure_variant, run_bench, select_variants
 from edgefin.bench.profiles import Profile
 from edgefin.bench.settings import Settings
 from edgefin.errors import RunDirError, UsageError

@@ -12,11 +12,12 @@ from click.testing import CliRunner
 
 pytest.importorskip("cryptography")
 
-from edgefin import atomic  # noqa: E402
-from edgefin.cli.main import cli  # noqa: E402
 from edgefin_runtime.bundle import read_bundle  # noqa: E402
 from edgefin_runtime.errors import SignatureError  # noqa: E402
 from edgefin_runtime.signing import verifier  # noqa: E402
+
+from edgefin import atomic  # noqa: E402
+from edgefin.cli.main import cli  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
 from security_bundles import tiny_onnx_bundle  # noqa: E402

@@ -9,11 +9,12 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from edgefin_runtime.manifest import PreprocessSpec, Schema
+
 from edgefin.cli.main import cli
 from edgefin.data import encode, load_split, run_preprocessor
 from edgefin.data.io import file_sha256
 from edgefin.rundir import RunDir
-from edgefin_runtime.manifest import PreprocessSpec, Schema
 from tests.fixtures.tabular import loans, write_csv
 
 FAST = ["--hidden", "8", "--epochs", "3", "--patience", "2", "-q"]

@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from edgefin_runtime.manifest import CategoricalStep, NumericStep, PreprocessSpec
+
 from edgefin.data.preprocessing import (
     MISSING_SENTINEL,
     encode_frame,
@@ -17,7 +19,6 @@ from edgefin.data.preprocessing import (
 )
 from edgefin.data.schema import TargetSpec, fit_schema, infer_kinds, missing_fields
 from edgefin.errors import DataError
-from edgefin_runtime.manifest import CategoricalStep, NumericStep, PreprocessSpec
 from tests.fixtures.tabular import loans
 
 TARGET = TargetSpec("default", "yes", "no")

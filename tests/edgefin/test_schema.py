@@ -6,22 +6,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from edgefin_runtime.manifest import Schema
+
 from edgefin.data.io import read_table
 from edgefin.data.schema import (
     TargetSpec,
     fit_schema,
-    robust_range,
-    round_outward,
     infer_kinds,
     missing_fields,
     resolve_target,
+    robust_range,
+    round_outward,
     schema_from_dict,
     schema_to_dict,
     target_vector,
     to_columns,
 )
 from edgefin.errors import DataError, UsageError
-from edgefin_runtime.manifest import Schema
 from tests.fixtures.tabular import loans
 
 

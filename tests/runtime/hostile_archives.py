@@ -11,12 +11,14 @@ import functools
 import json
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
+
+from security_bundles import tiny_onnx_bundle
 
 from edgefin_runtime.bundle import pack_members, read_bundle
 from edgefin_runtime.errors import BundleFormatError, IntegrityError, ManifestError
-from security_bundles import tiny_onnx_bundle
 
 REG = 0o100644 << 16
 LNK = 0o120777 << 16
@@ -61,7 +63,7 @@ def _deflate(data: bytes) -> bytes:
     return c.compress(data) + c.flush()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _zeros_deflated(n: int) -> bytes:
     c = zlib.compressobj(9, zlib.DEFLATED, -15)
     chunk = b"\0" * (1 << 20)

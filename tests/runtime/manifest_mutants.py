@@ -4,7 +4,8 @@ is not, with the error each must raise. Shared by test_manifest_mutants.py and t
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from edgefin_runtime.errors import ManifestError, SelfTestError, VersionError
 

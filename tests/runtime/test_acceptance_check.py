@@ -11,6 +11,7 @@ import edgefin_runtime
 from edgefin_runtime import acceptance
 from edgefin_runtime.cli import main
 from edgefin_runtime.errors import SelfTestError
+
 from tests.fixtures.engines import ShiftedEngine, perturbed
 
 

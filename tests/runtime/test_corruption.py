@@ -16,10 +16,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from security_bundles import tiny_onnx_bundle
 
 from edgefin_runtime.bundle import read_bundle
 from edgefin_runtime.errors import BundleError
-from security_bundles import tiny_onnx_bundle
 
 REPO = Path(__file__).resolve().parents[2]
 SWEEP = REPO / "benchmarks" / "security_sweep.py"

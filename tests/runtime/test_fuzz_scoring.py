@@ -13,12 +13,12 @@ import sys
 
 import numpy as np
 import pytest
+from hostile_records import SPECIALS, dict_records, records
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edgefin_runtime.errors import InputError
 from edgefin_runtime.preprocess import Policy, Preprocessor
-from hostile_records import SPECIALS, dict_records, records
 
 NAMES = ("Income", "Age", "Home", "Job")
 _HC = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]

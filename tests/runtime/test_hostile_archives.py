@@ -7,12 +7,12 @@ import os
 import tracemalloc
 
 import pytest
+from hostile_archives import cases
 
 import edgefin_runtime
 from edgefin_runtime import backends
 from edgefin_runtime.bundle import MAX_BUNDLE_BYTES, read_bundle
 from edgefin_runtime.errors import BundleError, BundleFormatError
-from hostile_archives import cases
 
 CASES = {c.kind: c for c in cases()}
 

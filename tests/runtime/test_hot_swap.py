@@ -6,12 +6,12 @@ import threading
 from dataclasses import replace
 
 import pytest
+from security_bundles import GOLDEN_RECORDS, expected_score, tiny_onnx_bundle
 
 from edgefin_runtime.bundle import read_bundle
 from edgefin_runtime.errors import BundleFormatError, IntegrityError, SelfTestError, SignatureError
 from edgefin_runtime.holder import ModelHolder, Served
 from edgefin_runtime.manifest import GoldenVector
-from security_bundles import GOLDEN_RECORDS, expected_score, tiny_onnx_bundle
 
 RECORDS = [{"Income": 50.0 + 7 * i, "Age": 20 + i % 60, "Home": ("own", "rent", "other", None)[i % 4]}
            for i in range(64)]

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from manifest_mutants import MUTANTS, set_at
 
 import edgefin_runtime
 from edgefin_runtime.bundle import read_bundle
 from edgefin_runtime.errors import ManifestError, VersionError
 from edgefin_runtime.manifest import Manifest
 from edgefin_runtime.version import __version__, version_tuple
-from manifest_mutants import MUTANTS, set_at
 
 VARIANTS = ("tflite-fp32", "tflite-int8-io", "onnx-fp32")
 

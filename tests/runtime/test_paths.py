@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 import edgefin_runtime.predictor as predictor_mod
 from edgefin_runtime import ColumnsScore, Result, Score
 from edgefin_runtime.preprocess import Preprocessor
+
 from tests.fixtures.bundles import GOLDEN_RECORDS, tiny_data
 
 NAMES = ("Income", "Age", "Home", "Job")

@@ -14,6 +14,7 @@ pytest.importorskip("cryptography")
 
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
+from security_bundles import tiny_onnx_bundle  # noqa: E402
 
 from edgefin_runtime import bundle as bundle_mod  # noqa: E402
 from edgefin_runtime.bundle import pack_members, read_bundle, sha256_hex  # noqa: E402
@@ -27,7 +28,6 @@ from edgefin_runtime.signing import (  # noqa: E402
     signature_for,
     verifier,
 )
-from security_bundles import tiny_onnx_bundle  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,9 @@ the same integer result on every instruction set (``converters/edgefin_converter
 
 from __future__ import annotations
 
-from .base import MAX_CHUNK, Engine
-
 from ..errors import BackendError
 from ..manifest import ModelSpec
+from .base import MAX_CHUNK, Engine
 
 #: backend name -> the manifest engine it can run
 BACKENDS = {"litert": "litert", "litert-ref": "litert", "onnx": "onnx"}

@@ -14,7 +14,8 @@ Quantised (int8/uint8) model inputs and outputs are handled here, so callers alw
 from __future__ import annotations
 
 import abc
-from typing import Any, Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 

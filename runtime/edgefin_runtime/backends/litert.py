@@ -15,7 +15,8 @@ buffers did not move across an invoke, so the guard is not needed there.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -52,7 +53,7 @@ class _One:
 
     __slots__ = ("interp", "invoke", "inp", "out", "row")
 
-    def __init__(self, engine: "LiteRTEngine") -> None:
+    def __init__(self, engine: LiteRTEngine) -> None:
         it = engine._new_interpreter(1)
         self.interp = it
         native = _native(it)

@@ -9,7 +9,8 @@ threads only add wake-up latency for a model this small.
 from __future__ import annotations
 
 import threading
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -14,7 +14,8 @@ from edgefin.bench.htmlreport import _targets_section
 from edgefin.bench.report import md_targets
 from edgefin.errors import RunDirError
 from edgefin.targets import compare as cmp
-from edgefin.targets import get_target, run as run_mod
+from edgefin.targets import get_target
+from edgefin.targets import run as run_mod
 from edgefin.targets.launch import ProbeRun
 
 T = 0.4

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edgefin.errors import UsageError
-from edgefin.targets import TARGETS, get_target, resolve_targets
-from edgefin.targets import arm64root, registry
+from edgefin.targets import TARGETS, arm64root, get_target, registry, resolve_targets
 from edgefin.targets.errors import TargetUnavailableError, UnknownTargetError
 
 
