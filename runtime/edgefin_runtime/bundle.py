@@ -6,20 +6,22 @@ allowlist of flat member names (no duplicates, no directories, no symlinks), per
 the one canonical layout :func:`pack_members` writes (so every byte of the file is covered by a check),
 the signature when one is required, strict JSON for the manifest, the manifest contract and
 versions, and the sha256 of every member the manifest lists.
+
+A bundle in the canonical layout (every bundle edgefin writes) is read without ``zipfile``: its
+members are taken from the local headers and accepted only if the whole file is byte-identical to
+what :func:`pack_members` writes for them. Anything else goes through ``zipfile`` and the full
+list of structural checks, which names what is wrong. Both keep ``zipfile``, ``pathlib`` and
+OpenSSL's ``hashlib`` out of a device's cold start (~20 ms together).
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import os
 import stat
 import struct
-import zipfile
 import zlib
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
 from .errors import BundleFormatError, EdgefinRuntimeError, IntegrityError, ManifestError
 from .jsonutil import strict_loads
@@ -49,8 +51,28 @@ class Bundle:
     sha256: str
 
 
+#: below this many bytes the interpreter's built-in SHA-256 hashes faster than importing OpenSSL's
+_SMALL_HASH = 1 << 19
+
+
 def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    """The sha256 hex digest (the same digest whichever implementation computes it)."""
+    return _sha256(len(data))(data).hexdigest()  # type: ignore[no-any-return]
+
+
+def _sha256(size: int) -> Any:
+    if size < _SMALL_HASH:
+        try:
+            from _sha256 import sha256  # type: ignore[import-not-found]  # CPython <= 3.11
+        except ImportError:
+            try:
+                from _sha2 import sha256  # type: ignore[import-not-found]  # CPython >= 3.12
+            except ImportError:
+                from hashlib import sha256
+        return sha256
+    from hashlib import sha256
+
+    return sha256
 
 
 def read_bytes(source: Source) -> tuple[bytes, str]:
@@ -59,10 +81,10 @@ def read_bytes(source: Source) -> tuple[bytes, str]:
         data = bytes(source)
         label = "<bytes>"
     else:
-        path = Path(os.fspath(source))
-        label = str(path)
+        path = os.fspath(source)
+        label = path
         try:
-            st = path.stat()
+            st = os.stat(path)
         except FileNotFoundError:
             raise BundleFormatError(f"bundle {label}: file not found") from None
         except OSError as exc:
@@ -84,6 +106,12 @@ def read_members(data: bytes, label: str) -> dict[str, bytes]:
         raise BundleFormatError(f"bundle {label}: empty file (expected an edgefin .efb bundle)")
     if not data.startswith(b"PK\x03\x04"):
         raise BundleFormatError(f"bundle {label}: not an edgefin bundle (expected a zip archive)")
+    canonical = _canonical_members(data, label)
+    if canonical is not None:
+        return canonical
+    import io
+    import zipfile
+
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
         infos = zf.infolist()
@@ -132,6 +160,39 @@ def read_members(data: bytes, label: str) -> dict[str, bytes]:
         raise BundleFormatError(f"bundle {label}: expected exactly one model member "
                                 f"({' or '.join(MODEL_NAMES.values())}), found {found}")
     _check_canonical(data, _ordered(seen), label)
+    return seen
+
+
+def _canonical_members(data: bytes, label: str) -> dict[str, bytes] | None:
+    """The members of a bundle in exactly the layout :func:`pack_members` writes, else None.
+
+    Members are read from the local headers (at most as many as are allowed); they are returned only
+    if every name is allowed and unique, every member within its cap, there is a manifest and one
+    model, and the whole file equals the canonical layout of these members (so flags, methods,
+    CRCs, attributes and the central directory are all what edgefin writes). On None the caller
+    reads the archive with ``zipfile`` and reports exactly what is wrong.
+    """
+    seen: dict[str, bytes] = {}
+    offset = 0
+    while len(seen) < len(ALLOWED_MEMBERS) and data.startswith(b"PK\x03\x04", offset):
+        if offset + 30 > len(data):
+            return None
+        size, name_len, extra_len = struct.unpack_from("<4xIHH", data, offset + 18)
+        start = offset + 30 + name_len + extra_len
+        try:
+            name = data[offset + 30:offset + 30 + name_len].decode("ascii")
+        except UnicodeDecodeError:
+            return None
+        if name not in _CAPS or name in seen or size > _CAPS[name] or start + size > len(data):
+            return None
+        seen[name] = data[start:start + size]
+        offset = start + size
+    if MANIFEST_NAME not in seen or sum(n in seen for n in MODEL_NAMES.values()) != 1:
+        return None
+    try:
+        _check_canonical(data, _ordered(seen), label)
+    except IntegrityError:
+        return None
     return seen
 
 
