@@ -1,4 +1,12 @@
-"""edgefin-runtime: verify and score edgefin .efb bundles without TensorFlow."""
+"""edgefin-runtime: verify and score edgefin .efb bundles without TensorFlow.
+
+Importing the package loads only what ``load(...).score(...)`` needs; the hot-swap holder is imported
+on first use of its names (signing, the CLI, rendering and acceptance checks live in modules of their
+own), so a device restart pays for no more than scoring (``benchmarks/runtime_bench.py``,
+``cold_start_ratio_vs_bare_engine``).
+"""
+
+from typing import TYPE_CHECKING, Any
 
 from .errors import (
     BackendError,
@@ -18,7 +26,6 @@ from .errors import (
     UnknownFieldError,
     VersionError,
 )
-from .holder import ModelHolder, ModelInfo, Served, SwapReport
 from .predictor import ColumnsScore, Predictor, Result, Score, load
 from .preprocess import Policy
 from .version import __version__
@@ -52,3 +59,24 @@ __all__ = [
     "UnknownFieldError",
     "VersionError",
 ]
+
+#: public names imported on first use: the scoring path never needs them
+_LAZY = {"ModelHolder": "holder", "ModelInfo": "holder", "Served": "holder", "SwapReport": "holder"}
+
+if TYPE_CHECKING:
+    from .holder import ModelHolder, ModelInfo, Served, SwapReport
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -26,7 +26,6 @@ from .bundle import Bundle, Source, read_bundle
 from .errors import BackendError, EdgefinRuntimeError, InputError, SelfTestError, SignatureError
 from .manifest import Manifest, Schema
 from .preprocess import Policy, Preprocessor
-from .preprocess_columns import _column_length
 from .results import (
     ColumnsScore,
     Result,
@@ -246,6 +245,8 @@ class Predictor:
         Rows are encoded and scored in blocks of ``COLUMN_BLOCK``, so the feature matrix of a block
         stays in cache and a large input never needs a full-size matrix in memory.
         """
+        from .preprocess_columns import _column_length  # the columns path only: not on a device's cold start
+
         cols = {k: _sliceable(v) for k, v in _as_columns(columns, self._pre).items()}
         n = _column_length(cols)
         probs = np.full(n, np.nan, dtype=np.float32)
@@ -284,7 +285,8 @@ class Predictor:
         if not m.golden:
             raise SelfTestError(f"bundle {self.source}: no golden vectors, so the model cannot be self-tested; "
                                 f"rebuild the bundle with golden vectors (or load with self_test=False)")
-        pre = Preprocessor(m.schema, m.preprocessing, Policy())  # goldens were scored under the default
+        # goldens were scored under the default policy: reuse the compiled encoder when it is the one in use
+        pre = self._pre if self._policy == Policy() else Preprocessor(m.schema, m.preprocessing, Policy())
         rows = []
         for i, g in enumerate(m.golden):
             try:
