@@ -17,6 +17,10 @@ What is timed:
   keras       model(x) and model.predict(x) on one encoded record (tf_keras, 1 thread)
   cold start  a fresh `python -c` child: process start -> import -> load (hashes, self-test) -> first
               score; peak RSS from getrusage in the child
+  vs bare     the same, interleaved with a bare engine child (numpy + the engine + load + invoke of the
+              same model file, same kernels), same pinning, bytecode cached for both as an installed
+              wheel has it: cold_start_ratio_vs_bare_engine = median(runtime) / median(bare); the
+              ratio of the children's CPU times (user + sys) is reported beside it, as load-robust
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ if str(REPO) not in sys.path:
 TARGETS = {
     "single_p50_us": 5.0, "single_p99_us": 10.0, "keras_speedup": 100.0, "batch_records_per_s": 500_000,
     "columns_records_per_s": 5_000_000, "cold_start_ms": 150.0, "cold_start_rss_mib": 60.0,
+    "cold_start_ratio_vs_bare_engine": 1.1,
 }
 
 # Peak RSS comes from VmHWM (this process's own high-water mark): ru_maxrss would include the
@@ -245,6 +250,94 @@ def cold_start(python: str, bundle: Path, record: dict[str, Any], runs: int, env
             "imported_tensorflow": any(s["imported_tensorflow"] for s in samples)}
 
 
+# Process start -> first score, the runtime and a bare engine on the same model. Both print the wall clock
+# at the first score and their own CPU time (taken after it).
+COLD_RUNTIME = r"""
+import time, sys, json
+import edgefin_runtime
+s = edgefin_runtime.load(sys.argv[1]).score(json.loads(sys.argv[2]))
+t = time.time_ns()
+import resource
+r = resource.getrusage(resource.RUSAGE_SELF)
+print(t, int((r.ru_utime + r.ru_stime) * 1e9), s.probability)
+"""
+COLD_BARE = {
+    "litert": r"""
+import time, sys
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
+kw = {"experimental_op_resolver_type": OpResolverType.BUILTIN_REF} if sys.argv[2] == "reference" else {}
+with open(sys.argv[1], "rb") as fh:
+    it = Interpreter(model_content=fh.read(), num_threads=1, **kw)
+it.allocate_tensors()
+d = it.get_input_details()[0]
+it.set_tensor(d["index"], np.zeros(d["shape"], dtype=d["dtype"]))
+it.invoke()
+p = float(it.get_tensor(it.get_output_details()[0]["index"]).reshape(-1)[0])
+t = time.time_ns()
+import resource
+r = resource.getrusage(resource.RUSAGE_SELF)
+print(t, int((r.ru_utime + r.ru_stime) * 1e9), p)
+""",
+    "onnx": r"""
+import time, sys
+import numpy as np
+import onnxruntime as ort
+so = ort.SessionOptions()
+so.intra_op_num_threads = so.inter_op_num_threads = 1
+with open(sys.argv[1], "rb") as fh:
+    s = ort.InferenceSession(fh.read(), so, providers=["CPUExecutionProvider"])
+i = s.get_inputs()[0]
+p = float(s.run(None, {i.name: np.zeros((1, i.shape[-1]), dtype=np.float32)})[0].reshape(-1)[0])
+t = time.time_ns()
+import resource
+r = resource.getrusage(resource.RUSAGE_SELF)
+print(t, int((r.ru_utime + r.ru_stime) * 1e9), p)
+""",
+}
+
+
+def cold_start_vs_bare(python: str, bundle: Path, record: dict[str, Any], runs: int, work: Path) -> dict[str, Any]:
+    """Runtime vs bare engine, process start -> first score, interleaved fresh children (``runs`` >= 9 each).
+
+    Children inherit this process's CPU pinning. Bytecode is cached in ``work`` for both (two warm-up
+    runs each), as pip leaves it for an installed package; PYTHONDONTWRITEBYTECODE would otherwise make
+    every child recompile the runtime's sources and measure the compiler.
+    """
+    from edgefin_runtime.bundle import read_bundle
+
+    b = read_bundle(bundle)
+    model = work / f"bare-{b.manifest.model.variant}-{b.manifest.model.file}"
+    model.write_bytes(b.model_bytes)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+    runtime_cmd = [python, "-c", COLD_RUNTIME, str(bundle), json.dumps(record)]
+    bare_cmd = [python, "-c", COLD_BARE[b.manifest.model.engine], str(model), b.manifest.model.kernels]
+
+    def once(cmd: list[str]) -> tuple[float, float]:
+        t0 = time.time_ns()
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+        if proc.returncode != 0:
+            raise RuntimeError(f"cold-start child failed: {proc.stderr[-2000:]}")
+        first, cpu, _ = proc.stdout.split()
+        return (int(first) - t0) / 1e6, int(cpu) / 1e6
+
+    for _ in range(2):
+        once(runtime_cmd), once(bare_cmd)
+    rt, bare = [], []
+    load_before = os.getloadavg()
+    for _ in range(max(runs, 9)):
+        rt.append(once(runtime_cmd))
+        bare.append(once(bare_cmd))
+    med = {name: {"wall_ms": statistics.median(s[0] for s in rows), "cpu_ms": statistics.median(s[1] for s in rows),
+                  "wall_ms_all": [round(s[0], 2) for s in rows]} for name, rows in (("runtime", rt), ("bare", bare))}
+    return {"runtime": med["runtime"], "bare_engine": med["bare"], "runs": len(rt),
+            "ratio": med["runtime"]["wall_ms"] / med["bare"]["wall_ms"],
+            "cpu_ratio": med["runtime"]["cpu_ms"] / med["bare"]["cpu_ms"],
+            "pinned_cpus": sorted(os.sched_getaffinity(0)), "load_average": [load_before, os.getloadavg()],
+            "bytecode": "cached (PYTHONPYCACHEPREFIX, 2 warm-up runs each)", "variant": b.manifest.model.variant}
+
+
 def fresh_venvs(work: Path, bundles: dict[str, Path], record: dict[str, Any], runs: int) -> dict[str, Any]:
     """uv venv + uv pip install ./runtime[extra]; installed size and cold start in that venv."""
     uv = shutil.which("uv")
@@ -276,21 +369,27 @@ def _du(path: Path) -> int:
 # ---------------------------------------------------------------- report
 def verdicts(res: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    lead = res["bundles"].get("tflite-int8") or next(iter(res["bundles"].values()))
-    single = lead["single"]
-    out["single_p50_us"] = (single["p50_us"], single["p50_us"] <= TARGETS["single_p50_us"])
-    out["single_p99_us"] = (single["p99_us"], single["p99_us"] <= TARGETS["single_p99_us"])
-    if "keras" in res:
-        ratio = res["keras"]["call"]["p50_us"] / single["p50_us"]
-        out["keras_speedup"] = (ratio, ratio >= TARGETS["keras_speedup"])
-    b = lead["batch_1024"]["records_per_s_best"]
-    out["batch_records_per_s"] = (b, b >= TARGETS["batch_records_per_s"])
-    c = lead["columns"]["records_per_s_best"]
-    out["columns_records_per_s"] = (c, c >= TARGETS["columns_records_per_s"])
+    lead = res["bundles"].get("tflite-int8") or next(iter(res["bundles"].values()), None)
+    if lead is not None:  # absent with --cold-only
+        single = lead["single"]
+        out["single_p50_us"] = (single["p50_us"], single["p50_us"] <= TARGETS["single_p50_us"])
+        out["single_p99_us"] = (single["p99_us"], single["p99_us"] <= TARGETS["single_p99_us"])
+        if "keras" in res:
+            ratio = res["keras"]["call"]["p50_us"] / single["p50_us"]
+            out["keras_speedup"] = (ratio, ratio >= TARGETS["keras_speedup"])
+        b = lead["batch_1024"]["records_per_s_best"]
+        out["batch_records_per_s"] = (b, b >= TARGETS["batch_records_per_s"])
+        c = lead["columns"]["records_per_s_best"]
+        out["columns_records_per_s"] = (c, c >= TARGETS["columns_records_per_s"])
     cs = res.get("fresh_venv", {}).get("litert", {}).get("cold_start") or res.get("cold_start", {}).get("litert")
     if cs:
         out["cold_start_ms"] = (cs["median"]["total_ms"], cs["median"]["total_ms"] <= TARGETS["cold_start_ms"])
         out["cold_start_rss_mib"] = (cs["median"]["rss_mib"], cs["median"]["rss_mib"] <= TARGETS["cold_start_rss_mib"])
+    vb = res.get("cold_start_vs_bare", {})
+    vs = vb.get("litert") or next(iter(vb.values()), None)
+    if vs:
+        ratio = vs["ratio"]
+        out["cold_start_ratio_vs_bare_engine"] = (ratio, ratio <= TARGETS["cold_start_ratio_vs_bare_engine"])
     return {k: {"measured": v, "target": TARGETS[k], "met": ok} for k, (v, ok) in out.items()}
 
 
@@ -322,7 +421,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--batch-repeats", type=int, default=200)
     ap.add_argument("--columns-rows", type=int, default=1 << 20)
     ap.add_argument("--columns-repeats", type=int, default=7)
-    ap.add_argument("--cold-runs", type=int, default=7)
+    ap.add_argument("--cold-runs", type=int, default=9, help="fresh processes per cold-start measure (>= 9 vs bare)")
+    ap.add_argument("--cold-only", action="store_true", help="only the cold-start measures (no latency loops)")
     ap.add_argument("--install-size", action="store_true", help="build fresh venvs with uv (needs a package index)")
     ap.add_argument("--no-keras", action="store_true")
     ap.add_argument("--out", type=Path, help="write the JSON here (default: stdout)")
@@ -348,7 +448,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     res: dict[str, Any] = {"machine": machine(), "pinned_cpu": cpu, "timer_overhead_ns": timer_overhead_ns(),
                            "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                                         if k != "bundle"}, "bundles": {}}
-    for variant, path in bundles.items():
+    for variant, path in bundles.items() if not args.cold_only else ():
         log(f"measuring {variant} ...")
         res["bundles"][variant] = bench_bundle(path, records, args)
     res["cold_start"] = {}
@@ -356,10 +456,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if variant in bundles:
             log(f"cold start {engine} (this environment) ...")
             res["cold_start"][engine] = cold_start(sys.executable, bundles[variant], records[0], args.cold_runs)
+    res["cold_start_vs_bare"] = {}
+    for engine, variant in (("litert", "tflite-int8"), ("onnx", "onnx-fp32")):
+        if variant in bundles:
+            log(f"cold start {engine}: runtime vs bare engine ...")
+            res["cold_start_vs_bare"][engine] = cold_start_vs_bare(sys.executable, bundles[variant], records[0],
+                                                                   args.cold_runs, work)
     if args.install_size:
         log("fresh venvs (uv) for installed size and cold start ...")
         res["fresh_venv"] = fresh_venvs(work, bundles, records[0], args.cold_runs)
-    if keras_path and not args.no_keras:
+    if keras_path and not args.no_keras and not args.cold_only:
         log("Keras baseline (same run, 1 thread) ...")
         lead = res["bundles"].get("tflite-int8") or next(iter(res["bundles"].values()))
         res["keras"] = bench_keras(keras_path, lead["encoded_row"], max(2000, args.reps // 10))
