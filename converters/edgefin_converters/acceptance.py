@@ -33,7 +33,8 @@ from typing import Any
 import numpy as np
 
 from edgefin_runtime.manifest import FieldSpec, NumericStep, PreprocessSpec, Schema
-from edgefin_runtime.preprocess import Preprocessor, canonical_category
+from edgefin_runtime.plan import canonical_category
+from edgefin_runtime.preprocess import Preprocessor
 
 from .errors import ConversionFailedError
 
@@ -170,7 +171,8 @@ class _Generator:
             z = np.array([nd.inv_cdf(float(min(max(x, 1e-4), 1 - 1e-4))) for x in u])
             v = step.mean + z * step.scale
         lo, hi = _range(f)
-        return np.clip(v, lo, hi)
+        out: np.ndarray = np.clip(v, lo, hi)
+        return out
 
     def _categorical(self, f: FieldSpec, n: int) -> list[str]:
         cats = list(f.categories)
@@ -282,12 +284,12 @@ class _Generator:
             for i in np.argsort(np.abs(s - self.t), kind="stable"):
                 if len(out) >= n:
                     break
-                rec = self._claim(pool[int(i)], _DIGITS)
-                if rec is not None:
-                    out.append((rec, float(s[i]), "near"))
+                claimed = self._claim(pool[int(i)], _DIGITS)
+                if claimed is not None:
+                    out.append((claimed, float(s[i]), "near"))
         return out
 
-    def _pairs(self, pool: list[dict[str, Any]], s: np.ndarray, n: int) -> list[tuple[dict, dict]]:
+    def _pairs(self, pool: list[dict[str, Any]], s: np.ndarray, n: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         """(a, b): b keeps a's categories and missing values but takes another record's numeric values,
         and a and b score on opposite sides of the threshold."""
         below, above = np.flatnonzero(s < self.t), np.flatnonzero(s >= self.t)
@@ -307,7 +309,8 @@ class _Generator:
         keep = np.flatnonzero((sa < self.t) != (sb < self.t))[:n]
         return [(pool[int(a_idx[k])], b[int(k)]) for k in keep]
 
-    def _bisect(self, pairs: list[tuple[dict, dict]], targets: np.ndarray) -> list[tuple[dict[str, Any], float]]:
+    def _bisect(self, pairs: list[tuple[dict[str, Any], dict[str, Any]]], targets: np.ndarray,
+                ) -> list[tuple[dict[str, Any], float]]:
         a = [p[0] for p in pairs]
         b = [p[1] for p in pairs]
         sa = self.score_records(a)
@@ -323,7 +326,8 @@ class _Generator:
         scores = self.score_records(recs)
         return list(zip(recs, scores.tolist()))
 
-    def _mix(self, a: list[dict], b: list[dict], lam: np.ndarray, digits: int | None) -> list[dict[str, Any]]:
+    def _mix(self, a: list[dict[str, Any]], b: list[dict[str, Any]], lam: np.ndarray,
+             digits: int | None) -> list[dict[str, Any]]:
         out = []
         for ra, rb, w in zip(a, b, lam.tolist()):
             rec = dict(ra)

@@ -36,7 +36,8 @@ from edgefin_runtime.manifest import (
     PreprocessSpec,
     Schema,
 )
-from edgefin_runtime.preprocess import Preprocessor, canonical_category
+from edgefin_runtime.plan import canonical_category
+from edgefin_runtime.preprocess import Preprocessor
 
 from . import acceptance
 from . import bundle_writer as bw
@@ -166,7 +167,7 @@ class ExportResult:
 
     def parity_report(self, *, gated: bool = True, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The content of parity.json: every variant's parity, the gates, and every failure together."""
-        return bw._json_safe({
+        report: dict[str, Any] = bw._json_safe({
             "created_at": self.created_at, "passed": self.passed, "gated": gated, "gates": self.gates.to_dict(),
             "failures": self.failures,
             "variants": {r.name: {**r.parity.to_dict(), "metrics": r.metrics, "size": r.size,
@@ -175,6 +176,7 @@ class ExportResult:
                          for r in self.results},
             **dict(extra or {}),
         })
+        return report
 
 
 @dataclass(frozen=True)

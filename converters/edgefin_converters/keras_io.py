@@ -130,11 +130,11 @@ def _first_op_path(model: Any, op_type: str) -> str | None:
         return None
     for op in graph.get_operations():
         if op.type == op_type:
-            return op.name
+            return str(op.name)
     for fn_def in graph.as_graph_def().library.function:
         for node in fn_def.node_def:
             if node.op == op_type:
-                return node.name
+                return str(node.name)
     return None
 
 

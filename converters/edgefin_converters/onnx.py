@@ -91,7 +91,8 @@ def to_onnx_fp32(model: Any, n_features: int, *, opset: int = DEFAULT_OPSET, var
         raise ConversionFailedError(f"{variant}: tf2onnx failed: {first}") from None
     _check_ops(proto, model, variant)
     _normalise(proto)
-    return proto.SerializeToString()
+    data: bytes = proto.SerializeToString()
+    return data
 
 
 def to_onnx_dynamic(fp32_bytes: bytes, *, weight_type: IntType = "uint8", reduce_range: bool = False,
@@ -287,7 +288,8 @@ def _normalised_bytes(data: bytes) -> bytes:
     _normalise(proto)
     if proto.graph.input[0].name != INPUT_NAME:
         raise ConversionFailedError(f"ONNX quantisation renamed the input to {proto.graph.input[0].name!r}")
-    return proto.SerializeToString()
+    quantized: bytes = proto.SerializeToString()
+    return quantized
 
 
 __all__ = ["OnnxDetails", "DEFAULT_OPSET", "check_opset", "to_onnx_fp32", "to_onnx_dynamic", "to_onnx_int8",

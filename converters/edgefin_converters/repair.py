@@ -36,12 +36,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .keras_io import ModelInfo, predict
 from .registry import BuildContext, BuildOptions, Variant
+
+if TYPE_CHECKING:  # pragma: no cover - export imports this module
+    from .export import VariantResult
 
 #: training rows the sensitivity ranking is measured on (NNCF's ranking subset defaults to 300)
 RANK_ROWS = 1000
@@ -52,7 +55,7 @@ _MATMUL_OPS = ("MatMul", "Gemm", "Conv", "MatMulInteger")
 _QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 
 #: bundle(model_bytes, build options, calibration rows, repair record or None) -> VariantResult
-Bundle = Callable[[bytes, BuildOptions, int, "dict[str, Any] | None"], Any]
+Bundle = Callable[[bytes, BuildOptions, int, "dict[str, Any] | None"], "VariantResult"]
 
 
 def repairable(variant: Variant, info: ModelInfo) -> bool:
@@ -121,8 +124,8 @@ class RepairRecord:
         }
 
 
-def repair_variant(variant: Variant, ctx: BuildContext, failed: Any, source_model: Any, pool: np.ndarray,
-                   threshold: float, calibration_rows: int, bundle: Bundle) -> Any:
+def repair_variant(variant: Variant, ctx: BuildContext, failed: VariantResult, source_model: Any, pool: np.ndarray,
+                   threshold: float, calibration_rows: int, bundle: Bundle) -> VariantResult:
     """Repair ``failed`` (a VariantResult that missed its gate); return the first passing result, else
     the unrepaired one re-bundled with the record of every attempt. See the module docstring."""
     pool = np.ascontiguousarray(pool, dtype=np.float32)
@@ -140,7 +143,7 @@ def repair_variant(variant: Variant, ctx: BuildContext, failed: Any, source_mode
         return flips, float(np.mean(np.abs(p - rank_ref)))
 
     def gate(step: str, per_channel: bool, rows: int, kept: tuple[str, ...], model_bytes: bytes,
-             err: tuple[int, float] | None) -> tuple[Attempt, Any]:
+             err: tuple[int, float] | None) -> tuple[Attempt, VariantResult]:
         nodes = rec.nodes(kept)
         res = bundle(model_bytes, _options(ctx.options, per_channel, nodes), rows, None)
         p = res.parity
@@ -151,7 +154,7 @@ def repair_variant(variant: Variant, ctx: BuildContext, failed: Any, source_mode
         rec.attempts.append(att)
         return att, res
 
-    def finish(att: Attempt, model_bytes: bytes) -> Any:
+    def finish(att: Attempt, model_bytes: bytes) -> VariantResult:
         rec.passed, rec.final = True, att
         nodes = rec.nodes(att.kept_float)
         return bundle(model_bytes, _options(ctx.options, att.per_channel, nodes), att.calibration_rows,

@@ -12,7 +12,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from .errors import ManifestError, VersionError
 from .version import __version__, version_tuple
@@ -67,7 +67,8 @@ def _num(value: Any, where: str, *, optional: bool = False) -> float | None:
 
 
 def _str(value: Any, where: str) -> str:
-    return _typed(value, str, where)
+    s: str = _typed(value, str, where)
+    return s
 
 
 def _str_list(value: Any, where: str) -> tuple[str, ...]:
@@ -363,7 +364,7 @@ class ModelSpec:
             raise ManifestError(f"manifest {where}: expected exactly one input and one output tensor, "
                                 f"got {len(ins)} and {len(outs)}")
         return cls(
-            engine=engine,
+            engine=cast(Engine, engine),  # one of MODEL_NAMES, checked above
             variant=_str(_req(d, "variant", where), f"{where}.variant"),
             file=file,
             inputs=tuple(TensorSpec.from_dict(t, f"{where}.inputs[{i}]") for i, t in enumerate(ins)),

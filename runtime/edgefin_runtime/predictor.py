@@ -177,6 +177,7 @@ class Predictor:
         if vec:
             sub = recs if not other else [recs[i] for i in vec]
             names = self._names
+            cols: dict[str, Sequence[Any]]
             try:  # one C call per record when every record has every field (typical of forms, JSON)
                 cols = dict(zip(names, zip(*map(self._getter, sub))))
             except KeyError:

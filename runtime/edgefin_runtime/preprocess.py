@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
@@ -63,11 +64,11 @@ class Policy:
     missing: Literal["impute", "reject"] = "impute"
 
     @classmethod
-    def strict(cls) -> "Policy":
+    def strict(cls) -> Policy:
         return cls(unknown_fields="reject", unseen_categories="reject", missing="reject")
 
     @classmethod
-    def lenient(cls) -> "Policy":
+    def lenient(cls) -> Policy:
         return cls()
 
     def __post_init__(self) -> None:
@@ -219,7 +220,7 @@ class Preprocessor:
         return flags
 
     # ------------------------------------------------------------ columns
-    def columns(self, columns: Mapping[str, Any]) -> "ColumnsResult":
+    def columns(self, columns: Mapping[str, Any]) -> ColumnsResult:
         """Encode a mapping of equal-length 1-D arrays (or sequences). Bad rows are reported, not raised."""
         from .preprocess_columns import encode_columns
 

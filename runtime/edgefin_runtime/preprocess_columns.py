@@ -10,8 +10,9 @@ would silently turn ``True`` into 1.0 or ``"12"`` into 12.0.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from itertools import repeat
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 

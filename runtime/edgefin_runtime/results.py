@@ -82,10 +82,10 @@ class ColumnsScore:
 # Building results through the slot descriptors skips the frozen dataclass __init__ (four
 # object.__setattr__ calls), about 4x faster; the objects are identical.
 _new = object.__new__
-_set_p = Score.probability.__set__  # type: ignore[attr-defined]
-_set_d = Score.decision.__set__  # type: ignore[attr-defined]
-_set_l = Score.label.__set__  # type: ignore[attr-defined]
-_set_f = Score.flags.__set__  # type: ignore[attr-defined]
+_set_p = Score.probability.__set__  # type: ignore[attr-defined,misc]  # a slot descriptor
+_set_d = Score.decision.__set__  # type: ignore[attr-defined,misc]  # a slot descriptor
+_set_l = Score.label.__set__  # type: ignore[attr-defined,misc]  # a slot descriptor
+_set_f = Score.flags.__set__  # type: ignore[attr-defined,misc]  # a slot descriptor
 _tuple_new = tuple.__new__
 
 

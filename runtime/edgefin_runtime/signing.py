@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, Union, cast
 
 from .errors import SignatureError
 
@@ -94,12 +94,12 @@ def _key_bytes(source: Any, what: str) -> tuple[bytes, str]:
 
 def load_public_key(source: KeySource) -> Ed25519PublicKey:
     """An Ed25519 public key from a PEM file or text, a raw 32-byte key, or a key object."""
-    c = _crypto()
+    c = _crypto()  # the cryptography modules, imported on first use: typed Any, hence the casts
     if isinstance(source, c.ed25519.Ed25519PublicKey):
-        return source
+        return cast("Ed25519PublicKey", source)
     data, label = _key_bytes(source, "public key")
     if len(data) == 32 and not data.startswith(b"-----"):
-        return c.ed25519.Ed25519PublicKey.from_public_bytes(data)
+        return cast("Ed25519PublicKey", c.ed25519.Ed25519PublicKey.from_public_bytes(data))
     if b"PRIVATE KEY" in data:
         raise SignatureError(f"{label}: this is a private key; give the device the public key "
                              f"(the .pub file from 'edgefin keygen') and keep the private key off it")
@@ -110,17 +110,17 @@ def load_public_key(source: KeySource) -> Ed25519PublicKey:
                              f"({type(exc).__name__}: {exc})") from None
     if not isinstance(key, c.ed25519.Ed25519PublicKey):
         raise SignatureError(f"{label}: expected an Ed25519 key, got {type(key).__name__}")
-    return key
+    return cast("Ed25519PublicKey", key)
 
 
 def load_private_key(source: Any, password: bytes | None = None) -> Ed25519PrivateKey:
     """An Ed25519 private key from a PEM (PKCS#8) file or text, a raw 32-byte seed, or a key object."""
     c = _crypto()
     if isinstance(source, c.ed25519.Ed25519PrivateKey):
-        return source
+        return cast("Ed25519PrivateKey", source)
     data, label = _key_bytes(source, "private key")
     if len(data) == 32 and not data.startswith(b"-----"):
-        return c.ed25519.Ed25519PrivateKey.from_private_bytes(data)
+        return cast("Ed25519PrivateKey", c.ed25519.Ed25519PrivateKey.from_private_bytes(data))
     if b"PUBLIC KEY" in data:
         raise SignatureError(f"{label}: this is a public key; signing needs the private key (.key)")
     try:
@@ -133,7 +133,7 @@ def load_private_key(source: Any, password: bytes | None = None) -> Ed25519Priva
                              f"({type(exc).__name__}: {exc})") from None
     if not isinstance(key, c.ed25519.Ed25519PrivateKey):
         raise SignatureError(f"{label}: expected an Ed25519 key, got {type(key).__name__}")
-    return key
+    return cast("Ed25519PrivateKey", key)
 
 
 def load_trusted_keys(keys: KeySource | Iterable[KeySource] | None) -> list[Ed25519PublicKey]:
@@ -142,7 +142,7 @@ def load_trusted_keys(keys: KeySource | Iterable[KeySource] | None) -> list[Ed25
         return []
     if isinstance(keys, (str, bytes, bytearray, memoryview, os.PathLike)) or not isinstance(keys, Iterable):
         keys = [keys]  # type: ignore[list-item]
-    return [load_public_key(k) for k in keys]  # type: ignore[union-attr]
+    return [load_public_key(k) for k in keys]
 
 
 # ---------------------------------------------------------------- sign and verify

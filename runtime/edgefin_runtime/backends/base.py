@@ -88,7 +88,8 @@ def quantize(x: np.ndarray, q: Quantization, dtype: str) -> np.ndarray:
     v = x.astype(np.float32) / np.float32(q.scale)  # the kernel divides in float32
     v = v.astype(np.float64)
     r = np.where(v >= 0, np.floor(v + 0.5), np.ceil(v - 0.5)) + q.zero_point
-    return np.clip(r, lo, hi).astype(dtype)
+    out: np.ndarray = np.clip(r, lo, hi).astype(dtype)
+    return out
 
 
 def dequantize(q_values: np.ndarray, q: Quantization) -> np.ndarray:

@@ -60,8 +60,8 @@ class _One:
         self.invoke: Callable[[], Any] = native.Invoke if native is not None else it.invoke
         in_view = it.tensor(engine._in_index)
         out_view = it.tensor(engine._out_index)
-        self.inp = in_view().reshape(-1) if native is not None else None
-        self.out = out_view().reshape(-1) if native is not None else None
+        self.inp: np.ndarray | None = in_view().reshape(-1) if native is not None else None
+        self.out: np.ndarray | None = out_view().reshape(-1) if native is not None else None
         if self.inp is not None:
             before = (self.inp.ctypes.data, self.out.ctypes.data)  # type: ignore[union-attr]
             self.invoke()
@@ -70,10 +70,9 @@ class _One:
                 self.inp = self.out = None
                 self.invoke = it.invoke
         self.row: RowSlot | None = None
-        if self.inp is not None and engine._float_io:
-            features = memoryview(self.inp)
-            self.row = RowSlot(features.cast("B"), bytes(features.nbytes), features, self.invoke,
-                               memoryview(self.out))
+        if self.inp is not None and self.out is not None and engine._float_io:
+            features = self.inp.data
+            self.row = RowSlot(features.cast("B"), bytes(features.nbytes), features, self.invoke, self.out.data)
 
 
 class LiteRTEngine(Engine):
@@ -149,7 +148,7 @@ class LiteRTEngine(Engine):
     # ------------------------------------------------------------ scoring
     def row_slot(self) -> RowSlot | None:
         try:
-            s = self._local.one
+            s: _One = self._local.one
         except AttributeError:
             s = self._one()
         return s.row
@@ -172,7 +171,7 @@ class LiteRTEngine(Engine):
     def _run_slot(self, s: _One, row: Sequence[float]) -> float:
         it = s.interp
         x = np.asarray([row], dtype=np.float32)
-        feed = quantize(x, self._in_q, self._in_dtype) if self._in_q else x  # type: ignore[arg-type]
+        feed = quantize(x, self._in_q, self._in_dtype) if self._in_q else x
         try:
             if s.inp is not None:
                 s.inp[:] = feed.reshape(-1)
@@ -184,7 +183,7 @@ class LiteRTEngine(Engine):
                 y = it.get_tensor(self._out_index).reshape(-1)
         except (ValueError, RuntimeError) as exc:
             raise BackendError(f"litert: inference failed ({exc})") from None
-        return dequantize(y, self._out_q)[0] if self._out_q else y[0]
+        return float(dequantize(y, self._out_q)[0] if self._out_q else y[0])
 
     def run(self, x: np.ndarray) -> np.ndarray:
         x = self._check_matrix(x)

@@ -98,15 +98,16 @@ class OnnxEngine(Engine):
             def invoke() -> None:
                 out[0] = float(run(names, feed, None)[0][0, 0])
 
-            features = memoryview(buf.reshape(-1))
+            features = buf.reshape(-1).data
             slot = self._local.row = RowSlot(features.cast("B"), bytes(features.nbytes), features, invoke, out)
         return slot
 
     def _call(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         try:
-            return self._run(self._out_names, feed, None)[0]
+            out: np.ndarray = self._run(self._out_names, feed, None)[0]
         except Exception as exc:  # ORT's own exception classes
             raise BackendError(f"onnx: inference failed ({type(exc).__name__}: {exc})") from None
+        return out
 
     def run_one(self, row: Sequence[float]) -> float:
         try:
@@ -119,7 +120,7 @@ class OnnxEngine(Engine):
         return float(self._quantized(buf)[0])
 
     def _quantized(self, x: np.ndarray) -> np.ndarray:
-        feed = quantize(x, self._in_q, self._in_dtype) if self._in_q else x  # type: ignore[arg-type]
+        feed = quantize(x, self._in_q, self._in_dtype) if self._in_q else x
         y = self._call({self._in_name: feed}).reshape(len(x), -1)[:, 0]
         return dequantize(y, self._out_q) if self._out_q else y.astype(np.float32, copy=False)
 
