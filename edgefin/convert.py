@@ -312,7 +312,8 @@ def _repair_note(record: Mapping[str, Any], name: str) -> str:
                 f"(see 'repair' in parity.json)")
     last = attempts[-1] if attempts else {}
     kept = ", ".join(record.get("kept_float") or []) or "none"
-    weights = {True: "per-channel weights, ", False: "per-tensor weights, "}.get(record.get("per_channel"), "")
+    labels: dict[Any, str] = {True: "per-channel weights, ", False: "per-tensor weights, "}
+    weights = labels.get(record.get("per_channel"), "")
     return (f"{name}: repaired after failing its gate: {weights}{record.get('calibration_rows')} calibration rows, "
             f"layers kept in float: {kept} "
             f"(AUC delta {_signed(last.get('auc_delta'))}, flips {last.get('flip_rate') or 0.0:.2%}; "

@@ -21,6 +21,7 @@ Layout (one place that names every artefact)::
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ class RunDir:
     root: Path
 
     @classmethod
-    def at(cls, path: str | Path) -> RunDir:
+    def at(cls, path: str | os.PathLike[str]) -> RunDir:
         return cls(Path(path))
 
     # ------------------------------------------------------------ paths

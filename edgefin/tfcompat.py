@@ -16,6 +16,7 @@ import logging  # noqa: E402
 import re  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
+from typing import Any  # noqa: E402
 
 # TensorFlow's native code prints start-up notices (no CUDA driver, oneDNN) straight to fd 2 before
 # its logging is configured, so no environment variable silences them. Capture fd 2 while importing
@@ -25,7 +26,7 @@ _NOISE = re.compile(r"absl::InitializeLog|cudart_stub|cuda_(dnn|fft|blas|driver)
                     r"To enable the following instructions|rebuild TensorFlow")
 
 
-def _import_quietly():  # type: ignore[no-untyped-def]
+def _import_quietly() -> tuple[Any, Any]:
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as cap:

@@ -212,7 +212,7 @@ def run_variant(spec: dict[str, Any], applied: dict[str, Any], spawn_ns: int) ->
 
     t_import = time.perf_counter()
     threads = int(spec.get("threads", 1))
-    predictor = edgefin_runtime.load(spec["bundle"], threads=threads)  # type: ignore[attr-defined]
+    predictor = edgefin_runtime.load(spec["bundle"], threads=threads)
     t_load = time.perf_counter()
     names, cols, records = load_inputs(spec["input"])  # the benchmark's own work: not part of cold start
     t_inputs = time.perf_counter()

@@ -52,7 +52,7 @@ def fine_tune(model: Any, data: FitData, *, stage: str, epochs: int, learning_ra
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy")
     xv, yv = data.x_val, data.y_val
 
-    class _Best(keras.callbacks.Callback):  # type: ignore[misc, name-defined]
+    class _Best(keras.callbacks.Callback):
         def __init__(self) -> None:
             super().__init__()
             self.best, self.best_epoch, self.best_weights = -np.inf, 0, None

@@ -61,6 +61,8 @@ def prune(model: Any, data: FitData, opts: CompressOptions, *, seed: int,
     from ..tfmot_compat import tfmot
 
     opts = opts.validated()
+    assert opts.sparsity is not None  # validated() resolves the default
+    target = float(opts.sparsity)
     check_model(model, label="model to prune")
     skip = set(opts.skip_layers)
     check_skip(model, skip)
@@ -72,7 +74,7 @@ def prune(model: Any, data: FitData, opts: CompressOptions, *, seed: int,
     block = opts.block_spec
     params: dict[str, Any] = {
         "pruning_schedule": tfmot.sparsity.keras.PolynomialDecay(
-            initial_sparsity=0.0, final_sparsity=float(opts.sparsity), begin_step=sched.begin_step,
+            initial_sparsity=0.0, final_sparsity=target, begin_step=sched.begin_step,
             end_step=sched.end_step, frequency=sched.frequency),
     }
     if block.m_by_n:
@@ -91,9 +93,9 @@ def prune(model: Any, data: FitData, opts: CompressOptions, *, seed: int,
                     on_epoch=on_epoch)
     with tfmot_errors("strip_pruning"):
         stripped = tfmot.sparsity.keras.strip_pruning(wrapped)
-    details = {"target_sparsity": float(opts.sparsity), "block": str(block), "pruned_layers": targets,
+    details = {"target_sparsity": target, "block": str(block), "pruned_layers": targets,
                "skipped_layers": sorted(skip), "schedule": {"kind": "polynomial_decay", "initial_sparsity": 0.0,
-                                                            "final_sparsity": float(opts.sparsity), "power": 3,
+                                                            "final_sparsity": target, "power": 3,
                                                             **sched.to_dict()},
                "fine_tune": fit}
     return stripped, details

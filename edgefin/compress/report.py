@@ -26,7 +26,7 @@ def gz(data: bytes) -> int:
 
 def weight_bytes(model: Any) -> bytes:
     """Every parameter tensor (kernels, biases) as little-endian float32, in layer order."""
-    parts = []
+    parts: list[bytes] = []
     for layer in model.layers:
         params, _ = _layer_tensors(layer)
         parts.extend(np.ascontiguousarray(a, dtype="<f4").tobytes() for _, a in params)

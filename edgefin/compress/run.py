@@ -37,7 +37,7 @@ def make_options(options: CompressOptions | None = None, **overrides: Any) -> Co
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise UsageError(f"unknown compress option(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-    kw = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+    kw: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
     opts = replace(options, **kw) if options is not None else CompressOptions(**kw)
     return opts.validated()
 

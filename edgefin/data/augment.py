@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from edgefin_runtime.manifest import Schema
-from edgefin_runtime.preprocess import canonical_category
+from edgefin_runtime.plan import canonical_category
 
 from ..errors import DataError, UsageError
 
@@ -192,7 +192,7 @@ class _Encoding:
                     out[col] = pd.Series(v).astype(frame[col].dtype if frame[col].dtype.kind == "f" else "float64")
             elif col in self.categorical:
                 orig = self.originals[col]
-                vals = [None if _canon(c) is None else orig.get(_canon(c), c) for c in rows[col]]
+                vals = [None if (k := _canon(c)) is None else orig.get(k, c) for c in rows[col]]
                 out[col] = _typed(vals, frame[col].dtype)
             elif col == target and target_value is not None:
                 out[col] = _typed([target_value] * len(rows), frame[col].dtype)

@@ -15,7 +15,8 @@ import pandas as pd
 
 from edgefin_runtime.errors import InputError
 from edgefin_runtime.manifest import MAX_EDGES, CategoricalStep, NumericStep, PreprocessSpec, Schema, Step
-from edgefin_runtime.preprocess import Policy, Preprocessor, canonical_category
+from edgefin_runtime.plan import canonical_category
+from edgefin_runtime.preprocess import Policy, Preprocessor
 
 from ..errors import DataError
 from .io import describe_row
@@ -73,13 +74,14 @@ def fit_preprocess(train: pd.DataFrame, schema: Schema, *, encoding: Encoding = 
         else:
             canon = pd.Series([canonical_category(v) for v in values], dtype=object)
             if canon.isna().any():
-                fill = MISSING_SENTINEL
-                while fill in f.categories:
-                    fill = "_" + fill + "_"
+                cat_fill = MISSING_SENTINEL
+                while cat_fill in f.categories:
+                    cat_fill = "_" + cat_fill + "_"
             else:
                 counts = canon[canon.isin(f.categories)].value_counts()
-                fill = min(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0] if len(counts) else f.categories[0]
-            steps.append(CategoricalStep(field=f.name, categories=tuple(f.categories), fill=fill, encoding=encoding))
+                cat_fill = min(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0] if len(counts) else f.categories[0]
+            steps.append(CategoricalStep(field=f.name, categories=tuple(f.categories), fill=cat_fill,
+                                         encoding=encoding))
     return PreprocessSpec(steps=tuple(steps))
 
 

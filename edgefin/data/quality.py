@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from edgefin_runtime.preprocess import canonical_category
+from edgefin_runtime.plan import canonical_category
 
 LEAK_AUC = 0.99
 HIGH_MISSING = 0.5

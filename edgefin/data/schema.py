@@ -23,7 +23,7 @@ import pandas as pd
 
 from edgefin_runtime.errors import ManifestError
 from edgefin_runtime.manifest import FieldSpec, Schema
-from edgefin_runtime.preprocess import canonical_category
+from edgefin_runtime.plan import canonical_category
 
 from ..errors import DataError, UsageError
 from .io import describe_row
@@ -276,7 +276,7 @@ def numeric_values(col: pd.Series, name: str, source: str) -> np.ndarray:
 def category_values(col: pd.Series) -> np.ndarray:
     """A column as an object array of raw category values, None for missing (the runtime canonicalises)."""
     arr = col.astype(object).to_numpy()
-    return np.where(pd.isna(arr), None, arr)
+    return np.where(pd.isna(arr), None, arr)  # type: ignore[return-value]  # numpy's stubs lack where(c, None, x)
 
 
 def to_columns(frame: pd.DataFrame, kinds: Mapping[str, str] | Schema, source: str) -> dict[str, np.ndarray]:
