@@ -247,8 +247,15 @@ def export_variants(sources: Sources, data: ConversionData, variants: str | Sequ
         result = _bundle_variant(job, variant, src, ctx.info, variant.build(ctx), ref, accept)
         if not result.passed and opts.repair:
             # _repair calls the closure before it returns, within this iteration
-            result = _repair(job, pre, variant, src, ctx, result,
-                             lambda j, b: _bundle_variant(j, variant, src, ctx.info, b, ref, accept))  # noqa: B023
+            result = _repair(
+                job,
+                pre,
+                variant,
+                src,
+                ctx,
+                result,
+                lambda j, b: _bundle_variant(j, variant, src, ctx.info, b, ref, accept),  # noqa: B023
+            )
         results.append(result)
         if progress is not None:
             progress.done(result)
