@@ -36,6 +36,7 @@ _FORMAT = re.compile(rb"edgefin-signature-v1\nkey ([0-9a-f]{16})\ned25519 ([A-Za
 MAX_KEY_FILE_BYTES = 16 * 1024
 
 KeySource = Union[str, "os.PathLike[str]", bytes, bytearray, "Ed25519PublicKey"]
+PrivateKeySource = Union[str, "os.PathLike[str]", bytes, bytearray, "Ed25519PrivateKey"]
 Verifier = Callable[[bytes, "bytes | None", str], None]
 
 
@@ -113,7 +114,7 @@ def load_public_key(source: KeySource) -> Ed25519PublicKey:
     return cast("Ed25519PublicKey", key)
 
 
-def load_private_key(source: Any, password: bytes | None = None) -> Ed25519PrivateKey:
+def load_private_key(source: PrivateKeySource, password: bytes | None = None) -> Ed25519PrivateKey:
     """An Ed25519 private key from a PEM (PKCS#8) file or text, a raw 32-byte seed, or a key object."""
     c = _crypto()
     if isinstance(source, c.ed25519.Ed25519PrivateKey):
@@ -146,7 +147,7 @@ def load_trusted_keys(keys: KeySource | Iterable[KeySource] | None) -> list[Ed25
 
 
 # ---------------------------------------------------------------- sign and verify
-def signature_for(manifest_bytes: bytes, private_key: Any) -> bytes:
+def signature_for(manifest_bytes: bytes, private_key: PrivateKeySource) -> bytes:
     """The signature member for these exact manifest bytes."""
     key = load_private_key(private_key)
     sig = key.sign(DOMAIN + bytes(manifest_bytes))
@@ -216,7 +217,7 @@ def verifier(trusted_keys: KeySource | Iterable[KeySource] | None = None,
     return verify
 
 
-def sign_bundle(bundle: bytes | str | os.PathLike[str], private_key: Any) -> bytes:
+def sign_bundle(bundle: bytes | str | os.PathLike[str], private_key: PrivateKeySource) -> bytes:
     """Sign (or re-sign) bundle bytes: the manifest and model bytes stay identical, only the
     signature member is added or replaced. The bundle is fully verified first and after."""
     from .bundle import pack_members, read_bundle
