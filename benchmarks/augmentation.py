@@ -55,7 +55,9 @@ def prepare(split_seed: int) -> dict[str, Any]:
     frame, y = frame[has], y[has].astype(np.int64)
     idx = split_indices(y, seed=split_seed)
     parts = {s: (frame.iloc[getattr(idx, s)], y[getattr(idx, s)]) for s in ("train", "validation", "test")}
-    schema = fit_schema(parts["train"][0], kinds, target, source=str(DATA), allow_missing=missing_fields([frame], kinds))
+    schema = fit_schema(
+        parts["train"][0], kinds, target, source=str(DATA), allow_missing=missing_fields([frame], kinds)
+    )
     spec = fit_preprocess(parts["train"][0], schema, source=str(DATA))
     pre = make_preprocessor(schema, spec)
     enc = {s: encode_frame(f, schema, pre, source=str(DATA)) for s, (f, _) in parts.items()}
@@ -74,13 +76,25 @@ def one(ctx: dict[str, Any], method: str, seed: int) -> dict[str, Any]:
     x = encode_frame(aug, ctx["schema"], ctx["pre"], source="augmented training split")
     aug_s = time.perf_counter() - t0
     clf = DenseClassifier(seed=seed)
-    (xv, yv), (xt, yt) = (ctx["enc"]["validation"], ctx["parts"]["validation"][1]), (ctx["enc"]["test"], ctx["parts"]["test"][1])
+    (xv, yv), (xt, yt) = (
+        (ctx["enc"]["validation"], ctx["parts"]["validation"][1]),
+        (ctx["enc"]["test"], ctx["parts"]["test"][1]),
+    )
     clf.fit(x, ya, validation_data=(xv, yv))
     pv, pt = clf.predict_score(xv), clf.predict_score(xt)
-    return {"method": method, "seed": seed, "train_rows": int(len(ya)), "positive_share": float(np.mean(ya)),
-            "augment_seconds": round(aug_s, 3), "epochs": clf.epochs_run_, "best_epoch": clf.best_epoch_,
-            "validation_auc": auc(yv, pv), "test_auc": auc(yt, pt), "validation_brier": brier(yv, pv),
-            "test_brier": brier(yt, pt)}
+    return {
+        "method": method,
+        "seed": seed,
+        "train_rows": int(len(ya)),
+        "positive_share": float(np.mean(ya)),
+        "augment_seconds": round(aug_s, 3),
+        "epochs": clf.epochs_run_,
+        "best_epoch": clf.best_epoch_,
+        "validation_auc": auc(yv, pv),
+        "test_auc": auc(yt, pt),
+        "validation_brier": brier(yv, pv),
+        "test_brier": brier(yt, pt),
+    }
 
 
 def summarise(rows: list[dict[str, Any]], methods: list[str]) -> list[dict[str, Any]]:
@@ -94,24 +108,34 @@ def summarise(rows: list[dict[str, Any]], methods: list[str]) -> list[dict[str, 
             s[key] = {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0}
         if base and m != "none":
             d = np.array([r["validation_auc"] - base[r["seed"]]["validation_auc"] for r in rs if r["seed"] in base])
-            s["validation_auc_vs_none"] = {"mean": float(d.mean()), "min": float(d.min()), "max": float(d.max()),
-                                           "better_in": int((d > 0).sum()), "of": int(d.size)}
+            s["validation_auc_vs_none"] = {
+                "mean": float(d.mean()),
+                "min": float(d.min()),
+                "max": float(d.max()),
+                "better_in": int((d > 0).sum()),
+                "of": int(d.size),
+            }
         out.append(s)
     return out
 
 
 def markdown(summary: list[dict[str, Any]], meta: dict[str, Any]) -> str:
-    lines = [f"Augmentation on the bundled credit data ({meta['rows']['train']} training rows, "
-             f"{meta['rows']['validation']} validation, {meta['rows']['test']} test; {meta['seeds']} seeds; "
-             f"default DenseClassifier: {meta['model']}). Mean +- std over seeds.", "",
-             "| method | train rows | validation AUC | vs none (paired) | test AUC | validation Brier |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"Augmentation on the bundled credit data ({meta['rows']['train']} training rows, "
+        f"{meta['rows']['validation']} validation, {meta['rows']['test']} test; {meta['seeds']} seeds; "
+        f"default DenseClassifier: {meta['model']}). Mean +- std over seeds.",
+        "",
+        "| method | train rows | validation AUC | vs none (paired) | test AUC | validation Brier |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for s in summary:
         vs = s.get("validation_auc_vs_none")
-        vs_txt = (f"{vs['mean']:+.4f} (better in {vs['better_in']}/{vs['of']})" if vs else "-")
-        lines.append(f"| {s['method']} | {s['train_rows']} | {s['validation_auc']['mean']:.4f} +- "
-                     f"{s['validation_auc']['std']:.4f} | {vs_txt} | {s['test_auc']['mean']:.4f} +- "
-                     f"{s['test_auc']['std']:.4f} | {s['validation_brier']['mean']:.4f} |")
+        vs_txt = f"{vs['mean']:+.4f} (better in {vs['better_in']}/{vs['of']})" if vs else "-"
+        lines.append(
+            f"| {s['method']} | {s['train_rows']} | {s['validation_auc']['mean']:.4f} +- "
+            f"{s['validation_auc']['std']:.4f} | {vs_txt} | {s['test_auc']['mean']:.4f} +- "
+            f"{s['test_auc']['std']:.4f} | {s['validation_brier']['mean']:.4f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -129,16 +153,25 @@ def main() -> None:
     for seed in args.seeds:
         for m in args.methods:
             r = one(ctx, m, seed)
-            log(f"seed {seed} {m:13s} rows {r['train_rows']:5d}  val AUC {r['validation_auc']:.4f}  "
-                f"test AUC {r['test_auc']:.4f}  val Brier {r['validation_brier']:.4f}  ({r['epochs']} epochs)")
+            log(
+                f"seed {seed} {m:13s} rows {r['train_rows']:5d}  val AUC {r['validation_auc']:.4f}  "
+                f"test AUC {r['test_auc']:.4f}  val Brier {r['validation_brier']:.4f}  ({r['epochs']} epochs)"
+            )
             rows.append(r)
     summary = summarise(rows, args.methods)
     from edgefin.model import DenseClassifier
 
-    meta = {"data": str(DATA.relative_to(REPO)), "split_seed": args.split_seed, "seeds": len(args.seeds),
-            "model": {k: (list(v) if isinstance(v, tuple) else v) for k, v in DenseClassifier().get_params().items()
-                      if k not in ("seed", "verbose")},
-            "rows": {s: int(len(ctx["parts"][s][1])) for s in ("train", "validation", "test")}}
+    meta = {
+        "data": str(DATA.relative_to(REPO)),
+        "split_seed": args.split_seed,
+        "seeds": len(args.seeds),
+        "model": {
+            k: (list(v) if isinstance(v, tuple) else v)
+            for k, v in DenseClassifier().get_params().items()
+            if k not in ("seed", "verbose")
+        },
+        "rows": {s: int(len(ctx["parts"][s][1])) for s in ("train", "validation", "test")},
+    }
     md = markdown(summary, meta)
     print(md)
     from edgefin.atomic import write_json, write_text

@@ -39,8 +39,12 @@ TARGET = "default"
 CREDIT_TARGET = "Status"
 SCENARIOS = ("smooth", "rules", "credit")  # credit: the bundled data set (real, 4,454 rows), not generated
 CREDIT = REPO / "edgefin" / "datasets" / "credit_scoring.csv"
-GRID = {"learning_rate": (0.03, 0.1), "max_leaf_nodes": (15, 31), "min_samples_leaf": (20, 80),
-        "l2_regularization": (0.0, 1.0)}
+GRID = {
+    "learning_rate": (0.03, 0.1),
+    "max_leaf_nodes": (15, 31),
+    "min_samples_leaf": (20, 80),
+    "l2_regularization": (0.0, 1.0),
+}
 GOAL = 0.01
 
 
@@ -62,34 +66,64 @@ def make_loans(n: int, seed: int, scenario: str = "smooth") -> pd.DataFrame:
     lines = rng.poisson(4, n)
     employed_months = rng.exponential(60, n).round()
     amount = rng.lognormal(8.5, 0.6, n).round(-1)
-    employment = rng.choice(["permanent", "temporary", "self", "student", "retired"], n,
-                            p=[0.55, 0.15, 0.15, 0.07, 0.08])
+    employment = rng.choice(
+        ["permanent", "temporary", "self", "student", "retired"], n, p=[0.55, 0.15, 0.15, 0.07, 0.08]
+    )
     region = rng.choice([f"r{i}" for i in range(8)], n)
     purpose = rng.choice(["car", "home", "education", "consolidation", "travel", "other"], n)
     housing = rng.choice(["own", "rent", "family"], n, p=[0.45, 0.4, 0.15])
     region_effect = dict(zip([f"r{i}" for i in range(8)], rng.normal(0, 0.35, 8)))
     purpose_effect = {"car": 0.0, "home": -0.3, "education": 0.2, "consolidation": 0.5, "travel": 0.4, "other": 0.1}
     emp_effect = {"permanent": -0.3, "temporary": 0.3, "self": 0.2, "student": 0.5, "retired": 0.0}
-    cat = (np.vectorize(region_effect.get)(region) + np.vectorize(purpose_effect.get)(purpose)
-           + np.vectorize(emp_effect.get)(employment))
+    cat = (
+        np.vectorize(region_effect.get)(region)
+        + np.vectorize(purpose_effect.get)(purpose)
+        + np.vectorize(emp_effect.get)(employment)
+    )
     if scenario == "smooth":
-        logit = (-1.1 * (np.log(income) - 7.8) + 2.2 * utilisation ** 2 + 0.9 * np.log1p(late)
-                 + 0.8 * debt_ratio * utilisation + 0.02 * np.abs(age - 42) - 0.004 * np.minimum(employed_months, 120)
-                 + 0.4 * (amount / income > 8) + 0.3 * (housing == "rent") + cat)
+        logit = (
+            -1.1 * (np.log(income) - 7.8)
+            + 2.2 * utilisation**2
+            + 0.9 * np.log1p(late)
+            + 0.8 * debt_ratio * utilisation
+            + 0.02 * np.abs(age - 42)
+            - 0.004 * np.minimum(employed_months, 120)
+            + 0.4 * (amount / income > 8)
+            + 0.3 * (housing == "rent")
+            + cat
+        )
     elif scenario == "rules":
-        logit = (1.2 * (late >= 2) + 1.0 * ((utilisation > 0.7) & (debt_ratio > 0.4)) - 0.9 * (income > 3500)
-                 + 0.8 * ((age < 25) & (employment == "student")) + 0.7 * (employed_months < 6)
-                 + 0.6 * ((purpose == "consolidation") & (lines > 6)) + 0.3 * (housing == "rent") + cat)
+        logit = (
+            1.2 * (late >= 2)
+            + 1.0 * ((utilisation > 0.7) & (debt_ratio > 0.4))
+            - 0.9 * (income > 3500)
+            + 0.8 * ((age < 25) & (employment == "student"))
+            + 0.7 * (employed_months < 6)
+            + 0.6 * ((purpose == "consolidation") & (lines > 6))
+            + 0.3 * (housing == "rent")
+            + cat
+        )
     else:
         raise ValueError(f"unknown scenario {scenario!r}; expected one of {SCENARIOS}")
     logit = logit + rng.logistic(0, 0.6, n)
     y = logit > np.quantile(logit, 0.88)  # ~12% positives
-    frame = pd.DataFrame({
-        "income": income.round(0), "age": age, "utilisation": utilisation.round(3), "debt_ratio": debt_ratio.round(3),
-        "late_payments": late, "credit_lines": lines, "employed_months": employed_months, "amount": amount,
-        "employment": employment, "region": region, "purpose": purpose, "housing": housing,
-        TARGET: np.where(y, "bad", "good"),
-    })
+    frame = pd.DataFrame(
+        {
+            "income": income.round(0),
+            "age": age,
+            "utilisation": utilisation.round(3),
+            "debt_ratio": debt_ratio.round(3),
+            "late_payments": late,
+            "credit_lines": lines,
+            "employed_months": employed_months,
+            "amount": amount,
+            "employment": employment,
+            "region": region,
+            "purpose": purpose,
+            "housing": housing,
+            TARGET: np.where(y, "bad", "good"),
+        }
+    )
     # missing values, more often for risky applicants (as in practice: unverifiable income)
     frame.loc[rng.random(n) < np.where(y, 0.15, 0.06), "income"] = np.nan
     frame.loc[rng.random(n) < 0.05, "employed_months"] = np.nan
@@ -111,16 +145,24 @@ def tuned_gbm(splits: dict[str, tuple[pd.DataFrame, np.ndarray]], seed: int) -> 
     from sklearn.metrics import roc_auc_score
 
     train, ytr = splits["train"]
-    categorical = [c for c in train.columns if c not in (TARGET, CREDIT_TARGET) and not pd.api.types.is_numeric_dtype(train[c])]
+    categorical = [
+        c for c in train.columns if c not in (TARGET, CREDIT_TARGET) and not pd.api.types.is_numeric_dtype(train[c])
+    ]
     categories = {c: sorted(train[c].dropna().astype(str).unique()) for c in categorical}
     X = {s: _gbm_frame(f, categories) for s, (f, _) in splits.items()}
     best: dict[str, Any] = {"validation_auc": -1.0}
     start = time.perf_counter()
     for values in itertools.product(*GRID.values()):
         params = dict(zip(GRID, values))
-        gbm = HistGradientBoostingClassifier(max_iter=1000, early_stopping=True, validation_fraction=0.15,
-                                             n_iter_no_change=30, categorical_features="from_dtype",
-                                             random_state=seed, **params)
+        gbm = HistGradientBoostingClassifier(
+            max_iter=1000,
+            early_stopping=True,
+            validation_fraction=0.15,
+            n_iter_no_change=30,
+            categorical_features="from_dtype",
+            random_state=seed,
+            **params,
+        )
         gbm.fit(X["train"], ytr)
         val = roc_auc_score(splits["validation"][1], gbm.predict_proba(X["validation"])[:, 1])
         if val > best["validation_auc"]:
@@ -152,12 +194,19 @@ def run_case(scenario: str, seed: int, rows: int, workdir: Path) -> dict[str, An
     gbm = tuned_gbm(splits, seed)
     lr = metrics["baseline"]["logistic_regression"]
     return {
-        "scenario": scenario, "seed": seed, "rows": rows if scenario != "credit" else sum(len(y) for _, y in splits.values()),
+        "scenario": scenario,
+        "seed": seed,
+        "rows": rows if scenario != "credit" else sum(len(y) for _, y in splits.values()),
         "positive_share": float(np.mean(np.concatenate([y for _, y in splits.values()]))),
-        "dense_test_auc": metrics["test"]["auc"], "dense_validation_auc": metrics["validation"]["auc"],
-        "dense_epochs": metrics["model"]["epochs_run"], "dense_seconds": round(dense_seconds, 1),
-        "dense_bins": metrics["model"]["bins"], "dense_bins_validation_auc": metrics["model"]["bins_validation_auc"],
-        "gbm_test_auc": gbm["test_auc"], "gbm_validation_auc": gbm["validation_auc"], "gbm_params": gbm["params"],
+        "dense_test_auc": metrics["test"]["auc"],
+        "dense_validation_auc": metrics["validation"]["auc"],
+        "dense_epochs": metrics["model"]["epochs_run"],
+        "dense_seconds": round(dense_seconds, 1),
+        "dense_bins": metrics["model"]["bins"],
+        "dense_bins_validation_auc": metrics["model"]["bins_validation_auc"],
+        "gbm_test_auc": gbm["test_auc"],
+        "gbm_validation_auc": gbm["validation_auc"],
+        "gbm_params": gbm["params"],
         "gbm_seconds": gbm["seconds"],
         "logreg_test_auc": lr["test_auc"],
         "gap_to_gbm": metrics["test"]["auc"] - gbm["test_auc"],
@@ -174,29 +223,40 @@ def summarise(cases: list[dict[str, Any]]) -> dict[str, Any]:
             "dense_test_auc": float(np.mean([c["dense_test_auc"] for c in cs])),
             "gbm_test_auc": float(np.mean([c["gbm_test_auc"] for c in cs])),
             "logreg_test_auc": float(np.mean([c["logreg_test_auc"] for c in cs])),
-            "mean_gap_to_gbm": float(np.mean(gaps)), "worst_gap_to_gbm": float(np.min(gaps)),
+            "mean_gap_to_gbm": float(np.mean(gaps)),
+            "worst_gap_to_gbm": float(np.min(gaps)),
             "within_goal": bool(np.mean(gaps) >= -GOAL),
         }
     return out
 
 
 def markdown(cases: list[dict[str, Any]], summary: dict[str, Any], rows: int) -> str:
-    lines = [f"# Baselines: default `edgefin train` vs tuned gradient boosting ({rows} synthetic rows; "
-             "`credit` is the bundled data set)", "",
-             "| scenario | seed | bins chosen (validation AUC plain / binned) | dense AUC | tuned GBM AUC | "
-             "logistic AUC | dense - GBM |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Baselines: default `edgefin train` vs tuned gradient boosting ({rows} synthetic rows; "
+        "`credit` is the bundled data set)",
+        "",
+        "| scenario | seed | bins chosen (validation AUC plain / binned) | dense AUC | tuned GBM AUC | "
+        "logistic AUC | dense - GBM |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for c in cases:
         v = c["dense_bins_validation_auc"]
-        lines.append(f"| {c['scenario']} | {c['seed']} | {c['dense_bins']} ({v['0']:.4f} / {v['16']:.4f}) | "
-                     f"{c['dense_test_auc']:.4f} | {c['gbm_test_auc']:.4f} | "
-                     f"{c['logreg_test_auc']:.4f} | {c['gap_to_gbm']:+.4f} |")
-    lines += ["", "| scenario | mean dense | mean GBM | mean logistic | mean gap | worst gap | within 0.01 |",
-              "|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {c['scenario']} | {c['seed']} | {c['dense_bins']} ({v['0']:.4f} / {v['16']:.4f}) | "
+            f"{c['dense_test_auc']:.4f} | {c['gbm_test_auc']:.4f} | "
+            f"{c['logreg_test_auc']:.4f} | {c['gap_to_gbm']:+.4f} |"
+        )
+    lines += [
+        "",
+        "| scenario | mean dense | mean GBM | mean logistic | mean gap | worst gap | within 0.01 |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for s, v in summary.items():
-        lines.append(f"| {s} | {v['dense_test_auc']:.4f} | {v['gbm_test_auc']:.4f} | {v['logreg_test_auc']:.4f} | "
-                     f"{v['mean_gap_to_gbm']:+.4f} | {v['worst_gap_to_gbm']:+.4f} | "
-                     f"{'yes' if v['within_goal'] else 'no'} |")
+        lines.append(
+            f"| {s} | {v['dense_test_auc']:.4f} | {v['gbm_test_auc']:.4f} | {v['logreg_test_auc']:.4f} | "
+            f"{v['mean_gap_to_gbm']:+.4f} | {v['worst_gap_to_gbm']:+.4f} | "
+            f"{'yes' if v['within_goal'] else 'no'} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -215,11 +275,20 @@ def main(argv: list[str] | None = None) -> int:
             for seed in seeds:
                 case = run_case(scenario, seed, args.rows, Path(tmp))
                 cases.append(case)
-                print(f"{scenario:7s} seed {seed}: dense {case['dense_test_auc']:.4f}  GBM {case['gbm_test_auc']:.4f}  "
-                      f"logistic {case['logreg_test_auc']:.4f}  gap {case['gap_to_gbm']:+.4f}", file=sys.stderr, flush=True)
+                print(
+                    f"{scenario:7s} seed {seed}: dense {case['dense_test_auc']:.4f}  GBM {case['gbm_test_auc']:.4f}  "
+                    f"logistic {case['logreg_test_auc']:.4f}  gap {case['gap_to_gbm']:+.4f}",
+                    file=sys.stderr,
+                    flush=True,
+                )
     summary = summarise(cases)
-    result = {"rows": args.rows, "goal": f"dense within {GOAL} AUC of tuned GBM", "grid": GRID,
-              "summary": summary, "cases": cases}
+    result = {
+        "rows": args.rows,
+        "goal": f"dense within {GOAL} AUC of tuned GBM",
+        "grid": GRID,
+        "summary": summary,
+        "cases": cases,
+    }
     md = markdown(cases, summary, args.rows)
     if args.json:
         from edgefin import atomic

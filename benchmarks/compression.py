@@ -46,15 +46,22 @@ def row(seed: int, name: str, r: dict[str, Any], seconds: float, bins: int) -> d
     final = r["final_stage"]
     d, p, f = st["dense"], st["pruned"], st[final]
     return {
-        "seed": seed, "config": name, "bins": bins, "final_stage": final, "seconds": round(seconds, 1),
-        "dense_auc": d["test"]["auc"], "pruned_auc": p["test"]["auc"], "final_auc": f["test"]["auc"],
+        "seed": seed,
+        "config": name,
+        "bins": bins,
+        "final_stage": final,
+        "seconds": round(seconds, 1),
+        "dense_auc": d["test"]["auc"],
+        "pruned_auc": p["test"]["auc"],
+        "final_auc": f["test"]["auc"],
         "auc_drop": d["test"]["auc"] - f["test"]["auc"],
         "final_flip_rate": f["flip_rate_vs_dense"],
         "pruned_layers_sparsity": p["sparsity"]["pruned_layers_kernel_sparsity"],
         "all_kernels_sparsity": p["sparsity"]["kernel_sparsity"],
         "final_kernel_sparsity": f["sparsity"]["kernel_sparsity"],
         "final_int8_kernel_sparsity": f["sparsity"].get("quantized_kernel_sparsity"),
-        "dense_weights_gzip": d["size"]["weights_gzip_bytes"], "pruned_weights_gzip": p["size"]["weights_gzip_bytes"],
+        "dense_weights_gzip": d["size"]["weights_gzip_bytes"],
+        "pruned_weights_gzip": p["size"]["weights_gzip_bytes"],
         "final_weights_gzip": f["size"]["weights_gzip_bytes"],
         "gzip_ratio": p["size"]["weights_gzip_bytes"] / d["size"]["weights_gzip_bytes"],
         "final_int8_weights_gzip": f["size"].get("int8_weights_gzip_bytes"),
@@ -64,9 +71,11 @@ def row(seed: int, name: str, r: dict[str, Any], seconds: float, bins: int) -> d
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["| seed | bins | config | dense AUC | final AUC | drop | flips | sparsity (pruned layers / all kernels / "
-             "final float / final int8) | weights gzip dense -> pruned -> final (ratio) | bar |",
-             "|---:|---:|---|---:|---:|---:|---:|---|---|---|"]
+    lines = [
+        "| seed | bins | config | dense AUC | final AUC | drop | flips | sparsity (pruned layers / all kernels / "
+        "final float / final int8) | weights gzip dense -> pruned -> final (ratio) | bar |",
+        "|---:|---:|---|---:|---:|---:|---:|---|---|---|",
+    ]
     for r in rows:
         q = r["final_int8_kernel_sparsity"]
         lines.append(
@@ -76,7 +85,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             f"{r['final_kernel_sparsity']:.2%} / {'-' if q is None else f'{q:.2%}'} | "
             f"{r['dense_weights_gzip']} -> {r['pruned_weights_gzip']} -> {r['final_weights_gzip']} B "
             f"({r['gzip_ratio']:.3f}) | "
-            f"{'pass' if r['quality_bar_passed'] else 'FAIL: ' + '; '.join(r['failed_checks'])} |")
+            f"{'pass' if r['quality_bar_passed'] else 'FAIL: ' + '; '.join(r['failed_checks'])} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -104,10 +114,12 @@ def main() -> None:
                 t0 = time.perf_counter()
                 report = compress_run(run, **CONFIGS[name])
                 r = row(seed, name, report, time.perf_counter() - t0, bins)
-                log(f"  {name:14s} dense {r['dense_auc']:.4f} final {r['final_auc']:.4f} drop {r['auc_drop']:+.4f} "
+                log(
+                    f"  {name:14s} dense {r['dense_auc']:.4f} final {r['final_auc']:.4f} drop {r['auc_drop']:+.4f} "
                     f"sparsity {r['pruned_layers_sparsity']:.2%}/{r['all_kernels_sparsity']:.2%} -> "
                     f"{r['final_kernel_sparsity']:.2%} gzip ratio {r['gzip_ratio']:.3f} "
-                    f"{'pass' if r['quality_bar_passed'] else 'FAIL ' + str(r['failed_checks'])}")
+                    f"{'pass' if r['quality_bar_passed'] else 'FAIL ' + str(r['failed_checks'])}"
+                )
                 rows.append(r)
     md = markdown(rows)
     print(md)

@@ -66,27 +66,43 @@ def main() -> int:
     deterministic = {}
     for name, (model, man) in a_m.items():
         other_model, other = b_m[name]
-        same_rest = {k: v for k, v in man.items() if k != "created_at"} == \
-            {k: v for k, v in other.items() if k != "created_at"}
+        same_rest = {k: v for k, v in man.items() if k != "created_at"} == {
+            k: v for k, v in other.items() if k != "created_at"
+        }
         deterministic[name] = model == other_model and same_rest
     rows = {v["variant"]: v for v in first["variants"]}
     ratio = rows["tflite-int8"]["size"] / rows["tflite-fp32"]["size"]
-    bar = {"every_variant_passes": all(v["passed"] for v in rows.values()),
-           "tflite_int8_size_ratio": ratio, "tflite_int8_at_most_45_percent": ratio <= INT8_SIZE_BAR,
-           "deterministic": all(deterministic.values())}
-    result = {"run_dir": str(run), "variants": first["variants"], "deterministic": deterministic, "bar": bar,
-              "stage": first["stage"], "failures": first["failures"]}
+    bar = {
+        "every_variant_passes": all(v["passed"] for v in rows.values()),
+        "tflite_int8_size_ratio": ratio,
+        "tflite_int8_at_most_45_percent": ratio <= INT8_SIZE_BAR,
+        "deterministic": all(deterministic.values()),
+    }
+    result = {
+        "run_dir": str(run),
+        "variants": first["variants"],
+        "deterministic": deterministic,
+        "bar": bar,
+        "stage": first["stage"],
+        "failures": first["failures"],
+    }
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
-    lines = ["| variant | from | size | gzip | AUC | AUC delta | flip rate | max abs dp | parity |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    lines = [
+        "| variant | from | size | gzip | AUC | AUC delta | flip rate | max abs dp | parity |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for v in first["variants"]:
-        lines.append(f"| {v['variant']} | {v['source_stage']} | {v['size'] / 1024:.1f} KB | "
-                     f"{v['gzip_size'] / 1024:.1f} KB | {v['auc']:.4f} | {v['auc_delta']:+.4f} | "
-                     f"{v['flip_rate']:.2%} | {v['max_abs_delta']:.1e} | {'pass' if v['passed'] else 'FAIL'} |")
-    lines.append(f"\ntflite-int8 / tflite-fp32 size: {ratio:.1%} (bar {INT8_SIZE_BAR:.0%}); "
-                 f"deterministic: {bar['deterministic']}; every gate passed: {bar['every_variant_passes']}")
+        lines.append(
+            f"| {v['variant']} | {v['source_stage']} | {v['size'] / 1024:.1f} KB | "
+            f"{v['gzip_size'] / 1024:.1f} KB | {v['auc']:.4f} | {v['auc_delta']:+.4f} | "
+            f"{v['flip_rate']:.2%} | {v['max_abs_delta']:.1e} | {'pass' if v['passed'] else 'FAIL'} |"
+        )
+    lines.append(
+        f"\ntflite-int8 / tflite-fp32 size: {ratio:.1%} (bar {INT8_SIZE_BAR:.0%}); "
+        f"deterministic: {bar['deterministic']}; every gate passed: {bar['every_variant_passes']}"
+    )
     text = "\n".join(lines) + "\n"
     Path(a.out).with_suffix(".md").write_text(text, encoding="utf-8")
     print(text, end="")

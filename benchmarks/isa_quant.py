@@ -54,12 +54,31 @@ QEMU_CPUS = {"x86-64-v2": "Nehalem-v1", "x86-64-v3": "Haswell-v4"}
 #: cortex-a72: NEON without the dot-product extension; neoverse-n1: with it (sdot/udot kernels)
 ARM64_CPUS = {"arm64": "cortex-a72", "arm64-dotprod": "neoverse-n1"}
 OPT_LEVELS = ("all", "basic", "disabled")
-FEATURES = ("SSE41", "SSE42", "AVX", "FMA3", "AVX2", "AVX512F", "AVX512_SKX", "AVX512_CLX", "AVX512_ICL",
-            "AVX512VNNI", "AVXVNNI", "ASIMD", "ASIMDDP", "ASIMDHP")
+FEATURES = (
+    "SSE41",
+    "SSE42",
+    "AVX",
+    "FMA3",
+    "AVX2",
+    "AVX512F",
+    "AVX512_SKX",
+    "AVX512_CLX",
+    "AVX512_ICL",
+    "AVX512VNNI",
+    "AVXVNNI",
+    "ASIMD",
+    "ASIMDDP",
+    "ASIMDHP",
+)
 
 _DYN = {"weight_type": "int8", "reduce_range": False, "per_channel": False, "batch1": True}
-_STATIC = {"activation_type": "int8", "weight_type": "int8", "reduce_range": False, "per_channel": False,
-           "quant_format": "qdq"}
+_STATIC = {
+    "activation_type": "int8",
+    "weight_type": "int8",
+    "reduce_range": False,
+    "per_channel": False,
+    "quant_format": "qdq",
+}
 
 
 def _dyn(**kw: Any) -> tuple[str, dict[str, Any]]:
@@ -92,8 +111,7 @@ SETTINGS: dict[str, tuple[str, dict[str, Any]]] = {
     "qop-s8s8": _static(quant_format="qoperator"),
     "qop-u8s8": _static(quant_format="qoperator", activation_type="uint8"),
     "qop-u8u8": _static(quant_format="qoperator", activation_type="uint8", weight_type="uint8"),
-    "qop-u8u8-pc": _static(quant_format="qoperator", activation_type="uint8", weight_type="uint8",
-                           per_channel=True),
+    "qop-u8u8-pc": _static(quant_format="qoperator", activation_type="uint8", weight_type="uint8", per_channel=True),
 }
 
 
@@ -106,11 +124,18 @@ def child(models_dir: Path, out: Path, latency: int) -> int:
     except ImportError:  # numpy < 2
         from numpy.core._multiarray_umath import __cpu_features__ as feats
     x = np.load(models_dir / "x.npy")
-    levels = {"all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-              "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-              "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL}
-    result: dict[str, Any] = {"cpu_features": sorted(k for k in FEATURES if feats.get(k)),
-                              "onnxruntime": ort.__version__, "scores": {}, "latency_us": {}, "errors": {}}
+    levels = {
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    }
+    result: dict[str, Any] = {
+        "cpu_features": sorted(k for k in FEATURES if feats.get(k)),
+        "onnxruntime": ort.__version__,
+        "scores": {},
+        "latency_us": {},
+        "errors": {},
+    }
     for path in sorted(models_dir.glob("*.onnx")):
         for level in OPT_LEVELS:
             so = ort.SessionOptions()  # as runtime/edgefin_runtime/backends/onnx.py, plus the level
@@ -123,8 +148,9 @@ def child(models_dir: Path, out: Path, latency: int) -> int:
             try:
                 sess = ort.InferenceSession(path.read_bytes(), so, providers=["CPUExecutionProvider"])
                 name = sess.get_inputs()[0].name
-                p = np.array([sess.run(None, {name: x[i:i + 1]})[0].reshape(-1)[0] for i in range(len(x))],
-                             dtype=np.float32)
+                p = np.array(
+                    [sess.run(None, {name: x[i : i + 1]})[0].reshape(-1)[0] for i in range(len(x))], dtype=np.float32
+                )
             except Exception as exc:  # noqa: BLE001 - recorded per model
                 result["errors"][key] = f"{type(exc).__name__}: {str(exc)[:300]}"
                 continue
@@ -166,8 +192,11 @@ def _saturation(model_bytes: bytes) -> dict[str, Any]:
                     pos = np.clip(k, 0, None)[0::2] + np.clip(k, 0, None)[1::2]
                     neg = np.clip(k, None, 0)[0::2] + np.clip(k, None, 0)[1::2]
                     worst = max(worst, int(255 * pos.max()), int(-255 * neg.min()))
-    return {"weight_dtypes": sorted(types), "max_pair_sum_u8s8": worst,
-            "can_saturate_int16": bool(worst > 32767) if "int8" in types else False}
+    return {
+        "weight_dtypes": sorted(types),
+        "max_pair_sum_u8s8": worst,
+        "can_saturate_int16": bool(worst > 32767) if "int8" in types else False,
+    }
 
 
 def _arm64_root() -> dict[str, Any] | None:
@@ -192,21 +221,28 @@ def _run_child(label: str, cmd: list[str], models: Path, latency: int, env: dict
         return {"error": f"exit {done.returncode}: {tail}"}
     res = json.loads(out.read_text(encoding="utf-8"))
     res["seconds"] = round(time.time() - t, 1)
-    res["qemu_warnings"] = sorted({line.split("feature: ")[-1] for line in done.stderr.splitlines()
-                                   if "TCG doesn't support" in line})
+    res["qemu_warnings"] = sorted(
+        {line.split("feature: ")[-1] for line in done.stderr.splitlines() if "TCG doesn't support" in line}
+    )
     return res
 
 
 def _check_vnni() -> dict[str, Any]:
     """Ask QEMU for a VNNI CPU model and report what the emulated CPUID actually offers."""
-    code = ("import numpy._core._multiarray_umath as m; f=m.__cpu_features__; "
-            "print(','.join(k for k in ('AVX2','AVX512F','AVX512VNNI','AVXVNNI') if f.get(k)))")
+    code = (
+        "import numpy._core._multiarray_umath as m; f=m.__cpu_features__; "
+        "print(','.join(k for k in ('AVX2','AVX512F','AVX512VNNI','AVXVNNI') if f.get(k)))"
+    )
     out = {}
     for cpu in ("Cascadelake-Server-v1", "Icelake-Server-v1"):
-        done = subprocess.run(["qemu-x86_64", "-cpu", cpu, sys.executable, "-c", code], capture_output=True,
-                              text=True)
-        missing = sorted({line.split("feature: ")[-1].split(" [")[0] for line in done.stderr.splitlines()
-                          if "TCG doesn't support" in line and ("avx512" in line or "vnni" in line)})
+        done = subprocess.run(["qemu-x86_64", "-cpu", cpu, sys.executable, "-c", code], capture_output=True, text=True)
+        missing = sorted(
+            {
+                line.split("feature: ")[-1].split(" [")[0]
+                for line in done.stderr.splitlines()
+                if "TCG doesn't support" in line and ("avx512" in line or "vnni" in line)
+            }
+        )
         out[cpu] = {"features_seen": done.stdout.strip(), "unsupported_by_tcg": missing}
     return out
 
@@ -247,8 +283,7 @@ def parent(a: argparse.Namespace) -> int:
     built: dict[str, bytes] = {}
     for name, (variant, kw) in SETTINGS.items():
         print(f"build {name}", file=sys.stderr, flush=True)
-        built[name] = (oc.to_onnx_dynamic(fp32, **kw) if variant == "onnx-dynamic"
-                       else oc.to_onnx_int8(fp32, cal, **kw))
+        built[name] = oc.to_onnx_dynamic(fp32, **kw) if variant == "onnx-dynamic" else oc.to_onnx_int8(fp32, cal, **kw)
         (work / f"{name}.onnx").write_bytes(built[name])
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "PYTHON"))}
@@ -276,12 +311,19 @@ def parent(a: argparse.Namespace) -> int:
             p = np.asarray(native[key], dtype=np.float64)
             m = basic_metrics(y, p, threshold)
             row: dict[str, Any] = {
-                "setting": name, "variant": variant, "options": kw, "ort_opt_level": level,
-                "size": len(built[name]), "auc": m["auc"], "auc_delta_vs_keras": m["auc"] - ref_auc,
+                "setting": name,
+                "variant": variant,
+                "options": kw,
+                "ort_opt_level": level,
+                "size": len(built[name]),
+                "auc": m["auc"],
+                "auc_delta_vs_keras": m["auc"] - ref_auc,
                 "flips_vs_keras": int(((p >= threshold) != (ref >= threshold)).sum()),
                 "max_dp_vs_keras": float(np.abs(p - ref).max()),
                 "latency_us_native": cpus["native"].get("latency_us", {}).get(name) if level == "all" else None,
-                **_saturation(built[name]), "per_cpu": {}}
+                **_saturation(built[name]),
+                "per_cpu": {},
+            }
             worst_dp, flip_rows, flips_keras_any = 0.0, np.zeros(len(p), bool), row["flips_vs_keras"]
             for label, got in cpus.items():
                 if label == "native":
@@ -296,8 +338,12 @@ def parent(a: argparse.Namespace) -> int:
                 flips = (q >= threshold) != (p >= threshold)
                 dp = float(np.abs(q - p).max())
                 fk = int(((q >= threshold) != (ref >= threshold)).sum())
-                row["per_cpu"][label] = {"max_dp": dp, "flips_vs_native": int(flips.sum()),
-                                         "identical": bool(np.array_equal(q, p)), "flips_vs_keras": fk}
+                row["per_cpu"][label] = {
+                    "max_dp": dp,
+                    "flips_vs_native": int(flips.sum()),
+                    "identical": bool(np.array_equal(q, p)),
+                    "flips_vs_keras": fk,
+                }
                 worst_dp, flip_rows = max(worst_dp, dp), flip_rows | flips
                 flips_keras_any = max(flips_keras_any, fk)
             row["max_dp_across_cpus"] = worst_dp
@@ -307,15 +353,25 @@ def parent(a: argparse.Namespace) -> int:
             table.append(row)
 
     defaults = {"onnx-dynamic": oc.to_onnx_dynamic(fp32), "onnx-int8": oc.to_onnx_int8(fp32, cal)}
-    deterministic = {k: v == (oc.to_onnx_dynamic(fp32) if k == "onnx-dynamic" else oc.to_onnx_int8(fp32, cal))
-                     for k, v in defaults.items()}
+    deterministic = {
+        k: v == (oc.to_onnx_dynamic(fp32) if k == "onnx-dynamic" else oc.to_onnx_int8(fp32, cal))
+        for k, v in defaults.items()
+    }
     summary = {
-        "run_dir": str(run.root), "stage": a.stage, "rows": int(len(x)), "threshold": threshold,
-        "keras_auc": ref_auc, "host": {"platform": sys.platform, "machine": os.uname().machine},
-        "cpus": {k: {kk: v.get(kk) for kk in ("cpu_features", "onnxruntime", "seconds", "error", "qemu_warnings")}
-                 for k, v in cpus.items()},
-        "vnni_emulation": _check_vnni(), "arm64_root": ready,
-        "defaults_deterministic": deterministic, "results": table,
+        "run_dir": str(run.root),
+        "stage": a.stage,
+        "rows": int(len(x)),
+        "threshold": threshold,
+        "keras_auc": ref_auc,
+        "host": {"platform": sys.platform, "machine": os.uname().machine},
+        "cpus": {
+            k: {kk: v.get(kk) for kk in ("cpu_features", "onnxruntime", "seconds", "error", "qemu_warnings")}
+            for k, v in cpus.items()
+        },
+        "vnni_emulation": _check_vnni(),
+        "arm64_root": ready,
+        "defaults_deterministic": deterministic,
+        "results": table,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = Path(a.out)
@@ -334,11 +390,28 @@ def _run_arm64(ready: dict[str, Any], cpu: str, work: Path) -> dict[str, Any]:
     shutil.rmtree(inside, ignore_errors=True)
     shutil.copytree(work, inside, ignore=shutil.ignore_patterns("scores-*.json"))
     shutil.copy(Path(__file__), inside / "isa_quant.py")
-    env = {"PATH": "/usr/bin:/bin", "HOME": "/root", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
-           "PYTHONPATH": ready.get("site_packages", "/opt/edgefin/site-packages"), "OMP_NUM_THREADS": "1"}
-    cmd = ["/usr/sbin/chroot", str(root), ready.get("qemu", "/usr/bin/qemu-aarch64-static"), "-cpu", cpu,
-           f"/usr/bin/python{ready.get('python', '3.11')[:4].rstrip('.')}", "/tmp/isa-quant-h1/isa_quant.py",
-           "--child", "/tmp/isa-quant-h1", "/tmp/isa-quant-h1/scores.json", "--latency", "0"]
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": "/root",
+        "LANG": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONPATH": ready.get("site_packages", "/opt/edgefin/site-packages"),
+        "OMP_NUM_THREADS": "1",
+    }
+    cmd = [
+        "/usr/sbin/chroot",
+        str(root),
+        ready.get("qemu", "/usr/bin/qemu-aarch64-static"),
+        "-cpu",
+        cpu,
+        f"/usr/bin/python{ready.get('python', '3.11')[:4].rstrip('.')}",
+        "/tmp/isa-quant-h1/isa_quant.py",
+        "--child",
+        "/tmp/isa-quant-h1",
+        "/tmp/isa-quant-h1/scores.json",
+        "--latency",
+        "0",
+    ]
     print(f"[arm64 {cpu}] chroot {root} ...", file=sys.stderr, flush=True)
     t = time.time()
     try:
@@ -356,31 +429,49 @@ def _run_arm64(ready: dict[str, Any], cpu: str, work: Path) -> dict[str, Any]:
 
 def _markdown(s: dict[str, Any]) -> str:
     cpu_labels = [c for c in s["cpus"] if c != "native"]
-    lines = [f"# ONNX int8 settings across CPUs ({s['rows']} test rows, stage {s['stage']}, threshold "
-             f"{s['threshold']:.4f}, Keras AUC {s['keras_auc']:.4f})", ""]
+    lines = [
+        f"# ONNX int8 settings across CPUs ({s['rows']} test rows, stage {s['stage']}, threshold "
+        f"{s['threshold']:.4f}, Keras AUC {s['keras_auc']:.4f})",
+        "",
+    ]
     for label, c in s["cpus"].items():
-        lines.append(f"- **{label}**: " + (c["error"] if c.get("error") else
-                                          f"CPUID features seen: {', '.join(c['cpu_features'] or [])}; "
-                                          f"onnxruntime {c['onnxruntime']}"))
+        lines.append(
+            f"- **{label}**: "
+            + (
+                c["error"]
+                if c.get("error")
+                else f"CPUID features seen: {', '.join(c['cpu_features'] or [])}; onnxruntime {c['onnxruntime']}"
+            )
+        )
     for cpu, v in s["vnni_emulation"].items():
-        lines.append(f"- qemu `-cpu {cpu}`: features seen {v['features_seen'] or '-'}; TCG cannot emulate "
-                     f"{', '.join(v['unsupported_by_tcg']) or 'nothing reported'}")
-    lines += ["", "Latency: native, one record, median, single thread, on a shared 2-core machine (rough).", "",
-              "| setting | ORT opt | size | AUC | dAUC vs Keras | flips vs Keras (native / worst CPU) | "
-              "max dp across CPUs | flips across CPUs | " + " | ".join(f"{c} identical" for c in cpu_labels)
-              + " | u8s8 int16 saturation possible | latency us |",
-              "|---" * (10 + len(cpu_labels)) + "|"]
+        lines.append(
+            f"- qemu `-cpu {cpu}`: features seen {v['features_seen'] or '-'}; TCG cannot emulate "
+            f"{', '.join(v['unsupported_by_tcg']) or 'nothing reported'}"
+        )
+    lines += [
+        "",
+        "Latency: native, one record, median, single thread, on a shared 2-core machine (rough).",
+        "",
+        "| setting | ORT opt | size | AUC | dAUC vs Keras | flips vs Keras (native / worst CPU) | "
+        "max dp across CPUs | flips across CPUs | "
+        + " | ".join(f"{c} identical" for c in cpu_labels)
+        + " | u8s8 int16 saturation possible | latency us |",
+        "|---" * (10 + len(cpu_labels)) + "|",
+    ]
     for r in s["results"]:
         ident = []
         for c in cpu_labels:
             v = r["per_cpu"].get(c, {})
             ident.append("n/a" if "error" in v else ("yes" if v.get("identical") else f"no ({v['max_dp']:.2g})"))
         lat = r["latency_us_native"]
-        lines.append(f"| {r['setting']} | {r['ort_opt_level']} | {r['size']} | {r['auc']:.4f} | "
-                     f"{r['auc_delta_vs_keras']:+.4f} | {r['flips_vs_keras']} / {r['worst_flips_vs_keras']} | "
-                     f"{r['max_dp_across_cpus']:.3g} | {r['flips_across_cpus']} | " + " | ".join(ident) +
-                     f" | {'yes' if r['can_saturate_int16'] else 'no'} ({r['max_pair_sum_u8s8']}) | "
-                     f"{'' if lat is None else f'{lat:.0f}'} |")
+        lines.append(
+            f"| {r['setting']} | {r['ort_opt_level']} | {r['size']} | {r['auc']:.4f} | "
+            f"{r['auc_delta_vs_keras']:+.4f} | {r['flips_vs_keras']} / {r['worst_flips_vs_keras']} | "
+            f"{r['max_dp_across_cpus']:.3g} | {r['flips_across_cpus']} | "
+            + " | ".join(ident)
+            + f" | {'yes' if r['can_saturate_int16'] else 'no'} ({r['max_pair_sum_u8s8']}) | "
+            f"{'' if lat is None else f'{lat:.0f}'} |"
+        )
     lines += ["", f"Default conversions byte-deterministic: {s['defaults_deterministic']}", ""]
     return "\n".join(lines)
 

@@ -88,14 +88,19 @@ def _rate(row: dict[str, Any], kind: str, batch: int) -> str:
 
 def bench_tables(report: dict[str, Any]) -> str:
     p, m, k = report["profile"], report["machine"], report["source"].get("keras", {})
-    lines = [f"### Every variant, profile `{p['name']}` ({p.get('description', '')})", "",
-             "| variant | bundle KiB | gzip KiB | AUC | flips vs dense | p50 us | p95 us | p99 us | spread of p50 | "
-             "bare engine p50 us | cold start ms | peak RSS MiB | x Keras model(x) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"### Every variant, profile `{p['name']}` ({p.get('description', '')})",
+        "",
+        "| variant | bundle KiB | gzip KiB | AUC | flips vs dense | p50 us | p95 us | p99 us | spread of p50 | "
+        "bare engine p50 us | cold start ms | peak RSS MiB | x Keras model(x) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in report["variants"]:
         if r.get("status") != "ok":
-            lines.append(f"| {r['name']} | {_f(r.get('bundle_bytes', 0) / 1024, '.1f')} | - | - | - | "
-                         f"{r.get('status')} | | | | | | | |")
+            lines.append(
+                f"| {r['name']} | {_f(r.get('bundle_bytes', 0) / 1024, '.1f')} | - | - | - | "
+                f"{r.get('status')} | | | | | | | |"
+            )
             continue
         lat, eng = r["latency"]["runtime"], r["latency"]["engine"]
         lines.append(
@@ -104,45 +109,70 @@ def bench_tables(report: dict[str, Any]) -> str:
             f"{lat['p95_us']:.1f} | {lat['p99_us']:.1f} | "
             f"{lat['block_p50_min_us']:.1f}-{lat['block_p50_max_us']:.1f} | "
             f"{eng['p50_us']:.1f} | {r['cold_start']['spawn_to_first_score_ms']:.0f} | "
-            f"{r['memory']['peak_rss_mib']:.1f} | {_f(r.get('ratios', {}).get('keras_call_over_runtime'), ',.0f')}x |")
+            f"{r['memory']['peak_rss_mib']:.1f} | {_f(r.get('ratios', {}).get('keras_call_over_runtime'), ',.0f')}x |"
+        )
     batches = report["settings"]["batch_sizes"]
-    lines += ["", f"Throughput (records/s, median of timed blocks; wall clock, CPU-time rate in brackets), "
-                  f"profile `{p['name']}`:", "",
-              "| variant | path | " + " | ".join(f"batch {b}" for b in batches) + " |",
-              "|---|---|" + "---|" * len(batches)]
+    lines += [
+        "",
+        f"Throughput (records/s, median of timed blocks; wall clock, CPU-time rate in brackets), "
+        f"profile `{p['name']}`:",
+        "",
+        "| variant | path | " + " | ".join(f"batch {b}" for b in batches) + " |",
+        "|---|---|" + "---|" * len(batches),
+    ]
     for r in report["variants"]:
         if r.get("status") != "ok":
             continue
-        for kind, label in (("runtime_records", "runtime, dicts"), ("runtime_columns", "runtime, columns"),
-                            ("engine", "bare engine")):
+        for kind, label in (
+            ("runtime_records", "runtime, dicts"),
+            ("runtime_columns", "runtime, columns"),
+            ("engine", "bare engine"),
+        ):
             lines.append(f"| {r['name']} | {label} | " + " | ".join(_rate(r, kind, b) for b in batches) + " |")
     if k.get("status") == "ok":
         kt = {t["batch"]: t["records_per_s"] for t in k["throughput"]["keras_call"]}
         lines.append("| dense (Keras) | model(x) | " + " | ".join(_f(kt.get(b), ",.0f") for b in batches) + " |")
-        lines += ["", f"Keras on one record, same run and profile: `model(x)` p50 "
-                      f"{k['latency']['keras_call']['p50_us']:,.0f} us, `model.predict` p50 "
-                      f"{k['latency']['keras_predict']['p50_us']:,.0f} us."]
+        lines += [
+            "",
+            f"Keras on one record, same run and profile: `model(x)` p50 "
+            f"{k['latency']['keras_call']['p50_us']:,.0f} us, `model.predict` p50 "
+            f"{k['latency']['keras_predict']['p50_us']:,.0f} us.",
+        ]
     s = report["settings"]
-    lines += ["", f"Measured {report['created_at']} on {m['cpu_model']} ({m['cpus_available']} CPUs, "
-                  f"{_f(m.get('memory_total_mib'), ',.0f')} MiB), {m['os']}, Python {m['python']}; "
-                  f"{s['blocks']} blocks x {s['block_size']:,} timed calls per path after {s['warmup']:,} warm-up calls; "
-                  f"each variant in its own fresh process pinned to {p.get('cores') or 'all'} core(s), "
-                  f"{p['threads']} engine thread(s), address-space cap "
-                  f"{str(p['memory_mib']) + ' MiB' if p.get('memory_mib') else 'none'}. Load average (1/5/15 min) "
-                  f"at the start: {m.get('load_average_at_start')}, at the end: {m.get('load_average')}"
-                  " - figures from a machine with a load above its core count are slowed by the other work.", ""]
+    lines += [
+        "",
+        f"Measured {report['created_at']} on {m['cpu_model']} ({m['cpus_available']} CPUs, "
+        f"{_f(m.get('memory_total_mib'), ',.0f')} MiB), {m['os']}, Python {m['python']}; "
+        f"{s['blocks']} blocks x {s['block_size']:,} timed calls per path after {s['warmup']:,} warm-up calls; "
+        f"each variant in its own fresh process pinned to {p.get('cores') or 'all'} core(s), "
+        f"{p['threads']} engine thread(s), address-space cap "
+        f"{str(p['memory_mib']) + ' MiB' if p.get('memory_mib') else 'none'}. Load average (1/5/15 min) "
+        f"at the start: {m.get('load_average_at_start')}, at the end: {m.get('load_average')}"
+        " - figures from a machine with a load above its core count are slowed by the other work.",
+        "",
+    ]
     return "\n".join(lines)
 
 
 def runtime_tables(res: dict[str, Any]) -> str:
-    lines = ["### edgefin-runtime against its targets (benchmarks/runtime_bench.py)", "",
-             "| measure | measured | target | met |", "|---|---|---|---|"]
+    lines = [
+        "### edgefin-runtime against its targets (benchmarks/runtime_bench.py)",
+        "",
+        "| measure | measured | target | met |",
+        "|---|---|---|---|",
+    ]
     for name, t in sorted((res.get("targets") or {}).items()):
-        lines.append(f"| {name} | {_f(t.get('measured'), ',.2f')} | {_f(t.get('target'), ',')} | "
-                     f"{'yes' if t.get('met') else 'NO'} |")
+        lines.append(
+            f"| {name} | {_f(t.get('measured'), ',.2f')} | {_f(t.get('target'), ',')} | "
+            f"{'yes' if t.get('met') else 'NO'} |"
+        )
     m = res.get("machine", {})
-    lines += ["", f"Pinned to CPU {res.get('pinned_cpu')}; machine: "
-                  + ", ".join(f"{k} {v}" for k, v in sorted(m.items()) if not isinstance(v, (dict, list))), ""]
+    lines += [
+        "",
+        f"Pinned to CPU {res.get('pinned_cpu')}; machine: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(m.items()) if not isinstance(v, (dict, list))),
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -175,8 +205,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.tables_only:
         if not args.skip_demo:
             # exit 3 = a parity gate failed: every bundle was still written and is benchmarked (and marked)
-            if run([sys.executable, "-m", "edgefin.cli.main", "demo", "--out", str(args.run_dir), "-q"],
-                   timeout=1800, ok=(0, 3)) == 3:
+            if (
+                run(
+                    [sys.executable, "-m", "edgefin.cli.main", "demo", "--out", str(args.run_dir), "-q"],
+                    timeout=1800,
+                    ok=(0, 3),
+                )
+                == 3
+            ):
                 log("note: the demo's parity gate failed for a variant; see runs/demo/bundles/parity.json")
         for profile in [p.strip() for p in args.profiles.split(",") if p.strip()]:
             bench_profile(args.run_dir, profile, args.repeat)

@@ -40,8 +40,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
-             "TF_NUM_INTEROP_THREADS"):
+for _var in (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_NUM_INTEROP_THREADS",
+):
     os.environ.setdefault(_var, "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -51,8 +56,13 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 TARGETS = {
-    "single_p50_us": 5.0, "single_p99_us": 10.0, "keras_speedup": 100.0, "batch_records_per_s": 500_000,
-    "columns_records_per_s": 5_000_000, "cold_start_ms": 150.0, "cold_start_rss_mib": 60.0,
+    "single_p50_us": 5.0,
+    "single_p99_us": 10.0,
+    "keras_speedup": 100.0,
+    "batch_records_per_s": 500_000,
+    "columns_records_per_s": 5_000_000,
+    "cold_start_ms": 150.0,
+    "cold_start_rss_mib": 60.0,
     "cold_start_ratio_vs_bare_engine": 1.1,
 }
 
@@ -84,8 +94,14 @@ def log(msg: str) -> None:
 def percentiles(ns: Sequence[int]) -> dict[str, float]:
     s = sorted(ns)
     pick = lambda q: s[min(len(s) - 1, int(q * len(s)))] / 1000.0  # noqa: E731
-    return {"p50_us": pick(0.50), "p95_us": pick(0.95), "p99_us": pick(0.99), "min_us": s[0] / 1000.0,
-            "mean_us": sum(s) / len(s) / 1000.0, "samples": len(s)}
+    return {
+        "p50_us": pick(0.50),
+        "p95_us": pick(0.95),
+        "p99_us": pick(0.99),
+        "min_us": s[0] / 1000.0,
+        "mean_us": sum(s) / len(s) / 1000.0,
+        "samples": len(s),
+    }
 
 
 def time_calls(fn: Callable[[Any], Any], args: Sequence[Any], reps: int, warmup: int) -> dict[str, float]:
@@ -115,8 +131,13 @@ def throughput(fn: Callable[[], Any], n: int, repeats: int, warmup: int = 2) -> 
         fn()
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
-    return {"records_per_s_best": n / min(times), "records_per_s_median": n / statistics.median(times),
-            "records_per_cpu_s_best": n / max(min(cpu), 1e-9), "rows": n, "repeats": repeats}
+    return {
+        "records_per_s_best": n / min(times),
+        "records_per_s_median": n / statistics.median(times),
+        "records_per_cpu_s_best": n / max(min(cpu), 1e-9),
+        "rows": n,
+        "repeats": repeats,
+    }
 
 
 def timer_overhead_ns() -> float:
@@ -171,8 +192,14 @@ def build_demo(work: Path) -> tuple[dict[str, Path], Path, Path]:
     if not all(p.exists() for p in [*paths.values(), keras_path, sample]):
         log(f"building demo-like bundles in {work} (tf_keras 64-32 model on the credit data) ...")
         env = {**os.environ, "PYTHONPATH": str(REPO)}
-        subprocess.run([sys.executable, "-m", "tests.fixtures.bundles", str(work), "--family", "credit"],
-                       cwd=REPO, env=env, check=True, capture_output=True, text=True)
+        subprocess.run(
+            [sys.executable, "-m", "tests.fixtures.bundles", str(work), "--family", "credit"],
+            cwd=REPO,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
     return paths, keras_path, sample
 
 
@@ -183,8 +210,12 @@ def bench_bundle(path: Path, records: list[dict[str, Any]], args: argparse.Names
     import edgefin_runtime
 
     pred = edgefin_runtime.load(path, threads=1)
-    out: dict[str, Any] = {"bundle": str(path), "variant": pred.info.model.variant,
-                           "engine": pred.engine.describe(), "n_features": pred.info.preprocessing.n_features}
+    out: dict[str, Any] = {
+        "bundle": str(path),
+        "variant": pred.info.model.variant,
+        "engine": pred.engine.describe(),
+        "n_features": pred.info.preprocessing.n_features,
+    }
     recs = records[:2000]
     out["single"] = time_calls(pred.score, recs, args.reps, args.warmup)
     gc.disable()
@@ -200,9 +231,10 @@ def bench_bundle(path: Path, records: list[dict[str, Any]], args: argparse.Names
     cols = typed_columns(records, pred.schema, args.columns_rows)
     out["columns"] = throughput(lambda: pred.score_columns(cols), args.columns_rows, args.columns_repeats, 1)
     obj = {k: (v if v.dtype.kind == "f" else v.astype(object)) for k, v in cols.items()}
-    out["columns_object_strings"] = throughput(lambda: pred.score_columns(obj), args.columns_rows,
-                                               args.columns_repeats, 1)
-    x = np.array(rows * (args.columns_rows // len(rows) + 1), dtype=np.float32)[:args.columns_rows]
+    out["columns_object_strings"] = throughput(
+        lambda: pred.score_columns(obj), args.columns_rows, args.columns_repeats, 1
+    )
+    x = np.array(rows * (args.columns_rows // len(rows) + 1), dtype=np.float32)[: args.columns_rows]
     out["engine_matrix"] = throughput(lambda: pred.engine.run(x), len(x), args.columns_repeats, 1)
     out["encoded_row"] = rows[0]
     return out
@@ -219,35 +251,57 @@ def bench_keras(keras_path: Path, encoded_row: list[float], reps: int) -> dict[s
     x = np.array([encoded_row], dtype=np.float32)
     call = time_calls(lambda a: model(a, training=False), [x], reps, 50)
     predict = time_calls(lambda a: model.predict(a, verbose=0), [x], max(30, reps // 20), 5)
-    return {"model": str(keras_path), "call": call, "predict": predict, "tensorflow": tf.__version__,
-            "probability": float(np.asarray(model(x, training=False))[0, 0])}
+    return {
+        "model": str(keras_path),
+        "call": call,
+        "predict": predict,
+        "tensorflow": tf.__version__,
+        "probability": float(np.asarray(model(x, training=False))[0, 0]),
+    }
 
 
-def cold_start(python: str, bundle: Path, record: dict[str, Any], runs: int, env: dict[str, str] | None = None
-               ) -> dict[str, Any]:
+def cold_start(
+    python: str, bundle: Path, record: dict[str, Any], runs: int, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Spawn -> import -> load -> first score in a fresh interpreter, several times."""
     samples = []
     for _ in range(runs):
         t0 = time.time_ns()
-        proc = subprocess.run([python, "-c", COLD_CHILD, str(bundle), json.dumps(record)], capture_output=True,
-                              text=True, env=env, timeout=120)
+        proc = subprocess.run(
+            [python, "-c", COLD_CHILD, str(bundle), json.dumps(record)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"cold-start child failed: {proc.stderr[-2000:]}")
         child = json.loads(proc.stdout.strip().splitlines()[-1])
-        samples.append({"total_ms": (child["first_ns"] - t0) / 1e6,
-                        "interpreter_ms": (child["interp_start_ns"] - t0) / 1e6,
-                        "numpy_import_ms": child["numpy_ns"] / 1e6,
-                        "import_ms": child["import_ns"] / 1e6, "load_ms": child["load_ns"] / 1e6,
-                        "rss_mib": child["rss_kib"] / 1024, "imported_tensorflow": child["tf"]})
+        samples.append(
+            {
+                "total_ms": (child["first_ns"] - t0) / 1e6,
+                "interpreter_ms": (child["interp_start_ns"] - t0) / 1e6,
+                "numpy_import_ms": child["numpy_ns"] / 1e6,
+                "import_ms": child["import_ns"] / 1e6,
+                "load_ms": child["load_ns"] / 1e6,
+                "rss_mib": child["rss_kib"] / 1024,
+                "imported_tensorflow": child["tf"],
+            }
+        )
     med = {k: statistics.median(s[k] for s in samples) for k in samples[0] if k != "imported_tensorflow"}
     baseline = []
     for _ in range(runs):
         t0 = time.time_ns()
         subprocess.run([python, "-c", "pass"], check=True, env=env)
         baseline.append((time.time_ns() - t0) / 1e6)
-    return {"median": med, "min_total_ms": min(s["total_ms"] for s in samples), "runs": runs,
-            "bare_interpreter_ms": statistics.median(baseline), "python": python,
-            "imported_tensorflow": any(s["imported_tensorflow"] for s in samples)}
+    return {
+        "median": med,
+        "min_total_ms": min(s["total_ms"] for s in samples),
+        "runs": runs,
+        "bare_interpreter_ms": statistics.median(baseline),
+        "python": python,
+        "imported_tensorflow": any(s["imported_tensorflow"] for s in samples),
+    }
 
 
 # Process start -> first score, the runtime and a bare engine on the same model. Both print the wall clock
@@ -329,13 +383,25 @@ def cold_start_vs_bare(python: str, bundle: Path, record: dict[str, Any], runs: 
     for _ in range(max(runs, 9)):
         rt.append(once(runtime_cmd))
         bare.append(once(bare_cmd))
-    med = {name: {"wall_ms": statistics.median(s[0] for s in rows), "cpu_ms": statistics.median(s[1] for s in rows),
-                  "wall_ms_all": [round(s[0], 2) for s in rows]} for name, rows in (("runtime", rt), ("bare", bare))}
-    return {"runtime": med["runtime"], "bare_engine": med["bare"], "runs": len(rt),
-            "ratio": med["runtime"]["wall_ms"] / med["bare"]["wall_ms"],
-            "cpu_ratio": med["runtime"]["cpu_ms"] / med["bare"]["cpu_ms"],
-            "pinned_cpus": sorted(os.sched_getaffinity(0)), "load_average": [load_before, os.getloadavg()],
-            "bytecode": "cached (PYTHONPYCACHEPREFIX, 2 warm-up runs each)", "variant": b.manifest.model.variant}
+    med = {
+        name: {
+            "wall_ms": statistics.median(s[0] for s in rows),
+            "cpu_ms": statistics.median(s[1] for s in rows),
+            "wall_ms_all": [round(s[0], 2) for s in rows],
+        }
+        for name, rows in (("runtime", rt), ("bare", bare))
+    }
+    return {
+        "runtime": med["runtime"],
+        "bare_engine": med["bare"],
+        "runs": len(rt),
+        "ratio": med["runtime"]["wall_ms"] / med["bare"]["wall_ms"],
+        "cpu_ratio": med["runtime"]["cpu_ms"] / med["bare"]["cpu_ms"],
+        "pinned_cpus": sorted(os.sched_getaffinity(0)),
+        "load_average": [load_before, os.getloadavg()],
+        "bytecode": "cached (PYTHONPYCACHEPREFIX, 2 warm-up runs each)",
+        "variant": b.manifest.model.variant,
+    }
 
 
 def fresh_venvs(work: Path, bundles: dict[str, Path], record: dict[str, Any], runs: int) -> dict[str, Any]:
@@ -350,12 +416,20 @@ def fresh_venvs(work: Path, bundles: dict[str, Path], record: dict[str, Any], ru
         subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True)
         py = str(venv / "bin" / "python")
         subprocess.run([uv, "pip", "install", "-q", "--python", py, f"{REPO / 'runtime'}[{extra}]"], check=True)
-        site = Path(subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                   check=True, capture_output=True, text=True).stdout.strip())
+        site = Path(
+            subprocess.run(
+                [py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+        )
         pkgs = {p.name: _du(p) for p in site.iterdir() if p.is_dir() and not p.name.endswith(".dist-info")}
-        entry: dict[str, Any] = {"site_packages_mib": _du(site) / 2 ** 20, "venv_mib": _du(venv) / 2 ** 20,
-                                 "largest_mib": {k: round(v / 2 ** 20, 1) for k, v in
-                                                 sorted(pkgs.items(), key=lambda kv: -kv[1])[:5]}}
+        entry: dict[str, Any] = {
+            "site_packages_mib": _du(site) / 2**20,
+            "venv_mib": _du(venv) / 2**20,
+            "largest_mib": {k: round(v / 2**20, 1) for k, v in sorted(pkgs.items(), key=lambda kv: -kv[1])[:5]},
+        }
         if variant in bundles:
             entry["cold_start"] = cold_start(py, bundles[variant], record, runs, env={"PATH": os.environ["PATH"]})
         out[extra] = entry
@@ -405,8 +479,14 @@ def machine() -> dict[str, Any]:
         load = os.getloadavg()
     except OSError:
         load = None
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
-            "platform": platform.platform(), "load_average_at_start": load}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "load_average_at_start": load,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -445,9 +525,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         keras_path = keras_path or demo_keras
         sample = sample or demo_sample
     records = load_records(sample) if sample else default_records(next(iter(bundles.values())))
-    res: dict[str, Any] = {"machine": machine(), "pinned_cpu": cpu, "timer_overhead_ns": timer_overhead_ns(),
-                           "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-                                        if k != "bundle"}, "bundles": {}}
+    res: dict[str, Any] = {
+        "machine": machine(),
+        "pinned_cpu": cpu,
+        "timer_overhead_ns": timer_overhead_ns(),
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "bundle"},
+        "bundles": {},
+    }
     for variant, path in bundles.items() if not args.cold_only else ():
         log(f"measuring {variant} ...")
         res["bundles"][variant] = bench_bundle(path, records, args)
@@ -460,8 +544,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for engine, variant in (("litert", "tflite-int8"), ("onnx", "onnx-fp32")):
         if variant in bundles:
             log(f"cold start {engine}: runtime vs bare engine ...")
-            res["cold_start_vs_bare"][engine] = cold_start_vs_bare(sys.executable, bundles[variant], records[0],
-                                                                   args.cold_runs, work)
+            res["cold_start_vs_bare"][engine] = cold_start_vs_bare(
+                sys.executable, bundles[variant], records[0], args.cold_runs, work
+            )
     if args.install_size:
         log("fresh venvs (uv) for installed size and cold start ...")
         res["fresh_venv"] = fresh_venvs(work, bundles, records[0], args.cold_runs)

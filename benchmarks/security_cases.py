@@ -36,8 +36,17 @@ from edgefin_runtime.errors import EdgefinRuntimeError, InputError  # noqa: E402
 
 Case = tuple[str, Callable[[], str]]
 INPUT_CATEGORIES = ("hostile-input", "resource")
-CATEGORIES = ("corruption", "truncation", "signature", "hostile-archive", "manifest-mutant",
-              "manifest-fuzz", "version-skew", "hostile-input", "resource")
+CATEGORIES = (
+    "corruption",
+    "truncation",
+    "signature",
+    "hostile-archive",
+    "manifest-mutant",
+    "manifest-fuzz",
+    "version-skew",
+    "hostile-input",
+    "resource",
+)
 
 
 def _load(data: bytes, **kw: Any) -> str:
@@ -84,8 +93,10 @@ def signature(plan: dict[str, Any]) -> Iterator[Case]:
         for x in xors:
             m = bytearray(man)
             m[pos] ^= x
-            yield f"manifest byte {pos} ^ {x:#04x}", functools.partial(_load, pack_members(bytes(m), name, model, sig),
-                                                                         trusted_keys=keys)
+            yield (
+                f"manifest byte {pos} ^ {x:#04x}",
+                functools.partial(_load, pack_members(bytes(m), name, model, sig), trusted_keys=keys),
+            )
     evil = model[:-1] + bytes([model[-1] ^ 1])
     doc = json.loads(man)
     doc["members"][name] = __import__("hashlib").sha256(evil).hexdigest()
@@ -93,8 +104,10 @@ def signature(plan: dict[str, Any]) -> Iterator[Case]:
     yield "model changed, manifest re-hashed", lambda: _load(pack_members(evil_man, name, evil, sig), trusted_keys=keys)
     yield "signature stripped", lambda: _load(pack_members(man, name, model, None), trusted_keys=keys)
     other, _ = generate_keypair()
-    yield "signed by an untrusted key", lambda: _load(sign_bundle(pack_members(man, name, model, None), other),
-                                                      trusted_keys=keys)
+    yield (
+        "signed by an untrusted key",
+        lambda: _load(sign_bundle(pack_members(man, name, model, None), other), trusted_keys=keys),
+    )
 
 
 def hostile_archive(plan: dict[str, Any]) -> Iterator[Case]:
@@ -146,7 +159,7 @@ def manifest_fuzz(plan: dict[str, Any]) -> Iterator[Case]:
             try:
                 for k in path[:-1]:
                     parent = parent[k]
-                v = rng.choice(json_safe + [rng.uniform(-2, 2), rng.random(), [], {}, 10 ** 30])
+                v = rng.choice(json_safe + [rng.uniform(-2, 2), rng.random(), [], {}, 10**30])
                 if isinstance(parent, dict) and rng.random() < 0.15:
                     parent.pop(path[-1], None)
                 else:
@@ -188,12 +201,16 @@ def version_skew(plan: dict[str, Any]) -> Iterator[Case]:
     for item in plan["bundles"]:
         if item.get("key"):
             continue
-        for fv in (2, 3, 10, 2 ** 31):
-            yield f"format_version {fv}", (lambda p=item["path"], fv=fv: _load(_rebundle(
-                p, lambda d: d.__setitem__("format_version", fv))))
+        for fv in (2, 3, 10, 2**31):
+            yield (
+                f"format_version {fv}",
+                (lambda p=item["path"], fv=fv: _load(_rebundle(p, lambda d: d.__setitem__("format_version", fv)))),
+            )
         for v in newer:
-            yield f"min_runtime_version {v}", (lambda p=item["path"], v=v: _load(_rebundle(
-                p, lambda d: d.__setitem__("min_runtime_version", v))))
+            yield (
+                f"min_runtime_version {v}",
+                (lambda p=item["path"], v=v: _load(_rebundle(p, lambda d: d.__setitem__("min_runtime_version", v)))),
+            )
 
 
 # ---------------------------------------------------------------- inputs
@@ -264,7 +281,7 @@ def resource_cases(plan: dict[str, Any]) -> Iterator[Case]:
     big = {
         "100 MB string": "z" * 100_000_000,
         "100k-deep nested list": deep,
-        "4000-digit integer": 10 ** 3999,
+        "4000-digit integer": 10**3999,
         "10M-element list": [0.0] * 10_000_000,
         "numpy array of 10M": np.zeros(10_000_000),
     }
@@ -309,9 +326,15 @@ def _big_columns(preds: list[Any], names: list[str], n: int) -> str:
 
 
 GENERATORS: dict[str, Callable[[dict[str, Any]], Iterator[Case]]] = {
-    "corruption": corruption, "truncation": truncation, "signature": signature,
-    "hostile-archive": hostile_archive, "manifest-mutant": manifest_mutant, "manifest-fuzz": manifest_fuzz,
-    "version-skew": version_skew, "hostile-input": hostile_input, "resource": resource_cases,
+    "corruption": corruption,
+    "truncation": truncation,
+    "signature": signature,
+    "hostile-archive": hostile_archive,
+    "manifest-mutant": manifest_mutant,
+    "manifest-fuzz": manifest_fuzz,
+    "version-skew": version_skew,
+    "hostile-input": hostile_input,
+    "resource": resource_cases,
 }
 
 
@@ -355,9 +378,15 @@ def work(category: str, plan: dict[str, Any], skip: set[int], progress: Path, re
             if outcome not in ("rejected", "scored", "accepted-same"):
                 examples.setdefault(outcome, desc)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        out = {"counts": dict(counts), "errors": dict(errors), "examples": examples,
-               "seconds": time.perf_counter() - t0, "slowest": {"seconds": slowest[0], "case": slowest[1]},
-               "peak_rss_bytes": peak, "per_case": per_case}
+        out = {
+            "counts": dict(counts),
+            "errors": dict(errors),
+            "examples": examples,
+            "seconds": time.perf_counter() - t0,
+            "slowest": {"seconds": slowest[0], "case": slowest[1]},
+            "peak_rss_bytes": peak,
+            "per_case": per_case,
+        }
         result.write_text(json.dumps(out))
 
 

@@ -30,13 +30,27 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path[:0] = [str(REPO / "tests" / "runtime")]
 
-CATEGORIES = ("corruption", "truncation", "signature", "hostile-archive", "manifest-mutant",
-              "manifest-fuzz", "version-skew", "hostile-input", "resource")
+CATEGORIES = (
+    "corruption",
+    "truncation",
+    "signature",
+    "hostile-archive",
+    "manifest-mutant",
+    "manifest-fuzz",
+    "version-skew",
+    "hostile-input",
+    "resource",
+)
 #: outcomes that break a guarantee, per category (anything 'untyped' or a crash always does)
 FORBIDDEN = {
-    "corruption": {"accepted"}, "truncation": {"accepted"}, "signature": {"accepted"},
-    "hostile-archive": {"accepted"}, "manifest-mutant": {"accepted"}, "version-skew": {"accepted"},
-    "manifest-fuzz": set(), "hostile-input": {"bad-score", "batch-mismatch", "engine-error"},
+    "corruption": {"accepted"},
+    "truncation": {"accepted"},
+    "signature": {"accepted"},
+    "hostile-archive": {"accepted"},
+    "manifest-mutant": {"accepted"},
+    "version-skew": {"accepted"},
+    "manifest-fuzz": set(),
+    "hostile-input": {"bad-score", "batch-mismatch", "engine-error"},
     "resource": {"batch-mismatch", "engine-error"},
 }
 MAX_CRASH_RETRIES = 25
@@ -50,8 +64,13 @@ def fixture_bundles(dest: Path | None) -> list[Path]:
     if not found:
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_USE_LEGACY_KERAS": "1", "PYTHONPATH": str(REPO)}
         print(f"building fixture bundles into {dest} (TensorFlow, once)...", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "tests.fixtures.bundles", str(dest)], cwd=REPO, env=env,
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "tests.fixtures.bundles", str(dest)],
+            cwd=REPO,
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         found = sorted(dest.glob("tiny-*.efb"))
     return found
 
@@ -82,8 +101,19 @@ def run_category(category: str, plan_path: Path, work: Path, quiet: bool) -> dic
     while True:
         progress.write_bytes(struct.pack("<q", -1))
         result.unlink(missing_ok=True)
-        cmd = [sys.executable, str(HERE / "security_cases.py"), category, "--plan", str(plan_path),
-               "--skip", ",".join(map(str, skip)), "--progress", str(progress), "--result", str(result)]
+        cmd = [
+            sys.executable,
+            str(HERE / "security_cases.py"),
+            category,
+            "--plan",
+            str(plan_path),
+            "--skip",
+            ",".join(map(str, skip)),
+            "--progress",
+            str(progress),
+            "--result",
+            str(result),
+        ]
         proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if proc.returncode == 0 and result.exists():
             out = json.loads(result.read_text())
@@ -105,25 +135,35 @@ def run_category(category: str, plan_path: Path, work: Path, quiet: bool) -> dic
 
 
 def render_markdown(results: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
-    lines = [f"Sweep: `{meta['command']}` on {meta['date']} ({meta['seconds']:.0f} s, Python "
-             f"{meta['python']}, edgefin-runtime {meta['runtime']}).", "",
-             "| category | cases | rejected (typed) | accepted | scored | untyped errors | engine errors | crashes "
-             "| errors seen |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = [
+        f"Sweep: `{meta['command']}` on {meta['date']} ({meta['seconds']:.0f} s, Python "
+        f"{meta['python']}, edgefin-runtime {meta['runtime']}).",
+        "",
+        "| category | cases | rejected (typed) | accepted | scored | untyped errors | engine errors | crashes "
+        "| errors seen |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for cat, r in results.items():
         c = r["counts"]
         accepted = sum(v for k, v in c.items() if k.startswith("accepted"))
-        acc = f"{accepted}" + (f" ({c.get('accepted-different', 0)} change a score or decision)" if cat == "manifest-fuzz" else "")
+        acc = f"{accepted}" + (
+            f" ({c.get('accepted-different', 0)} change a score or decision)" if cat == "manifest-fuzz" else ""
+        )
         errs = ", ".join(f"{k} {v}" for k, v in sorted(r["errors"].items(), key=lambda kv: -kv[1]))
-        lines.append(f"| {cat} | {r['cases']} | {c.get('rejected', 0)} | {acc} | {c.get('scored', 0)} | "
-                     f"{c.get('untyped', 0)} | {c.get('engine-error', 0)} | {len(r['crashes'])} | {errs} |")
+        lines.append(
+            f"| {cat} | {r['cases']} | {c.get('rejected', 0)} | {acc} | {c.get('scored', 0)} | "
+            f"{c.get('untyped', 0)} | {c.get('engine-error', 0)} | {len(r['crashes'])} | {errs} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--long", action="store_true",
-                    help="the soak: every byte value, 200k records, 50k manifest mutants, 1M-row resource cases")
+    ap.add_argument(
+        "--long",
+        action="store_true",
+        help="the soak: every byte value, 200k records, 50k manifest mutants, 1M-row resource cases",
+    )
     ap.add_argument("--categories", default=",".join(CATEGORIES), help="comma-separated subset")
     ap.add_argument("--bundles", type=Path, default=None, help="a folder with tiny-*.efb fixture bundles")
     ap.add_argument("--stride", type=int, default=1, help="flip every n-th byte only (corruption)")
@@ -146,16 +186,23 @@ def main(argv: list[str] | None = None) -> int:
             t = time.time()
             results[cat] = r = run_category(cat, plan_path, work, a.quiet)
             if not a.quiet:
-                print(f"{cat:16s} {r['cases']:>9d} cases  {json.dumps(r['counts'])}  crashes {len(r['crashes'])}"
-                      f"  {time.time() - t:6.1f} s  {'ok' if r['ok'] else 'FAILED ' + json.dumps(r['examples'])}",
-                      file=sys.stderr)
+                print(
+                    f"{cat:16s} {r['cases']:>9d} cases  {json.dumps(r['counts'])}  crashes {len(r['crashes'])}"
+                    f"  {time.time() - t:6.1f} s  {'ok' if r['ok'] else 'FAILED ' + json.dumps(r['examples'])}",
+                    file=sys.stderr,
+                )
     import platform
 
     import edgefin_runtime
 
-    meta = {"command": "python benchmarks/security_sweep.py" + (" --long" if a.long else ""),
-            "date": time.strftime("%Y-%m-%d"), "seconds": time.time() - t0, "python": platform.python_version(),
-            "runtime": edgefin_runtime.__version__, "bundles": [Path(i["path"]).name for i in plan["bundles"]]}
+    meta = {
+        "command": "python benchmarks/security_sweep.py" + (" --long" if a.long else ""),
+        "date": time.strftime("%Y-%m-%d"),
+        "seconds": time.time() - t0,
+        "python": platform.python_version(),
+        "runtime": edgefin_runtime.__version__,
+        "bundles": [Path(i["path"]).name for i in plan["bundles"]],
+    }
     doc = {"meta": meta, "results": results, "ok": all(r["ok"] for r in results.values())}
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)

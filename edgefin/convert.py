@@ -78,9 +78,16 @@ class ConvertResult:
         return [{**r.summary(), "bundle": str(self.bundles[r.name])} for r in self.export.results]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"out_dir": str(self.out_dir), "parity": str(self.parity_path), "stage": self.stage,
-                "passed": self.passed, "gated": self.gated, "failures": self.export.failures,
-                "variants": self.rows(), "notes": list(self.notes)}
+        return {
+            "out_dir": str(self.out_dir),
+            "parity": str(self.parity_path),
+            "stage": self.stage,
+            "passed": self.passed,
+            "gated": self.gated,
+            "failures": self.export.failures,
+            "variants": self.rows(),
+            "notes": list(self.notes),
+        }
 
 
 # ---------------------------------------------------------------- run directory
@@ -110,20 +117,29 @@ def convert_run(run_dir: str | Path, options: ConvertOptions | None = None, *, p
     test_frame, y_test = load_split(run, "test")
     threshold = metrics.get("threshold")
     if not isinstance(threshold, (int, float)) or not 0.0 <= float(threshold) <= 1.0:
-        raise RunDirError(f"run directory {run.root}: metrics.json has no valid 'threshold' (got {threshold!r}); "
-                          f"re-run 'edgefin train'")
+        raise RunDirError(
+            f"run directory {run.root}: metrics.json has no valid 'threshold' (got {threshold!r}); "
+            f"re-run 'edgefin train'"
+        )
     val_path = run.split_path("validation")  # no acceptance record may equal one of its rows either
-    validation = ((to_columns(load_split(run, "validation")[0], schema, str(val_path)),)
-                  if val_path.exists() else ())
+    validation = (to_columns(load_split(run, "validation")[0], schema, str(val_path)),) if val_path.exists() else ()
     data = ConversionData(
-        schema=schema, preprocessing=spec,
+        schema=schema,
+        preprocessing=spec,
         train=to_columns(train_frame, schema, f"{run.root}/data/train.parquet"),
-        test=to_columns(test_frame, schema, f"{run.root}/data/test.parquet"), y_test=y_test,
-        threshold=float(threshold), threshold_method=str(metrics.get("threshold_method", "fixed")),
-        data_sha256=record.get("data_sha256"), test_label="test", other=validation)
+        test=to_columns(test_frame, schema, f"{run.root}/data/test.parquet"),
+        y_test=y_test,
+        threshold=float(threshold),
+        threshold_method=str(metrics.get("threshold_method", "fixed")),
+        data_sha256=record.get("data_sha256"),
+        test_label="test",
+        other=validation,
+    )
     out = Path(opts.out) if opts.out is not None else run.bundles_dir
-    extra = {"run": str(run.root.resolve()), "run_fingerprint": record.get("steps", {}).get("train", {})
-             .get("fingerprint")}
+    extra = {
+        "run": str(run.root.resolve()),
+        "run_fingerprint": record.get("steps", {}).get("train", {}).get("fingerprint"),
+    }
     return _export_and_write(sources, data, opts, out, stage, progress, source_extra=extra)
 
 
@@ -135,10 +151,19 @@ def _source(run: RunDir, stage: str) -> Any:
 
 
 # ---------------------------------------------------------------- a user's own model
-def convert_user_model(model_path: str | Path, data_path: str | Path, target: str, *, positive: str | None = None,
-                       schema_path: str | Path | None = None, preprocess_path: str | Path | None = None,
-                       threshold: str | float = 0.5, na_values: tuple[str, ...] = (),
-                       options: ConvertOptions | None = None, progress: Any = None) -> ConvertResult:
+def convert_user_model(
+    model_path: str | Path,
+    data_path: str | Path,
+    target: str,
+    *,
+    positive: str | None = None,
+    schema_path: str | Path | None = None,
+    preprocess_path: str | Path | None = None,
+    threshold: str | float = 0.5,
+    na_values: tuple[str, ...] = (),
+    options: ConvertOptions | None = None,
+    progress: Any = None,
+) -> ConvertResult:
     """Convert a user's Keras model, calibrating and checking parity on their data file."""
     from edgefin_converters import ConversionData, Source, Sources
     from edgefin_converters.keras_io import check_model, predict
@@ -179,18 +204,36 @@ def convert_user_model(model_path: str | Path, data_path: str | Path, target: st
         ok = np.ones(len(res.matrix), dtype=bool)
         ok[list(res.errors)] = False
         t = choose_threshold(y_all[idx.train][ok], predict(model, res.matrix[ok]), method, value)
-    data = ConversionData(schema=schema, preprocessing=spec, train=train, test=test, y_test=y_all[idx.test],
-                          threshold=t, threshold_method=method, data_sha256=file_sha256(data_path),
-                          test_label=f"held-out {int(USER_HELD_OUT * 100)}% of {Path(data_path).name}")
+    data = ConversionData(
+        schema=schema,
+        preprocessing=spec,
+        train=train,
+        test=test,
+        y_test=y_all[idx.test],
+        threshold=t,
+        threshold_method=method,
+        data_sha256=file_sha256(data_path),
+        test_label=f"held-out {int(USER_HELD_OUT * 100)}% of {Path(data_path).name}",
+    )
     stage = USER_STAGE
     source = Source(model=model, stage=stage, sha256=_sha256(mpath), path=mpath.name)
     out = Path(opts.out) if opts.out is not None else mpath.with_name(f"{mpath.stem}-bundles")
     notes = []
     if info.qat:
-        notes.append("the model is quantisation-aware: every variant is converted from it (its fake-quant "
-                     "ops stay in the float variants)")
-    return _export_and_write(Sources(float=source, quantized=source), data, opts, out, stage, progress,
-                             source_extra={"data_file": Path(data_path).name}, notes=notes)
+        notes.append(
+            "the model is quantisation-aware: every variant is converted from it (its fake-quant "
+            "ops stay in the float variants)"
+        )
+    return _export_and_write(
+        Sources(float=source, quantized=source),
+        data,
+        opts,
+        out,
+        stage,
+        progress,
+        source_extra={"data_file": Path(data_path).name},
+        notes=notes,
+    )
 
 
 def _identity_schema(frame: Any, tspec: Any, model: Any, source: str) -> tuple[Any, Any]:
@@ -204,23 +247,42 @@ def _identity_schema(frame: Any, tspec: Any, model: Any, source: str) -> tuple[A
     names = [c for c in frame.columns if c != tspec.name]
     k = _model_features(model)
     if k is not None and len(names) != k:
-        raise DataError(f"{source} has {len(names)} feature columns besides the target '{tspec.name}' "
-                        f"({', '.join(names[:12])}{'...' if len(names) > 12 else ''}) but the model expects {k} "
-                        f"inputs; keep exactly the model's inputs in its input order, or pass --schema")
+        raise DataError(
+            f"{source} has {len(names)} feature columns besides the target '{tspec.name}' "
+            f"({', '.join(names[:12])}{'...' if len(names) > 12 else ''}) but the model expects {k} "
+            f"inputs; keep exactly the model's inputs in its input order, or pass --schema"
+        )
     fields, steps = [], []
     for name in names:
         col = frame[name]
         if not pd.api.types.is_numeric_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype):
-            raise DataError(f"column '{name}' in {source} is not numeric ({col.dtype}); without --schema every "
-                            f"column except the target must be a numeric model input (in the model's input "
-                            f"order). Encode it first, or pass an edgefin --schema and preprocess spec")
+            raise DataError(
+                f"column '{name}' in {source} is not numeric ({col.dtype}); without --schema every "
+                f"column except the target must be a numeric model input (in the model's input "
+                f"order). Encode it first, or pass an edgefin --schema and preprocess spec"
+            )
         values = numeric_values(col, name, source)
         lo, hi = robust_range(values)  # rounded robust quantiles: a bundle reveals no single row's value
-        fields.append(FieldSpec(name=name, kind="numeric", allow_missing=False, min=lo, max=hi,
-                                missing_share=float(np.isnan(values).mean())))
+        fields.append(
+            FieldSpec(
+                name=name,
+                kind="numeric",
+                allow_missing=False,
+                min=lo,
+                max=hi,
+                missing_share=float(np.isnan(values).mean()),
+            )
+        )
         steps.append(NumericStep(field=name, fill=0.0, mean=0.0, scale=1.0))
-    return (Schema(fields=tuple(fields), target=tspec.name, positive_label=tspec.positive_label,
-                   negative_label=tspec.negative_label), PreprocessSpec(steps=tuple(steps)))
+    return (
+        Schema(
+            fields=tuple(fields),
+            target=tspec.name,
+            positive_label=tspec.positive_label,
+            negative_label=tspec.negative_label,
+        ),
+        PreprocessSpec(steps=tuple(steps)),
+    )
 
 
 def _user_schema(schema_path: Path, preprocess_path: str | Path | None, tspec: Any) -> tuple[Any, Any]:
@@ -244,8 +306,10 @@ def _user_schema(schema_path: Path, preprocess_path: str | Path | None, tspec: A
     schema = schema_from_dict(read(schema_path, "schema"))
     pre = Path(preprocess_path) if preprocess_path is not None else schema_path.with_name("preprocess.json")
     if not pre.exists():
-        raise DataError(f"no preprocessing spec for {schema_path}: expected {pre} (an edgefin preprocess.json, as "
-                        f"in a run's data/ folder) or --preprocess FILE")
+        raise DataError(
+            f"no preprocessing spec for {schema_path}: expected {pre} (an edgefin preprocess.json, as "
+            f"in a run's data/ folder) or --preprocess FILE"
+        )
     try:
         spec = PreprocessSpec.from_dict(read(pre, "preprocess spec"))
     except ManifestError as exc:
@@ -275,9 +339,17 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _export_and_write(sources: Any, data: Any, opts: ConvertOptions, out: Path, stage: str, progress: Any, *,
-                      source_extra: Mapping[str, Any] | None = None,
-                      notes: list[str] | None = None) -> ConvertResult:
+def _export_and_write(
+    sources: Any,
+    data: Any,
+    opts: ConvertOptions,
+    out: Path,
+    stage: str,
+    progress: Any,
+    *,
+    source_extra: Mapping[str, Any] | None = None,
+    notes: list[str] | None = None,
+) -> ConvertResult:
     from edgefin_converters import BuildOptions, ExportOptions, Gates, ParityGateError, export_variants, write_bundle
     from edgefin_converters.bundle_writer import BUNDLE_SUFFIX
 
@@ -286,19 +358,43 @@ def _export_and_write(sources: Any, data: Any, opts: ConvertOptions, out: Path, 
 
     export_opts = ExportOptions(
         build=BuildOptions(opset=opts.opset, int8_io=opts.int8_io, per_channel=opts.per_channel),
-        gates=Gates(max_auc_drop=opts.max_auc_drop, max_flip_rate=opts.max_flip_rate,
-                    exact_max_delta=opts.exact_max_delta, fp16_max_delta=opts.fp16_max_delta),
-        calibration_rows=opts.calibration_rows, seed=opts.seed, repair=opts.repair)
-    result = export_variants(sources, data, opts.variants, export_opts, evaluate=evaluate, gated=opts.gate,
-                             producer_extra={"edgefin": __version__}, source_extra=source_extra, progress=progress)
+        gates=Gates(
+            max_auc_drop=opts.max_auc_drop,
+            max_flip_rate=opts.max_flip_rate,
+            exact_max_delta=opts.exact_max_delta,
+            fp16_max_delta=opts.fp16_max_delta,
+        ),
+        calibration_rows=opts.calibration_rows,
+        seed=opts.seed,
+        repair=opts.repair,
+    )
+    result = export_variants(
+        sources,
+        data,
+        opts.variants,
+        export_opts,
+        evaluate=evaluate,
+        gated=opts.gate,
+        producer_extra={"edgefin": __version__},
+        source_extra=source_extra,
+        progress=progress,
+    )
     out.mkdir(parents=True, exist_ok=True)
     bundles = {r.name: write_bundle(out / f"{r.name}{BUNDLE_SUFFIX}", r.bundle) for r in result.results}
-    report = result.parity_report(gated=opts.gate, extra={"stage": stage, "bundles": {
-        k: v.name for k, v in bundles.items()}})
+    report = result.parity_report(
+        gated=opts.gate, extra={"stage": stage, "bundles": {k: v.name for k, v in bundles.items()}}
+    )
     parity_path = atomic.write_json(out / "parity.json", report)
     repaired = [_repair_note(r.repair, r.name) for r in result.results if r.repair is not None]
-    done = ConvertResult(out_dir=out, parity_path=parity_path, bundles=bundles, export=result, stage=stage,
-                         gated=opts.gate, notes=list(notes or []) + repaired)
+    done = ConvertResult(
+        out_dir=out,
+        parity_path=parity_path,
+        bundles=bundles,
+        export=result,
+        stage=stage,
+        gated=opts.gate,
+        notes=list(notes or []) + repaired,
+    )
     if not result.passed and opts.gate:
         raise ParityGateError(result.failures, result=done)
     return done
@@ -308,16 +404,20 @@ def _repair_note(record: Mapping[str, Any], name: str) -> str:
     """One line per variant accuracy repair ran on (see edgefin_converters.repair)."""
     attempts = [a for a in record.get("attempts", []) if a.get("step") != "original" and not a.get("note")]
     if not record.get("passed"):
-        return (f"{name}: failed its gate; accuracy repair tried {len(attempts)} setting(s) and none passed "
-                f"(see 'repair' in parity.json)")
+        return (
+            f"{name}: failed its gate; accuracy repair tried {len(attempts)} setting(s) and none passed "
+            f"(see 'repair' in parity.json)"
+        )
     last = attempts[-1] if attempts else {}
     kept = ", ".join(record.get("kept_float") or []) or "none"
     labels: dict[Any, str] = {True: "per-channel weights, ", False: "per-tensor weights, "}
     weights = labels.get(record.get("per_channel"), "")
-    return (f"{name}: repaired after failing its gate: {weights}{record.get('calibration_rows')} calibration rows, "
-            f"layers kept in float: {kept} "
-            f"(AUC delta {_signed(last.get('auc_delta'))}, flips {last.get('flip_rate') or 0.0:.2%}; "
-            f"{len(attempts)} attempt(s); layers ranked on training rows, the test split only stops the search)")
+    return (
+        f"{name}: repaired after failing its gate: {weights}{record.get('calibration_rows')} calibration rows, "
+        f"layers kept in float: {kept} "
+        f"(AUC delta {_signed(last.get('auc_delta'))}, flips {last.get('flip_rate') or 0.0:.2%}; "
+        f"{len(attempts)} attempt(s); layers ranked on training rows, the test split only stops the search)"
+    )
 
 
 def _signed(v: Any) -> str:

@@ -68,13 +68,17 @@ def load_model(path: str | os.PathLike[str]) -> Any:
     except Exception as exc:  # noqa: BLE001 - zipfile/h5py/deserialisation errors of a damaged or foreign file
         text = _first_line(exc)
         if "lambda" in text.lower():
-            raise ModelError(f"cannot load Keras model {path}: it holds a Lambda layer, whose Python code tf_keras "
-                             f"will not run from a file (safe mode). Replace the Lambda with a built-in or a "
-                             f"registered custom layer and save the model again") from None
-        raise ModelError(f"cannot load Keras model {path}: {text}. Expected a tf_keras (Keras 2) model saved with "
-                         f"model.save('model.keras'): the file is damaged, or it is a Keras 3 file, which tf_keras "
-                         f"cannot read (re-save it with tf_keras); for a run directory, re-run the step that "
-                         f"wrote it") from None
+            raise ModelError(
+                f"cannot load Keras model {path}: it holds a Lambda layer, whose Python code tf_keras "
+                f"will not run from a file (safe mode). Replace the Lambda with a built-in or a "
+                f"registered custom layer and save the model again"
+            ) from None
+        raise ModelError(
+            f"cannot load Keras model {path}: {text}. Expected a tf_keras (Keras 2) model saved with "
+            f"model.save('model.keras'): the file is damaged, or it is a Keras 3 file, which tf_keras "
+            f"cannot read (re-save it with tf_keras); for a run directory, re-run the step that "
+            f"wrote it"
+        ) from None
 
 
 def _holds_tfmot_layers(path: Path) -> bool:

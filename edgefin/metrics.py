@@ -34,8 +34,10 @@ def _check(y: Any, p: Any) -> tuple[np.ndarray, np.ndarray]:
     if y.shape != p.shape:
         raise ValueError(f"labels and scores differ in length: {y.size} vs {p.size}")
     if not np.isfinite(p).all():
-        raise ValueError(f"{int((~np.isfinite(p)).sum())} scores are NaN or infinite; a model that outputs "
-                         f"non-finite scores cannot be evaluated")
+        raise ValueError(
+            f"{int((~np.isfinite(p)).sum())} scores are NaN or infinite; a model that outputs "
+            f"non-finite scores cannot be evaluated"
+        )
     if not set(np.unique(y)) <= {0, 1}:
         raise ValueError(f"labels must be 0/1, got {sorted(set(np.unique(y)))[:5]}")
     return y, p
@@ -84,7 +86,10 @@ def at_threshold(y: Any, p: Any, threshold: float) -> dict[str, float | int]:
         "recall": float(recall_score(y, pred, zero_division=0)),
         "f1": float(f1_score(y, pred, zero_division=0)),
         "positive_rate": float(pred.mean()) if pred.size else 0.0,
-        "tp": int(tp), "fp": int(fp), "tn": int(tn), "fn": int(fn),
+        "tp": int(tp),
+        "fp": int(fp),
+        "tn": int(tn),
+        "fn": int(fn),
     }
 
 
@@ -118,8 +123,9 @@ def parse_threshold(text: str | float) -> tuple[ThresholdMethod, float | None]:
     try:
         value = float(t)
     except ValueError:
-        raise UsageError(f"--threshold: expected max-ks, a probability like 0.35, or rate:0.2 "
-                         f"(flag 20% of rows); got {text!r}") from None
+        raise UsageError(
+            f"--threshold: expected max-ks, a probability like 0.35, or rate:0.2 (flag 20% of rows); got {text!r}"
+        ) from None
     if method == "fixed" and not 0.0 <= value <= 1.0:
         raise UsageError(f"--threshold: a fixed threshold is a probability in [0, 1], got {value}")
     if method == "rate" and not 0.0 < value < 1.0:

@@ -31,9 +31,20 @@ class DenseClassifier:
     tabular sets overfit within a few epochs.
     """
 
-    def __init__(self, hidden: Sequence[int] = (64, 32), *, dropout: float = 0.0, l2: float = 3e-3,
-                 learning_rate: float = 1e-3, batch_size: int = 64, epochs: int = 200, patience: int = 20,
-                 class_weight: bool = True, seed: int = 42, verbose: int = 0) -> None:
+    def __init__(
+        self,
+        hidden: Sequence[int] = (64, 32),
+        *,
+        dropout: float = 0.0,
+        l2: float = 3e-3,
+        learning_rate: float = 1e-3,
+        batch_size: int = 64,
+        epochs: int = 200,
+        patience: int = 20,
+        class_weight: bool = True,
+        seed: int = 42,
+        verbose: int = 0,
+    ) -> None:
         self.hidden = tuple(int(h) for h in hidden)
         self.dropout = dropout
         self.l2 = l2
@@ -47,8 +58,21 @@ class DenseClassifier:
 
     # ------------------------------------------------------------ sklearn-style params
     def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("hidden", "dropout", "l2", "learning_rate", "batch_size",
-                                                "epochs", "patience", "class_weight", "seed", "verbose")}
+        return {
+            k: getattr(self, k)
+            for k in (
+                "hidden",
+                "dropout",
+                "l2",
+                "learning_rate",
+                "batch_size",
+                "epochs",
+                "patience",
+                "class_weight",
+                "seed",
+                "verbose",
+            )
+        }
 
     def set_params(self, **params: Any) -> DenseClassifier:
         for k, v in params.items():
@@ -92,13 +116,19 @@ class DenseClassifier:
                 x = keras.layers.Dropout(self.dropout, name=f"dropout_{i}")(x)
         outputs = keras.layers.Dense(1, activation="sigmoid", kernel_regularizer=reg, name=OUTPUT_NAME)(x)
         model = keras.Model(inputs, outputs, name="edgefin_dense")
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate=self.learning_rate),
-                      loss="binary_crossentropy")
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=self.learning_rate), loss="binary_crossentropy")
         return model
 
     # ------------------------------------------------------------ training
-    def fit(self, X: Any, y: Any, *, validation_data: tuple[Any, Any] | None = None,
-            on_epoch: EpochCallback | None = None, callbacks: Sequence[Any] = ()) -> DenseClassifier:
+    def fit(
+        self,
+        X: Any,
+        y: Any,
+        *,
+        validation_data: tuple[Any, Any] | None = None,
+        on_epoch: EpochCallback | None = None,
+        callbacks: Sequence[Any] = (),
+    ) -> DenseClassifier:
         """Train from scratch. Without validation data there is no early stopping (all epochs run)."""
         self._validate_params()
         X, y = _check_xy(X, y, "training")
@@ -117,15 +147,24 @@ class DenseClassifier:
             n, pos = y.size, int(y.sum())
             weights = {0: n / (2.0 * (n - pos)), 1: n / (2.0 * pos)}
         try:
-            hist = model.fit(X, y.astype(np.float32), batch_size=self.batch_size, epochs=self.epochs,
-                             shuffle=True, class_weight=weights, verbose=self.verbose,
-                             callbacks=[keras.callbacks.TerminateOnNaN(), monitor, *callbacks])
+            hist = model.fit(
+                X,
+                y.astype(np.float32),
+                batch_size=self.batch_size,
+                epochs=self.epochs,
+                shuffle=True,
+                class_weight=weights,
+                verbose=self.verbose,
+                callbacks=[keras.callbacks.TerminateOnNaN(), monitor, *callbacks],
+            )
         except (ValueError, RuntimeError) as exc:  # TF's errors are long; keep the first line
             raise ModelError(f"training failed: {str(exc).strip().splitlines()[0]}") from exc
         losses = hist.history.get("loss", [])
         if not losses or not np.all(np.isfinite(losses)):
-            raise ModelError("training diverged (the loss became NaN or infinite); lower --learning-rate "
-                             "or check the data for extreme values")
+            raise ModelError(
+                "training diverged (the loss became NaN or infinite); lower --learning-rate "
+                "or check the data for extreme values"
+            )
         self.model_ = model
         self.history_ = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
         self.n_features_in_ = int(X.shape[1])
@@ -174,8 +213,7 @@ class DenseClassifier:
         from .keras_io import load_model
 
         model = load_model(path)
-        hidden = [layer.units for layer in model.layers
-                  if getattr(layer, "units", None) and layer.name != OUTPUT_NAME]
+        hidden = [layer.units for layer in model.layers if getattr(layer, "units", None) and layer.name != OUTPUT_NAME]
         clf = cls(hidden=hidden or (1,))
         clf.model_ = model
         clf.n_features_in_ = int(model.inputs[0].shape[-1])
@@ -252,8 +290,10 @@ def _check_x(X: Any, what: str, n_features: int | None = None) -> np.ndarray:
         raise ModelError(f"{what} features have {X.shape[1]} columns, the model expects {n_features}")
     if not np.isfinite(X).all():
         bad = np.argwhere(~np.isfinite(X))[0]
-        raise ModelError(f"{what} features contain NaN or infinity (row {bad[0]}, column {bad[1]}); "
-                         f"encode data through the preprocessing spec, which imputes missing values")
+        raise ModelError(
+            f"{what} features contain NaN or infinity (row {bad[0]}, column {bad[1]}); "
+            f"encode data through the preprocessing spec, which imputes missing values"
+        )
     return X
 
 

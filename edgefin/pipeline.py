@@ -32,8 +32,13 @@ from .steps import convert as convert_step
 from .steps import report as report_step
 from .steps import train as train_step
 
-STEP_MODULES: dict[str, Any] = {"train": train_step, "compress": compress_step, "convert": convert_step,
-                                "bench": bench_step, "report": report_step}
+STEP_MODULES: dict[str, Any] = {
+    "train": train_step,
+    "compress": compress_step,
+    "convert": convert_step,
+    "bench": bench_step,
+    "report": report_step,
+}
 
 
 @dataclass(frozen=True)
@@ -114,8 +119,13 @@ def step_outputs(step: str, rd: RunDir) -> list[Path]:
     """The files a step writes; all must exist for the step to count as done (run.json too, which is
     not hashed: it holds these records)."""
     return {
-        "train": [rd.metrics_json, rd.schema_json, rd.preprocess_json, rd.model_path("dense"),
-                  *[rd.split_path(s) for s in SPLITS]],
+        "train": [
+            rd.metrics_json,
+            rd.schema_json,
+            rd.preprocess_json,
+            rd.model_path("dense"),
+            *[rd.split_path(s) for s in SPLITS],
+        ],
         "compress": [rd.compress_json],
         "convert": [rd.parity_json, *_bundles(rd)],
         "bench": [rd.report_dir / "report.json"],
@@ -125,8 +135,14 @@ def step_outputs(step: str, rd: RunDir) -> list[Path]:
 
 def fingerprint(step: str, rd: RunDir, options: PipelineOptions) -> str:
     """A hash of the step's options (``dataclasses.asdict``) and of every file it reads."""
-    return _json_sha({"step": step, "edgefin": __version__, "options": asdict(options.of(step)),
-                      "files": files_sha256(step_inputs(step, rd, options), rd.root)})
+    return _json_sha(
+        {
+            "step": step,
+            "edgefin": __version__,
+            "options": asdict(options.of(step)),
+            "files": files_sha256(step_inputs(step, rd, options), rd.root),
+        }
+    )
 
 
 def _read_run(rd: RunDir) -> dict[str, Any]:
@@ -157,9 +173,15 @@ def record(step: str, rd: RunDir, inputs_sha: str, seconds: float) -> None:
     run = _read_run(rd)
     steps = run.setdefault("steps", {})
     entry = steps.get(step) if isinstance(steps.get(step), dict) else {}
-    entry.update({"inputs_sha256": inputs_sha, "outputs_sha256": files_sha256(step_outputs(step, rd), rd.root),
-                  "seconds": round(seconds, 3), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                  "by": "pipeline"})
+    entry.update(
+        {
+            "inputs_sha256": inputs_sha,
+            "outputs_sha256": files_sha256(step_outputs(step, rd), rd.root),
+            "seconds": round(seconds, 3),
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "by": "pipeline",
+        }
+    )
     steps[step] = entry
     write_json(rd.run_json, run)
 
@@ -169,8 +191,9 @@ def record(step: str, rd: RunDir, inputs_sha: str, seconds: float) -> None:
 RUNNERS: dict[str, Callable[[Path, Any, Reporter], Any]] = {name: module.run for name, module in STEP_MODULES.items()}
 
 
-def run_pipeline(out: str | os.PathLike[str], options: PipelineOptions, *, reporter: Reporter | None = None,
-                 force: bool = False) -> dict[str, Any]:
+def run_pipeline(
+    out: str | os.PathLike[str], options: PipelineOptions, *, reporter: Reporter | None = None, force: bool = False
+) -> dict[str, Any]:
     """Run (or resume) every step into the run directory ``out``; return what each step did.
 
     ``options.train.data`` may be None when ``out`` already holds a trained run whose train step is
@@ -215,8 +238,12 @@ def run_pipeline(out: str | os.PathLike[str], options: PipelineOptions, *, repor
         record(step, rd, inputs, seconds)
         rep.step_done(step, seconds)
         done[step] = {"status": "ran", "seconds": round(seconds, 3), "reason": why if not force else "forced"}
-    result = {"run_dir": str(rd.root), "steps": done, "seconds": round(time.perf_counter() - started, 3),
-              "report": {n: str(rd.report_dir / n) for n in ("report.json", "report.md", "report.html")}}
+    result = {
+        "run_dir": str(rd.root),
+        "steps": done,
+        "seconds": round(time.perf_counter() - started, 3),
+        "report": {n: str(rd.report_dir / n) for n in ("report.json", "report.md", "report.html")},
+    }
     if gate_error is not None:
         raise PipelineGateError(str(gate_error), result) from gate_error
     return result
@@ -226,8 +253,10 @@ class PipelineGateError(QualityGateError):
     """A parity gate failed during convert; every later step still ran. ``result`` says what each did."""
 
     def __init__(self, message: str, result: dict[str, Any]) -> None:
-        super().__init__(f"{message}\nThe pipeline still benchmarked every bundle; the report marks the failed "
-                         f"variant(s), and they are never recommended.")
+        super().__init__(
+            f"{message}\nThe pipeline still benchmarked every bundle; the report marks the failed "
+            f"variant(s), and they are never recommended."
+        )
         self.result = result
 
 

@@ -90,8 +90,10 @@ class RunDir:
     # ------------------------------------------------------------ reading
     def require(self, path: Path, step: str) -> Path:
         if not path.exists():
-            raise RunDirError(f"run directory {self.root}: {path.relative_to(self.root)} is missing; "
-                              f"run 'edgefin {step}' for this run directory first")
+            raise RunDirError(
+                f"run directory {self.root}: {path.relative_to(self.root)} is missing; "
+                f"run 'edgefin {step}' for this run directory first"
+            )
         return path
 
     def read_json(self, path: Path, step: str) -> Any:
@@ -99,8 +101,10 @@ class RunDir:
         try:
             return json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise RunDirError(f"run directory {self.root}: {path.relative_to(self.root)} is unreadable "
-                              f"({exc}); re-run 'edgefin {step}'") from None
+            raise RunDirError(
+                f"run directory {self.root}: {path.relative_to(self.root)} is unreadable "
+                f"({exc}); re-run 'edgefin {step}'"
+            ) from None
 
     # ------------------------------------------------------------ lineage
     def compressed_stages(self) -> tuple[str, ...] | None:
@@ -114,10 +118,12 @@ class RunDir:
         final = rec.get("final_stage") if isinstance(rec, dict) else None
         ordered = tuple(s for s in STAGES if isinstance(stages, dict) and s in stages)  # the file's keys are sorted
         if not isinstance(stages, dict) or len(ordered) != len(stages) or not ordered or final != ordered[-1]:
-            raise RunDirError(f"run directory {self.root}: compress.json does not record its stages (expected "
-                              f"'stages' among {', '.join(STAGES)}, the last of them its 'final_stage'; got stages "
-                              f"{sorted(stages) if isinstance(stages, dict) else stages!r}, final_stage {final!r}); "
-                              f"re-run 'edgefin compress'")
+            raise RunDirError(
+                f"run directory {self.root}: compress.json does not record its stages (expected "
+                f"'stages' among {', '.join(STAGES)}, the last of them its 'final_stage'; got stages "
+                f"{sorted(stages) if isinstance(stages, dict) else stages!r}, final_stage {final!r}); "
+                f"re-run 'edgefin compress'"
+            )
         return ordered
 
     def latest_stage(self) -> str:

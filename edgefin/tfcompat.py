@@ -21,9 +21,11 @@ from typing import Any  # noqa: E402
 # TensorFlow's native code prints start-up notices (no CUDA driver, oneDNN) straight to fd 2 before
 # its logging is configured, so no environment variable silences them. Capture fd 2 while importing
 # and pass through every line that is not one of those known notices.
-_NOISE = re.compile(r"absl::InitializeLog|cudart_stub|cuda_(dnn|fft|blas|driver)|port\.cc:\d+\] oneDNN|"
-                    r"computation_placer|Unable to register cu|TF-TRT Warning|cpu_feature_guard|"
-                    r"To enable the following instructions|rebuild TensorFlow")
+_NOISE = re.compile(
+    r"absl::InitializeLog|cudart_stub|cuda_(dnn|fft|blas|driver)|port\.cc:\d+\] oneDNN|"
+    r"computation_placer|Unable to register cu|TF-TRT Warning|cpu_feature_guard|"
+    r"To enable the following instructions|rebuild TensorFlow"
+)
 
 
 def _import_quietly() -> tuple[Any, Any]:

@@ -37,7 +37,8 @@ def check_version(version: str) -> None:
         raise DependencyError(
             f"tensorflow-model-optimization {version} is installed, but edgefin's compression relies on internals "
             f"and bug workarounds of version {', '.join(TESTED_VERSIONS)} (edgefin/tfmot_compat.py); install it with "
-            f"pip install 'tensorflow-model-optimization=={TESTED_VERSIONS[-1]}'")
+            f"pip install 'tensorflow-model-optimization=={TESTED_VERSIONS[-1]}'"
+        )
 
 
 import tensorflow_model_optimization as tfmot  # noqa: E402 - after tfcompat set TF_USE_LEGACY_KERAS
@@ -95,8 +96,10 @@ def _wrapper_load(self: Any, store: Any) -> None:
     keys = sorted(store.keys(), key=lambda k: int(str(k).split(":")[0]))
     names = [str(k).split(":", 1)[1] for k in keys]
     if names != [_short(v.name) for v in own]:
-        raise ValueError(f"layer '{self.name}': saved quantiser variables {names} do not match the "
-                         f"model's {[_short(v.name) for v in own]}")
+        raise ValueError(
+            f"layer '{self.name}': saved quantiser variables {names} do not match the "
+            f"model's {[_short(v.name) for v in own]}"
+        )
     for k, v in zip(keys, own):
         v.assign(store[k])
 
@@ -121,9 +124,11 @@ def tfmot_saving() -> Iterator[None]:
     block is also TFMOT's ``quantize_scope``, so the quantisation layers deserialise.
     """
     with _lock:
-        saved = {(QuantizeWrapper, "save_own_variables"): QuantizeWrapper.__dict__.get("save_own_variables"),
-                 (QuantizeWrapper, "load_own_variables"): QuantizeWrapper.__dict__.get("load_own_variables"),
-                 (QuantizeLayer, "build_from_config"): QuantizeLayer.__dict__.get("build_from_config")}
+        saved = {
+            (QuantizeWrapper, "save_own_variables"): QuantizeWrapper.__dict__.get("save_own_variables"),
+            (QuantizeWrapper, "load_own_variables"): QuantizeWrapper.__dict__.get("load_own_variables"),
+            (QuantizeLayer, "build_from_config"): QuantizeLayer.__dict__.get("build_from_config"),
+        }
         QuantizeWrapper.save_own_variables = _wrapper_save
         QuantizeWrapper.load_own_variables = _wrapper_load
         QuantizeLayer.build_from_config = _quantize_layer_build_from_config
@@ -213,7 +218,22 @@ def snap_to_centroids(model: Any) -> None:
             weight.assign(impl.get_clustered_weight(idx, ori))
 
 
-__all__ = ["TESTED_VERSIONS", "check_version", "tfmot", "ClusteringRegistry", "cluster_weights_preserving_sparsity",
-           "QuantizeLayer", "PruneRegistry", "is_pruned_m_by_n", "PruneLowMagnitude", "QuantizeWrapper",
-           "PrunableLayer", "Default8BitQuantizeRegistry", "Default8BitQuantizeScheme", "tfmot_saving",
-           "strict_scheme", "own_cluster_quantizers", "snap_to_centroids"]
+__all__ = [
+    "TESTED_VERSIONS",
+    "check_version",
+    "tfmot",
+    "ClusteringRegistry",
+    "cluster_weights_preserving_sparsity",
+    "QuantizeLayer",
+    "PruneRegistry",
+    "is_pruned_m_by_n",
+    "PruneLowMagnitude",
+    "QuantizeWrapper",
+    "PrunableLayer",
+    "Default8BitQuantizeRegistry",
+    "Default8BitQuantizeScheme",
+    "tfmot_saving",
+    "strict_scheme",
+    "own_cluster_quantizers",
+    "snap_to_centroids",
+]

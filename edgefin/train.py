@@ -51,8 +51,14 @@ AUGMENT_METHODS = ("none", "smote", "jitter", "smote+jitter")  # what the CLI of
 STALE = ("models/pruned.keras", "models/clustered.keras", "models/qat.keras", "compress.json", "bundles", "report")
 
 
-def train(data: str | Path | pd.DataFrame, out: str | Path, options: TrainOptions | None = None, *,
-          reporter: Reporter | None = None, **overrides: Any) -> dict[str, Any]:
+def train(
+    data: str | Path | pd.DataFrame,
+    out: str | Path,
+    options: TrainOptions | None = None,
+    *,
+    reporter: Reporter | None = None,
+    **overrides: Any,
+) -> dict[str, Any]:
     """Train into the run directory ``out`` and return the metrics dict (also in metrics.json).
 
     ``data`` is a CSV/Parquet path (or a DataFrame, for library use). Options come from ``options``
@@ -96,25 +102,39 @@ def train(data: str | Path | pd.DataFrame, out: str | Path, options: TrainOption
     baseline = _logistic_baseline(x_train, y_train, X, ys, opts)
 
     metrics: dict[str, Any] = {s: evaluate(ys[s], scores[s], threshold) for s in ("test", "validation", "train")}
-    metrics.update({
-        "threshold": threshold,
-        "threshold_method": method,
-        "threshold_value": value,
-        "positive_label": d.target.positive_label,
-        "negative_label": d.target.negative_label,
-        "baseline": {"logistic_regression": baseline},
-        "model": {
-            "hidden": list(opts.hidden), "params": clf.n_params_, "n_features": spec.n_features,
-            "epochs_run": clf.epochs_run_, "best_epoch": clf.best_epoch_, "best_val_auc": clf.best_val_auc_,
-            "dropout": opts.dropout, "l2": opts.l2, "learning_rate": opts.learning_rate,
-            "batch_size": opts.batch_size, "max_epochs": opts.epochs, "patience": opts.patience,
-            "class_weight": opts.class_weight, "encoding": opts.encoding, "bins": d.bins,
-            "bins_option": opts.bins, "bins_validation_auc": {str(k): v for k, v in trials.items()},
-            "augment": opts.augment,
-            "train_rows": int(len(y_train)), "train_seconds": round(fit_seconds, 3),
-        },
-        "splits": {k: int(len(v)) for k, v in ys.items()},
-    })
+    metrics.update(
+        {
+            "threshold": threshold,
+            "threshold_method": method,
+            "threshold_value": value,
+            "positive_label": d.target.positive_label,
+            "negative_label": d.target.negative_label,
+            "baseline": {"logistic_regression": baseline},
+            "model": {
+                "hidden": list(opts.hidden),
+                "params": clf.n_params_,
+                "n_features": spec.n_features,
+                "epochs_run": clf.epochs_run_,
+                "best_epoch": clf.best_epoch_,
+                "best_val_auc": clf.best_val_auc_,
+                "dropout": opts.dropout,
+                "l2": opts.l2,
+                "learning_rate": opts.learning_rate,
+                "batch_size": opts.batch_size,
+                "max_epochs": opts.epochs,
+                "patience": opts.patience,
+                "class_weight": opts.class_weight,
+                "encoding": opts.encoding,
+                "bins": d.bins,
+                "bins_option": opts.bins,
+                "bins_validation_auc": {str(k): v for k, v in trials.items()},
+                "augment": opts.augment,
+                "train_rows": int(len(y_train)),
+                "train_seconds": round(fit_seconds, 3),
+            },
+            "splits": {k: int(len(v)) for k, v in ys.items()},
+        }
+    )
 
     # ------------------------------------------------------------ write (run.json last)
     rep.note(f"writing {run.root}")
@@ -144,8 +164,9 @@ def _augmented(d: PreparedData, opts: TrainOptions, rep: Reporter) -> tuple[pd.D
     return frame, np.asarray(y).astype(np.int64)
 
 
-def _training_rows(d: PreparedData, augmented: tuple[pd.DataFrame, np.ndarray] | None,
-                   opts: TrainOptions) -> tuple[np.ndarray, np.ndarray]:
+def _training_rows(
+    d: PreparedData, augmented: tuple[pd.DataFrame, np.ndarray] | None, opts: TrainOptions
+) -> tuple[np.ndarray, np.ndarray]:
     """The encoded training split: the augmented raw rows when there are any, encoded with ``d``'s preprocessing."""
     if augmented is None:
         return d.X["train"], d.ys["train"]
@@ -153,23 +174,37 @@ def _training_rows(d: PreparedData, augmented: tuple[pd.DataFrame, np.ndarray] |
     return encode_frame(frame, d.schema, d.preprocessor, source=f"training split augmented with {opts.augment}"), y
 
 
-def _fit(d: PreparedData, x_train: np.ndarray, y_train: np.ndarray, opts: TrainOptions,
-         rep: Reporter) -> tuple[Any, float]:
+def _fit(
+    d: PreparedData, x_train: np.ndarray, y_train: np.ndarray, opts: TrainOptions, rep: Reporter
+) -> tuple[Any, float]:
     """Train one dense model with early stopping on the validation split; (model, seconds)."""
     from .model import DenseClassifier
 
-    clf = DenseClassifier(hidden=opts.hidden, dropout=opts.dropout, l2=opts.l2, learning_rate=opts.learning_rate,
-                          batch_size=opts.batch_size, epochs=opts.epochs, patience=opts.patience,
-                          class_weight=opts.class_weight, seed=opts.seed)
+    clf = DenseClassifier(
+        hidden=opts.hidden,
+        dropout=opts.dropout,
+        l2=opts.l2,
+        learning_rate=opts.learning_rate,
+        batch_size=opts.batch_size,
+        epochs=opts.epochs,
+        patience=opts.patience,
+        class_weight=opts.class_weight,
+        seed=opts.seed,
+    )
     clf._validate_params()
     binned = f", {d.bins} bins per numeric column" if d.bins else ""
-    rep.note(f"training dense {'-'.join(map(str, opts.hidden))} on {len(y_train)} rows, "
-              f"{d.spec.n_features} features{binned}")
+    rep.note(
+        f"training dense {'-'.join(map(str, opts.hidden))} on {len(y_train)} rows, {d.spec.n_features} features{binned}"
+    )
     rep.started("epoch", opts.epochs)
     start = time.perf_counter()
     try:
-        clf.fit(x_train, y_train, validation_data=(d.X["validation"], d.ys["validation"]),
-                on_epoch=lambda epoch, logs: rep.advanced("epoch", epoch, opts.epochs, epoch_info(logs)))
+        clf.fit(
+            x_train,
+            y_train,
+            validation_data=(d.X["validation"], d.ys["validation"]),
+            on_epoch=lambda epoch, logs: rep.advanced("epoch", epoch, opts.epochs, epoch_info(logs)),
+        )
     finally:
         rep.done("epoch")
     return clf, time.perf_counter() - start
@@ -185,8 +220,13 @@ def epoch_info(logs: dict[str, float]) -> str:
 
 def with_bins(d: PreparedData, bins: int, opts: TrainOptions) -> PreparedData:
     """The same splits and schema with the preprocessing refitted for another bin count."""
-    spec = fit_preprocess(d.frames["train"], d.schema, encoding=opts.encoding, bins=bins,  # type: ignore[arg-type]
-                          source=d.sources["train"])
+    spec = fit_preprocess(
+        d.frames["train"],
+        d.schema,
+        encoding=opts.encoding,  # type: ignore[arg-type]
+        bins=bins,
+        source=d.sources["train"],
+    )
     pre = make_preprocessor(d.schema, spec)
     X = {s: encode_frame(d.frames[s], d.schema, pre, source=d.sources[s]) for s in SPLITS}
     return replace(d, spec=spec, preprocessor=pre, X=X, bins=bins)
@@ -197,20 +237,21 @@ class PreparedData:
     """Everything fitted from the data before any model: splits, schema, preprocessing, quality, X."""
 
     target: TargetSpec
-    frames: dict[str, pd.DataFrame]   # raw rows of each split (index = row in its file)
-    ys: dict[str, np.ndarray]         # 0/1 per split, 1 = positive (risk) class
-    sources: dict[str, str]           # file each split came from (for messages)
+    frames: dict[str, pd.DataFrame]  # raw rows of each split (index = row in its file)
+    ys: dict[str, np.ndarray]  # 0/1 per split, 1 = positive (risk) class
+    sources: dict[str, str]  # file each split came from (for messages)
     schema: Schema
     spec: PreprocessSpec
     preprocessor: Preprocessor
     quality: dict[str, Any]
-    X: dict[str, np.ndarray]          # encoded splits (float32), through the runtime
+    X: dict[str, np.ndarray]  # encoded splits (float32), through the runtime
     files: dict[str, dict[str, Any]]  # data / test_data / validation_data: path, sha256, rows
-    bins: int = 0                     # piecewise-linear bins per numeric column in ``spec``
+    bins: int = 0  # piecewise-linear bins per numeric column in ``spec``
 
 
-def prepare_data(data: str | Path | pd.DataFrame, opts: TrainOptions, rep: Reporter | None = None, *,
-                 bins: int = 0) -> PreparedData:
+def prepare_data(
+    data: str | Path | pd.DataFrame, opts: TrainOptions, rep: Reporter | None = None, *, bins: int = 0
+) -> PreparedData:
     """Read, check, split, fit schema and preprocessing on the training split, encode every split."""
     rep = rep or SILENT
 
@@ -218,8 +259,9 @@ def prepare_data(data: str | Path | pd.DataFrame, opts: TrainOptions, rep: Repor
     rep.note("reading data")
     frame, src, data_info = _read(data, opts, "data")
     target = resolve_target(frame, opts.target, opts.positive, src)
-    kinds = infer_kinds(frame, target=opts.target, source=src, categorical=opts.categorical,
-                        numeric=opts.numeric, drop=opts.drop)
+    kinds = infer_kinds(
+        frame, target=opts.target, source=src, categorical=opts.categorical, numeric=opts.numeric, drop=opts.drop
+    )
     y_all, has = target_vector(frame, target, src)
     no_target = int((~has).sum())
     frame, y_all = frame[has], y_all[has].astype(np.int64)
@@ -236,8 +278,13 @@ def prepare_data(data: str | Path | pd.DataFrame, opts: TrainOptions, rep: Repor
 
     # ------------------------------------------------------------ split
     rep.note("splitting")
-    idx = split_indices(y_all, seed=opts.seed, test_size=0.0 if "test" in extra else opts.test_size,
-                        validation_size=0.0 if "validation" in extra else opts.validation_size, source=src)
+    idx = split_indices(
+        y_all,
+        seed=opts.seed,
+        test_size=0.0 if "test" in extra else opts.test_size,
+        validation_size=0.0 if "validation" in extra else opts.validation_size,
+        source=src,
+    )
     frames: dict[str, pd.DataFrame] = {}
     ys: dict[str, np.ndarray] = {}
     sources: dict[str, str] = {}
@@ -255,14 +302,25 @@ def prepare_data(data: str | Path | pd.DataFrame, opts: TrainOptions, rep: Repor
     schema = fit_schema(frames["train"], kinds, target, source=src, allow_missing=allow)
     spec = fit_preprocess(frames["train"], schema, encoding=opts.encoding, bins=bins, source=src)  # type: ignore[arg-type]
     pre = make_preprocessor(schema, spec)
-    quality = quality_report(frame, y_all, kinds, target=opts.target, dropped=list(opts.drop),
-                             rows_without_target=no_target, splits=sizes)
+    quality = quality_report(
+        frame, y_all, kinds, target=opts.target, dropped=list(opts.drop), rows_without_target=no_target, splits=sizes
+    )
     for w in quality["warnings"]:
         rep.warn(w)
     X = {s: encode_frame(frames[s], schema, pre, source=sources[s]) for s in SPLITS}
-    return PreparedData(target=target, frames=frames, ys=ys, sources=sources, schema=schema, spec=spec,
-                        preprocessor=pre, quality=quality, X=X,
-                        files={"data": data_info, **{f"{k}_data": v[3] for k, v in extra.items()}}, bins=bins)
+    return PreparedData(
+        target=target,
+        frames=frames,
+        ys=ys,
+        sources=sources,
+        schema=schema,
+        spec=spec,
+        preprocessor=pre,
+        quality=quality,
+        X=X,
+        files={"data": data_info, **{f"{k}_data": v[3] for k, v in extra.items()}},
+        bins=bins,
+    )
 
 
 # ---------------------------------------------------------------- helpers
@@ -285,6 +343,7 @@ def parse_hidden(value: Any) -> tuple[int, ...]:
 
 def normalised(o: TrainOptions) -> TrainOptions:
     """Accept the spellings a config file or a caller may use; reject impossible combinations early."""
+
     def tup(v: Sequence[Any] | str | None) -> tuple[Any, ...]:
         if v is None:
             return ()
@@ -307,16 +366,29 @@ def normalised(o: TrainOptions) -> TrainOptions:
 
         if o.augment not in METHODS:
             raise UsageError(f"--augment: expected one of {', '.join(METHODS)}, got {o.augment!r}")
-    for name, share, given in (("test", o.test_size, o.test_data), ("validation", o.validation_size, o.validation_data)):
+    for name, share, given in (
+        ("test", o.test_size, o.test_data),
+        ("validation", o.validation_size, o.validation_data),
+    ):
         if given is None and not 0.0 < share < 1.0:
             raise UsageError(f"--{name}-size: expected a share in (0, 1), got {share}; or pass --{name}-data FILE")
     if o.test_data is None and o.validation_data is None and o.test_size + o.validation_size >= 0.9:
-        raise UsageError(f"--test-size {o.test_size} and --validation-size {o.validation_size} leave "
-                         f"too little data for training; keep their sum below 0.9")
-    return replace(o, bins=bins, drop=tup(o.drop), categorical=tup(o.categorical), numeric=tup(o.numeric),
-                   na_values=tuple(o.na_values or ()), hidden=hidden,
-                   threshold=str(o.threshold), test_data=str(o.test_data) if o.test_data else None,
-                   validation_data=str(o.validation_data) if o.validation_data else None)
+        raise UsageError(
+            f"--test-size {o.test_size} and --validation-size {o.validation_size} leave "
+            f"too little data for training; keep their sum below 0.9"
+        )
+    return replace(
+        o,
+        bins=bins,
+        drop=tup(o.drop),
+        categorical=tup(o.categorical),
+        numeric=tup(o.numeric),
+        na_values=tuple(o.na_values or ()),
+        hidden=hidden,
+        threshold=str(o.threshold),
+        test_data=str(o.test_data) if o.test_data else None,
+        validation_data=str(o.validation_data) if o.validation_data else None,
+    )
 
 
 def _read(data: str | Path | pd.DataFrame, opts: TrainOptions, role: str) -> tuple[pd.DataFrame, str, dict[str, Any]]:
@@ -326,8 +398,16 @@ def _read(data: str | Path | pd.DataFrame, opts: TrainOptions, role: str) -> tup
         return frame, "<DataFrame>", {"path": None, "sha256": digest, "rows": len(frame), "format": "dataframe"}
     frame = read_table(data, na_values=opts.na_values, role=role)
     path = Path(data)
-    return frame, str(data), {"path": str(path.resolve()), "sha256": file_sha256(path), "rows": len(frame),
-                              "format": "parquet" if str(path).lower().endswith((".parquet", ".pq")) else "csv"}
+    return (
+        frame,
+        str(data),
+        {
+            "path": str(path.resolve()),
+            "sha256": file_sha256(path),
+            "rows": len(frame),
+            "format": "parquet" if str(path).lower().endswith((".parquet", ".pq")) else "csv",
+        },
+    )
 
 
 def _check_both_classes(y: np.ndarray, where: str) -> None:
@@ -341,8 +421,9 @@ def _augment(frame: pd.DataFrame, y: np.ndarray, opts: TrainOptions, schema: Any
     return augment(frame, y, method=opts.augment, schema=schema, seed=opts.seed)
 
 
-def _logistic_baseline(x_train: np.ndarray, y_train: np.ndarray, X: dict[str, np.ndarray],
-                       ys: dict[str, np.ndarray], opts: TrainOptions) -> dict[str, Any]:
+def _logistic_baseline(
+    x_train: np.ndarray, y_train: np.ndarray, X: dict[str, np.ndarray], ys: dict[str, np.ndarray], opts: TrainOptions
+) -> dict[str, Any]:
     """Logistic regression on the very same encoded features: the bar the dense model must clear."""
     from sklearn.linear_model import LogisticRegression
 
@@ -384,8 +465,14 @@ def _versions() -> dict[str, str]:
 
     from edgefin_runtime import __version__ as rt_version
 
-    out = {"python": platform.python_version(), "edgefin": __version__, "edgefin_runtime": rt_version,
-           "numpy": np.__version__, "pandas": pd.__version__, "scikit_learn": sklearn.__version__}
+    out = {
+        "python": platform.python_version(),
+        "edgefin": __version__,
+        "edgefin_runtime": rt_version,
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "scikit_learn": sklearn.__version__,
+    }
     from .tfcompat import keras, tf
 
     out["tensorflow"] = tf.__version__
@@ -393,11 +480,14 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _run_record(opts: TrainOptions, files: dict[str, dict[str, Any]], target: TargetSpec,
-                started: float) -> dict[str, Any]:
-    fingerprint = hashlib.sha256(json.dumps({"options": opts.to_dict(),
-                                             "data": {k: v["sha256"] for k, v in files.items()}},
-                                            sort_keys=True).encode()).hexdigest()
+def _run_record(
+    opts: TrainOptions, files: dict[str, dict[str, Any]], target: TargetSpec, started: float
+) -> dict[str, Any]:
+    fingerprint = hashlib.sha256(
+        json.dumps(
+            {"options": opts.to_dict(), "data": {k: v["sha256"] for k, v in files.items()}}, sort_keys=True
+        ).encode()
+    ).hexdigest()
     return {
         "edgefin_version": __version__,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -22,13 +22,23 @@ if os.environ.get("CI"):
 # fixture; `pytest -m "not slow"` leaves them out, as it does any test marked slow by hand. The guard
 # below keeps the list honest: in the fast tier, a test that imports TensorFlow fails and is named.
 TRAINS_MODELS = {
-    "tests/converters/test_acceptance_bundles.py", "tests/converters/test_cli_convert.py",
-    "tests/converters/test_onnx_isa.py", "tests/converters/test_repair*.py",
-    "tests/converters/test_user_model.py", "tests/converters/test_variants.py",
-    "tests/edgefin/test_bench_harness.py", "tests/edgefin/test_cli_train.py", "tests/edgefin/test_compress_byo.py",
-    "tests/edgefin/test_compress_errors.py", "tests/edgefin/test_compress_prune.py",
-    "tests/edgefin/test_compress_qat.py", "tests/edgefin/test_compress_run.py", "tests/edgefin/test_keras_io.py",
-    "tests/edgefin/test_model.py", "tests/edgefin/test_report.py", "tests/edgefin/test_tfmot_compat.py",
+    "tests/converters/test_acceptance_bundles.py",
+    "tests/converters/test_cli_convert.py",
+    "tests/converters/test_onnx_isa.py",
+    "tests/converters/test_repair*.py",
+    "tests/converters/test_user_model.py",
+    "tests/converters/test_variants.py",
+    "tests/edgefin/test_bench_harness.py",
+    "tests/edgefin/test_cli_train.py",
+    "tests/edgefin/test_compress_byo.py",
+    "tests/edgefin/test_compress_errors.py",
+    "tests/edgefin/test_compress_prune.py",
+    "tests/edgefin/test_compress_qat.py",
+    "tests/edgefin/test_compress_run.py",
+    "tests/edgefin/test_keras_io.py",
+    "tests/edgefin/test_model.py",
+    "tests/edgefin/test_report.py",
+    "tests/edgefin/test_tfmot_compat.py",
     "tests/edgefin/targets/test_run.py",
 }
 
@@ -69,5 +79,7 @@ def _fast_tier_trains_no_model(request: pytest.FixtureRequest) -> Iterator[None]
     before = "tensorflow" in sys.modules
     yield
     if fast and not before and "tensorflow" in sys.modules:
-        pytest.fail(f"{request.node.nodeid} imported TensorFlow: mark it slow (or list its module in "
-                    f"tests/conftest.py TRAINS_MODELS) so `make test-fast` stays fast")
+        pytest.fail(
+            f"{request.node.nodeid} imported TensorFlow: mark it slow (or list its module in "
+            f"tests/conftest.py TRAINS_MODELS) so `make test-fast` stays fast"
+        )

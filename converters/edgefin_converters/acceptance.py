@@ -83,9 +83,17 @@ def category_frequencies(schema: Schema, columns: Mapping[str, Any]) -> dict[str
     return out
 
 
-def generate(schema: Schema, spec: PreprocessSpec, score: Score, threshold: float, *,
-             avoid: Iterable[Mapping[str, Any]] = (), frequencies: Mapping[str, Mapping[str, float]] | None = None,
-             count: int = DEFAULT_COUNT, seed: int = 0) -> Generated:
+def generate(
+    schema: Schema,
+    spec: PreprocessSpec,
+    score: Score,
+    threshold: float,
+    *,
+    avoid: Iterable[Mapping[str, Any]] = (),
+    frequencies: Mapping[str, Mapping[str, float]] | None = None,
+    count: int = DEFAULT_COUNT,
+    seed: int = 0,
+) -> Generated:
     """``count`` synthetic records (see the module docstring) with their source scores.
 
     ``score`` maps an encoded float32 matrix to the source model's probabilities; ``avoid`` are raw
@@ -108,18 +116,31 @@ def generate(schema: Schema, spec: PreprocessSpec, score: Score, threshold: floa
     if len(chosen) < count:
         raise ConversionFailedError(
             f"acceptance set: only {len(chosen)} of {count} synthetic records differ from every data row and "
-            f"from each other; the schema leaves too few combinations (add numeric fields or lower the count)")
+            f"from each other; the schema leaves too few combinations (add numeric fields or lower the count)"
+        )
     records = [r for r, _, _ in chosen]
     scores = gen.score_records(records)
     kinds = [k for _, _, k in chosen]
-    return Generated(records=records, source_scores=scores, kinds=kinds,
-                     golden=_golden(records, scores, kinds, schema, threshold), seed=seed)
+    return Generated(
+        records=records,
+        source_scores=scores,
+        kinds=kinds,
+        golden=_golden(records, scores, kinds, schema, threshold),
+        seed=seed,
+    )
 
 
 # ---------------------------------------------------------------- the generator
 class _Generator:
-    def __init__(self, schema: Schema, spec: PreprocessSpec, score: Score, threshold: float,
-                 frequencies: Mapping[str, Mapping[str, float]], seed: int) -> None:
+    def __init__(
+        self,
+        schema: Schema,
+        spec: PreprocessSpec,
+        score: Score,
+        threshold: float,
+        frequencies: Mapping[str, Mapping[str, float]],
+        seed: int,
+    ) -> None:
         self.schema, self.score, self.t = schema, score, threshold
         self.pre = Preprocessor(schema, spec)
         self.steps = {s.field: s for s in spec.steps}
@@ -201,8 +222,10 @@ class _Generator:
             return np.zeros(0)
         res = self.pre.columns({f.name: [r.get(f.name) for r in records] for f in self.schema.fields})
         if res.errors:  # pragma: no cover - records are made from the schema itself
-            raise ConversionFailedError(f"acceptance set: the preprocessing rejects a generated record "
-                                        f"({res.errors[min(res.errors)]}); this is a bug")
+            raise ConversionFailedError(
+                f"acceptance set: the preprocessing rejects a generated record "
+                f"({res.errors[min(res.errors)]}); this is a bug"
+            )
         p = np.asarray(self.score(res.matrix), dtype=np.float64).reshape(-1)
         if p.shape[0] != len(records) or not np.isfinite(p).all():
             raise ConversionFailedError("acceptance set: the source model gave no finite score for every record")
@@ -210,8 +233,12 @@ class _Generator:
 
     # ------------------------------------------------------------ the three kinds
     def edge_plan(self) -> list[tuple[str, str]]:
-        plan = [(f.name, end) for f in self.numeric for end in ("min", "max") if _range(f)[0 if end == "min" else 1]
-                not in (-math.inf, math.inf)]
+        plan = [
+            (f.name, end)
+            for f in self.numeric
+            for end in ("min", "max")
+            if _range(f)[0 if end == "min" else 1] not in (-math.inf, math.inf)
+        ]
         plan += [(f.name, "missing") for f in self.schema.fields if f.allow_missing]
         return plan
 
@@ -269,7 +296,7 @@ class _Generator:
             pairs = self._pairs(pool, s, 3 * need)
             if not pairs:
                 continue
-            tgt = np.resize(targets[len(out):], len(pairs))
+            tgt = np.resize(targets[len(out) :], len(pairs))
             found = self._bisect(pairs, tgt)
             for rec, p in found:
                 if len(out) >= n:
@@ -296,21 +323,35 @@ class _Generator:
         if not below.size or not above.size:
             return []
         m = 2 * n  # a alternates between the two sides, so a threshold in a tail still gets pairs
-        a_idx = np.where(np.arange(m) % 2 == 0, below[self.rng.integers(below.size, size=m)],
-                         above[self.rng.integers(above.size, size=m)])
+        a_idx = np.where(
+            np.arange(m) % 2 == 0,
+            below[self.rng.integers(below.size, size=m)],
+            above[self.rng.integers(above.size, size=m)],
+        )
         b = []
         for i in a_idx:
             other = above if s[i] < self.t else below
             j = int(other[self.rng.integers(len(other))])
-            b.append({f.name: (pool[j][f.name] if f.kind == "numeric" and pool[i][f.name] is not None
-                                and pool[j][f.name] is not None else pool[i][f.name]) for f in self.schema.fields})
+            b.append(
+                {
+                    f.name: (
+                        pool[j][f.name]
+                        if f.kind == "numeric" and pool[i][f.name] is not None and pool[j][f.name] is not None
+                        else pool[i][f.name]
+                    )
+                    for f in self.schema.fields
+                }
+            )
         sb = self.score_records(b)
         sa = s[a_idx]
         keep = np.flatnonzero((sa < self.t) != (sb < self.t))[:n]
         return [(pool[int(a_idx[k])], b[int(k)]) for k in keep]
 
-    def _bisect(self, pairs: list[tuple[dict[str, Any], dict[str, Any]]], targets: np.ndarray,
-                ) -> list[tuple[dict[str, Any], float]]:
+    def _bisect(
+        self,
+        pairs: list[tuple[dict[str, Any], dict[str, Any]]],
+        targets: np.ndarray,
+    ) -> list[tuple[dict[str, Any], float]]:
         a = [p[0] for p in pairs]
         b = [p[1] for p in pairs]
         sa = self.score_records(a)
@@ -326,8 +367,9 @@ class _Generator:
         scores = self.score_records(recs)
         return list(zip(recs, scores.tolist()))
 
-    def _mix(self, a: list[dict[str, Any]], b: list[dict[str, Any]], lam: np.ndarray,
-             digits: int | None) -> list[dict[str, Any]]:
+    def _mix(
+        self, a: list[dict[str, Any]], b: list[dict[str, Any]], lam: np.ndarray, digits: int | None
+    ) -> list[dict[str, Any]]:
         out = []
         for ra, rb, w in zip(a, b, lam.tolist()):
             rec = dict(ra)
@@ -341,8 +383,14 @@ class _Generator:
 
 
 # ---------------------------------------------------------------- the golden subset
-def _golden(records: list[dict[str, Any]], scores: np.ndarray, kinds: list[str], schema: Schema,
-            threshold: float, count: int = GOLDEN_COUNT) -> list[int]:
+def _golden(
+    records: list[dict[str, Any]],
+    scores: np.ndarray,
+    kinds: list[str],
+    schema: Schema,
+    threshold: float,
+    count: int = GOLDEN_COUNT,
+) -> list[int]:
     """~``count`` indices: edge records with missing values first, then lowest, highest, the two
     nearest the threshold on either side, and score quantiles. Deterministic."""
     chosen: list[int] = []
@@ -409,5 +457,4 @@ def equal_rows(records: Sequence[Mapping[str, Any]], schema: Schema, tables: Ite
     return sum(tuple(_key_value(f, r.get(f.name)) for f in schema.fields) in rows for r in records)
 
 
-__all__ = ["DEFAULT_COUNT", "GOLDEN_COUNT", "NEAR_BAND", "Generated", "category_frequencies", "generate",
-           "equal_rows"]
+__all__ = ["DEFAULT_COUNT", "GOLDEN_COUNT", "NEAR_BAND", "Generated", "category_frequencies", "generate", "equal_rows"]

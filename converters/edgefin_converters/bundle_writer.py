@@ -29,8 +29,18 @@ from edgefin_runtime.manifest import AcceptanceSet, Decision, GoldenVector, Mani
 BUNDLE_SUFFIX = ".efb"
 _before_replace: Callable[[Path], None] | None = None  # test hook: raise here to simulate a crash
 
-_LIBRARIES = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "tf2onnx", "onnx", "onnxruntime",
-              "ai-edge-litert", "numpy", "edgefin-runtime", "edgefin-converters")
+_LIBRARIES = (
+    "tensorflow",
+    "tf-keras",
+    "tensorflow-model-optimization",
+    "tf2onnx",
+    "onnx",
+    "onnxruntime",
+    "ai-edge-litert",
+    "numpy",
+    "edgefin-runtime",
+    "edgefin-converters",
+)
 
 
 # ---------------------------------------------------------------- manifest parts
@@ -40,8 +50,11 @@ def producer(extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     for name in _LIBRARIES:
         with contextlib.suppress(metadata.PackageNotFoundError):
             libs[name] = metadata.version(name)
-    out: dict[str, Any] = {"tool": "edgefin-converters", "version": libs.get("edgefin-converters", "0"),
-                           "libraries": libs}
+    out: dict[str, Any] = {
+        "tool": "edgefin-converters",
+        "version": libs.get("edgefin-converters", "0"),
+        "libraries": libs,
+    }
     out.update(extra or {})
     return out
 
@@ -52,22 +65,43 @@ def utc_now() -> str:
 
 def positive_means(schema: Schema) -> str:
     """What a positive decision means, in words a reviewer of the bundle understands."""
-    return (f"{schema.target} = {schema.positive_label!r} (not {schema.negative_label!r}): the score is the "
-            f"probability of {schema.positive_label!r}; a score at or above the threshold flags it")
+    return (
+        f"{schema.target} = {schema.positive_label!r} (not {schema.negative_label!r}): the score is the "
+        f"probability of {schema.positive_label!r}; a score at or above the threshold flags it"
+    )
 
 
-def make_manifest(*, schema: Schema, preprocessing: PreprocessSpec, model: ModelSpec, decision: Decision,
-                  golden: Sequence[GoldenVector] = (), golden_tolerance: float = 1e-5,
-                  acceptance: AcceptanceSet | None = None,
-                  metrics: Mapping[str, Any] | None = None, parity: Mapping[str, Any] | None = None,
-                  producer_info: Mapping[str, Any] | None = None, source: Mapping[str, Any] | None = None,
-                  created_at: str = "") -> Manifest:
+def make_manifest(
+    *,
+    schema: Schema,
+    preprocessing: PreprocessSpec,
+    model: ModelSpec,
+    decision: Decision,
+    golden: Sequence[GoldenVector] = (),
+    golden_tolerance: float = 1e-5,
+    acceptance: AcceptanceSet | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    parity: Mapping[str, Any] | None = None,
+    producer_info: Mapping[str, Any] | None = None,
+    source: Mapping[str, Any] | None = None,
+    created_at: str = "",
+) -> Manifest:
     """A Manifest for one variant (member hashes are filled in by build_bundle)."""
-    return Manifest(schema=schema, preprocessing=preprocessing, model=model, decision=decision, members={},
-                    golden=tuple(golden), golden_tolerance=float(golden_tolerance), acceptance=acceptance,
-                    metrics=_json_safe(dict(metrics or {})), parity=_json_safe(dict(parity or {})),
-                    producer=_json_safe(dict(producer_info or {})), source=_json_safe(dict(source or {})),
-                    created_at=created_at)
+    return Manifest(
+        schema=schema,
+        preprocessing=preprocessing,
+        model=model,
+        decision=decision,
+        members={},
+        golden=tuple(golden),
+        golden_tolerance=float(golden_tolerance),
+        acceptance=acceptance,
+        metrics=_json_safe(dict(metrics or {})),
+        parity=_json_safe(dict(parity or {})),
+        producer=_json_safe(dict(producer_info or {})),
+        source=_json_safe(dict(source or {})),
+        created_at=created_at,
+    )
 
 
 def pack(manifest: Manifest, model_bytes: bytes) -> tuple[bytes, Manifest]:

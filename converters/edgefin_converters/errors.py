@@ -49,9 +49,11 @@ class ParityGateError(ConverterError):
         self.failures = tuple(failures)
         self.result = result
         lines = "\n  - ".join(self.failures)
-        super().__init__(f"{len(self.failures)} parity check(s) failed:\n  - {lines}\n"
-                         f"The bundles and parity.json were written and marked failed; inspect parity.json, "
-                         f"or pass --no-gate to accept them anyway.")
+        super().__init__(
+            f"{len(self.failures)} parity check(s) failed:\n  - {lines}\n"
+            f"The bundles and parity.json were written and marked failed; inspect parity.json, "
+            f"or pass --no-gate to accept them anyway."
+        )
 
 
 __all__ = [

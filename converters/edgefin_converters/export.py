@@ -144,11 +144,22 @@ class VariantResult:
     def summary(self) -> dict[str, Any]:
         """One table row: what a user compares variants by."""
         p = self.parity
-        return {"variant": self.name, "engine": self.variant.engine, "source_stage": self.source.stage,
-                "size": self.size, "gzip_size": self.gzip_size, "bundle_size": len(self.bundle),
-                "auc": self.metrics.get("auc"), "auc_delta": p.auc_delta, "flip_rate": p.flip_rate,
-                "max_abs_delta": p.max_abs_delta, "mean_abs_delta": p.mean_abs_delta, "passed": p.passed,
-                "failures": list(p.failures), "repair": self.repair}
+        return {
+            "variant": self.name,
+            "engine": self.variant.engine,
+            "source_stage": self.source.stage,
+            "size": self.size,
+            "gzip_size": self.gzip_size,
+            "bundle_size": len(self.bundle),
+            "auc": self.metrics.get("auc"),
+            "auc_delta": p.auc_delta,
+            "flip_rate": p.flip_rate,
+            "max_abs_delta": p.max_abs_delta,
+            "mean_abs_delta": p.mean_abs_delta,
+            "passed": p.passed,
+            "failures": list(p.failures),
+            "repair": self.repair,
+        }
 
 
 @dataclass
@@ -167,15 +178,27 @@ class ExportResult:
 
     def parity_report(self, *, gated: bool = True, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The content of parity.json: every variant's parity, the gates, and every failure together."""
-        report: dict[str, Any] = bw._json_safe({
-            "created_at": self.created_at, "passed": self.passed, "gated": gated, "gates": self.gates.to_dict(),
-            "failures": self.failures,
-            "variants": {r.name: {**r.parity.to_dict(), "metrics": r.metrics, "size": r.size,
-                                  "gzip_size": r.gzip_size, "source_model_sha256": r.source.sha256,
-                                  **({"repair": r.repair} if r.repair is not None else {})}
-                         for r in self.results},
-            **dict(extra or {}),
-        })
+        report: dict[str, Any] = bw._json_safe(
+            {
+                "created_at": self.created_at,
+                "passed": self.passed,
+                "gated": gated,
+                "gates": self.gates.to_dict(),
+                "failures": self.failures,
+                "variants": {
+                    r.name: {
+                        **r.parity.to_dict(),
+                        "metrics": r.metrics,
+                        "size": r.size,
+                        "gzip_size": r.gzip_size,
+                        "source_model_sha256": r.source.sha256,
+                        **({"repair": r.repair} if r.repair is not None else {}),
+                    }
+                    for r in self.results
+                },
+                **dict(extra or {}),
+            }
+        )
         return report
 
 
@@ -205,23 +228,41 @@ class _Job:
     calibration_rows: int
 
 
-def export_variants(sources: Sources, data: ConversionData, variants: str | Sequence[str] | None = "all",
-                    options: ExportOptions | None = None, *, evaluate: Evaluate | None = None,
-                    gated: bool = True, producer_extra: Mapping[str, Any] | None = None,
-                    source_extra: Mapping[str, Any] | None = None, created_at: str | None = None,
-                    progress: Progress | None = None) -> ExportResult:
+def export_variants(
+    sources: Sources,
+    data: ConversionData,
+    variants: str | Sequence[str] | None = "all",
+    options: ExportOptions | None = None,
+    *,
+    evaluate: Evaluate | None = None,
+    gated: bool = True,
+    producer_extra: Mapping[str, Any] | None = None,
+    source_extra: Mapping[str, Any] | None = None,
+    created_at: str | None = None,
+    progress: Progress | None = None,
+) -> ExportResult:
     """Build, score and bundle every requested variant; collect every parity failure (never raises for one)."""
     opts = options or ExportOptions()
     chosen = resolve_variants(variants)
     pre = Preprocessor(data.schema, data.preprocessing)
     calibration = _calibration_rows(pre, data.train, opts)
     held, x_test = _held_out(pre, data)
-    job = _Job(data=data, held=held, opts=opts, evaluate=evaluate or basic_metrics, gated=gated,
-               decision=Decision(threshold=float(data.threshold),
-                                 positive_means=data.positive_means or bw.positive_means(data.schema),
-                                 method=data.threshold_method),
-               producer_extra=dict(producer_extra or {}), source_extra=dict(source_extra or {}),
-               created_at=created_at or bw.utc_now(), calibration_rows=len(calibration))
+    job = _Job(
+        data=data,
+        held=held,
+        opts=opts,
+        evaluate=evaluate or basic_metrics,
+        gated=gated,
+        decision=Decision(
+            threshold=float(data.threshold),
+            positive_means=data.positive_means or bw.positive_means(data.schema),
+            method=data.threshold_method,
+        ),
+        producer_extra=dict(producer_extra or {}),
+        source_extra=dict(source_extra or {}),
+        created_at=created_at or bw.utc_now(),
+        calibration_rows=len(calibration),
+    )
     prepared: dict[str, tuple[BuildContext, np.ndarray, acceptance.Generated]] = {}
     frequencies = acceptance.category_frequencies(data.schema, data.train)
 
@@ -232,9 +273,15 @@ def export_variants(sources: Sources, data: ConversionData, variants: str | Sequ
             ref = predict(src.model, x_test)
             _check_probabilities(ref, src.stage)
             accept = acceptance.generate(
-                data.schema, data.preprocessing, lambda x: predict(src.model, x), data.threshold,
-                avoid=(data.train, data.test, *data.other), frequencies=frequencies,
-                count=opts.acceptance_records, seed=opts.seed)
+                data.schema,
+                data.preprocessing,
+                lambda x: predict(src.model, x),
+                data.threshold,
+                avoid=(data.train, data.test, *data.other),
+                frequencies=frequencies,
+                count=opts.acceptance_records,
+                seed=opts.seed,
+            )
             prepared[src.stage] = (BuildContext(src.model, info, calibration, opts.build), ref, accept)
         return prepared[src.stage]
 
@@ -262,8 +309,15 @@ def export_variants(sources: Sources, data: ConversionData, variants: str | Sequ
     return ExportResult(results=results, gates=opts.gates, created_at=job.created_at)
 
 
-def _repair(job: _Job, pre: Preprocessor, variant: Variant, src: Source, ctx: BuildContext, failed: VariantResult,
-            bundle_with: Callable[[_Job, bytes], VariantResult]) -> VariantResult:
+def _repair(
+    job: _Job,
+    pre: Preprocessor,
+    variant: Variant,
+    src: Source,
+    ctx: BuildContext,
+    failed: VariantResult,
+    bundle_with: Callable[[_Job, bytes], VariantResult],
+) -> VariantResult:
     """Accuracy repair of a failed post-training int8 variant (:mod:`.repair`); other variants are returned
     as they are. Every attempt is bundled and gated like the original; the result carries the record."""
     import dataclasses
@@ -273,19 +327,22 @@ def _repair(job: _Job, pre: Preprocessor, variant: Variant, src: Source, ctx: Bu
     if not repair_mod.repairable(variant, ctx.info):
         return failed
     opts = job.opts
-    pool = _calibration_rows(pre, job.data.train, dataclasses.replace(
-        opts, calibration_rows=repair_mod.pool_size(opts.calibration_rows)))
+    pool = _calibration_rows(
+        pre, job.data.train, dataclasses.replace(opts, calibration_rows=repair_mod.pool_size(opts.calibration_rows))
+    )
 
     def bundle(model_bytes: bytes, build: BuildOptions, rows: int, record: dict[str, Any] | None) -> VariantResult:
         extra = {**job.producer_extra, "repair": record} if record is not None else job.producer_extra
-        j = dataclasses.replace(job, opts=dataclasses.replace(opts, build=build), calibration_rows=rows,
-                                producer_extra=extra)
+        j = dataclasses.replace(
+            job, opts=dataclasses.replace(opts, build=build), calibration_rows=rows, producer_extra=extra
+        )
         res = bundle_with(j, model_bytes)
         res.repair = record
         return res
 
-    return repair_mod.repair_variant(variant, ctx, failed, src.model, pool, job.data.threshold, job.calibration_rows,
-                                     bundle)
+    return repair_mod.repair_variant(
+        variant, ctx, failed, src.model, pool, job.data.threshold, job.calibration_rows, bundle
+    )
 
 
 def _held_out(pre: Preprocessor, data: ConversionData) -> tuple[_HeldOut, np.ndarray]:
@@ -303,25 +360,61 @@ def _held_out(pre: Preprocessor, data: ConversionData) -> tuple[_HeldOut, np.nda
     return _HeldOut(fields=fields, records=records, usable=usable, y=y_all[usable]), res.matrix[usable]
 
 
-def _bundle_variant(job: _Job, variant: Variant, src: Source, info: ModelInfo, model_bytes: bytes,
-                    ref: np.ndarray, accept: acceptance.Generated) -> VariantResult:
+def _bundle_variant(
+    job: _Job,
+    variant: Variant,
+    src: Source,
+    info: ModelInfo,
+    model_bytes: bytes,
+    ref: np.ndarray,
+    accept: acceptance.Generated,
+) -> VariantResult:
     data, held, opts = job.data, job.held, job.opts
     details = (describe_tflite if variant.engine == "litert" else describe_onnx)(model_bytes)
-    spec = ModelSpec(engine=variant.engine, variant=variant.name, file=MODEL_NAMES[variant.engine],
-                     inputs=details.inputs, outputs=details.outputs, weights=variant.weights,
-                     activations=variant.activations, kernels=variant.kernels, source_stage=src.stage)
-    conversion = {"variant": variant.name, "description": variant.description, **opts.build.to_dict(),
-                  "quantization": details.quantization, "from_qat": info.qat}
+    spec = ModelSpec(
+        engine=variant.engine,
+        variant=variant.name,
+        file=MODEL_NAMES[variant.engine],
+        inputs=details.inputs,
+        outputs=details.outputs,
+        weights=variant.weights,
+        activations=variant.activations,
+        kernels=variant.kernels,
+        source_stage=src.stage,
+    )
+    conversion = {
+        "variant": variant.name,
+        "description": variant.description,
+        **opts.build.to_dict(),
+        "quantization": details.quantization,
+        "from_qat": info.qat,
+    }
     if variant.calibrated and info.qat and variant.engine == "litert":
         conversion["ranges"] = "learned by quantisation-aware training (fake-quant ops)"
     elif variant.calibrated:
-        conversion["calibration"] = {"split": "train", "rows": job.calibration_rows, "seed": opts.seed,
-                                     "method": "minmax"}
-    source = {"stage": src.stage, "model_sha256": src.sha256, "model_file": src.path, "qat": info.qat,
-              "data_sha256": data.data_sha256, **job.source_extra}
+        conversion["calibration"] = {
+            "split": "train",
+            "rows": job.calibration_rows,
+            "seed": opts.seed,
+            "method": "minmax",
+        }
+    source = {
+        "stage": src.stage,
+        "model_sha256": src.sha256,
+        "model_file": src.path,
+        "qat": info.qat,
+        "data_sha256": data.data_sha256,
+        **job.source_extra,
+    }
     common: dict[str, Any] = dict(
-        schema=data.schema, preprocessing=data.preprocessing, model=spec, decision=job.decision, source=source,
-        producer_info=bw.producer({**job.producer_extra, "conversion": conversion}), created_at=job.created_at)
+        schema=data.schema,
+        preprocessing=data.preprocessing,
+        model=spec,
+        decision=job.decision,
+        source=source,
+        producer_info=bw.producer({**job.producer_extra, "conversion": conversion}),
+        created_at=job.created_at,
+    )
     # 1. a provisional bundle (no goldens yet) scored by the runtime on both paths
     try:
         provisional, _ = bw.pack(bw.make_manifest(**common), model_bytes)
@@ -333,31 +426,61 @@ def _bundle_variant(job: _Job, variant: Variant, src: Source, info: ModelInfo, m
     except EdgefinRuntimeError as exc:
         raise ConversionFailedError(f"{variant.name}: the runtime cannot run the converted model: {exc}") from None
     if not np.array_equal(scored.rejected, ~held.usable):
-        raise ConversionFailedError(f"{variant.name}: the runtime rejected different held-out rows than the "
-                                    f"converter's preprocessing ({int(scored.rejected.sum())} vs "
-                                    f"{int((~held.usable).sum())}); the two disagree - this is a bug")
+        raise ConversionFailedError(
+            f"{variant.name}: the runtime rejected different held-out rows than the "
+            f"converter's preprocessing ({int(scored.rejected.sum())} vs "
+            f"{int((~held.usable).sum())}); the two disagree - this is a bug"
+        )
     probs = scored.probabilities[held.usable]
     # 2. parity, metrics, the acceptance set and its golden subset from exactly those scores
-    par = compare(variant.name, variant.gate, src.stage, ref, probs, held.y, data.threshold, opts.gates,
-                  excluded_rows=int((~held.usable).sum()), single=single)
+    par = compare(
+        variant.name,
+        variant.gate,
+        src.stage,
+        ref,
+        probs,
+        held.y,
+        data.threshold,
+        opts.gates,
+        excluded_rows=int((~held.usable).sum()),
+        single=single,
+    )
     metrics = {"split": data.test_label, **dict(job.evaluate(held.y, probs, data.threshold))}
     golden = [GoldenVector(record=dict(accept.records[i]), score=float(accept_scores[i])) for i in accept.golden]
-    accepted = AcceptanceSet(records=tuple(dict(r) for r in accept.records),
-                             scores=tuple(float(p) for p in accept_scores),
-                             source_scores=tuple(float(p) for p in accept.source_scores), source_stage=src.stage,
-                             kinds=tuple(accept.kinds), seed=accept.seed)
-    manifest = bw.make_manifest(**common, golden=golden, golden_tolerance=variant.golden_tolerance,
-                                acceptance=accepted, metrics=metrics, parity={**par.to_dict(), "gated": job.gated})
+    accepted = AcceptanceSet(
+        records=tuple(dict(r) for r in accept.records),
+        scores=tuple(float(p) for p in accept_scores),
+        source_scores=tuple(float(p) for p in accept.source_scores),
+        source_stage=src.stage,
+        kinds=tuple(accept.kinds),
+        seed=accept.seed,
+    )
+    manifest = bw.make_manifest(
+        **common,
+        golden=golden,
+        golden_tolerance=variant.golden_tolerance,
+        acceptance=accepted,
+        metrics=metrics,
+        parity={**par.to_dict(), "gated": job.gated},
+    )
     # 3. the final bundle, verified and self-tested exactly as a device will
     bundle, packed = bw.pack(manifest, model_bytes)
     try:
         with quiet():
             device_acceptance.require(runtime_load(bundle))
     except EdgefinRuntimeError as exc:
-        raise ConversionFailedError(f"{variant.name}: the finished bundle does not pass the runtime's own "
-                                    f"checks: {exc}") from None
-    return VariantResult(variant=variant, source=src, model_bytes=model_bytes, bundle=bundle, manifest=packed,
-                         parity=par, metrics=metrics)
+        raise ConversionFailedError(
+            f"{variant.name}: the finished bundle does not pass the runtime's own checks: {exc}"
+        ) from None
+    return VariantResult(
+        variant=variant,
+        source=src,
+        model_bytes=model_bytes,
+        bundle=bundle,
+        manifest=packed,
+        parity=par,
+        metrics=metrics,
+    )
 
 
 def _row_record(columns: Mapping[str, Any], schema: Schema, i: int) -> dict[str, Any]:
@@ -395,20 +518,34 @@ def _calibration_rows(pre: Preprocessor, train: Mapping[str, Any], opts: ExportO
     ok[list(res.errors)] = False
     x = res.matrix[ok]
     if len(x) == 0:
-        raise ModelInputError("training data: no row can be encoded for calibration "
-                              f"({res.errors[min(res.errors)] if res.errors else 'no rows'})")
+        raise ModelInputError(
+            "training data: no row can be encoded for calibration "
+            f"({res.errors[min(res.errors)] if res.errors else 'no rows'})"
+        )
     order = np.random.default_rng(opts.seed).permutation(len(x))[: max(1, opts.calibration_rows)]
     return np.ascontiguousarray(x[order])
 
 
 def _check_probabilities(p: np.ndarray, stage: str) -> None:
     if not np.isfinite(p).all():
-        raise ModelInputError(f"{stage} model: {int((~np.isfinite(p)).sum())} held-out scores are NaN or "
-                              f"infinite; the model is broken (check its weights)")
+        raise ModelInputError(
+            f"{stage} model: {int((~np.isfinite(p)).sum())} held-out scores are NaN or "
+            f"infinite; the model is broken (check its weights)"
+        )
     if p.min() < 0.0 or p.max() > 1.0:
-        raise ModelInputError(f"{stage} model: outputs range over [{p.min():.3g}, {p.max():.3g}], not "
-                              f"probabilities in [0, 1]; end the model with a sigmoid unit")
+        raise ModelInputError(
+            f"{stage} model: outputs range over [{p.min():.3g}, {p.max():.3g}], not "
+            f"probabilities in [0, 1]; end the model with a sigmoid unit"
+        )
 
 
-__all__ = ["Source", "Sources", "ConversionData", "ExportOptions", "VariantResult", "ExportResult",
-           "Progress", "export_variants"]
+__all__ = [
+    "Source",
+    "Sources",
+    "ConversionData",
+    "ExportOptions",
+    "VariantResult",
+    "ExportResult",
+    "Progress",
+    "export_variants",
+]

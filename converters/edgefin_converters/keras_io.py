@@ -63,15 +63,20 @@ def check_model(model: Any, *, n_features: int | None = None, label: str = "mode
     inputs = list(getattr(model, "inputs", None) or [])
     outputs = list(getattr(model, "outputs", None) or [])
     if not inputs or not outputs:
-        raise ModelInputError(f"{label}: the model has no defined inputs/outputs (a subclassed model that was "
-                              f"never called?); build it as a functional or Sequential Keras model")
+        raise ModelInputError(
+            f"{label}: the model has no defined inputs/outputs (a subclassed model that was "
+            f"never called?); build it as a functional or Sequential Keras model"
+        )
     if len(inputs) != 1:
         names = [getattr(t, "name", "?") for t in inputs]
-        raise ModelInputError(f"{label}: expected one input tensor of shape (batch, n_features), got "
-                              f"{len(inputs)} inputs {names}; concatenate the features into one input")
+        raise ModelInputError(
+            f"{label}: expected one input tensor of shape (batch, n_features), got "
+            f"{len(inputs)} inputs {names}; concatenate the features into one input"
+        )
     if len(outputs) != 1:
-        raise ModelInputError(f"{label}: expected one output (the positive-class probability), got "
-                              f"{len(outputs)} outputs")
+        raise ModelInputError(
+            f"{label}: expected one output (the positive-class probability), got {len(outputs)} outputs"
+        )
     shape = tuple(inputs[0].shape)
     dtype = getattr(inputs[0].dtype, "name", str(inputs[0].dtype))
     if len(shape) != 2 or shape[1] is None:
@@ -80,17 +85,24 @@ def check_model(model: Any, *, n_features: int | None = None, label: str = "mode
         raise ModelInputError(f"{label}: expected a float input (features are encoded as float32), got {dtype}")
     oshape = tuple(outputs[0].shape)
     if len(oshape) != 2 or oshape[1] != 1:
-        hint = (" (a 2-class softmax: use one sigmoid unit instead)" if len(oshape) == 2 and oshape[1] == 2
-                else "")
-        raise ModelInputError(f"{label}: expected an output of shape (batch, 1) holding the positive-class "
-                              f"probability, got {list(oshape)}{hint}")
+        hint = " (a 2-class softmax: use one sigmoid unit instead)" if len(oshape) == 2 and oshape[1] == 2 else ""
+        raise ModelInputError(
+            f"{label}: expected an output of shape (batch, 1) holding the positive-class "
+            f"probability, got {list(oshape)}{hint}"
+        )
     k = int(shape[1])
     if n_features is not None and k != n_features:
-        raise ModelInputError(f"{label}: the model expects {k} features but the preprocessing produces "
-                              f"{n_features}; the model and the preprocessing spec do not belong together")
+        raise ModelInputError(
+            f"{label}: the model expects {k} features but the preprocessing produces "
+            f"{n_features}; the model and the preprocessing spec do not belong together"
+        )
     name = getattr(inputs[0], "name", "features").split(":")[0]
-    return ModelInfo(n_features=k, input_name=name, qat=is_qat_model(model),
-                     layer_names=tuple(layer.name for layer in _walk_layers(model)))
+    return ModelInfo(
+        n_features=k,
+        input_name=name,
+        qat=is_qat_model(model),
+        layer_names=tuple(layer.name for layer in _walk_layers(model)),
+    )
 
 
 def predict(model: Any, x: np.ndarray) -> np.ndarray:
@@ -99,8 +111,8 @@ def predict(model: Any, x: np.ndarray) -> np.ndarray:
     x = np.ascontiguousarray(x, dtype=np.float32)
     out = np.empty(len(x), dtype=np.float32)
     for start in range(0, len(x), PREDICT_BATCH):
-        chunk = tf.constant(x[start:start + PREDICT_BATCH])
-        out[start:start + len(chunk)] = np.asarray(model(chunk, training=False), dtype=np.float32).reshape(-1)
+        chunk = tf.constant(x[start : start + PREDICT_BATCH])
+        out[start : start + len(chunk)] = np.asarray(model(chunk, training=False), dtype=np.float32).reshape(-1)
     return out
 
 

@@ -95,8 +95,15 @@ def to_onnx_fp32(model: Any, n_features: int, *, opset: int = DEFAULT_OPSET, var
     return data
 
 
-def to_onnx_dynamic(fp32_bytes: bytes, *, weight_type: IntType = "uint8", reduce_range: bool = False,
-                    per_channel: bool = False, batch1: bool = True, variant: str = "onnx-dynamic") -> bytes:
+def to_onnx_dynamic(
+    fp32_bytes: bytes,
+    *,
+    weight_type: IntType = "uint8",
+    reduce_range: bool = False,
+    per_channel: bool = False,
+    batch1: bool = True,
+    variant: str = "onnx-dynamic",
+) -> bytes:
     """ORT dynamic quantisation of a float ONNX model (uint8 weights, per tensor; uint8 activations at
     run time). ``weight_type="uint8"`` makes the integer GEMM exact on every instruction set (see the
     module docstring); ``"int8"`` saturates on AVX2 without VNNI unless ``reduce_range``.
@@ -118,17 +125,24 @@ def to_onnx_dynamic(fp32_bytes: bytes, *, weight_type: IntType = "uint8", reduce
         src.write_bytes(proto.SerializeToString())
         try:
             with quiet():
-                quantize_dynamic(src, dst, weight_type=wtype, reduce_range=reduce_range,
-                                 per_channel=per_channel)
+                quantize_dynamic(src, dst, weight_type=wtype, reduce_range=reduce_range, per_channel=per_channel)
         except Exception as exc:  # noqa: BLE001
             raise ConversionFailedError(f"{variant}: ONNX Runtime dynamic quantisation failed: {exc}") from None
         return _normalised_bytes(dst.read_bytes())
 
 
-def to_onnx_int8(fp32_bytes: bytes, calibration: np.ndarray, *, per_channel: bool = True,
-                 activation_type: IntType = "uint8", weight_type: IntType = "uint8", reduce_range: bool = False,
-                 quant_format: Literal["qdq", "qoperator"] = "qdq", variant: str = "onnx-int8",
-                 nodes_to_exclude: Sequence[str] = ()) -> bytes:
+def to_onnx_int8(
+    fp32_bytes: bytes,
+    calibration: np.ndarray,
+    *,
+    per_channel: bool = True,
+    activation_type: IntType = "uint8",
+    weight_type: IntType = "uint8",
+    reduce_range: bool = False,
+    quant_format: Literal["qdq", "qoperator"] = "qdq",
+    variant: str = "onnx-int8",
+    nodes_to_exclude: Sequence[str] = (),
+) -> bytes:
     """ORT static quantisation (QDQ, float I/O), MinMax-calibrated on ``calibration`` rows fed one at a
     time in their given order. ``nodes_to_exclude`` (node names of the pre-processed graph, as the
     quantised model keeps them) stay float32 (accuracy repair). The defaults (uint8 activations,
@@ -140,8 +154,9 @@ def to_onnx_int8(fp32_bytes: bytes, calibration: np.ndarray, *, per_channel: boo
     atype, wtype = _quant_type(activation_type), _quant_type(weight_type)
     rows = np.ascontiguousarray(calibration, dtype=np.float32)
     if rows.ndim != 2 or len(rows) == 0:
-        raise ModelInputError(f"{variant}: the calibration data set is empty; static quantisation needs "
-                              f"training rows to calibrate on")
+        raise ModelInputError(
+            f"{variant}: the calibration data set is empty; static quantisation needs training rows to calibrate on"
+        )
 
     class Reader(CalibrationDataReader):  # type: ignore[misc]
         def __init__(self) -> None:
@@ -149,7 +164,7 @@ def to_onnx_int8(fp32_bytes: bytes, calibration: np.ndarray, *, per_channel: boo
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             i = next(self._it, None)
-            return None if i is None else {INPUT_NAME: rows[i:i + 1]}
+            return None if i is None else {INPUT_NAME: rows[i : i + 1]}
 
     with tempfile.TemporaryDirectory(prefix="edgefin-onnx-") as tmp:
         src, pre, dst = Path(tmp, "model.onnx"), Path(tmp, "pre.onnx"), Path(tmp, "quantized.onnx")
@@ -157,12 +172,18 @@ def to_onnx_int8(fp32_bytes: bytes, calibration: np.ndarray, *, per_channel: boo
         try:
             with quiet():
                 quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-                quantize_static(pre, dst, Reader(),
-                                quant_format=QuantFormat.QDQ if quant_format == "qdq" else QuantFormat.QOperator,
-                                activation_type=atype, weight_type=wtype,
-                                per_channel=per_channel, reduce_range=reduce_range,
-                                nodes_to_exclude=list(nodes_to_exclude) or None,
-                                calibration_providers=["CPUExecutionProvider"])
+                quantize_static(
+                    pre,
+                    dst,
+                    Reader(),
+                    quant_format=QuantFormat.QDQ if quant_format == "qdq" else QuantFormat.QOperator,
+                    activation_type=atype,
+                    weight_type=wtype,
+                    per_channel=per_channel,
+                    reduce_range=reduce_range,
+                    nodes_to_exclude=list(nodes_to_exclude) or None,
+                    calibration_providers=["CPUExecutionProvider"],
+                )
         except Exception as exc:  # noqa: BLE001
             raise ConversionFailedError(f"{variant}: ONNX Runtime static quantisation failed: {exc}") from None
         return _normalised_bytes(dst.read_bytes())
@@ -205,13 +226,23 @@ def describe_onnx(model_bytes: bytes) -> OnnxDetails:
     weights = [i for i in g.initializer if i.data_type in (2, 3) and len(i.dims) == 2]
     per_channel: dict[str, bool] = {}
     for n in g.node:
-        w_at, p_at = {"DequantizeLinear": (0, 1), "MatMulInteger": (1, 3), "QGemm": (3, 4),
-                      "QLinearMatMul": (3, 4)}.get(n.op_type, (-1, -1))
+        w_at, p_at = {
+            "DequantizeLinear": (0, 1),
+            "MatMulInteger": (1, 3),
+            "QGemm": (3, 4),
+            "QLinearMatMul": (3, 4),
+        }.get(n.op_type, (-1, -1))
         if w_at >= 0 and len(n.input) > p_at and n.input[p_at] in inits:
             per_channel[n.input[w_at]] = len(inits[n.input[p_at]].dims) > 0  # per tensor: a scalar
-    summary["int8_weight_tensors"] = [{"name": w.name, "shape": list(w.dims), "dtype": _ONNX_DTYPES[w.data_type],
-                                       "per_channel": per_channel.get(w.name)}
-                                      for w in sorted(weights, key=lambda w: w.name)]
+    summary["int8_weight_tensors"] = [
+        {
+            "name": w.name,
+            "shape": list(w.dims),
+            "dtype": _ONNX_DTYPES[w.data_type],
+            "per_channel": per_channel.get(w.name),
+        }
+        for w in sorted(weights, key=lambda w: w.name)
+    ]
     return OnnxDetails(inputs=(_spec(g.input[0]),), outputs=(_spec(g.output[0]),), quantization=summary)
 
 
@@ -246,7 +277,11 @@ def _check_ops(proto: Any, model: Any, variant: str) -> None:
         raise UnsupportedOpError(
             f"{variant}: {where} uses the TensorFlow op '{op}', which tf2onnx cannot express in standard "
             f"ONNX{more}. Replace that layer with standard Keras layers, or do this computation in "
-            f"preprocessing", target=variant, op=op, layer=layer)
+            f"preprocessing",
+            target=variant,
+            op=op,
+            layer=layer,
+        )
 
 
 def _normalise(proto: Any) -> None:
@@ -292,5 +327,12 @@ def _normalised_bytes(data: bytes) -> bytes:
     return quantized
 
 
-__all__ = ["OnnxDetails", "DEFAULT_OPSET", "check_opset", "to_onnx_fp32", "to_onnx_dynamic", "to_onnx_int8",
-           "describe_onnx"]
+__all__ = [
+    "OnnxDetails",
+    "DEFAULT_OPSET",
+    "check_opset",
+    "to_onnx_fp32",
+    "to_onnx_dynamic",
+    "to_onnx_int8",
+    "describe_onnx",
+]

@@ -98,9 +98,14 @@ def basic_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, A
     p = np.asarray(p, dtype=np.float64)
     pred = p >= threshold
     a = auc(y, p)
-    out: dict[str, Any] = {"n": int(y.size), "positives": int(y.sum()), "auc": a,
-                           "gini": None if a is None else 2 * a - 1, "threshold": float(threshold),
-                           "positive_rate": float(pred.mean()) if y.size else 0.0}
+    out: dict[str, Any] = {
+        "n": int(y.size),
+        "positives": int(y.sum()),
+        "auc": a,
+        "gini": None if a is None else 2 * a - 1,
+        "threshold": float(threshold),
+        "positive_rate": float(pred.mean()) if y.size else 0.0,
+    }
     if y.size:
         out["brier"] = float(brier_score_loss(y, p))
         out["logloss"] = float(log_loss(y, np.clip(p, 1e-15, 1 - 1e-15), labels=[0, 1]))
@@ -110,9 +115,19 @@ def basic_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, A
     return out
 
 
-def compare(variant: str, gate_kind: str, source_stage: str, reference: np.ndarray, scores: np.ndarray,
-            y: np.ndarray, threshold: float, gates: Gates | None = None, *, excluded_rows: int = 0,
-            single: np.ndarray | None = None) -> Parity:
+def compare(
+    variant: str,
+    gate_kind: str,
+    source_stage: str,
+    reference: np.ndarray,
+    scores: np.ndarray,
+    y: np.ndarray,
+    threshold: float,
+    gates: Gates | None = None,
+    *,
+    excluded_rows: int = 0,
+    single: np.ndarray | None = None,
+) -> Parity:
     """Compare a variant's scores with its source model's on the same rows and apply its gate.
 
     ``scores`` come from the batch path; ``single`` (optional) from scoring the same rows one record
@@ -123,16 +138,30 @@ def compare(variant: str, gate_kind: str, source_stage: str, reference: np.ndarr
         one = _compare(variant, gate_kind, source_stage, reference, single, y, threshold, gates, excluded_rows)
         batch = np.asarray(scores, dtype=np.float64).ravel()
         vs_batch = np.abs(np.asarray(single, dtype=np.float64).ravel() - batch)
-        par.single_row = {"max_abs_delta": one.max_abs_delta, "mean_abs_delta": one.mean_abs_delta,
-                          "auc_variant": one.auc_variant, "auc_delta": one.auc_delta, "flip_rate": one.flip_rate,
-                          "flips": one.flips,
-                          "max_abs_delta_vs_batch": float(np.nanmax(vs_batch)) if vs_batch.size else 0.0}
+        par.single_row = {
+            "max_abs_delta": one.max_abs_delta,
+            "mean_abs_delta": one.mean_abs_delta,
+            "auc_variant": one.auc_variant,
+            "auc_delta": one.auc_delta,
+            "flip_rate": one.flip_rate,
+            "flips": one.flips,
+            "max_abs_delta_vs_batch": float(np.nanmax(vs_batch)) if vs_batch.size else 0.0,
+        }
         par.failures.extend(f"{f} (single-record path)" for f in one.failures if f not in par.failures)
     return par
 
 
-def _compare(variant: str, gate_kind: str, source_stage: str, reference: np.ndarray, scores: np.ndarray,
-             y: np.ndarray, threshold: float, gates: Gates | None, excluded_rows: int) -> Parity:
+def _compare(
+    variant: str,
+    gate_kind: str,
+    source_stage: str,
+    reference: np.ndarray,
+    scores: np.ndarray,
+    y: np.ndarray,
+    threshold: float,
+    gates: Gates | None,
+    excluded_rows: int,
+) -> Parity:
     gates = gates or Gates()
     gate = gates.for_kind(gate_kind)
     ref = np.asarray(reference, dtype=np.float64).ravel()
@@ -140,13 +169,15 @@ def _compare(variant: str, gate_kind: str, source_stage: str, reference: np.ndar
     y = np.asarray(y).ravel()
     failures: list[str] = []
     if ref.shape != got.shape or ref.shape != y.shape:
-        raise ValueError(f"{variant}: reference ({ref.size}), variant ({got.size}) and labels ({y.size}) "
-                         f"differ in length")
+        raise ValueError(
+            f"{variant}: reference ({ref.size}), variant ({got.size}) and labels ({y.size}) differ in length"
+        )
     n = int(ref.size)
     if n == 0:
         failures.append(f"{variant}: no held-out rows could be scored, so parity cannot be shown")
-        return Parity(variant, source_stage, 0, threshold, None, None, None, None, None, 0.0, 0, gate,
-                      failures, excluded_rows)
+        return Parity(
+            variant, source_stage, 0, threshold, None, None, None, None, None, 0.0, 0, gate, failures, excluded_rows
+        )
     finite = np.isfinite(got)
     if not finite.all():
         failures.append(f"{variant}: {int((~finite).sum())} of {n} scores are NaN or infinite")
@@ -155,21 +186,38 @@ def _compare(variant: str, gate_kind: str, source_stage: str, reference: np.ndar
     flips_mask = (ref >= threshold) != (got >= threshold)
     a_src, a_var = auc(y, ref), auc(y, got)
     a_delta = None if a_src is None or a_var is None else a_var - a_src
-    par = Parity(variant=variant, source_stage=source_stage, n=n, threshold=float(threshold),
-                 max_abs_delta=float(delta.max()), mean_abs_delta=float(delta.mean()),
-                 auc_source=a_src, auc_variant=a_var, auc_delta=a_delta,
-                 flip_rate=float(flips_mask.mean()), flips=int(flips_mask.sum()), gate=gate, failures=failures,
-                 excluded_rows=excluded_rows)
+    par = Parity(
+        variant=variant,
+        source_stage=source_stage,
+        n=n,
+        threshold=float(threshold),
+        max_abs_delta=float(delta.max()),
+        mean_abs_delta=float(delta.mean()),
+        auc_source=a_src,
+        auc_variant=a_var,
+        auc_delta=a_delta,
+        flip_rate=float(flips_mask.mean()),
+        flips=int(flips_mask.sum()),
+        gate=gate,
+        failures=failures,
+        excluded_rows=excluded_rows,
+    )
     if "max_abs_delta" in gate and par.max_abs_delta > gate["max_abs_delta"]:
-        failures.append(f"{variant}: max |delta p| {par.max_abs_delta:.3g} exceeds {gate['max_abs_delta']:g} "
-                        f"(mean {par.mean_abs_delta:.3g}, {n} rows) against the {source_stage} Keras model")
+        failures.append(
+            f"{variant}: max |delta p| {par.max_abs_delta:.3g} exceeds {gate['max_abs_delta']:g} "
+            f"(mean {par.mean_abs_delta:.3g}, {n} rows) against the {source_stage} Keras model"
+        )
     if "max_auc_drop" in gate and a_delta is not None and -a_delta > gate["max_auc_drop"]:
-        failures.append(f"{variant}: AUC {a_var:.4f} is {-a_delta:.4f} below the {source_stage} Keras model's "
-                        f"{a_src:.4f} (at most {gate['max_auc_drop']:g} allowed)")
+        failures.append(
+            f"{variant}: AUC {a_var:.4f} is {-a_delta:.4f} below the {source_stage} Keras model's "
+            f"{a_src:.4f} (at most {gate['max_auc_drop']:g} allowed)"
+        )
     if "max_flip_rate" in gate and par.flip_rate > gate["max_flip_rate"]:
-        failures.append(f"{variant}: {par.flips} of {n} decisions ({par.flip_rate:.2%}) flip at threshold "
-                        f"{threshold:.4g} against the {source_stage} Keras model (at most "
-                        f"{gate['max_flip_rate']:.2%} allowed)")
+        failures.append(
+            f"{variant}: {par.flips} of {n} decisions ({par.flip_rate:.2%}) flip at threshold "
+            f"{threshold:.4g} against the {source_stage} Keras model (at most "
+            f"{gate['max_flip_rate']:.2%} allowed)"
+        )
     return par
 
 

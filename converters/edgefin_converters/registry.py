@@ -127,49 +127,133 @@ class Variant:
 
 def _tflite_int8(ctx: BuildContext) -> bytes:
     """From a QAT model its learned ranges are used; from a float model this is post-training quantisation."""
-    return tflite_conv.to_tflite_int8(ctx.model, ctx.calibration, int8_io=ctx.options.int8_io,
-                                      per_channel=ctx.options.per_channel, keep_float=ctx.options.keep_float)
+    return tflite_conv.to_tflite_int8(
+        ctx.model,
+        ctx.calibration,
+        int8_io=ctx.options.int8_io,
+        per_channel=ctx.options.per_channel,
+        keep_float=ctx.options.keep_float,
+    )
 
 
 _FLOAT_CPU = "any x86-64 (SSE4.2) or ARM64 CPU; float kernels differ by ISA: scores agree to ~1e-7"
 _LITERT_DYNAMIC_CPU = "any x86-64 (SSE4.2) or ARM64 CPU; float activations: scores agree to ~1e-7 across ISAs"
-_LITERT_INT8_CPU = ("any x86-64 (SSE4.2) or ARM64 CPU; LiteRT reference kernels: bit-identical scores on every "
-                    "ISA measured (XNNPACK's int8 differs on ARM64)")
+_LITERT_INT8_CPU = (
+    "any x86-64 (SSE4.2) or ARM64 CPU; LiteRT reference kernels: bit-identical scores on every "
+    "ISA measured (XNNPACK's int8 differs on ARM64)"
+)
 
-REGISTRY: dict[str, Variant] = {v.name: v for v in (
-    Variant("tflite-fp32", "litert", "float32", "float32", "exact", "float",
+REGISTRY: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant(
+            "tflite-fp32",
+            "litert",
+            "float32",
+            "float32",
+            "exact",
+            "float",
             "LiteRT, float32 weights and activations",
-            lambda c: tflite_conv.to_tflite_fp32(c.model), cpu=_FLOAT_CPU),
-    Variant("tflite-fp16", "litert", "float16", "float32", "fp16", "float",
+            lambda c: tflite_conv.to_tflite_fp32(c.model),
+            cpu=_FLOAT_CPU,
+        ),
+        Variant(
+            "tflite-fp16",
+            "litert",
+            "float16",
+            "float32",
+            "fp16",
+            "float",
             "LiteRT, float16 weights, float32 activations",
-            lambda c: tflite_conv.to_tflite_fp16(c.model), golden_tolerance=1e-4, cpu=_FLOAT_CPU),
-    Variant("tflite-dynamic", "litert", "int8", "float32", "quantized", "float",
+            lambda c: tflite_conv.to_tflite_fp16(c.model),
+            golden_tolerance=1e-4,
+            cpu=_FLOAT_CPU,
+        ),
+        Variant(
+            "tflite-dynamic",
+            "litert",
+            "int8",
+            "float32",
+            "quantized",
+            "float",
             "LiteRT, dynamic-range quantisation: int8 weights, float activations",
-            lambda c: tflite_conv.to_tflite_dynamic(c.model), golden_tolerance=5e-3, cpu=_LITERT_DYNAMIC_CPU),
-    Variant("tflite-int8", "litert", "int8", "int8", "quantized", "quantized",
+            lambda c: tflite_conv.to_tflite_dynamic(c.model),
+            golden_tolerance=5e-3,
+            cpu=_LITERT_DYNAMIC_CPU,
+        ),
+        Variant(
+            "tflite-int8",
+            "litert",
+            "int8",
+            "int8",
+            "quantized",
+            "quantized",
             "LiteRT, full int8 (float I/O): from the QAT model, else post-training quantised",
-            _tflite_int8, golden_tolerance=1e-2, calibrated=True, cpu=_LITERT_INT8_CPU, kernels="reference"),
-    Variant("tflite-int8-ptq", "litert", "int8", "int8", "quantized", "float",
+            _tflite_int8,
+            golden_tolerance=1e-2,
+            calibrated=True,
+            cpu=_LITERT_INT8_CPU,
+            kernels="reference",
+        ),
+        Variant(
+            "tflite-int8-ptq",
+            "litert",
+            "int8",
+            "int8",
+            "quantized",
+            "float",
             "LiteRT, full int8 (float I/O) by post-training quantisation of the float model",
-            lambda c: tflite_conv.to_tflite_int8(c.model, c.calibration, int8_io=c.options.int8_io,
-                                                 per_channel=c.options.per_channel, variant="tflite-int8-ptq",
-                                                 keep_float=c.options.keep_float),
-            golden_tolerance=1e-2, calibrated=True, cpu=_LITERT_INT8_CPU, kernels="reference"),
-    Variant("onnx-fp32", "onnx", "float32", "float32", "exact", "float",
+            lambda c: tflite_conv.to_tflite_int8(
+                c.model,
+                c.calibration,
+                int8_io=c.options.int8_io,
+                per_channel=c.options.per_channel,
+                variant="tflite-int8-ptq",
+                keep_float=c.options.keep_float,
+            ),
+            golden_tolerance=1e-2,
+            calibrated=True,
+            cpu=_LITERT_INT8_CPU,
+            kernels="reference",
+        ),
+        Variant(
+            "onnx-fp32",
+            "onnx",
+            "float32",
+            "float32",
+            "exact",
+            "float",
             "ONNX Runtime, float32 (tf2onnx)",
-            lambda c: c.onnx_fp32(), cpu=_FLOAT_CPU),
-    Variant("onnx-dynamic", "onnx", "uint8", "float32", "quantized", "float",
-            "ONNX Runtime, dynamic quantisation: uint8 weights, activations quantised to uint8 at run time "
-            "(batch 1)",
-            lambda c: onnx_conv.to_onnx_dynamic(c.onnx_fp32()), golden_tolerance=5e-3,
-            cpu="any x86-64 (SSE4.2) or ARM64 CPU; U8U8: exact integer GEMM on every ISA, float epilogue "
-                "within ~1e-7"),
-    Variant("onnx-int8", "onnx", "uint8", "uint8", "quantized", "float",
+            lambda c: c.onnx_fp32(),
+            cpu=_FLOAT_CPU,
+        ),
+        Variant(
+            "onnx-dynamic",
+            "onnx",
+            "uint8",
+            "float32",
+            "quantized",
+            "float",
+            "ONNX Runtime, dynamic quantisation: uint8 weights, activations quantised to uint8 at run time (batch 1)",
+            lambda c: onnx_conv.to_onnx_dynamic(c.onnx_fp32()),
+            golden_tolerance=5e-3,
+            cpu="any x86-64 (SSE4.2) or ARM64 CPU; U8U8: exact integer GEMM on every ISA, float epilogue within ~1e-7",
+        ),
+        Variant(
+            "onnx-int8",
+            "onnx",
+            "uint8",
+            "uint8",
+            "quantized",
+            "float",
             "ONNX Runtime, static QDQ uint8 (per-channel weights) calibrated on training rows",
             lambda c: onnx_conv.to_onnx_int8(c.onnx_fp32(), c.calibration, nodes_to_exclude=c.options.keep_float),
-            golden_tolerance=1e-2, calibrated=True,
-            cpu="any x86-64 (SSE4.2) or ARM64 CPU; U8U8: bit-identical scores on every ISA measured"),
-)}
+            golden_tolerance=1e-2,
+            calibrated=True,
+            cpu="any x86-64 (SSE4.2) or ARM64 CPU; U8U8: bit-identical scores on every ISA measured",
+        ),
+    )
+}
 
 VARIANT_NAMES: tuple[str, ...] = tuple(REGISTRY)
 
@@ -179,8 +263,9 @@ def get_variant(name: str) -> Variant:
     try:
         return REGISTRY[name]
     except KeyError:
-        raise UnknownVariantError(f"unknown variant {name!r}; valid variants: {', '.join(VARIANT_NAMES)} "
-                                  f"(or 'all')") from None
+        raise UnknownVariantError(
+            f"unknown variant {name!r}; valid variants: {', '.join(VARIANT_NAMES)} (or 'all')"
+        ) from None
 
 
 def resolve_variants(spec: str | Sequence[str] | None) -> list[Variant]:
@@ -189,13 +274,13 @@ def resolve_variants(spec: str | Sequence[str] | None) -> list[Variant]:
         return list(REGISTRY.values())
     names = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec)]
     if any(not n for n in names):
-        raise UnknownVariantError(f"variants {spec!r}: empty name in the list; valid variants: "
-                                  f"{', '.join(VARIANT_NAMES)} (or 'all')")
+        raise UnknownVariantError(
+            f"variants {spec!r}: empty name in the list; valid variants: {', '.join(VARIANT_NAMES)} (or 'all')"
+        )
     if "all" in names:
         return list(REGISTRY.values())
     chosen = {get_variant(n).name for n in names}
     return [v for v in REGISTRY.values() if v.name in chosen]
 
 
-__all__ = ["Variant", "BuildOptions", "BuildContext", "REGISTRY", "VARIANT_NAMES", "get_variant",
-           "resolve_variants"]
+__all__ = ["Variant", "BuildOptions", "BuildContext", "REGISTRY", "VARIANT_NAMES", "get_variant", "resolve_variants"]

@@ -124,8 +124,16 @@ class RepairRecord:
         }
 
 
-def repair_variant(variant: Variant, ctx: BuildContext, failed: VariantResult, source_model: Any, pool: np.ndarray,
-                   threshold: float, calibration_rows: int, bundle: Bundle) -> VariantResult:
+def repair_variant(
+    variant: Variant,
+    ctx: BuildContext,
+    failed: VariantResult,
+    source_model: Any,
+    pool: np.ndarray,
+    threshold: float,
+    calibration_rows: int,
+    bundle: Bundle,
+) -> VariantResult:
     """Repair ``failed`` (a VariantResult that missed its gate); return the first passing result, else
     the unrepaired one re-bundled with the record of every attempt. See the module docstring."""
     pool = np.ascontiguousarray(pool, dtype=np.float32)
@@ -142,33 +150,58 @@ def repair_variant(variant: Variant, ctx: BuildContext, failed: VariantResult, s
         flips = int(((p >= threshold) != (rank_ref >= threshold)).sum())
         return flips, float(np.mean(np.abs(p - rank_ref)))
 
-    def gate(step: str, per_channel: bool, rows: int, kept: tuple[str, ...], model_bytes: bytes,
-             err: tuple[int, float] | None) -> tuple[Attempt, VariantResult]:
+    def gate(
+        step: str,
+        per_channel: bool,
+        rows: int,
+        kept: tuple[str, ...],
+        model_bytes: bytes,
+        err: tuple[int, float] | None,
+    ) -> tuple[Attempt, VariantResult]:
         nodes = rec.nodes(kept)
         res = bundle(model_bytes, _options(ctx.options, per_channel, nodes), rows, None)
         p = res.parity
-        att = Attempt(step=step, per_channel=per_channel, calibration_rows=rows, kept_float=kept,
-                      train_flips=None if err is None else err[0], train_mean_abs_delta=None if err is None else err[1],
-                      passed=res.passed, auc_delta=p.auc_delta, flip_rate=p.flip_rate, size=res.size,
-                      failures=tuple(p.failures))
+        att = Attempt(
+            step=step,
+            per_channel=per_channel,
+            calibration_rows=rows,
+            kept_float=kept,
+            train_flips=None if err is None else err[0],
+            train_mean_abs_delta=None if err is None else err[1],
+            passed=res.passed,
+            auc_delta=p.auc_delta,
+            flip_rate=p.flip_rate,
+            size=res.size,
+            failures=tuple(p.failures),
+        )
         rec.attempts.append(att)
         return att, res
 
     def finish(att: Attempt, model_bytes: bytes) -> VariantResult:
         rec.passed, rec.final = True, att
         nodes = rec.nodes(att.kept_float)
-        return bundle(model_bytes, _options(ctx.options, att.per_channel, nodes), att.calibration_rows,
-                      rec.to_dict())
+        return bundle(model_bytes, _options(ctx.options, att.per_channel, nodes), att.calibration_rows, rec.to_dict())
 
     # the current best setting, judged on the training rows only
     per_channel, rows = ctx.options.per_channel, calibration_rows
     best_err = train_error(failed.model_bytes)
     base_bytes = failed.model_bytes
     fp = failed.parity
-    rec.attempts.append(Attempt(step="original", per_channel=per_channel, calibration_rows=rows, kept_float=(),
-                                train_flips=best_err[0], train_mean_abs_delta=best_err[1], passed=failed.passed,
-                                auc_delta=fp.auc_delta, flip_rate=fp.flip_rate, size=failed.size,
-                                failures=tuple(fp.failures)))
+    rec.attempts.append(
+        Attempt(
+            step="original",
+            per_channel=per_channel,
+            calibration_rows=rows,
+            kept_float=(),
+            train_flips=best_err[0],
+            train_mean_abs_delta=best_err[1],
+            passed=failed.passed,
+            auc_delta=fp.auc_delta,
+            flip_rate=fp.flip_rate,
+            size=failed.size,
+            failures=tuple(fp.failures),
+        )
+    )
     steps: list[tuple[str, bool | None, int]] = []  # None: the per-channel setting carried so far
     if not per_channel:
         steps.append(("per-channel", True, rows))
@@ -180,8 +213,15 @@ def repair_variant(variant: Variant, ctx: BuildContext, failed: VariantResult, s
         model_bytes = build(pc, n, ())
         if model_bytes == base_bytes:  # e.g. a variant whose build fixes per-channel itself: nothing to gate
             rec.per_channel_fixed = rec.per_channel_fixed or step == "per-channel"
-            rec.attempts.append(Attempt(step=step, per_channel=pc, calibration_rows=n, kept_float=(),
-                                        note="the same model as the current setting: skipped"))
+            rec.attempts.append(
+                Attempt(
+                    step=step,
+                    per_channel=pc,
+                    calibration_rows=n,
+                    kept_float=(),
+                    note="the same model as the current setting: skipped",
+                )
+            )
             continue
         err = train_error(model_bytes)
         att, _res = gate(step, pc, n, (), model_bytes, err)
@@ -202,8 +242,15 @@ def repair_variant(variant: Variant, ctx: BuildContext, failed: VariantResult, s
         for i, layer in enumerate(remaining):
             model_bytes = build(per_channel, rows, rec.nodes(kept + (layer,)))
             scored.append((train_error(model_bytes), i, layer, model_bytes))
-        rec.sensitivity.append({"already_float": list(kept), "candidates": [
-            {"layer": layer, "train_flips": err[0], "train_mean_abs_delta": err[1]} for err, _, layer, _ in scored]})
+        rec.sensitivity.append(
+            {
+                "already_float": list(kept),
+                "candidates": [
+                    {"layer": layer, "train_flips": err[0], "train_mean_abs_delta": err[1]}
+                    for err, _, layer, _ in scored
+                ],
+            }
+        )
         err, _, layer, model_bytes = min(scored, key=lambda t: (t[0], t[1]))
         kept += (layer,)
         remaining.remove(layer)
@@ -218,8 +265,9 @@ def _options(base: BuildOptions, per_channel: bool, nodes: tuple[str, ...]) -> B
     return dataclasses.replace(base, per_channel=per_channel, keep_float=nodes)
 
 
-def _layers(variant: Variant, ctx: BuildContext, model_bytes: bytes,
-            calibration: np.ndarray) -> list[tuple[str, tuple[str, ...]]]:
+def _layers(
+    variant: Variant, ctx: BuildContext, model_bytes: bytes, calibration: np.ndarray
+) -> list[tuple[str, tuple[str, ...]]]:
     """The quantisable layers of a variant, each with the node names ``keep_float`` takes."""
     if variant.engine == "litert":
         from .tflite import calibrate_tflite, quantisable_layers
@@ -263,9 +311,17 @@ def _score(variant: Variant, model_bytes: bytes, x: np.ndarray) -> np.ndarray:
     from .tflite import describe_tflite
 
     details = (describe_tflite if variant.engine == "litert" else describe_onnx)(model_bytes)
-    spec = ModelSpec(engine=variant.engine, variant=variant.name, file=MODEL_NAMES[variant.engine],
-                     inputs=details.inputs, outputs=details.outputs, weights=variant.weights,
-                     activations=variant.activations, kernels=variant.kernels, source_stage="repair")
+    spec = ModelSpec(
+        engine=variant.engine,
+        variant=variant.name,
+        file=MODEL_NAMES[variant.engine],
+        inputs=details.inputs,
+        outputs=details.outputs,
+        weights=variant.weights,
+        activations=variant.activations,
+        kernels=variant.kernels,
+        source_stage="repair",
+    )
     with quiet():
         engine = create_engine(spec, model_bytes)
         try:
@@ -274,5 +330,13 @@ def _score(variant: Variant, model_bytes: bytes, x: np.ndarray) -> np.ndarray:
             engine.close()
 
 
-__all__ = ["RANK_ROWS", "CALIBRATION_FACTOR", "Attempt", "RepairRecord", "repairable", "pool_size",
-           "repair_variant", "onnx_quantisable_layers"]
+__all__ = [
+    "RANK_ROWS",
+    "CALIBRATION_FACTOR",
+    "Attempt",
+    "RepairRecord",
+    "repairable",
+    "pool_size",
+    "repair_variant",
+    "onnx_quantisable_layers",
+]

@@ -40,6 +40,7 @@ def to_tflite_fp32(model: Any) -> bytes:
 
 def to_tflite_fp16(model: Any) -> bytes:
     """Float16 weights (dequantised to float32 at load), float32 activations and I/O."""
+
     def setup(c: Any) -> None:
         tf = _tf()
         c.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -54,9 +55,15 @@ def to_tflite_dynamic(model: Any) -> bytes:
     return _convert(model, "tflite-dynamic", lambda c: setattr(c, "optimizations", [_tf().lite.Optimize.DEFAULT]))
 
 
-def to_tflite_int8(model: Any, representative: np.ndarray, *, int8_io: bool = False,
-                   per_channel: bool = False, variant: str = "tflite-int8",
-                   keep_float: Sequence[str] = ()) -> bytes:
+def to_tflite_int8(
+    model: Any,
+    representative: np.ndarray,
+    *,
+    int8_io: bool = False,
+    per_channel: bool = False,
+    variant: str = "tflite-int8",
+    keep_float: Sequence[str] = (),
+) -> bytes:
     """Full-integer int8 model, calibrated on the ``representative`` rows (post-training quantisation).
 
     A quantisation-aware model keeps the ranges its fake-quant ops learned: the converter then uses
@@ -73,17 +80,19 @@ def to_tflite_int8(model: Any, representative: np.ndarray, *, int8_io: bool = Fa
     tf = _tf()
     rep = np.ascontiguousarray(representative, dtype=np.float32)
     if rep.ndim != 2 or len(rep) == 0:
-        raise ModelInputError(f"{variant}: the representative data set is empty; int8 conversion needs "
-                              f"training rows to calibrate on")
+        raise ModelInputError(
+            f"{variant}: the representative data set is empty; int8 conversion needs training rows to calibrate on"
+        )
 
     def setup(c: Any) -> None:
         c.optimizations = [tf.lite.Optimize.DEFAULT]
         c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         if hasattr(c, "_experimental_disable_per_channel_quantization_for_dense_layers"):
             c._experimental_disable_per_channel_quantization_for_dense_layers = not per_channel
+
         def gen() -> Iterator[list[np.ndarray]]:
             for i in range(len(rep)):
-                yield [rep[i:i + 1]]
+                yield [rep[i : i + 1]]
 
         c.representative_dataset = gen
         if int8_io:
@@ -96,30 +105,41 @@ def to_tflite_int8(model: Any, representative: np.ndarray, *, int8_io: bool = Fa
     known = {n for _, nodes in quantisable_layers(calibrated) for n in nodes}
     unknown = [n for n in keep_float if n not in known]
     if unknown:
-        raise ModelInputError(f"{variant}: keep_float names {unknown}, which are not quantisable nodes of this "
-                              f"model (known: {sorted(known)})")
+        raise ModelInputError(
+            f"{variant}: keep_float names {unknown}, which are not quantisable nodes of this "
+            f"model (known: {sorted(known)})"
+        )
     from tensorflow.lite.python.convert import mlir_quantize
 
     io = tf.int8 if int8_io else tf.float32
     try:
         with quiet():
-            return bytes(mlir_quantize(calibrated, disable_per_channel=False, input_data_type=io, output_data_type=io,
-                                       denylisted_nodes=list(keep_float),
-                                       disable_per_channel_for_dense_layers=not per_channel))
+            return bytes(
+                mlir_quantize(
+                    calibrated,
+                    disable_per_channel=False,
+                    input_data_type=io,
+                    output_data_type=io,
+                    denylisted_nodes=list(keep_float),
+                    disable_per_channel_for_dense_layers=not per_channel,
+                )
+            )
     except Exception as exc:  # noqa: BLE001 - every quantiser failure becomes a typed error
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise ConversionFailedError(f"{variant}: selective int8 quantisation failed: {first}") from None
 
 
-def calibrate_tflite(model: Any, representative: np.ndarray, *, variant: str = "tflite-int8",
-                     setup: Callable[[Any], None] | None = None) -> bytes:
+def calibrate_tflite(
+    model: Any, representative: np.ndarray, *, variant: str = "tflite-int8", setup: Callable[[Any], None] | None = None
+) -> bytes:
     """The float flatbuffer with calibration statistics (MinMax over ``representative``), not yet quantised."""
     if setup is None:
+
         def setup(c: Any) -> None:
             rep = np.ascontiguousarray(representative, dtype=np.float32)
             c.optimizations = [_tf().lite.Optimize.DEFAULT]
             c.target_spec.supported_ops = [_tf().lite.OpsSet.TFLITE_BUILTINS_INT8]
-            c.representative_dataset = lambda: ([rep[i:i + 1]] for i in range(len(rep)))
+            c.representative_dataset = lambda: ([rep[i : i + 1]] for i in range(len(rep)))
 
     def calibrate_only(c: Any) -> None:
         setup(c)
@@ -182,12 +202,16 @@ def describe_tflite(model_bytes: bytes) -> TFLiteDetails:
             summary["input_quantization"] = _qdict(tensors[int(op["outputs"][0])])
         if op["op_name"] == "DEQUANTIZE" and out_idx in list(op["outputs"]):
             summary["output_quantization"] = _qdict(tensors[int(op["inputs"][0])])
-    weight_idx = {int(op["inputs"][1]) for op in ops
-                  if op["op_name"] in ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D") and len(op["inputs"]) > 1}
+    weight_idx = {
+        int(op["inputs"][1])
+        for op in ops
+        if op["op_name"] in ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D") and len(op["inputs"]) > 1
+    }
     weights = [tensors[i] for i in weight_idx if i in tensors and np.dtype(tensors[i]["dtype"]).name == "int8"]
     summary["int8_weight_tensors"] = [
-        {"name": t["name"], "shape": [int(s) for s in t["shape"]], **_qdict(t)} for t in
-        sorted(weights, key=lambda t: t["name"])]
+        {"name": t["name"], "shape": [int(s) for s in t["shape"]], **_qdict(t)}
+        for t in sorted(weights, key=lambda t: t["name"])
+    ]
     return TFLiteDetails(inputs=(_spec(ins[0]),), outputs=(_spec(outs[0]),), quantization=summary)
 
 
@@ -267,10 +291,23 @@ def _explain(exc: Exception, model: Any, variant: str, native: str) -> Exception
         return UnsupportedOpError(
             f"{variant}: {where} uses the TensorFlow op '{op}', which LiteRT's builtin op set cannot run "
             f"(it would need TF Select/Flex, which edgefin bundles do not ship){more}. Replace that layer with "
-            f"standard Keras layers, or do this computation in preprocessing", target=variant, op=op, layer=layer)
+            f"standard Keras layers, or do this computation in preprocessing",
+            target=variant,
+            op=op,
+            layer=layer,
+        )
     first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
     return ConversionFailedError(f"{variant}: the TFLite converter failed: {first}")
 
 
-__all__ = ["TFLiteDetails", "to_tflite_fp32", "to_tflite_fp16", "to_tflite_dynamic", "to_tflite_int8",
-           "calibrate_tflite", "quantisable_layers", "layer_name", "describe_tflite"]
+__all__ = [
+    "TFLiteDetails",
+    "to_tflite_fp32",
+    "to_tflite_fp16",
+    "to_tflite_dynamic",
+    "to_tflite_int8",
+    "calibrate_tflite",
+    "quantisable_layers",
+    "layer_name",
+    "describe_tflite",
+]

@@ -90,7 +90,7 @@ class OnnxEngine(BareEngine):
         x = np.ascontiguousarray(x, dtype=np.float32)
         fb = self.fixed_batch
         if fb is not None and x.shape[0] != fb:
-            return [{self._in: x[i:i + fb]} for i in range(0, x.shape[0], fb)]
+            return [{self._in: x[i : i + fb]} for i in range(0, x.shape[0], fb)]
         return {self._in: x}
 
     def call(self, prepared: Any) -> Any:

@@ -43,7 +43,7 @@ class BenchOptions:
     settings: Settings = field(default_factory=Settings)
     variants: Sequence[str] | None = None
     constraints: Constraints = field(default_factory=Constraints)
-    keras: bool = True                 # measure the source Keras model for the ratios
+    keras: bool = True  # measure the source Keras model for the ratios
 
 
 def list_variants(rd: RunDir) -> dict[str, Path]:
@@ -52,8 +52,9 @@ def list_variants(rd: RunDir) -> dict[str, Path]:
         raise RunDirError(f"run directory {rd.root}: bundles/ is missing; run 'edgefin convert {rd.root}' first")
     found = {p.stem: p for p in sorted(rd.bundles_dir.glob("*.efb"))}
     if not found:
-        raise RunDirError(f"run directory {rd.root}: no bundles (*.efb) under bundles/; "
-                          f"run 'edgefin convert {rd.root}' first")
+        raise RunDirError(
+            f"run directory {rd.root}: no bundles (*.efb) under bundles/; run 'edgefin convert {rd.root}' first"
+        )
     return found
 
 
@@ -62,8 +63,10 @@ def select_variants(available: dict[str, Path], wanted: Sequence[str] | None) ->
         return available
     unknown = [w for w in wanted if w not in available]
     if unknown:
-        raise UsageError(f"variant(s) {', '.join(unknown)} not in {next(iter(available.values())).parent} "
-                         f"(available: {', '.join(available)})")
+        raise UsageError(
+            f"variant(s) {', '.join(unknown)} not in {next(iter(available.values())).parent} "
+            f"(available: {', '.join(available)})"
+        )
     return {w: available[w] for w in wanted}
 
 
@@ -91,8 +94,7 @@ def write_inputs(rd: RunDir, path: Path) -> tuple[list[int], dict[str, Any]]:
             out[f.name] = [None if v != v else float(v) for v in values]
         else:
             out[f.name] = [None if v is None else (v.item() if hasattr(v, "item") else v) for v in values]
-    write_json(path, {"fields": list(schema.names), "kinds": {f.name: f.kind for f in schema.fields},
-                      "columns": out})
+    write_json(path, {"fields": list(schema.names), "kinds": {f.name: f.kind for f in schema.fields}, "columns": out})
     return [int(v) for v in y], schema_d
 
 
@@ -108,8 +110,13 @@ def spawn_worker(spec: dict[str, Any], workdir: Path, name: str, timeout_s: floa
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONDONTWRITEBYTECODE": "1"}
     env["EDGEFIN_BENCH_SPAWN_NS"] = str(time.time_ns())  # last thing before the spawn: cold start starts here
     try:
-        proc = subprocess.run([sys.executable, "-m", "edgefin.bench.worker", str(spec_path)], env=env,
-                              capture_output=True, timeout=timeout_s, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-m", "edgefin.bench.worker", str(spec_path)],
+            env=env,
+            capture_output=True,
+            timeout=timeout_s,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         return {"status": "error", "error": f"timed out after {timeout_s:.0f} s"}
     if out_path.exists():
@@ -122,19 +129,31 @@ def spawn_worker(spec: dict[str, Any], workdir: Path, name: str, timeout_s: floa
     return {"status": "crashed", "error": f"worker died without a result ({how}): " + " | ".join(tail)}
 
 
-def measure_variant(name: str, bundle: Path, inputs: Path, profile: Profile, settings: Settings,
-                    workdir: Path) -> dict[str, Any]:
-    base = {"mode": "variant", "variant": name, "bundle": str(bundle), "input": str(inputs),
-            "cpus": profile.cpus(), "threads": profile.threads, "memory_mib": profile.memory_mib,
-            "settings": settings.to_dict()}
+def measure_variant(
+    name: str, bundle: Path, inputs: Path, profile: Profile, settings: Settings, workdir: Path
+) -> dict[str, Any]:
+    base = {
+        "mode": "variant",
+        "variant": name,
+        "bundle": str(bundle),
+        "input": str(inputs),
+        "cpus": profile.cpus(),
+        "threads": profile.threads,
+        "memory_mib": profile.memory_mib,
+        "settings": settings.to_dict(),
+    }
     res = spawn_worker(base, workdir, name, settings.timeout_s)
     if res["status"] == "crashed":
         if profile.memory_mib:
-            probe = spawn_worker({**base, "memory_mib": None, "probe_only": True}, workdir, f"{name}.probe",
-                                 settings.timeout_s)
+            probe = spawn_worker(
+                {**base, "memory_mib": None, "probe_only": True}, workdir, f"{name}.probe", settings.timeout_s
+            )
             if probe["status"] == "ok":
-                res = {"status": "does_not_fit", "error": f"{res['error']}; the same variant loads and scores "
-                       f"without the {profile.memory_mib} MiB cap, so it does not fit the profile"}
+                res = {
+                    "status": "does_not_fit",
+                    "error": f"{res['error']}; the same variant loads and scores "
+                    f"without the {profile.memory_mib} MiB cap, so it does not fit the profile",
+                }
             else:
                 res["status"] = "error"
         else:
@@ -142,8 +161,9 @@ def measure_variant(name: str, bundle: Path, inputs: Path, profile: Profile, set
     return res
 
 
-def run_bench(run_dir: str | os.PathLike[str], options: BenchOptions,
-              reporter: Reporter | None = None) -> dict[str, Any]:
+def run_bench(
+    run_dir: str | os.PathLike[str], options: BenchOptions, reporter: Reporter | None = None
+) -> dict[str, Any]:
     """Benchmark the run's bundles; return the report dict (what report.json holds).
 
     Progress is the counted task "bench" (one unit per variant, and one for the Keras model)."""
@@ -178,8 +198,10 @@ def run_bench(run_dir: str | os.PathLike[str], options: BenchOptions,
     parity = _read_optional(rd.parity_json)
     metrics = _read_optional(rd.metrics_json)
     dense_scores = keras_res.get("scores") if keras_res and keras_res.get("status") == "ok" else None
-    rows = [assemble_variant(name, path, raw[name], labels, dense_scores, metrics, parity)
-            for name, path in variants.items()]
+    rows = [
+        assemble_variant(name, path, raw[name], labels, dense_scores, metrics, parity)
+        for name, path in variants.items()
+    ]
     source = quality.source_summary(labels, dense_scores, metrics)
     keras_summary = _keras_summary(keras_res)
     for row in rows:
@@ -211,9 +233,17 @@ def measure_keras(rd: RunDir, inputs: Path, profile: Profile, settings: Settings
     model = rd.model_path("dense")
     if not model.exists():
         return {"status": "error", "error": f"{model} is missing; the Keras ratios need the dense model"}
-    spec = {"mode": "keras", "model": str(model), "schema": str(rd.schema_json),
-            "preprocess": str(rd.preprocess_json), "input": str(inputs), "cpus": profile.cpus(),
-            "threads": profile.threads, "memory_mib": None, "settings": settings.to_dict()}
+    spec = {
+        "mode": "keras",
+        "model": str(model),
+        "schema": str(rd.schema_json),
+        "preprocess": str(rd.preprocess_json),
+        "input": str(inputs),
+        "cpus": profile.cpus(),
+        "threads": profile.threads,
+        "memory_mib": None,
+        "settings": settings.to_dict(),
+    }
     res = spawn_worker(spec, work, "keras", max(settings.timeout_s, 180.0))
     if res["status"] == "crashed":
         res["status"] = "error"
@@ -225,12 +255,31 @@ def _keras_summary(res: dict[str, Any] | None) -> dict[str, Any]:
         return {"status": "skipped"}
     if res.get("status") != "ok":
         return {"status": res.get("status", "error"), "error": res.get("error")}
-    return {k: res[k] for k in ("status", "latency", "throughput", "cold_start", "memory", "versions",
-                                "profile_applied", "memory_cap_note") if k in res}
+    return {
+        k: res[k]
+        for k in (
+            "status",
+            "latency",
+            "throughput",
+            "cold_start",
+            "memory",
+            "versions",
+            "profile_applied",
+            "memory_cap_note",
+        )
+        if k in res
+    }
 
 
-def assemble_variant(name: str, bundle: Path, res: dict[str, Any], labels: list[int],
-                     dense_scores: list[float] | None, metrics: Any, parity: Any) -> dict[str, Any]:
+def assemble_variant(
+    name: str,
+    bundle: Path,
+    res: dict[str, Any],
+    labels: list[int],
+    dense_scores: list[float] | None,
+    metrics: Any,
+    parity: Any,
+) -> dict[str, Any]:
     """One row of the report: sizes, quality on the test split, parity and the measurements."""
     row: dict[str, Any] = {"name": name, "bundle": str(bundle), "status": res.get("status", "error")}
     row.update(sizes(bundle))
@@ -243,8 +292,18 @@ def assemble_variant(name: str, bundle: Path, res: dict[str, Any], labels: list[
     scores = res.pop("scores")
     threshold = quality.threshold_of(row, metrics)
     row["quality"] = quality.variant_quality(labels, scores, dense_scores, threshold)
-    for key in ("engine", "cold_start", "memory", "memory_after_first_score", "latency", "throughput",
-                "profile_applied", "versions", "rejected", "heavy_modules_loaded"):
+    for key in (
+        "engine",
+        "cold_start",
+        "memory",
+        "memory_after_first_score",
+        "latency",
+        "throughput",
+        "profile_applied",
+        "versions",
+        "rejected",
+        "heavy_modules_loaded",
+    ):
         if key in res:
             row[key] = res[key]
     row["_scores"] = scores  # used for the curves, dropped before writing

@@ -8,9 +8,21 @@ import platform
 import sys
 from typing import Any
 
-LIBRARIES = ("edgefin", "edgefin-runtime", "edgefin-converters", "tensorflow", "tf-keras",
-             "tensorflow-model-optimization", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert",
-             "numpy", "scikit-learn", "pandas")
+LIBRARIES = (
+    "edgefin",
+    "edgefin-runtime",
+    "edgefin-converters",
+    "tensorflow",
+    "tf-keras",
+    "tensorflow-model-optimization",
+    "tf2onnx",
+    "onnx",
+    "onnxruntime",
+    "ai-edge-litert",
+    "numpy",
+    "scikit-learn",
+    "pandas",
+)
 
 
 def _cpu_model() -> str:

@@ -44,9 +44,9 @@ class Profile:
     """A device class: cores to pin to, engine threads, optional address-space cap in MiB."""
 
     name: str
-    cores: int | None = None        # None = every CPU the process may use
+    cores: int | None = None  # None = every CPU the process may use
     threads: int = 1
-    memory_mib: int | None = None   # None = no cap
+    memory_mib: int | None = None  # None = no cap
     description: str = ""
 
     def cpus(self, available: set[int] | None = None) -> list[int]:
@@ -55,8 +55,10 @@ class Profile:
         if self.cores is None:
             return avail
         if self.cores > len(avail):
-            raise UsageError(f"profile '{self.name}' wants {self.cores} cores, but only {len(avail)} "
-                             f"are available to this process ({avail}); use a smaller profile or --profile unconstrained")
+            raise UsageError(
+                f"profile '{self.name}' wants {self.cores} cores, but only {len(avail)} "
+                f"are available to this process ({avail}); use a smaller profile or --profile unconstrained"
+            )
         return avail[: self.cores]
 
     def to_dict(self) -> dict[str, Any]:
@@ -67,8 +69,9 @@ class Profile:
         known = {"cores", "threads", "memory_mib", "description", "name"}
         extra = set(d) - known
         if extra:
-            raise UsageError(f"{where}: unknown key(s) {sorted(extra)} in profile '{name}' "
-                             f"(known: {sorted(known - {'name'})})")
+            raise UsageError(
+                f"{where}: unknown key(s) {sorted(extra)} in profile '{name}' (known: {sorted(known - {'name'})})"
+            )
         cores = _pos_int(d.get("cores"), f"{where}.cores", optional=True)
         threads = _pos_int(d.get("threads", 1), f"{where}.threads")
         mem = d.get("memory_mib")
@@ -90,13 +93,29 @@ def _pos_int(v: Any, where: str, *, optional: bool = False) -> int | None:
 
 
 BUILTIN: dict[str, Profile] = {
-    p.name: p for p in (
-        Profile("kiosk-1core", cores=1, threads=1, memory_mib=256,
-                description="self-service kiosk: 1 core, 1 engine thread, 256 MiB address space"),
-        Profile("teller-2core", cores=2, threads=2, memory_mib=1024,
-                description="teller terminal: 2 cores, 2 engine threads, 1 GiB address space"),
-        Profile("unconstrained", cores=None, threads=1, memory_mib=None,
-                description="every CPU of this machine, 1 engine thread, no memory cap"),
+    p.name: p
+    for p in (
+        Profile(
+            "kiosk-1core",
+            cores=1,
+            threads=1,
+            memory_mib=256,
+            description="self-service kiosk: 1 core, 1 engine thread, 256 MiB address space",
+        ),
+        Profile(
+            "teller-2core",
+            cores=2,
+            threads=2,
+            memory_mib=1024,
+            description="teller terminal: 2 cores, 2 engine threads, 1 GiB address space",
+        ),
+        Profile(
+            "unconstrained",
+            cores=None,
+            threads=1,
+            memory_mib=None,
+            description="every CPU of this machine, 1 engine thread, no memory cap",
+        ),
     )
 }
 
@@ -122,6 +141,8 @@ def get_profile(name: str, profiles_file: str | os.PathLike[str] | None = None) 
     if profiles_file:
         registry.update(load_profiles(profiles_file))
     if name not in registry:
-        raise UsageError(f"unknown hardware profile '{name}'; valid profiles: {', '.join(sorted(registry))}"
-                         + ("" if profiles_file else " (define your own in a TOML file with --profiles FILE)"))
+        raise UsageError(
+            f"unknown hardware profile '{name}'; valid profiles: {', '.join(sorted(registry))}"
+            + ("" if profiles_file else " (define your own in a TOML file with --profiles FILE)")
+        )
     return registry[name]

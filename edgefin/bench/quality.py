@@ -36,8 +36,9 @@ def _scored(labels: list[int], scores: list[float | None]) -> tuple[np.ndarray, 
     return y, p, mask
 
 
-def variant_quality(labels: list[int], scores: list[float | None], dense: list[float] | None,
-                    threshold: float) -> dict[str, Any]:
+def variant_quality(
+    labels: list[int], scores: list[float | None], dense: list[float] | None, threshold: float
+) -> dict[str, Any]:
     """AUC, Gini, KS, Brier, log loss, threshold metrics; flip rate and |delta p| against the dense model."""
     y, p, mask = _scored(labels, scores)
     out: dict[str, Any] = {"scored": int(mask.sum()), "rejected": int((~mask).sum())}
@@ -62,8 +63,12 @@ def source_summary(labels: list[int], dense: list[float] | None, metrics_json: A
         return {"model": "dense (Keras)", "measured": True, **ev}
     test = metrics_json.get("test") if isinstance(metrics_json, Mapping) else None
     if isinstance(test, Mapping) and isinstance(test.get("auc"), (int, float)):
-        return {"model": "dense (Keras)", "measured": False, "threshold": threshold,
-                **{k: test[k] for k in ("auc", "gini", "ks", "brier", "logloss", "n") if k in test}}
+        return {
+            "model": "dense (Keras)",
+            "measured": False,
+            "threshold": threshold,
+            **{k: test[k] for k in ("auc", "gini", "ks", "brier", "logloss", "n") if k in test},
+        }
     return {"model": "dense (Keras)", "measured": False, "threshold": threshold}
 
 
@@ -129,8 +134,15 @@ def calibration(y: np.ndarray, p: np.ndarray, bins: int = CALIBRATION_BINS) -> l
     for b in range(bins):
         m = idx == b
         if m.any():
-            out.append({"lo": float(edges[b]), "hi": float(edges[b + 1]), "n": int(m.sum()),
-                        "mean_predicted": float(p[m].mean()), "observed_rate": float(y[m].mean())})
+            out.append(
+                {
+                    "lo": float(edges[b]),
+                    "hi": float(edges[b + 1]),
+                    "n": int(m.sum()),
+                    "mean_predicted": float(p[m].mean()),
+                    "observed_rate": float(y[m].mean()),
+                }
+            )
     return out
 
 

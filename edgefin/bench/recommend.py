@@ -40,8 +40,9 @@ class Constraints:
             if v is not None and not (isinstance(v, (int, float)) and v >= 0):
                 raise UsageError(f"--{name.replace('_', '-')}: expected a number >= 0, got {v!r}")
         if self.latency_percentile not in PERCENTILES:
-            raise UsageError(f"--latency-percentile: expected one of {', '.join(PERCENTILES)}, "
-                             f"got {self.latency_percentile!r}")
+            raise UsageError(
+                f"--latency-percentile: expected one of {', '.join(PERCENTILES)}, got {self.latency_percentile!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,8 +67,12 @@ def check_variant(row: Mapping[str, Any], c: Constraints, source_auc: float | No
         why = "does not fit the profile's memory cap" if status == "does_not_fit" else f"not measured ({status})"
         return {"fits": False, "failed": [why], "excess": None, "figures": {}}
     if isinstance(row.get("parity"), Mapping) and row["parity"].get("passed") is False:
-        return {"fits": False, "failed": ["failed its parity gate against the source model (bundles/parity.json)"],
-                "excess": None, "figures": {}}
+        return {
+            "fits": False,
+            "failed": ["failed its parity gate against the source model (bundles/parity.json)"],
+            "excess": None,
+            "figures": {},
+        }
     lat = _get(row, "latency", "runtime", f"{c.latency_percentile}_us")
     size_kb = row["bundle_bytes"] / 1024.0 if isinstance(row.get("bundle_bytes"), int) else None
     auc = _get(row, "quality", "auc")
@@ -76,9 +81,10 @@ def check_variant(row: Mapping[str, Any], c: Constraints, source_auc: float | No
     failed: list[str] = []
     excess = 0.0
     for value, limit, label, unit, floor in (
-            (lat, c.max_latency_us, f"latency {c.latency_percentile}", " us", 1.0),
-            (size_kb, c.max_size_kb, "bundle size", " KiB", 1.0),
-            (drop, c.max_auc_drop, "AUC drop", "", 0.001)):
+        (lat, c.max_latency_us, f"latency {c.latency_percentile}", " us", 1.0),
+        (size_kb, c.max_size_kb, "bundle size", " KiB", 1.0),
+        (drop, c.max_auc_drop, "AUC drop", "", 0.001),
+    ):
         if limit is None:
             continue
         if value is None:
@@ -102,27 +108,40 @@ def recommend(rows: Sequence[Mapping[str, Any]], c: Constraints, *, source_auc: 
     verdicts = {r["name"]: check_variant(r, c, source_auc) for r in rows}
     fits = [r for r in rows if verdicts[r["name"]]["fits"]]
     out: dict[str, Any] = {
-        "rule": (f"best test AUC among variants meeting every constraint; AUCs within {AUC_TIE} of the best tie, "
-                 f"broken by smaller bundle, then lower {c.latency_percentile} latency"),
-        "constraints": c.to_dict(), "source_auc": source_auc,
-        "verdicts": verdicts, "fits": [r["name"] for r in fits], "chosen": None, "nearest": None,
+        "rule": (
+            f"best test AUC among variants meeting every constraint; AUCs within {AUC_TIE} of the best tie, "
+            f"broken by smaller bundle, then lower {c.latency_percentile} latency"
+        ),
+        "constraints": c.to_dict(),
+        "source_auc": source_auc,
+        "verdicts": verdicts,
+        "fits": [r["name"] for r in fits],
+        "chosen": None,
+        "nearest": None,
     }
     if fits:
         best = max(float(_get(r, "quality", "auc")) for r in fits)
         tied = [r for r in fits if float(_get(r, "quality", "auc")) >= best - AUC_TIE]
         chosen = min(tied, key=lambda r: _rank_key(r, c))
         out["chosen"] = chosen["name"]
-        out["summary"] = (f"{chosen['name']}: AUC {float(_get(chosen, 'quality', 'auc')):.4f}, "
-                          f"{chosen['bundle_bytes'] / 1024:.1f} KiB, {c.latency_percentile} "
-                          f"{verdicts[chosen['name']]['figures']['latency_us']:.1f} us"
-                          + (f" ({len(fits)} of {len(rows)} variants meet the constraints)" if c.any else ""))
+        out["summary"] = (
+            f"{chosen['name']}: AUC {float(_get(chosen, 'quality', 'auc')):.4f}, "
+            f"{chosen['bundle_bytes'] / 1024:.1f} KiB, {c.latency_percentile} "
+            f"{verdicts[chosen['name']]['figures']['latency_us']:.1f} us"
+            + (f" ({len(fits)} of {len(rows)} variants meet the constraints)" if c.any else "")
+        )
         return out
     measured = [r for r in rows if verdicts[r["name"]]["excess"] is not None]
     if measured:
         nearest = min(measured, key=lambda r: (verdicts[r["name"]]["excess"], _rank_key(r, c)))
         out["nearest"] = nearest["name"]
-        out["summary"] = ("no variant meets every constraint; nearest is " + nearest["name"] + " ("
-                          + "; ".join(verdicts[nearest["name"]]["failed"]) + ")")
+        out["summary"] = (
+            "no variant meets every constraint; nearest is "
+            + nearest["name"]
+            + " ("
+            + "; ".join(verdicts[nearest["name"]]["failed"])
+            + ")"
+        )
     else:
         out["summary"] = "no variant could be measured under this profile"
     return out

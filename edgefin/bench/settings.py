@@ -40,14 +40,23 @@ class Settings:
             d["batch_sizes"] = tuple(int(b) for b in d["batch_sizes"])
         return cls(**d)
 
+
 PRESETS: dict[str, Settings] = {
     # a few seconds per variant: the demo (8 variants + Keras) stays well inside its 5-minute budget
-    "quick": Settings(warmup=50, blocks=3, block_size=200, min_block_s=0.02, keras_calls=30,
-                      keras_predict_calls=5, timeout_s=90.0),
+    "quick": Settings(
+        warmup=50, blocks=3, block_size=200, min_block_s=0.02, keras_calls=30, keras_predict_calls=5, timeout_s=90.0
+    ),
     "default": Settings(),
     # the README's tables (make bench)
-    "thorough": Settings(warmup=2000, blocks=10, block_size=5000, min_block_s=0.1, keras_calls=500,
-                         keras_predict_calls=100, timeout_s=600.0),
+    "thorough": Settings(
+        warmup=2000,
+        blocks=10,
+        block_size=5000,
+        min_block_s=0.1,
+        keras_calls=500,
+        keras_predict_calls=100,
+        timeout_s=600.0,
+    ),
 }
 
 

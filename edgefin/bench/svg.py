@@ -10,8 +10,7 @@ import math
 from collections.abc import Sequence
 from html import escape
 
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-           "#bcbd22", "#17becf")
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 W, H = 560, 340
 ML, MR, MT, MB = 64, 18, 30, 48
 
@@ -55,8 +54,18 @@ def _fmt(v: float, step: float | None = None) -> str:
 class Axes:
     """Linear or log10 axes mapping data to pixels, with gridlines and labels."""
 
-    def __init__(self, x: tuple[float, float], y: tuple[float, float], *, xlog: bool = False,
-                 ylog: bool = False, w: int = W, h: int = H, ml: int = ML, yticks: bool = True) -> None:
+    def __init__(
+        self,
+        x: tuple[float, float],
+        y: tuple[float, float],
+        *,
+        xlog: bool = False,
+        ylog: bool = False,
+        w: int = W,
+        h: int = H,
+        ml: int = ML,
+        yticks: bool = True,
+    ) -> None:
         self.w, self.h, self.xlog, self.ylog, self.ml, self.yticks = w, h, xlog, ylog, ml, yticks
         self.x0, self.x1 = self._pad(*x, xlog)
         self.y0, self.y1 = self._pad(*y, ylog)
@@ -83,16 +92,22 @@ class Axes:
     def _ticks(self, lo: float, hi: float, log: bool) -> list[float]:
         if log:
             mult = (1, 2, 5) if hi - lo < 2.5 else (1,)
-            ticks = [m * 10 ** e for e in range(math.floor(lo), math.ceil(hi) + 1) for m in mult
-                     if lo - 1e-9 <= math.log10(m * 10 ** e) <= hi + 1e-9]
-            return ticks or [10 ** lo, 10 ** hi]
+            ticks = [
+                m * 10**e
+                for e in range(math.floor(lo), math.ceil(hi) + 1)
+                for m in mult
+                if lo - 1e-9 <= math.log10(m * 10**e) <= hi + 1e-9
+            ]
+            return ticks or [10**lo, 10**hi]
         return _nice_ticks(lo, hi)
 
     def frame(self, title: str, xlabel: str, ylabel: str) -> list[str]:
-        out = [f'<svg viewBox="0 0 {self.w} {self.h}" width="{self.w}" height="{self.h}" role="img" '
-               f'aria-label="{escape(title)}" font-family="sans-serif" font-size="11">',
-               f'<text x="{self.w / 2}" y="16" text-anchor="middle" font-size="13" font-weight="bold">'
-               f'{escape(title)}</text>']
+        out = [
+            f'<svg viewBox="0 0 {self.w} {self.h}" width="{self.w}" height="{self.h}" role="img" '
+            f'aria-label="{escape(title)}" font-family="sans-serif" font-size="11">',
+            f'<text x="{self.w / 2}" y="16" text-anchor="middle" font-size="13" font-weight="bold">'
+            f"{escape(title)}</text>",
+        ]
         ml = self.ml
         xt = self._ticks(self.x0, self.x1, self.xlog)
         xstep = None if self.xlog or len(xt) < 2 else xt[1] - xt[0]
@@ -106,11 +121,15 @@ class Axes:
             y = self.py(t)
             out.append(f'<line x1="{ml}" y1="{y:.1f}" x2="{self.w - MR}" y2="{y:.1f}" stroke="#e4e4e4"/>')
             out.append(f'<text x="{ml - 6}" y="{y + 4:.1f}" text-anchor="end">{_fmt(t, ystep)}</text>')
-        out.append(f'<rect x="{ml}" y="{MT}" width="{self.w - ml - MR}" height="{self.h - MT - MB}" '
-                   f'fill="none" stroke="#888"/>')
+        out.append(
+            f'<rect x="{ml}" y="{MT}" width="{self.w - ml - MR}" height="{self.h - MT - MB}" '
+            f'fill="none" stroke="#888"/>'
+        )
         out.append(f'<text x="{(ml + self.w - MR) / 2}" y="{self.h - 10}" text-anchor="middle">{escape(xlabel)}</text>')
-        out.append(f'<text transform="translate(14,{(MT + self.h - MB) / 2}) rotate(-90)" '
-                   f'text-anchor="middle">{escape(ylabel)}</text>')
+        out.append(
+            f'<text transform="translate(14,{(MT + self.h - MB) / 2}) rotate(-90)" '
+            f'text-anchor="middle">{escape(ylabel)}</text>'
+        )
         return out
 
 
@@ -123,8 +142,17 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return sorted(front, key=lambda i: points[i][0])
 
 
-def scatter_pareto(title: str, xlabel: str, ylabel: str, names: Sequence[str], xs: Sequence[float],
-                   ys: Sequence[float], *, xlog: bool = False, highlight: str | None = None) -> str:
+def scatter_pareto(
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    names: Sequence[str],
+    xs: Sequence[float],
+    ys: Sequence[float],
+    *,
+    xlog: bool = False,
+    highlight: str | None = None,
+) -> str:
     """Scatter with the Pareto front (smaller x, larger y) joined by a line and labelled points."""
     if not xs:
         return "<p>(no measured variants)</p>"
@@ -137,20 +165,32 @@ def scatter_pareto(title: str, xlabel: str, ylabel: str, names: Sequence[str], x
     for i, (n, x, y) in enumerate(zip(names, xs, ys)):
         cx, cy = ax.px(x), ax.py(y)
         ring = ' stroke="#000" stroke-width="2"' if n == highlight else ""
-        out.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="5" fill="{color(i)}"{ring}>'
-                   f'<title>{escape(n)}: {_fmt(x)}, {y:.4f}</title></circle>')
+        out.append(
+            f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="5" fill="{color(i)}"{ring}>'
+            f"<title>{escape(n)}: {_fmt(x)}, {y:.4f}</title></circle>"
+        )
         # labels alternate above and below their point so that neighbours rarely overlap
         ly = cy - 7 if i % 2 == 0 else cy + 15
         right = cx > ax.w - MR - 90  # near the right edge: put the label on the left of its point
         lx, anchor = (cx - 7, "end") if right else (cx + 7, "start")
-        out.append(f'<text x="{lx:.1f}" y="{ly:.1f}" font-size="10" text-anchor="{anchor}">{escape(n)}'
-                   f'{" *" if i in front else ""}</text>')
+        out.append(
+            f'<text x="{lx:.1f}" y="{ly:.1f}" font-size="10" text-anchor="{anchor}">{escape(n)}'
+            f"{' *' if i in front else ''}</text>"
+        )
     out.append("</svg>")
     return "".join(out)
 
 
-def lines(title: str, xlabel: str, ylabel: str, series: Sequence[tuple[str, Sequence[float], Sequence[float]]],
-          *, diagonal: bool = False, markers: bool = False, unit_square: bool = True) -> str:
+def lines(
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    series: Sequence[tuple[str, Sequence[float], Sequence[float]]],
+    *,
+    diagonal: bool = False,
+    markers: bool = False,
+    unit_square: bool = True,
+) -> str:
     """Line chart (ROC, calibration); optional y = x reference."""
     allx = [v for _, xs, _ in series for v in xs] or [0.0, 1.0]
     ally = [v for _, _, ys in series for v in ys] or [0.0, 1.0]
@@ -158,17 +198,22 @@ def lines(title: str, xlabel: str, ylabel: str, series: Sequence[tuple[str, Sequ
     ax = Axes(*rng)
     out = ax.frame(title, xlabel, ylabel)
     if diagonal:
-        out.append(f'<line x1="{ax.px(0):.1f}" y1="{ax.py(0):.1f}" x2="{ax.px(1):.1f}" y2="{ax.py(1):.1f}" '
-                   f'stroke="#aaa" stroke-dasharray="4 3"/>')
+        out.append(
+            f'<line x1="{ax.px(0):.1f}" y1="{ax.py(0):.1f}" x2="{ax.px(1):.1f}" y2="{ax.py(1):.1f}" '
+            f'stroke="#aaa" stroke-dasharray="4 3"/>'
+        )
     for i, (name, xs, ys) in enumerate(series):
         pts = " ".join(f"{ax.px(x):.1f},{ax.py(y):.1f}" for x, y in zip(xs, ys))
         out.append(f'<polyline points="{pts}" fill="none" stroke="{color(i)}" stroke-width="2"/>')
         if markers:
-            out.extend(f'<circle cx="{ax.px(x):.1f}" cy="{ax.py(y):.1f}" r="3" fill="{color(i)}"/>'
-                       for x, y in zip(xs, ys))
+            out.extend(
+                f'<circle cx="{ax.px(x):.1f}" cy="{ax.py(y):.1f}" r="3" fill="{color(i)}"/>' for x, y in zip(xs, ys)
+            )
         ly = MT + 14 + 14 * i
-        out.append(f'<rect x="{ML + 10}" y="{ly - 8}" width="10" height="10" fill="{color(i)}"/>'
-                   f'<text x="{ML + 24}" y="{ly + 1}">{escape(name)}</text>')
+        out.append(
+            f'<rect x="{ML + 10}" y="{ly - 8}" width="10" height="10" fill="{color(i)}"/>'
+            f'<text x="{ML + 24}" y="{ly + 1}">{escape(name)}</text>'
+        )
     out.append("</svg>")
     return "".join(out)
 
@@ -189,11 +234,14 @@ def boxes(title: str, xlabel: str, rows: Sequence[tuple[str, Sequence[float]]], 
         c = color(i)
         x1, x25, x50, x75, x99 = (ax.px(q[k]) for k in (1, 25, 50, 75, 99))
         out.append(f'<line x1="{x1:.1f}" y1="{yc:.1f}" x2="{x99:.1f}" y2="{yc:.1f}" stroke="{c}"/>')
-        out.append(f'<rect x="{x25:.1f}" y="{yc - 7:.1f}" width="{max(x75 - x25, 1):.1f}" height="14" '
-                   f'fill="{c}" fill-opacity="0.35" stroke="{c}"><title>{escape(name)}: p25 {_fmt(q[25])}, '
-                   f'p50 {_fmt(q[50])}, p75 {_fmt(q[75])}, p99 {_fmt(q[99])}</title></rect>')
-        out.append(f'<line x1="{x50:.1f}" y1="{yc - 8:.1f}" x2="{x50:.1f}" y2="{yc + 8:.1f}" stroke="#000" '
-                   f'stroke-width="2"/>')
+        out.append(
+            f'<rect x="{x25:.1f}" y="{yc - 7:.1f}" width="{max(x75 - x25, 1):.1f}" height="14" '
+            f'fill="{c}" fill-opacity="0.35" stroke="{c}"><title>{escape(name)}: p25 {_fmt(q[25])}, '
+            f"p50 {_fmt(q[50])}, p75 {_fmt(q[75])}, p99 {_fmt(q[99])}</title></rect>"
+        )
+        out.append(
+            f'<line x1="{x50:.1f}" y1="{yc - 8:.1f}" x2="{x50:.1f}" y2="{yc + 8:.1f}" stroke="#000" stroke-width="2"/>'
+        )
         out.append(f'<text x="{ax.ml - 6}" y="{yc + 4:.1f}" text-anchor="end">{escape(name)}</text>')
     out.append("</svg>")
     return "".join(out)

@@ -24,8 +24,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-_OOM_MARKERS = ("failed to map segment", "cannot allocate memory", "bad_alloc", "bad allocation",
-                "out of memory", "memoryerror", "std::length_error", "resource exhausted")
+_OOM_MARKERS = (
+    "failed to map segment",
+    "cannot allocate memory",
+    "bad_alloc",
+    "bad allocation",
+    "out of memory",
+    "memoryerror",
+    "std::length_error",
+    "resource exhausted",
+)
 
 
 # ---------------------------------------------------------------- profile (stdlib only)
@@ -42,8 +50,11 @@ def apply_profile(spec: dict[str, Any]) -> dict[str, Any]:
         cap = int(mem) * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
-    return {"cpus": sorted(os.sched_getaffinity(0)), "threads": int(threads),
-            "rlimit_as_mib": None if soft == resource.RLIM_INFINITY else soft // (1024 * 1024)}
+    return {
+        "cpus": sorted(os.sched_getaffinity(0)),
+        "threads": int(threads),
+        "rlimit_as_mib": None if soft == resource.RLIM_INFINITY else soft // (1024 * 1024),
+    }
 
 
 def last_cpu() -> int | None:
@@ -99,16 +110,23 @@ def summarize(samples_ns: list[int], block_p50_ns: list[float]) -> dict[str, Any
     q = np.percentile(a, [25, 50, 75, 95, 99])
     sketch = np.percentile(a, np.arange(101))
     return {
-        "n": int(a.size), "p50_us": float(q[1]), "p95_us": float(q[3]), "p99_us": float(q[4]),
-        "mean_us": float(a.mean()), "min_us": float(a.min()), "max_us": float(a.max()),
+        "n": int(a.size),
+        "p50_us": float(q[1]),
+        "p95_us": float(q[3]),
+        "p99_us": float(q[4]),
+        "mean_us": float(a.mean()),
+        "min_us": float(a.min()),
+        "max_us": float(a.max()),
         "iqr_us": float(q[2] - q[0]),
-        "block_p50_min_us": float(min(block_p50_ns) / 1000.0), "block_p50_max_us": float(max(block_p50_ns) / 1000.0),
+        "block_p50_min_us": float(min(block_p50_ns) / 1000.0),
+        "block_p50_max_us": float(max(block_p50_ns) / 1000.0),
         "quantiles_us": [round(float(v), 3) for v in sketch],
     }
 
 
-def time_single(call: Callable[[Any], Any], inputs: list[Any], warmup: int, blocks: int,
-                block_size: int) -> dict[str, Any]:
+def time_single(
+    call: Callable[[Any], Any], inputs: list[Any], warmup: int, blocks: int, block_size: int
+) -> dict[str, Any]:
     """Time ``call(inputs[i])`` one call at a time (perf_counter_ns around each call)."""
     import numpy as np
 
@@ -154,8 +172,14 @@ def time_throughput(run: Callable[[], Any], batch: int, blocks: int, min_block_s
         cpu_rates.append(calls * batch / max(cpu() - c0, 1e-9))
     # wall-clock is what a device sees; the CPU-time rate (all threads of this process) shows what the
     # code costs when other processes share the core, as they do on a busy machine
-    return {"batch": batch, "records_per_s": statistics.median(rates), "min_records_per_s": min(rates),
-            "max_records_per_s": max(rates), "cpu_records_per_s": statistics.median(cpu_rates), "blocks": blocks}
+    return {
+        "batch": batch,
+        "records_per_s": statistics.median(rates),
+        "min_records_per_s": min(rates),
+        "max_records_per_s": max(rates),
+        "cpu_records_per_s": statistics.median(cpu_rates),
+        "blocks": blocks,
+    }
 
 
 def load_inputs(path: str) -> tuple[list[str], dict[str, Any], list[dict[str, Any]]]:
@@ -178,7 +202,9 @@ def load_inputs(path: str) -> tuple[list[str], dict[str, Any], list[dict[str, An
     return names, cols, records
 
 
-def _tile(cols: dict[str, Any], records: list[dict[str, Any]], size: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _tile(
+    cols: dict[str, Any], records: list[dict[str, Any]], size: int
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     import numpy as np
 
     n = len(records)
@@ -221,8 +247,10 @@ def run_variant(spec: dict[str, Any], applied: dict[str, Any], spawn_ns: int) ->
     t_first = time.perf_counter()
     out["cold_start"] = {
         "spawn_to_first_score_ms": (first_ns - spawn_ns) / 1e6 - (t_inputs - t_load) * 1e3,
-        "import_ms": (t_import - t0) * 1e3, "load_ms": (t_load - t_import) * 1e3,
-        "first_score_ms": (t_first - t_inputs) * 1e3, "first_probability": probability_of(first),
+        "import_ms": (t_import - t0) * 1e3,
+        "load_ms": (t_load - t_import) * 1e3,
+        "first_score_ms": (t_first - t_inputs) * 1e3,
+        "first_probability": probability_of(first),
         "excluded_input_loading_ms": (t_inputs - t_load) * 1e3,
     }
     out["memory_after_first_score"] = _memory()
@@ -246,7 +274,7 @@ def run_variant(spec: dict[str, Any], applied: dict[str, Any], spawn_ns: int) ->
 
     lat: dict[str, Any] = {"runtime": time_single(predictor.score, records, warm, blocks, bsize)}
     # the same rows, encoded beforehand: only the engine's own calls are timed
-    rows = [engine.prepare(matrix[i:i + 1].copy()) for i in range(min(len(records), 256))]
+    rows = [engine.prepare(matrix[i : i + 1].copy()) for i in range(min(len(records), 256))]
     lat["engine"] = time_single(engine.call, rows, warm, blocks, bsize)
     out["latency"] = lat
 
@@ -256,9 +284,11 @@ def run_variant(spec: dict[str, Any], applied: dict[str, Any], spawn_ns: int) ->
         bcols, brecs = _tile(cols, records, int(b))
         prepared = engine.prepare(pre.columns(bcols).matrix)
         # the closures are timed and dropped within this iteration of b
-        for kind, run in (("runtime_records", lambda: predictor.score_batch(brecs)),  # noqa: B023
-                          ("runtime_columns", lambda: predictor.score_columns(bcols)),  # noqa: B023
-                          ("engine", engine.runner(prepared))):
+        for kind, run in (
+            ("runtime_records", lambda: predictor.score_batch(brecs)),  # noqa: B023
+            ("runtime_columns", lambda: predictor.score_columns(bcols)),  # noqa: B023
+            ("engine", engine.runner(prepared)),
+        ):
             try:
                 thr[kind].append(time_throughput(run, int(b), tblocks, min_s))
             except Exception as exc:  # noqa: BLE001 - one failing path must not hide the others
@@ -270,18 +300,25 @@ def run_variant(spec: dict[str, Any], applied: dict[str, Any], spawn_ns: int) ->
     out["profile_applied"]["ran_on_cpu"] = last_cpu()
     # what this process loaded: the variant path must never pull in TensorFlow, pandas or the toolkit's
     # training code (it would distort cold start and memory, and the device does not have them)
-    out["heavy_modules_loaded"] = sorted(m for m in ("tensorflow", "tf_keras", "pandas", "sklearn", "edgefin.train")
-                                         if m in sys.modules)
-    out["versions"] = {"edgefin_runtime": getattr(edgefin_runtime, "__version__", "unknown"),
-                       engine.engine: engine.version, "numpy": np.__version__}
+    out["heavy_modules_loaded"] = sorted(
+        m for m in ("tensorflow", "tf_keras", "pandas", "sklearn", "edgefin.train") if m in sys.modules
+    )
+    out["versions"] = {
+        "edgefin_runtime": getattr(edgefin_runtime, "__version__", "unknown"),
+        engine.engine: engine.version,
+        "numpy": np.__version__,
+    }
     return out
 
 
 def run_keras(spec: dict[str, Any], applied: dict[str, Any], spawn_ns: int) -> dict[str, Any]:
     """The source Keras model: ``model(x)`` and ``model.predict`` on one record, batches, test scores."""
     settings = spec["settings"]
-    out: dict[str, Any] = {"mode": "keras", "profile_applied": applied,
-                           "memory_cap_note": "no address-space cap: TensorFlow alone maps several GiB"}
+    out: dict[str, Any] = {
+        "mode": "keras",
+        "profile_applied": applied,
+        "memory_cap_note": "no address-space cap: TensorFlow alone maps several GiB",
+    }
     t0 = time.perf_counter()
     import numpy as np
 
@@ -303,10 +340,13 @@ def run_keras(spec: dict[str, Any], applied: dict[str, Any], spawn_ns: int) -> d
     names, cols, records = load_inputs(spec["input"])
     matrix = Preprocessor(schema, pspec).columns(cols).matrix
     first = float(np.asarray(model(matrix[:1], training=False))[0, 0])
-    out["cold_start"] = {"spawn_to_first_score_ms": (time.time_ns() - spawn_ns) / 1e6,
-                         "import_ms": (t_import - t0) * 1e3, "first_probability": first}
+    out["cold_start"] = {
+        "spawn_to_first_score_ms": (time.time_ns() - spawn_ns) / 1e6,
+        "import_ms": (t_import - t0) * 1e3,
+        "first_probability": first,
+    }
     out["scores"] = [float(v) for v in np.asarray(model.predict(matrix, batch_size=1024, verbose=0)).reshape(-1)]
-    rows = [matrix[i:i + 1].copy() for i in range(min(len(records), 64))]
+    rows = [matrix[i : i + 1].copy() for i in range(min(len(records), 64))]
     calls, pcalls = int(settings["keras_calls"]), int(settings["keras_predict_calls"])
     out["latency"] = {
         "keras_call": time_single(lambda x: model(x, training=False), rows, min(20, calls), 1, calls),

@@ -14,8 +14,23 @@ from .exit_codes import ExitStatus
 from .options import apply, bench_options
 from .reporter import RichReporter
 
-TERMINAL_COLUMNS = ("variant", "status", "parity", "bundle_kib", "gzip_kib", "auc", "auc_drop", "flip_rate", "p50_us",
-                    "p99_us", "engine_p50_us", "rps_1024_columns", "cold_start_ms", "peak_rss_mib", "keras_x")
+TERMINAL_COLUMNS = (
+    "variant",
+    "status",
+    "parity",
+    "bundle_kib",
+    "gzip_kib",
+    "auc",
+    "auc_drop",
+    "flip_rate",
+    "p50_us",
+    "p99_us",
+    "engine_p50_us",
+    "rps_1024_columns",
+    "cold_start_ms",
+    "peak_rss_mib",
+    "keras_x",
+)
 
 
 def render_summary(report: Mapping[str, Any], console: Any = stderr) -> None:
@@ -30,18 +45,26 @@ def render_summary(report: Mapping[str, Any], console: Any = stderr) -> None:
         console = Console(stderr=True, highlight=False, width=180)
     cols = [c for c in COLUMNS if c[0] in TERMINAL_COLUMNS]
     rec = report.get("recommendation", {})
-    table = Table(title=escape(f"profile {report.get('profile', {}).get('name')}: "
-                               f"{report.get('profile', {}).get('description', '')}"), title_justify="left")
+    table = Table(
+        title=escape(
+            f"profile {report.get('profile', {}).get('name')}: {report.get('profile', {}).get('description', '')}"
+        ),
+        title_justify="left",
+    )
     for key, header, _ in cols:
-        table.add_column(header, justify="left" if key in ("variant", "status") else "right",
-                         no_wrap=key in ("variant", "status"))
+        table.add_column(
+            header, justify="left" if key in ("variant", "status") else "right", no_wrap=key in ("variant", "status")
+        )
     for r in summary_rows(report):
         style = "bold green" if r["variant"] == rec.get("chosen") else ("dim" if r["status"] != "ok" else None)
         table.add_row(*[escape(fmt(r[k], f)) for k, _, f in cols], style=style)
     console.print(table)
     lines = explain(rec)
-    console.print(("[bold green]recommended:[/] " if rec.get("chosen") else "[bold red]no fit:[/] ") + escape(lines[0]),
-                  markup=True, highlight=False)
+    console.print(
+        ("[bold green]recommended:[/] " if rec.get("chosen") else "[bold red]no fit:[/] ") + escape(lines[0]),
+        markup=True,
+        highlight=False,
+    )
     for line in lines[1:]:
         console.print(line, markup=False, highlight=False)
 

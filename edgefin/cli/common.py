@@ -40,8 +40,9 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None)
         section = {k: v for k, v in data.items() if not isinstance(v, dict)}
         section.update(data.get(name, {}) if isinstance(data.get(name), dict) else {})
         multiple = {p.name for p in ctx.command.params if getattr(p, "multiple", False) and p.name}
-        defaults = config_defaults(config_keys(ctx.command.params), section,
-                                   f"config file {path}: for 'edgefin {name}'", multiple)
+        defaults = config_defaults(
+            config_keys(ctx.command.params), section, f"config file {path}: for 'edgefin {name}'", multiple
+        )
     except UsageError as exc:
         raise click.BadParameter(str(exc), param_hint="--config") from None
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
@@ -49,9 +50,14 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None)
 
 
 def config_option(f: F) -> F:
-    return click.option("--config", type=click.Path(dir_okay=False), callback=_load_config, is_eager=True,
-                        expose_value=False,
-                        help="TOML file whose keys are defaults for this command's options; flags win.")(f)
+    return click.option(
+        "--config",
+        type=click.Path(dir_okay=False),
+        callback=_load_config,
+        is_eager=True,
+        expose_value=False,
+        help="TOML file whose keys are defaults for this command's options; flags win.",
+    )(f)
 
 
 def output_options(f: F) -> F:

@@ -33,8 +33,17 @@ pruned weights under half the dense gzip size at >= 80% sparsity) is missed.
 @config_option
 @output_options
 @handle_errors
-def compress(source: str, data: str | None, target: str | None, positive: str | None, raw_features: bool,
-             out: str | None, as_json: bool, quiet: bool, **values: Any) -> None:
+def compress(
+    source: str,
+    data: str | None,
+    target: str | None,
+    positive: str | None,
+    raw_features: bool,
+    out: str | None,
+    as_json: bool,
+    quiet: bool,
+    **values: Any,
+) -> None:
     """Prune (then cluster and/or quantisation-aware train) the model of RUN_DIR, or your own MODEL.keras."""
     from ..errors import UsageError
     from ..steps import compress as step
@@ -43,30 +52,44 @@ def compress(source: str, data: str | None, target: str | None, positive: str | 
     path = Path(source)
     with RichReporter(quiet) as reporter:
         if path.is_dir():
-            given = user_model_flags("compress", {"data": data, "target": target, "positive": positive,
-                                                  "raw_features": raw_features, "out": out})
+            given = user_model_flags(
+                "compress",
+                {"data": data, "target": target, "positive": positive, "raw_features": raw_features, "out": out},
+            )
             if given:
-                raise UsageError(f"{source} is a run directory: {', '.join(given)} are only for compressing your "
-                                 f"own MODEL.keras")
+                raise UsageError(
+                    f"{source} is a run directory: {', '.join(given)} are only for compressing your own MODEL.keras"
+                )
             run = path
         elif path.suffix == ".keras":
             if not (data and target and out):
-                raise UsageError(f"compressing your own model needs its data: edgefin compress {source} --data FILE "
-                                 f"--target COLUMN [--positive VALUE] --out RUN_DIR")
+                raise UsageError(
+                    f"compressing your own model needs its data: edgefin compress {source} --data FILE "
+                    f"--target COLUMN [--positive VALUE] --out RUN_DIR"
+                )
             if not path.is_file():
                 raise UsageError(f"model file {source} not found")
             from ..compress.byo import import_model
 
             reporter.note(f"importing {source} with {data} into {out}")
             seed = options.compression.seed
-            rd, reused = import_model(path, data, out, target=target, positive=positive, raw_features=raw_features,
-                                      seed=42 if seed is None else seed)
+            rd, reused = import_model(
+                path,
+                data,
+                out,
+                target=target,
+                positive=positive,
+                raw_features=raw_features,
+                seed=42 if seed is None else seed,
+            )
             if reused:
                 reporter.note(f"{out} already holds this model and data; compressing it again")
             run = rd.root
         else:
-            raise UsageError(f"{source}: expected an edgefin run directory (from 'edgefin train') or a Keras model "
-                             f"file ending in .keras")
+            raise UsageError(
+                f"{source}: expected an edgefin run directory (from 'edgefin train') or a Keras model "
+                f"file ending in .keras"
+            )
         result = step.run(run, options, reporter)
     if not quiet:
         from ..compress.report import render

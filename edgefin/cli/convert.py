@@ -24,8 +24,13 @@ def _epilog() -> str:
     def delta(x: float) -> str:
         return f"{x:.0e}".replace("e-0", "e-")
 
-    variants = textwrap.fill(f"{', '.join(VARIANT_NAMES)} (or all).", width=90, initial_indent="Variants: ",
-                             subsequent_indent=" " * len("Variants: "), break_on_hyphens=False)
+    variants = textwrap.fill(
+        f"{', '.join(VARIANT_NAMES)} (or all).",
+        width=90,
+        initial_indent="Variants: ",
+        subsequent_indent=" " * len("Variants: "),
+        break_on_hyphens=False,
+    )
 
     return f"""\b
 Examples:
@@ -47,8 +52,18 @@ AUC drop <= {d.max_auc_drop:g} and at most {d.max_flip_rate:.0%} flipped decisio
 @config_option
 @output_options
 @handle_errors
-def convert(source: str, data: str | None, target: str | None, positive: str | None, schema: str | None,
-            preprocess: str | None, threshold: str, as_json: bool, quiet: bool, **values: Any) -> None:
+def convert(
+    source: str,
+    data: str | None,
+    target: str | None,
+    positive: str | None,
+    schema: str | None,
+    preprocess: str | None,
+    threshold: str,
+    as_json: bool,
+    quiet: bool,
+    **values: Any,
+) -> None:
     """Convert a run directory's model (or your own MODEL.keras) into TFLite/ONNX variants, check each
     against its source model on held-out data, and write one .efb bundle per variant plus parity.json."""
     from edgefin_converters import ParityGateError
@@ -63,21 +78,34 @@ def convert(source: str, data: str | None, target: str | None, positive: str | N
     try:
         with RichReporter(quiet) as reporter:
             if path.is_dir():
-                given = user_model_flags("convert", {"data": data, "target": target, "positive": positive,
-                                                     "schema": schema, "preprocess": preprocess})
+                given = user_model_flags(
+                    "convert",
+                    {"data": data, "target": target, "positive": positive, "schema": schema, "preprocess": preprocess},
+                )
                 if given:
                     raise UsageError(f"{', '.join(given)} apply to a user model file, but {path} is a run directory")
                 result = step.run(path, opts, reporter)
             elif path.exists():
                 if data is None or target is None:
-                    raise UsageError(f"{path} is a model file: converting your own model needs --data FILE and "
-                                     f"--target COLUMN (the data is used for calibration and parity)")
-                result = convert_user_model(path, data, target, positive=positive, schema_path=schema,
-                                            preprocess_path=preprocess, threshold=threshold, options=opts,
-                                            progress=step.progress_for(reporter))
+                    raise UsageError(
+                        f"{path} is a model file: converting your own model needs --data FILE and "
+                        f"--target COLUMN (the data is used for calibration and parity)"
+                    )
+                result = convert_user_model(
+                    path,
+                    data,
+                    target,
+                    positive=positive,
+                    schema_path=schema,
+                    preprocess_path=preprocess,
+                    threshold=threshold,
+                    options=opts,
+                    progress=step.progress_for(reporter),
+                )
             else:
-                raise UsageError(f"{path} does not exist; pass a run directory (from 'edgefin train') or a .keras "
-                                 f"model file")
+                raise UsageError(
+                    f"{path} does not exist; pass a run directory (from 'edgefin train') or a .keras model file"
+                )
     except ParityGateError as exc:
         if exc.result is not None:
             _render(exc.result, as_json, quiet)
@@ -107,18 +135,42 @@ def _table(result: Any) -> None:
     rows = result.rows()
     stages = sorted({r["source_stage"] for r in rows})
     mixed = len(stages) > 1  # a QAT run: tflite-int8 from qat, the rest from the float model
-    table = Table(title=escape(f"edgefin convert -> {result.out_dir} (from the {' / '.join(stages)} model)"),
-                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-    cols = [("variant", "left")] + ([("from", "left")] if mixed else []) + [
-        ("size", "right"), ("gzip", "right"), ("AUC", "right"), ("dAUC", "right"), ("flips", "right"),
-        ("max|dp|", "right"), ("parity", "left")]
+    table = Table(
+        title=escape(f"edgefin convert -> {result.out_dir} (from the {' / '.join(stages)} model)"),
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    cols = (
+        [("variant", "left")]
+        + ([("from", "left")] if mixed else [])
+        + [
+            ("size", "right"),
+            ("gzip", "right"),
+            ("AUC", "right"),
+            ("dAUC", "right"),
+            ("flips", "right"),
+            ("max|dp|", "right"),
+            ("parity", "left"),
+        ]
+    )
     for col, just in cols:
         table.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
     for r in rows:
-        cells = [escape(r["variant"])] + ([escape(r["source_stage"])] if mixed else []) + [
-            _kb(r["size"]), _kb(r["gzip_size"]), _fmt(r["auc"], ".4f"), _fmt(r["auc_delta"], "+.4f"),
-            _fmt(r["flip_rate"], ".2%"), _fmt(r["max_abs_delta"], ".1e"),
-            "[green]pass[/]" if r["passed"] else "[red]FAIL[/]"]
+        cells = (
+            [escape(r["variant"])]
+            + ([escape(r["source_stage"])] if mixed else [])
+            + [
+                _kb(r["size"]),
+                _kb(r["gzip_size"]),
+                _fmt(r["auc"], ".4f"),
+                _fmt(r["auc_delta"], "+.4f"),
+                _fmt(r["flip_rate"], ".2%"),
+                _fmt(r["max_abs_delta"], ".1e"),
+                "[green]pass[/]" if r["passed"] else "[red]FAIL[/]",
+            ]
+        )
         table.add_row(*cells)
     stderr.print(table)
     for note in result.notes:
@@ -132,8 +184,14 @@ def _table(result: Any) -> None:
 @click.command()
 @click.argument("bundle", metavar="BUNDLE", type=click.Path(dir_okay=False))
 @click.option("--no-self-test", is_flag=True, help="Only verify the archive and hashes; do not run the model.")
-@click.option("--key", "keys", multiple=True, metavar="PUB", type=click.Path(dir_okay=False),
-              help="Trusted Ed25519 public key file (repeatable): the bundle's signature must verify against one.")
+@click.option(
+    "--key",
+    "keys",
+    multiple=True,
+    metavar="PUB",
+    type=click.Path(dir_okay=False),
+    help="Trusted Ed25519 public key file (repeatable): the bundle's signature must verify against one.",
+)
 @config_option
 @output_options
 @handle_errors
@@ -155,9 +213,20 @@ def inspect(bundle: str, no_self_test: bool, keys: tuple[str, ...], as_json: boo
             predictor = load(bundle, self_test=False, trusted_keys=list(keys) or None)
         self_test = predictor.self_test()
     if as_json:
-        emit_json({"bundle": {"path": bundle, "sha256": b.sha256, "size": Path(bundle).stat().st_size,
-                              "model_size": len(b.model_bytes), "signed": b.signature is not None},
-                   "verified": True, "self_test": self_test, "manifest": b.manifest.to_dict()})
+        emit_json(
+            {
+                "bundle": {
+                    "path": bundle,
+                    "sha256": b.sha256,
+                    "size": Path(bundle).stat().st_size,
+                    "model_size": len(b.model_bytes),
+                    "signed": b.signature is not None,
+                },
+                "verified": True,
+                "self_test": self_test,
+                "manifest": b.manifest.to_dict(),
+            }
+        )
     else:
         click.echo(_inspect_text(b, bundle, self_test, signature_checked=verify is not None))
 
@@ -171,16 +240,20 @@ def _inspect_text(b: Any, path: str, self_test: dict[str, Any] | None, *, signat
     m = b.manifest
     checks = "archive structure, member hashes" + (", signature" if signature_checked else "")
     if self_test:
-        checks += (f", golden self-test ({self_test['golden']} vectors, max |delta| {self_test['max_abs_delta']:.2e} "
-                   f"<= {self_test['tolerance']:g} on {self_test['engine']})")
+        checks += (
+            f", golden self-test ({self_test['golden']} vectors, max |delta| {self_test['max_abs_delta']:.2e} "
+            f"<= {self_test['tolerance']:g} on {self_test['engine']})"
+        )
     else:
         checks += " (self-test skipped)"
     lines = [info_text(b, bundle_facts(b, path, signature_checked=signature_checked)), f"verified   {checks}"]
     p = m.parity
     if p:
-        lines.append(f"parity vs the {p.get('source_stage', '?')} Keras model: {'passed' if p.get('passed') else 'FAILED'}; "
-                     f"max |dp| {_num(p.get('max_abs_delta'))}, mean {_num(p.get('mean_abs_delta'))}, AUC delta "
-                     f"{_num(p.get('auc_delta'))}, flip rate {_num(p.get('flip_rate'))} on {p.get('n')} rows")
+        lines.append(
+            f"parity vs the {p.get('source_stage', '?')} Keras model: {'passed' if p.get('passed') else 'FAILED'}; "
+            f"max |dp| {_num(p.get('max_abs_delta'))}, mean {_num(p.get('mean_abs_delta'))}, AUC delta "
+            f"{_num(p.get('auc_delta'))}, flip rate {_num(p.get('flip_rate'))} on {p.get('n')} rows"
+        )
         lines.extend(f"  - {f}" for f in p.get("failures", []))
     conv = m.producer.get("conversion", {})
     quant = conv.get("quantization", {}) if isinstance(conv, dict) else {}
@@ -188,8 +261,10 @@ def _inspect_text(b: Any, path: str, self_test: dict[str, Any] | None, *, signat
     for t, kind in ((m.model.inputs[0], "input"), (m.model.outputs[0], "output")):
         if t.quantization:
             details.append(f"{kind} tensor scale {t.quantization.scale:.6g} zero point {t.quantization.zero_point}")
-    for key, label in (("input_quantization", "internal input quantisation"),
-                       ("output_quantization", "internal output quantisation")):
+    for key, label in (
+        ("input_quantization", "internal input quantisation"),
+        ("output_quantization", "internal output quantisation"),
+    ):
         if isinstance(quant.get(key), dict):
             details.append(f"{label}: scale {quant[key].get('scale')}, zero point {quant[key].get('zero_point')}")
     if quant.get("int8_weight_tensors"):
@@ -206,8 +281,10 @@ def _inspect_text(b: Any, path: str, self_test: dict[str, Any] | None, *, signat
         else:
             desc = f"{s.encoding} over {len(s.categories)} categories + other; missing -> {s.fill!r}"
         lines.append(f"  {s.field:<{width}}  {desc}")
-    lines.append(f"source     data sha256 {str(m.source.get('data_sha256') or '?')[:16]}..., model sha256 "
-                 f"{str(m.source.get('model_sha256') or '?')[:16]}...")
+    lines.append(
+        f"source     data sha256 {str(m.source.get('data_sha256') or '?')[:16]}..., model sha256 "
+        f"{str(m.source.get('model_sha256') or '?')[:16]}..."
+    )
     libs = m.producer.get("libraries", {})
     if isinstance(libs, dict) and libs:
         lines.append("libraries  " + ", ".join(f"{k} {v}" for k, v in sorted(libs.items())))

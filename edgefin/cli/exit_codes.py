@@ -7,9 +7,9 @@ import enum
 
 class ExitStatus(enum.IntEnum):
     OK = 0
-    FAILURE = 1        # something went wrong that is not the user's input (a bug, an engine failure)
-    USAGE = 2          # bad option, bad input file or data, missing run-directory step
-    GATE_FAILED = 3    # a quality gate failed (parity, a bundle's golden self-test); reports were still written
+    FAILURE = 1  # something went wrong that is not the user's input (a bug, an engine failure)
+    USAGE = 2  # bad option, bad input file or data, missing run-directory step
+    GATE_FAILED = 3  # a quality gate failed (parity, a bundle's golden self-test); reports were still written
 
 
 def exit_status_for(exc: BaseException) -> ExitStatus:

@@ -19,7 +19,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "inspect": ("edgefin.cli.convert", "inspect", "Show a bundle's manifest in readable form."),
     "bench": ("edgefin.cli.bench", "bench", "Benchmark every variant under a hardware profile and recommend one."),
     "report": ("edgefin.cli.bench", "report", "Rebuild report.md / report.html from a run's report.json."),
-    "targets": ("edgefin.cli.targets", "targets", "Re-check a run's bundles on other CPUs (x86-64 levels, ARM64) under emulation."),
+    "targets": (
+        "edgefin.cli.targets",
+        "targets",
+        "Re-check a run's bundles on other CPUs (x86-64 levels, ARM64) under emulation.",
+    ),
     "pipeline": ("edgefin.cli.pipeline", "pipeline", "Train, compress, convert, bench and report in one go."),
     "demo": ("edgefin.cli.pipeline", "demo", "Run the whole pipeline on the bundled credit data."),
     "keygen": ("edgefin.cli.sign", "keygen", "Create an Ed25519 key pair for signing bundles."),

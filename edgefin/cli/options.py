@@ -29,8 +29,8 @@ from ..steps.train import TrainOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-STEP = "step"              # an option of the step: the single command and the pipeline
-COMMAND = "command"        # only the single command (its --out, its --gate)
+STEP = "step"  # an option of the step: the single command and the pipeline
+COMMAND = "command"  # only the single command (its --out, its --gate)
 USER_MODEL = "user-model"  # only for a user's own MODEL.keras: never in the pipeline
 
 
@@ -38,8 +38,8 @@ USER_MODEL = "user-model"  # only for a user's own MODEL.keras: never in the pip
 class Flag:
     """One command-line option: its flags, the Options field (or command parameter) it sets, click's settings."""
 
-    flags: str                  # "--epochs", "--qat/--no-qat"
-    dest: str                   # the Options field it sets ("skip_layers" for --skip-layer)
+    flags: str  # "--epochs", "--qat/--no-qat"
+    dest: str  # the Options field it sets ("skip_layers" for --skip-layer)
     help: str = ""
     scope: str = STEP
     kw: Mapping[str, Any] = field(default_factory=dict)  # type, default, multiple, is_flag, show_default, ...
@@ -116,156 +116,380 @@ TRAIN: tuple[Flag, ...] = (
     flag("--drop", "drop", "Leave a column out (repeatable).", multiple=True, metavar="COL"),
     flag("--categorical", "categorical", "Treat a column as categorical (repeatable).", multiple=True, metavar="COL"),
     flag("--numeric", "numeric", "Treat a column as numeric (repeatable).", multiple=True, metavar="COL"),
-    flag("--na-values", "na_values", "Extra text that means missing in CSV (repeatable).", multiple=True,
-         metavar="TEXT"),
-    flag("--test-data", "test_data", "Evaluate on this file instead of a held-out share of DATA.",
-         type=click.Path(dir_okay=False)),
-    flag("--validation-data", "validation_data",
-         "Early-stop and pick the threshold on this file instead of a share of DATA.", type=click.Path(dir_okay=False)),
-    flag("--test-size", "test_size", "Share of DATA held out for testing (without --test-data).", type=_share(),
-         show_default=True),
-    flag("--validation-size", "validation_size",
-         "Share of DATA for early stopping and the threshold (without --validation-data).", type=_share(),
-         show_default=True),
+    flag(
+        "--na-values", "na_values", "Extra text that means missing in CSV (repeatable).", multiple=True, metavar="TEXT"
+    ),
+    flag(
+        "--test-data",
+        "test_data",
+        "Evaluate on this file instead of a held-out share of DATA.",
+        type=click.Path(dir_okay=False),
+    ),
+    flag(
+        "--validation-data",
+        "validation_data",
+        "Early-stop and pick the threshold on this file instead of a share of DATA.",
+        type=click.Path(dir_okay=False),
+    ),
+    flag(
+        "--test-size",
+        "test_size",
+        "Share of DATA held out for testing (without --test-data).",
+        type=_share(),
+        show_default=True,
+    ),
+    flag(
+        "--validation-size",
+        "validation_size",
+        "Share of DATA for early stopping and the threshold (without --validation-data).",
+        type=_share(),
+        show_default=True,
+    ),
     flag("--seed", "seed", "Seed for the split and the model.", type=int, show_default=True),
     flag("--hidden", "hidden", "Hidden layer sizes.", type=HiddenSizes(), show_default=True),
-    flag("--dropout", "dropout", "Dropout after each hidden layer.", type=click.FloatRange(0, 1, max_open=True),
-         show_default=True),
+    flag(
+        "--dropout",
+        "dropout",
+        "Dropout after each hidden layer.",
+        type=click.FloatRange(0, 1, max_open=True),
+        show_default=True,
+    ),
     flag("--l2", "l2", "L2 weight penalty.", type=click.FloatRange(min=0), show_default=True),
-    flag("--learning-rate", "learning_rate", "Adam learning rate.", type=click.FloatRange(min=0, min_open=True),
-         show_default=True),
+    flag(
+        "--learning-rate",
+        "learning_rate",
+        "Adam learning rate.",
+        type=click.FloatRange(min=0, min_open=True),
+        show_default=True,
+    ),
     flag("--batch-size", "batch_size", "Rows per step.", type=click.IntRange(min=1), show_default=True),
     flag("--epochs", "epochs", "At most this many epochs.", type=click.IntRange(min=1), show_default=True),
-    flag("--patience", "patience",
-         "Stop after this many epochs without a better validation AUC (best weights are kept).",
-         type=click.IntRange(min=1), show_default=True),
-    flag("--class-weight/--no-class-weight", "class_weight", "Weight classes inversely to their frequency.",
-         show_default=True),
-    flag("--encoding", "encoding", "How categories become features.", type=click.Choice(["onehot", "index"]),
-         show_default=True),
-    flag("--bins", "bins", "Piecewise-linear bins per numeric column, between training quantiles (lets the dense "
-         "model learn sharp thresholds, at ~1.6x the scoring time); 0 = standardise only; auto = train both ways "
-         "and keep bins only if they win on validation AUC.", type=Bins(), show_default=True),
-    flag("--threshold", "threshold",
-         "Decision threshold: max-ks (on validation), a probability like 0.35, or rate:0.2 (flag 20%).",
-         type=Threshold(), show_default=True),
-    flag("--augment", "augment", "Oversample the minority class in the raw training split (after preprocessing "
-         "is fitted; validation and test rows are never augmented).",
-         type=click.Choice(["none", "smote", "jitter", "smote+jitter"]), show_default=True),
+    flag(
+        "--patience",
+        "patience",
+        "Stop after this many epochs without a better validation AUC (best weights are kept).",
+        type=click.IntRange(min=1),
+        show_default=True,
+    ),
+    flag(
+        "--class-weight/--no-class-weight",
+        "class_weight",
+        "Weight classes inversely to their frequency.",
+        show_default=True,
+    ),
+    flag(
+        "--encoding",
+        "encoding",
+        "How categories become features.",
+        type=click.Choice(["onehot", "index"]),
+        show_default=True,
+    ),
+    flag(
+        "--bins",
+        "bins",
+        "Piecewise-linear bins per numeric column, between training quantiles (lets the dense "
+        "model learn sharp thresholds, at ~1.6x the scoring time); 0 = standardise only; auto = train both ways "
+        "and keep bins only if they win on validation AUC.",
+        type=Bins(),
+        show_default=True,
+    ),
+    flag(
+        "--threshold",
+        "threshold",
+        "Decision threshold: max-ks (on validation), a probability like 0.35, or rate:0.2 (flag 20%).",
+        type=Threshold(),
+        show_default=True,
+    ),
+    flag(
+        "--augment",
+        "augment",
+        "Oversample the minority class in the raw training split (after preprocessing "
+        "is fitted; validation and test rows are never augmented).",
+        type=click.Choice(["none", "smote", "jitter", "smote+jitter"]),
+        show_default=True,
+    ),
     flag("--out", "out", "Run directory to write.", COMMAND, required=True, type=click.Path(file_okay=False)),
 )
 
 COMPRESS_DEFAULTS = {**field_defaults(CompressOptions), **field_defaults(compress_step.Options)}
 COMPRESS: tuple[Flag, ...] = (
-    flag("--sparsity", "sparsity", f"Share of each pruned kernel's weights to zero, in (0, 1).  "
-         f"[default: {DEFAULT_SPARSITY}]", type=_share()),
-    flag("--block", "block", "Sparsity pattern: 1x1 (unstructured), RxC blocks such as 1x4, or 2:4 (structured, 50%).",
-         show_default=True),
-    flag("--skip-layer", "skip_layers", "Leave this layer unpruned and unquantised (repeatable). The output layer "
-         "is never pruned unless --prune-output.", multiple=True, metavar="NAME"),
+    flag(
+        "--sparsity",
+        "sparsity",
+        f"Share of each pruned kernel's weights to zero, in (0, 1).  [default: {DEFAULT_SPARSITY}]",
+        type=_share(),
+    ),
+    flag(
+        "--block",
+        "block",
+        "Sparsity pattern: 1x1 (unstructured), RxC blocks such as 1x4, or 2:4 (structured, 50%).",
+        show_default=True,
+    ),
+    flag(
+        "--skip-layer",
+        "skip_layers",
+        "Leave this layer unpruned and unquantised (repeatable). The output layer "
+        "is never pruned unless --prune-output.",
+        multiple=True,
+        metavar="NAME",
+    ),
     flag("--prune-output", "prune_output", "Prune the output layer too.", is_flag=True),
-    flag("--epochs", "epochs", "Pruning fine-tuning epochs (the ramp ends at 60% of them unless --end-epoch).",
-         type=click.IntRange(min=1), show_default=True),
-    flag("--begin-epoch", "begin_epoch", "Epoch at which pruning starts.", type=click.FloatRange(min=0),
-         show_default=True),
-    flag("--end-epoch", "end_epoch", "Epoch at which the target sparsity is reached.",
-         type=click.FloatRange(min=0, min_open=True)),
-    flag("--begin-step", "begin_step", "Optimizer step at which pruning starts (overrides --begin-epoch).",
-         type=click.IntRange(min=0)),
-    flag("--end-step", "end_step", "Optimizer step at which the target is reached (overrides --end-epoch).",
-         type=click.IntRange(min=1)),
-    flag("--frequency", "frequency", "Prune every N optimizer steps.  [default: a quarter epoch]",
-         type=click.IntRange(min=1)),
-    flag("--learning-rate", "learning_rate", "Adam learning rate while pruning.",
-         type=click.FloatRange(min=0, min_open=True), show_default=True),
-    flag("--qat/--no-qat", "qat", "Quantisation-aware fine-tuning after pruning (PQAT: keeps the zeros).",
-         show_default=True),
+    flag(
+        "--epochs",
+        "epochs",
+        "Pruning fine-tuning epochs (the ramp ends at 60% of them unless --end-epoch).",
+        type=click.IntRange(min=1),
+        show_default=True,
+    ),
+    flag(
+        "--begin-epoch",
+        "begin_epoch",
+        "Epoch at which pruning starts.",
+        type=click.FloatRange(min=0),
+        show_default=True,
+    ),
+    flag(
+        "--end-epoch",
+        "end_epoch",
+        "Epoch at which the target sparsity is reached.",
+        type=click.FloatRange(min=0, min_open=True),
+    ),
+    flag(
+        "--begin-step",
+        "begin_step",
+        "Optimizer step at which pruning starts (overrides --begin-epoch).",
+        type=click.IntRange(min=0),
+    ),
+    flag(
+        "--end-step",
+        "end_step",
+        "Optimizer step at which the target is reached (overrides --end-epoch).",
+        type=click.IntRange(min=1),
+    ),
+    flag(
+        "--frequency",
+        "frequency",
+        "Prune every N optimizer steps.  [default: a quarter epoch]",
+        type=click.IntRange(min=1),
+    ),
+    flag(
+        "--learning-rate",
+        "learning_rate",
+        "Adam learning rate while pruning.",
+        type=click.FloatRange(min=0, min_open=True),
+        show_default=True,
+    ),
+    flag(
+        "--qat/--no-qat",
+        "qat",
+        "Quantisation-aware fine-tuning after pruning (PQAT: keeps the zeros).",
+        show_default=True,
+    ),
     flag("--qat-epochs", "qat_epochs", type=click.IntRange(min=1), show_default=True),
     flag("--qat-learning-rate", "qat_learning_rate", type=click.FloatRange(min=0, min_open=True), show_default=True),
-    flag("--cluster", "cluster", "Cluster each kernel to N distinct values after pruning (0: off); QAT then keeps "
-         "them (CQAT).", type=click.IntRange(min=0, max=256), show_default=True, metavar="N"),
+    flag(
+        "--cluster",
+        "cluster",
+        "Cluster each kernel to N distinct values after pruning (0: off); QAT then keeps them (CQAT).",
+        type=click.IntRange(min=0, max=256),
+        show_default=True,
+        metavar="N",
+    ),
     flag("--cluster-epochs", "cluster_epochs", type=click.IntRange(min=1), show_default=True),
-    flag("--cluster-learning-rate", "cluster_learning_rate", type=click.FloatRange(min=0, min_open=True),
-         show_default=True),
-    flag("--batch-size", "batch_size", "Fine-tuning batch size.  [default: as the model was trained]",
-         type=click.IntRange(min=1)),
-    flag("--class-weight/--no-class-weight", "class_weight",
-         "Weight classes in fine-tuning.  [default: as the model was trained]"),
+    flag(
+        "--cluster-learning-rate",
+        "cluster_learning_rate",
+        type=click.FloatRange(min=0, min_open=True),
+        show_default=True,
+    ),
+    flag(
+        "--batch-size",
+        "batch_size",
+        "Fine-tuning batch size.  [default: as the model was trained]",
+        type=click.IntRange(min=1),
+    ),
+    flag(
+        "--class-weight/--no-class-weight",
+        "class_weight",
+        "Weight classes in fine-tuning.  [default: as the model was trained]",
+    ),
     flag("--seed", "seed", "Fine-tuning seed.  [default: the run's seed]", type=int),
-    flag("--gate", "gate", "Exit with 3 when the quality bar is missed (compress.json is still written).",
-         is_flag=True),
-    flag("--data", "data", "MODEL.keras only: labelled CSV/Parquet data to split, fit preprocessing on, and "
-         "fine-tune with.", USER_MODEL, type=click.Path(dir_okay=False)),
+    flag(
+        "--gate", "gate", "Exit with 3 when the quality bar is missed (compress.json is still written).", is_flag=True
+    ),
+    flag(
+        "--data",
+        "data",
+        "MODEL.keras only: labelled CSV/Parquet data to split, fit preprocessing on, and fine-tune with.",
+        USER_MODEL,
+        type=click.Path(dir_okay=False),
+    ),
     flag("--target", "target", "MODEL.keras only: the column to predict.", USER_MODEL),
     flag("--positive", "positive", "MODEL.keras only: target value of the positive (risk) class.", USER_MODEL),
-    flag("--raw-features", "raw_features",
-         "MODEL.keras only: the model takes the data's numeric columns as they are, in file order.", USER_MODEL,
-         is_flag=True),
-    flag("--out", "out", "MODEL.keras only: the run directory to create.", USER_MODEL,
-         type=click.Path(file_okay=False)),
+    flag(
+        "--raw-features",
+        "raw_features",
+        "MODEL.keras only: the model takes the data's numeric columns as they are, in file order.",
+        USER_MODEL,
+        is_flag=True,
+    ),
+    flag(
+        "--out", "out", "MODEL.keras only: the run directory to create.", USER_MODEL, type=click.Path(file_okay=False)
+    ),
 )
 
 CONVERT_DEFAULTS = field_defaults(ConvertOptions)
 CONVERT: tuple[Flag, ...] = (
     flag("--variants", "variants", "Variants to build, comma-separated.", show_default=True, metavar="all|NAME,NAME"),
-    flag("--stage", "stage", "Model stage of the run to convert (default: the last one: qat, else pruned, else "
-         "dense).", type=click.Choice(["dense", "pruned", "qat"])),
-    flag("--out", "out", "Folder for the bundles and parity.json (default: RUN_DIR/bundles, or MODEL-bundles/).",
-         COMMAND, type=click.Path(file_okay=False)),
-    flag("--no-gate", "gate", "Write the bundles and exit 0 even if a parity gate fails.", is_flag=True,
-         flag_value=False),
+    flag(
+        "--stage",
+        "stage",
+        "Model stage of the run to convert (default: the last one: qat, else pruned, else dense).",
+        type=click.Choice(["dense", "pruned", "qat"]),
+    ),
+    flag(
+        "--out",
+        "out",
+        "Folder for the bundles and parity.json (default: RUN_DIR/bundles, or MODEL-bundles/).",
+        COMMAND,
+        type=click.Path(file_okay=False),
+    ),
+    flag(
+        "--no-gate", "gate", "Write the bundles and exit 0 even if a parity gate fails.", is_flag=True, flag_value=False
+    ),
     flag("--opset", "opset", "ONNX opset.", type=click.IntRange(13, 21), show_default=True),
     flag("--int8-io", "int8_io", "Full-int8 TFLite variants take and return int8 tensors too.", is_flag=True),
-    flag("--per-channel", "per_channel",
-         "Static int8 variants quantise weights per output unit (default: per tensor, smaller).", is_flag=True),
-    flag("--calibration-rows", "calibration_rows", "Training rows used to calibrate static int8 quantisation.",
-         type=click.IntRange(min=1), show_default=True),
-    flag("--no-repair", "repair", "Do not repair a post-training int8 variant that fails its gate (default: try "
-         "per-channel weights, more calibration rows, then keep the fewest sensitive layers in float).",
-         is_flag=True, flag_value=False),
-    flag("--max-auc-drop", "max_auc_drop", "Gate for int8/dynamic variants: largest allowed AUC drop.",
-         type=click.FloatRange(min=0), show_default=True),
-    flag("--max-flip-rate", "max_flip_rate", "Gate for int8/dynamic variants: largest allowed share of flipped "
-         "decisions.", type=click.FloatRange(0, 1), show_default=True),
-    flag("--max-delta", "exact_max_delta", "Gate for float32 variants: largest allowed |delta p| against the source "
-         "model.", type=click.FloatRange(min=0), show_default=True),
-    flag("--max-fp16-delta", "fp16_max_delta", "Gate for tflite-fp16: largest allowed |delta p| against the source "
-         "model.", type=click.FloatRange(min=0), show_default=True),
-    flag("--data", "data", "User model only: CSV/Parquet data for calibration and parity.", USER_MODEL,
-         type=click.Path(dir_okay=False)),
+    flag(
+        "--per-channel",
+        "per_channel",
+        "Static int8 variants quantise weights per output unit (default: per tensor, smaller).",
+        is_flag=True,
+    ),
+    flag(
+        "--calibration-rows",
+        "calibration_rows",
+        "Training rows used to calibrate static int8 quantisation.",
+        type=click.IntRange(min=1),
+        show_default=True,
+    ),
+    flag(
+        "--no-repair",
+        "repair",
+        "Do not repair a post-training int8 variant that fails its gate (default: try "
+        "per-channel weights, more calibration rows, then keep the fewest sensitive layers in float).",
+        is_flag=True,
+        flag_value=False,
+    ),
+    flag(
+        "--max-auc-drop",
+        "max_auc_drop",
+        "Gate for int8/dynamic variants: largest allowed AUC drop.",
+        type=click.FloatRange(min=0),
+        show_default=True,
+    ),
+    flag(
+        "--max-flip-rate",
+        "max_flip_rate",
+        "Gate for int8/dynamic variants: largest allowed share of flipped decisions.",
+        type=click.FloatRange(0, 1),
+        show_default=True,
+    ),
+    flag(
+        "--max-delta",
+        "exact_max_delta",
+        "Gate for float32 variants: largest allowed |delta p| against the source model.",
+        type=click.FloatRange(min=0),
+        show_default=True,
+    ),
+    flag(
+        "--max-fp16-delta",
+        "fp16_max_delta",
+        "Gate for tflite-fp16: largest allowed |delta p| against the source model.",
+        type=click.FloatRange(min=0),
+        show_default=True,
+    ),
+    flag(
+        "--data",
+        "data",
+        "User model only: CSV/Parquet data for calibration and parity.",
+        USER_MODEL,
+        type=click.Path(dir_okay=False),
+    ),
     flag("--target", "target", "User model only: the target column of --data.", USER_MODEL),
     flag("--positive", "positive", "User model only: the positive (risk) class of --target.", USER_MODEL),
-    flag("--schema", "schema", "User model only: an edgefin schema.json (preprocess.json beside it, or "
-         "--preprocess).", USER_MODEL, type=click.Path(dir_okay=False)),
-    flag("--preprocess", "preprocess", "User model only: the edgefin preprocess.json that goes with --schema.",
-         USER_MODEL, type=click.Path(dir_okay=False)),
-    flag("--threshold", "threshold", "User model only: decision threshold: a probability, max-ks or rate:R (chosen "
-         "on the calibration part).", USER_MODEL, default="0.5", show_default=True),
+    flag(
+        "--schema",
+        "schema",
+        "User model only: an edgefin schema.json (preprocess.json beside it, or --preprocess).",
+        USER_MODEL,
+        type=click.Path(dir_okay=False),
+    ),
+    flag(
+        "--preprocess",
+        "preprocess",
+        "User model only: the edgefin preprocess.json that goes with --schema.",
+        USER_MODEL,
+        type=click.Path(dir_okay=False),
+    ),
+    flag(
+        "--threshold",
+        "threshold",
+        "User model only: decision threshold: a probability, max-ks or rate:R (chosen on the calibration part).",
+        USER_MODEL,
+        default="0.5",
+        show_default=True,
+    ),
 )
 
 BENCH_DEFAULTS = field_defaults(bench_step.Options)
 BENCH: tuple[Flag, ...] = (
-    flag("--profile", "profile", "Hardware profile: kiosk-1core, teller-2core, unconstrained, or one from --profiles.",
-         show_default=True),
-    flag("--profiles", "profiles_file", "TOML file with [profiles.NAME] tables (cores, threads, memory_mib).",
-         type=click.Path(dir_okay=False)),
+    flag(
+        "--profile",
+        "profile",
+        "Hardware profile: kiosk-1core, teller-2core, unconstrained, or one from --profiles.",
+        show_default=True,
+    ),
+    flag(
+        "--profiles",
+        "profiles_file",
+        "TOML file with [profiles.NAME] tables (cores, threads, memory_mib).",
+        type=click.Path(dir_okay=False),
+    ),
     flag("--variants", "variants", "Comma-separated bundle names under RUN_DIR/bundles to measure.", show_default=True),
-    flag("--max-latency-us", "max_latency_us", "Constraint: single-record latency (at --latency-percentile).",
-         type=float),
+    flag(
+        "--max-latency-us", "max_latency_us", "Constraint: single-record latency (at --latency-percentile).", type=float
+    ),
     flag("--max-size-kb", "max_size_kb", "Constraint: bundle size in KiB (1,024 bytes).", type=float),
     flag("--max-auc-drop", "max_auc_drop", "Constraint: test AUC below the dense Keras model.", type=float),
-    flag("--latency-percentile", "latency_percentile", "Which latency percentile --max-latency-us limits.",
-         type=click.Choice(["p50", "p95", "p99"]), show_default=True),
-    flag("--repeat", "repeat", "Repetition preset: warm-up, timed blocks, throughput time.",
-         type=click.Choice(["quick", "default", "thorough"]), show_default=True),
-    flag("--keras/--no-keras", "keras", "Also time the source Keras model (model(x), model.predict) for the ratios.",
-         show_default=True),
+    flag(
+        "--latency-percentile",
+        "latency_percentile",
+        "Which latency percentile --max-latency-us limits.",
+        type=click.Choice(["p50", "p95", "p99"]),
+        show_default=True,
+    ),
+    flag(
+        "--repeat",
+        "repeat",
+        "Repetition preset: warm-up, timed blocks, throughput time.",
+        type=click.Choice(["quick", "default", "thorough"]),
+        show_default=True,
+    ),
+    flag(
+        "--keras/--no-keras",
+        "keras",
+        "Also time the source Keras model (model(x), model.predict) for the ratios.",
+        show_default=True,
+    ),
     flag("--out", "out", "Report folder [default: RUN_DIR/report].", COMMAND, type=click.Path(file_okay=False)),
 )
 
 SPECS: dict[str, tuple[tuple[Flag, ...], Mapping[str, Any]]] = {
-    "train": (TRAIN, TRAIN_DEFAULTS), "compress": (COMPRESS, COMPRESS_DEFAULTS),
-    "convert": (CONVERT, CONVERT_DEFAULTS), "bench": (BENCH, BENCH_DEFAULTS)}
+    "train": (TRAIN, TRAIN_DEFAULTS),
+    "compress": (COMPRESS, COMPRESS_DEFAULTS),
+    "convert": (CONVERT, CONVERT_DEFAULTS),
+    "bench": (BENCH, BENCH_DEFAULTS),
+}
 
 
 def apply(step: str) -> Callable[[F], F]:
@@ -291,16 +515,18 @@ def train_options(values: Mapping[str, Any], data: str | None) -> train_step.Opt
     """The train step's options from the train flags' values and the data file."""
     if values.get("target") is None:
         raise UsageError("training needs --target (the column to predict)")
-    return train_step.Options(training=TrainOptions(**_fields(TrainOptions, values)),
-                              data=None if data is None else str(data))
+    return train_step.Options(
+        training=TrainOptions(**_fields(TrainOptions, values)), data=None if data is None else str(data)
+    )
 
 
 def compress_options(values: Mapping[str, Any]) -> compress_step.Options:
     """The compress step's options (validated: bad values are usage errors) from the compress flags' values."""
     from ..compress.run import make_options
 
-    return compress_step.Options(compression=make_options(**_fields(CompressOptions, values)),
-                                 gate=bool(values.get("gate", False)))
+    return compress_step.Options(
+        compression=make_options(**_fields(CompressOptions, values)), gate=bool(values.get("gate", False))
+    )
 
 
 def convert_options(values: Mapping[str, Any]) -> ConvertOptions:
@@ -315,8 +541,11 @@ def bench_options(values: Mapping[str, Any]) -> bench_step.Options:
 
 def user_model_flags(step: str, values: Mapping[str, Any]) -> list[str]:
     """The user-model-only flags of ``step`` that were given (not at their defaults)."""
-    return [fl.flags for fl in SPECS[step][0] if fl.scope == USER_MODEL
-            and values.get(fl.dest) not in (None, False, fl.kw.get("default"))]
+    return [
+        fl.flags
+        for fl in SPECS[step][0]
+        if fl.scope == USER_MODEL and values.get(fl.dest) not in (None, False, fl.kw.get("default"))
+    ]
 
 
 # ---------------------------------------------------------------- config files
@@ -421,15 +650,31 @@ def route(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def pipeline_options(data: str | Path | None, routed: Mapping[str, Mapping[str, Any]], *,
-                     no_compress: bool = False) -> Any:
+def pipeline_options(
+    data: str | Path | None, routed: Mapping[str, Mapping[str, Any]], *, no_compress: bool = False
+) -> Any:
     """PipelineOptions from the pipeline command's values, routed per step."""
     from ..pipeline import PipelineOptions
 
-    return PipelineOptions(train=train_options(routed["train"], None if data is None else str(data)),
-                           compress=None if no_compress else compress_options(routed["compress"]),
-                           convert=convert_options(routed["convert"]), bench=bench_options(routed["bench"]))
+    return PipelineOptions(
+        train=train_options(routed["train"], None if data is None else str(data)),
+        compress=None if no_compress else compress_options(routed["compress"]),
+        convert=convert_options(routed["convert"]),
+        bench=bench_options(routed["bench"]),
+    )
 
 
-__all__ = ["Flag", "SPECS", "apply", "train_options", "compress_options", "convert_options", "bench_options",
-           "config_keys", "config_defaults", "pipeline_params", "pipeline_options", "route"]
+__all__ = [
+    "Flag",
+    "SPECS",
+    "apply",
+    "train_options",
+    "compress_options",
+    "convert_options",
+    "bench_options",
+    "config_keys",
+    "config_defaults",
+    "pipeline_params",
+    "pipeline_options",
+    "route",
+]

@@ -64,19 +64,27 @@ def _config_callback(ctx: click.Context, _param: click.Parameter, value: str | N
             defaults["no_compress"] = True
         tables = {k: v for k, v in data.items() if isinstance(v, dict) and k in (*PIPELINE_STEPS, "pipeline")}
         loose = {k: v for k, v in data.items() if k not in tables}
-        defaults.update(config_defaults(top, {**loose, **tables.pop("pipeline", {})}, f"config file {path}",
-                                        multiple))
+        defaults.update(config_defaults(top, {**loose, **tables.pop("pipeline", {})}, f"config file {path}", multiple))
         for step, table in tables.items():
-            defaults.update(config_defaults(step_keys(step, f"{step}{SEP}"), table, f"config file {path}: [{step}]",
-                                            multiple))
+            defaults.update(
+                config_defaults(step_keys(step, f"{step}{SEP}"), table, f"config file {path}: [{step}]", multiple)
+            )
     except UsageError as exc:
         raise click.BadParameter(str(exc), param_hint="--config") from None
     ctx.default_map = defaults
     return value
 
 
-def _run(data: str | None, out: str, routed: dict[str, dict[str, Any]], *, no_compress: bool, force: bool,
-         as_json: bool, quiet: bool) -> None:
+def _run(
+    data: str | None,
+    out: str,
+    routed: dict[str, dict[str, Any]],
+    *,
+    no_compress: bool,
+    force: bool,
+    as_json: bool,
+    quiet: bool,
+) -> None:
     from ..bench.report import load_report
     from ..pipeline import PipelineGateError, run_pipeline
     from ..steps.bench import summary
@@ -104,8 +112,14 @@ def _pipeline_command() -> click.Command:
         click.Option(["--out"], required=True, type=click.Path(file_okay=False), help="Run directory."),
         click.Option(["--no-compress"], is_flag=True, help="Skip pruning and QAT (convert the dense model)."),
         click.Option(["--force"], is_flag=True, help="Rerun every step even when its inputs are unchanged."),
-        click.Option(["--config"], type=click.Path(dir_okay=False), callback=_config_callback, is_eager=True,
-                     expose_value=False, help="TOML with [train], [compress], [convert], [bench] tables; flags win."),
+        click.Option(
+            ["--config"],
+            type=click.Path(dir_okay=False),
+            callback=_config_callback,
+            is_eager=True,
+            expose_value=False,
+            help="TOML with [train], [compress], [convert], [bench] tables; flags win.",
+        ),
         click.Option(["--json", "as_json"], is_flag=True, help="Print the result as JSON on stdout."),
         click.Option(["-q", "--quiet"], is_flag=True, help="No progress or logs on stderr."),
     ]
@@ -114,23 +128,33 @@ def _pipeline_command() -> click.Command:
     def run(data: str, out: str, no_compress: bool, force: bool, as_json: bool, quiet: bool, **kw: Any) -> None:
         _run(data, out, route(kw), no_compress=no_compress, force=force, as_json=as_json, quiet=quiet)
 
-    return click.Command("pipeline", params=params, callback=run,
-                         help="Train, compress, convert, bench and report DATA into the run directory --out.\n\n"
-                              "Resumes: a step whose options and input files are unchanged and whose outputs are "
-                              "present is skipped (said on stderr). Options of compress, convert and bench that "
-                              "clash with train's are prefixed with the step (--compress-epochs).",
-                         epilog="\b\nExamples:\n  edgefin pipeline credit.csv --target Status --positive bad --out runs/credit\n"
-                                "  edgefin pipeline loans.csv --target default --config pipeline.toml --out runs/loans")
+    return click.Command(
+        "pipeline",
+        params=params,
+        callback=run,
+        help="Train, compress, convert, bench and report DATA into the run directory --out.\n\n"
+        "Resumes: a step whose options and input files are unchanged and whose outputs are "
+        "present is skipped (said on stderr). Options of compress, convert and bench that "
+        "clash with train's are prefixed with the step (--compress-epochs).",
+        epilog="\b\nExamples:\n  edgefin pipeline credit.csv --target Status --positive bad --out runs/credit\n"
+        "  edgefin pipeline loans.csv --target default --config pipeline.toml --out runs/loans",
+    )
 
 
 pipeline = _pipeline_command()
 
 
 @click.command()
-@click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False),
-              help="Run directory for the demo.")
-@click.option("--profile", default=DEMO_OPTIONS["bench"]["profile"], show_default=True,
-              help="Hardware profile for the benchmark.")
+@click.option(
+    "--out",
+    default="runs/demo",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Run directory for the demo.",
+)
+@click.option(
+    "--profile", default=DEMO_OPTIONS["bench"]["profile"], show_default=True, help="Hardware profile for the benchmark."
+)
 @click.option("--force", is_flag=True, help="Rerun every step even when its inputs are unchanged.")
 @output_options
 @handle_errors

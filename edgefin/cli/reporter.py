@@ -58,9 +58,15 @@ class RichReporter:
             return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self._bar = Progress(TextColumn(f"  {escape(task)}"), MofNCompleteColumn(), BarColumn(),
-                             TextColumn("{task.fields[info]}", markup=False), TimeElapsedColumn(),
-                             console=self.console, transient=True)
+        self._bar = Progress(
+            TextColumn(f"  {escape(task)}"),
+            MofNCompleteColumn(),
+            BarColumn(),
+            TextColumn("{task.fields[info]}", markup=False),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+        )
         self._task = self._bar.add_task(task, total=total, info="")
         self._name = task
         self._bar.start()
@@ -90,8 +96,9 @@ class RichReporter:
     def __enter__(self) -> RichReporter:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self._close()
 
 

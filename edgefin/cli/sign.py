@@ -20,8 +20,13 @@ def _password(env: str | None) -> bytes | None:
 
 
 @click.command(epilog="Example: edgefin keygen --out keys/branch  (writes keys/branch.key and keys/branch.pub)")
-@click.option("--out", "prefix", required=True, type=click.Path(dir_okay=False),
-              help="Path prefix: writes PREFIX.key (private, mode 0600) and PREFIX.pub (public).")
+@click.option(
+    "--out",
+    "prefix",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Path prefix: writes PREFIX.key (private, mode 0600) and PREFIX.pub (public).",
+)
 @click.option("--force", is_flag=True, help="Overwrite existing key files.")
 @output_options
 @handle_errors
@@ -35,8 +40,10 @@ def keygen(prefix: str, force: bool, as_json: bool, quiet: bool) -> None:
     priv_path, pub_path = Path(prefix + ".key"), Path(prefix + ".pub")
     existing = [str(p) for p in (priv_path, pub_path) if p.exists() or p.is_symlink()]
     if existing and not force:
-        raise UsageError(f"{', '.join(existing)} already exist(s); refusing to overwrite a key "
-                         f"(pass --force to replace it, or choose another --out)")
+        raise UsageError(
+            f"{', '.join(existing)} already exist(s); refusing to overwrite a key "
+            f"(pass --force to replace it, or choose another --out)"
+        )
     priv_pem, pub_pem = generate_keypair()
     atomic.write_bytes(priv_path, priv_pem, mode=0o600)
     try:
@@ -54,16 +61,28 @@ def keygen(prefix: str, force: bool, as_json: bool, quiet: bool) -> None:
 
 @click.command(epilog="Example: edgefin sign runs/demo/bundles/tflite-int8.efb --key keys/branch.key")
 @click.argument("bundle", type=click.Path(exists=True, dir_okay=False))
-@click.option("--key", "key_path", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Ed25519 private key (PEM from 'edgefin keygen').")
-@click.option("--out", type=click.Path(dir_okay=False), default=None,
-              help="Write the signed bundle here instead of replacing BUNDLE.")
-@click.option("--password-env", default=None, metavar="VAR",
-              help="Environment variable holding the password of an encrypted private key.")
+@click.option(
+    "--key",
+    "key_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Ed25519 private key (PEM from 'edgefin keygen').",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the signed bundle here instead of replacing BUNDLE.",
+)
+@click.option(
+    "--password-env",
+    default=None,
+    metavar="VAR",
+    help="Environment variable holding the password of an encrypted private key.",
+)
 @output_options
 @handle_errors
-def sign(bundle: str, key_path: str, out: str | None, password_env: str | None, as_json: bool,
-         quiet: bool) -> None:
+def sign(bundle: str, key_path: str, out: str | None, password_env: str | None, as_json: bool, quiet: bool) -> None:
     """Sign a bundle with an Ed25519 private key (verifies the bundle first; replaces any old signature)."""
     from edgefin_runtime.bundle import read_bytes, sha256_hex
     from edgefin_runtime.signing import key_id, load_private_key, sign_bundle
@@ -75,8 +94,12 @@ def sign(bundle: str, key_path: str, out: str | None, password_env: str | None, 
     signed = sign_bundle(bundle, key)
     target = Path(out) if out else Path(bundle)
     atomic.write_bytes(target, signed)
-    result = {"bundle": str(target), "key_id": key_id(key.public_key()), "sha256": sha256_hex(signed),
-              "source_sha256": sha256_hex(data)}
+    result = {
+        "bundle": str(target),
+        "key_id": key_id(key.public_key()),
+        "sha256": sha256_hex(signed),
+        "source_sha256": sha256_hex(data),
+    }
     if as_json:
         emit_json(result)
     elif not quiet:

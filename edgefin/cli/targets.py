@@ -32,19 +32,39 @@ Exit codes: 0 all pass, 2 unknown target or missing emulator, 3 a bundle fails o
 
 @click.command(epilog=EPILOG)
 @click.argument("run_dir", type=click.Path(file_okay=False), required=False)
-@click.option("--target", "target", default="native,x86-64-v2,x86-64-v3,arm64", show_default=True,
-              metavar="NAME,NAME", help="Targets to check, comma-separated.")
-@click.option("--rows", type=click.IntRange(min=1), default=None,
-              help="Check only the first N scorable test rows (default: all).")
-@click.option("--timeout", type=click.FloatRange(min=1), default=3600, show_default=True,
-              help="Seconds one target's probe may run.")
+@click.option(
+    "--target",
+    "target",
+    default="native,x86-64-v2,x86-64-v3,arm64",
+    show_default=True,
+    metavar="NAME,NAME",
+    help="Targets to check, comma-separated.",
+)
+@click.option(
+    "--rows", type=click.IntRange(min=1), default=None, help="Check only the first N scorable test rows (default: all)."
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=3600,
+    show_default=True,
+    help="Seconds one target's probe may run.",
+)
 @click.option("--no-gate", is_flag=True, help="Write targets.json and exit 0 even if a cell fails.")
 @click.option("--list", "list_targets", is_flag=True, help="List the targets and exit.")
 @config_option
 @output_options
 @handle_errors
-def targets(run_dir: str | None, target: str, rows: int | None, timeout: float, no_gate: bool, list_targets: bool,
-            as_json: bool, quiet: bool) -> None:
+def targets(
+    run_dir: str | None,
+    target: str,
+    rows: int | None,
+    timeout: float,
+    no_gate: bool,
+    list_targets: bool,
+    as_json: bool,
+    quiet: bool,
+) -> None:
     """Re-check every bundle of RUN_DIR on other CPUs: x86-64 levels under qemu-x86_64 -cpu, ARM64 in an
     emulated root. Same gates as convert and edgefin-run verify; writes bundles/targets.json."""
     from ..errors import UsageError
@@ -57,8 +77,9 @@ def targets(run_dir: str | None, target: str, rows: int | None, timeout: float, 
             emit_json(rows_)
         else:
             for t in rows_:
-                click.echo(f"{t['name']:10s} {t['isa']}" + (f"  [unavailable: {t['unavailable']}]"
-                                                            if t["unavailable"] else ""))
+                click.echo(
+                    f"{t['name']:10s} {t['isa']}" + (f"  [unavailable: {t['unavailable']}]" if t["unavailable"] else "")
+                )
         return
     if run_dir is None:
         raise UsageError("missing RUN_DIR: pass a run directory with bundles (e.g. runs/demo), or --list")
@@ -103,15 +124,18 @@ def render_grid(data: Mapping[str, Any]) -> None:
     from rich.table import Table
 
     names = list(data.get("targets", {}))
-    table = Table(title="bundle x target (|dp|, flips: vs the build machine; src: test-split flips vs the "
-                        "source model)", title_justify="left")
+    table = Table(
+        title="bundle x target (|dp|, flips: vs the build machine; src: test-split flips vs the source model)",
+        title_justify="left",
+    )
     table.add_column("bundle", no_wrap=True)
     for n in names:
         table.add_column(n)
     for b, info in data.get("bundles", {}).items():
         cells = info.get("cells", {})
-        table.add_row(escape(b), *[f"[{'green' if cells[n]['passed'] else 'red'}]{escape(cell_text(cells[n]))}[/]"
-                                   for n in names])
+        table.add_row(
+            escape(b), *[f"[{'green' if cells[n]['passed'] else 'red'}]{escape(cell_text(cells[n]))}[/]" for n in names]
+        )
     stderr.print(table)
     secs = ", ".join(f"{n} {t.get('seconds')} s" for n, t in data.get("targets", {}).items())
     stderr.print(f"[dim]wall time per target (emulation, not device latency): {escape(secs)}[/]")

@@ -60,14 +60,26 @@ def _summary(m: dict[str, Any], out: str) -> None:
         table.add_column(col, justify="right", no_wrap=True)
     for split in ("validation", "test"):
         s = m[split]
-        table.add_row(split, str(s["n"]), f"{s['auc']:.4f}", f"{s['ks']:.4f}", f"{s['brier']:.4f}",
-                      f"{s['logloss']:.4f}", f"{s['precision']:.3f}", f"{s['recall']:.3f}", f"{s['f1']:.3f}")
+        table.add_row(
+            split,
+            str(s["n"]),
+            f"{s['auc']:.4f}",
+            f"{s['ks']:.4f}",
+            f"{s['brier']:.4f}",
+            f"{s['logloss']:.4f}",
+            f"{s['precision']:.3f}",
+            f"{s['recall']:.3f}",
+            f"{s['f1']:.3f}",
+        )
     stderr.print(table)
     lr = m["baseline"]["logistic_regression"]
     model = m["model"]
-    stderr.print(f"threshold {m['threshold']:.4f} ({m['threshold_method']}; positive = '{m['positive_label']}')  "
-                 f"dense {'-'.join(map(str, model['hidden']))}: {model['params']} params, "
-                 f"{model['epochs_run']} epochs (best {model['best_epoch']})", markup=False)
+    stderr.print(
+        f"threshold {m['threshold']:.4f} ({m['threshold_method']}; positive = '{m['positive_label']}')  "
+        f"dense {'-'.join(map(str, model['hidden']))}: {model['params']} params, "
+        f"{model['epochs_run']} epochs (best {model['best_epoch']})",
+        markup=False,
+    )
     trials = model.get("bins_validation_auc", {})
     if len(trials) > 1:
         tried = ", ".join(f"{'plain' if k == '0' else k + ' bins'} {v:.4f}" for k, v in trials.items() if v is not None)
@@ -75,5 +87,4 @@ def _summary(m: dict[str, Any], out: str) -> None:
         stderr.print(f"numeric encoding: {chosen} (validation AUC: {tried})")
     delta = m["test"]["auc"] - lr["test_auc"]
     colour = "green" if delta >= 0 else "yellow"
-    stderr.print(f"logistic-regression baseline test AUC {lr['test_auc']:.4f}  "
-                 f"[{colour}]dense {delta:+.4f}[/]")
+    stderr.print(f"logistic-regression baseline test AUC {lr['test_auc']:.4f}  [{colour}]dense {delta:+.4f}[/]")

@@ -10,8 +10,17 @@ from typing import Any
 
 from .options import Block, CompressOptions
 
-__all__ = ["CompressOptions", "Block", "compress_run", "import_model", "prune", "cluster", "quantize_aware",
-           "measure", "FitData"]
+__all__ = [
+    "CompressOptions",
+    "Block",
+    "compress_run",
+    "import_model",
+    "prune",
+    "cluster",
+    "quantize_aware",
+    "measure",
+    "FitData",
+]
 
 _LAZY = {
     "compress_run": ("run", "compress_run"),

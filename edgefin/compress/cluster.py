@@ -14,9 +14,18 @@ from .prune import copy_model
 from .support import _kernels, check_model, check_skip, clone, output_layer_name, tfmot_errors
 
 
-def cluster(model: Any, data: FitData, *, clusters: int, epochs: int, learning_rate: float, seed: int,
-            skip_layers: tuple[str, ...] = (), include_output: bool = False,
-            on_epoch: EpochHook | None = None) -> tuple[Any, dict[str, Any]]:
+def cluster(
+    model: Any,
+    data: FitData,
+    *,
+    clusters: int,
+    epochs: int,
+    learning_rate: float,
+    seed: int,
+    skip_layers: tuple[str, ...] = (),
+    include_output: bool = False,
+    on_epoch: EpochHook | None = None,
+) -> tuple[Any, dict[str, Any]]:
     """Cluster each kernel to ``clusters`` centroids (k-means++), fine-tune, strip; return (model, details)."""
     from ..errors import UnsupportedLayerError
     from ..tfcompat import keras
@@ -38,13 +47,17 @@ def cluster(model: Any, data: FitData, *, clusters: int, epochs: int, learning_r
             targets.append(layer.name)
     if bad:
         names = ", ".join(f"'{b.name}' ({type(b).__name__})" for b in bad)
-        raise UnsupportedLayerError(f"TFMOT cannot cluster {names}; pass --skip-layer "
-                                    f"{' --skip-layer '.join(b.name for b in bad)} or drop --cluster")
+        raise UnsupportedLayerError(
+            f"TFMOT cannot cluster {names}; pass --skip-layer "
+            f"{' --skip-layer '.join(b.name for b in bad)} or drop --cluster"
+        )
     if not targets:
         raise UnsupportedLayerError(f"no layer has enough weights for {clusters} clusters; lower --cluster")
-    params = {"number_of_clusters": int(clusters),
-              "cluster_centroids_init": tfmot.clustering.keras.CentroidInitialization.KMEANS_PLUS_PLUS,
-              "preserve_sparsity": bool(sparse)}
+    params = {
+        "number_of_clusters": int(clusters),
+        "cluster_centroids_init": tfmot.clustering.keras.CentroidInitialization.KMEANS_PLUS_PLUS,
+        "preserve_sparsity": bool(sparse),
+    }
 
     def wrap(layer: Any) -> Any:
         if layer.name in targets:
@@ -53,9 +66,16 @@ def cluster(model: Any, data: FitData, *, clusters: int, epochs: int, learning_r
 
     with tfmot_errors("clustering"):
         wrapped = clone(copy_model(model), clone_function=wrap)
-    fit = fine_tune(wrapped, data, stage="cluster", epochs=epochs, learning_rate=learning_rate, seed=seed,
-                    on_epoch=on_epoch)
+    fit = fine_tune(
+        wrapped, data, stage="cluster", epochs=epochs, learning_rate=learning_rate, seed=seed, on_epoch=on_epoch
+    )
     with tfmot_errors("strip_clustering"):
         stripped = tfmot.clustering.keras.strip_clustering(wrapped)
-    return stripped, {"clusters": int(clusters), "centroid_init": "kmeans++", "preserve_sparsity": bool(sparse),
-                      "clustered_layers": targets, "skipped_layers": sorted(skip), "fine_tune": fit}
+    return stripped, {
+        "clusters": int(clusters),
+        "centroid_init": "kmeans++",
+        "preserve_sparsity": bool(sparse),
+        "clustered_layers": targets,
+        "skipped_layers": sorted(skip),
+        "fine_tune": fit,
+    }

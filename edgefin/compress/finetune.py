@@ -41,8 +41,18 @@ class FitData:
         return {0: n / (2.0 * (n - pos)), 1: n / (2.0 * pos)}
 
 
-def fine_tune(model: Any, data: FitData, *, stage: str, epochs: int, learning_rate: float, seed: int,
-              select_from: int = 0, callbacks: Sequence[Any] = (), on_epoch: EpochHook | None = None) -> dict[str, Any]:
+def fine_tune(
+    model: Any,
+    data: FitData,
+    *,
+    stage: str,
+    epochs: int,
+    learning_rate: float,
+    seed: int,
+    select_from: int = 0,
+    callbacks: Sequence[Any] = (),
+    on_epoch: EpochHook | None = None,
+) -> dict[str, Any]:
     """Compile and fit ``model`` in place; keep the best epoch >= ``select_from`` (1-based) on validation AUC."""
     from sklearn.metrics import roc_auc_score
 
@@ -72,16 +82,31 @@ def fine_tune(model: Any, data: FitData, *, stage: str, epochs: int, learning_ra
 
     best = _Best()
     try:
-        hist = model.fit(data.x_train, data.y_train.astype(np.float32), batch_size=data.batch_size, epochs=epochs,
-                         shuffle=True, class_weight=data.weights(), verbose=0,
-                         callbacks=[keras.callbacks.TerminateOnNaN(), *callbacks, best])
+        hist = model.fit(
+            data.x_train,
+            data.y_train.astype(np.float32),
+            batch_size=data.batch_size,
+            epochs=epochs,
+            shuffle=True,
+            class_weight=data.weights(),
+            verbose=0,
+            callbacks=[keras.callbacks.TerminateOnNaN(), *callbacks, best],
+        )
     except (ValueError, RuntimeError) as exc:
         raise ModelError(f"{stage} fine-tuning failed: {str(exc).strip().splitlines()[0]}") from None
     losses = hist.history.get("loss", [])
     if not losses or not np.all(np.isfinite(losses)) or best.best_weights is None:
-        raise ModelError(f"{stage} fine-tuning diverged (the loss or the validation scores became NaN); "
-                         f"lower the {stage} learning rate")
+        raise ModelError(
+            f"{stage} fine-tuning diverged (the loss or the validation scores became NaN); "
+            f"lower the {stage} learning rate"
+        )
     model.set_weights(best.best_weights)
-    return {"epochs": epochs, "best_epoch": best.best_epoch, "best_val_auc": best.best,
-            "val_auc_per_epoch": [round(a, 6) for a in best.history], "selected_from_epoch": max(1, select_from),
-            "learning_rate": learning_rate, "final_loss": float(losses[-1])}
+    return {
+        "epochs": epochs,
+        "best_epoch": best.best_epoch,
+        "best_val_auc": best.best,
+        "val_auc_per_epoch": [round(a, 6) for a in best.history],
+        "selected_from_epoch": max(1, select_from),
+        "learning_rate": learning_rate,
+        "final_loss": float(losses[-1]),
+    }

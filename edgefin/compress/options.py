@@ -31,7 +31,9 @@ class Block:
         m = re.fullmatch(r"(\d+)\s*x\s*(\d+)", t)
         if m and int(m.group(1)) >= 1 and int(m.group(2)) >= 1:
             return cls(rows=int(m.group(1)), cols=int(m.group(2)))
-        raise UsageError(f"--block: expected 1x1 (unstructured), RxC blocks such as 1x4, or 2:4 (structured), got {text!r}")
+        raise UsageError(
+            f"--block: expected 1x1 (unstructured), RxC blocks such as 1x4, or 2:4 (structured), got {text!r}"
+        )
 
     @property
     def fixed_sparsity(self) -> float | None:
@@ -84,13 +86,17 @@ class CompressOptions:
             except (TypeError, ValueError):
                 raise UsageError(f"--sparsity: expected a number in (0, 1), got {self.sparsity!r}") from None
             if not 0.0 < sparsity < 1.0:
-                raise UsageError(f"--sparsity: expected a share of weights to zero, strictly between 0 and 1 "
-                                 f"(e.g. 0.8), got {sparsity}")
+                raise UsageError(
+                    f"--sparsity: expected a share of weights to zero, strictly between 0 and 1 "
+                    f"(e.g. 0.8), got {sparsity}"
+                )
         if block.fixed_sparsity is not None:
             if sparsity is not None and abs(sparsity - block.fixed_sparsity) > 1e-9:
-                raise UsageError(f"--block {block} zeroes exactly {block.m_by_n[0]} of every {block.m_by_n[1]} "  # type: ignore[index]
-                                 f"weights ({block.fixed_sparsity:.0%}); drop --sparsity or set it to "
-                                 f"{block.fixed_sparsity:g}")
+                raise UsageError(
+                    f"--block {block} zeroes exactly {block.m_by_n[0]} of every {block.m_by_n[1]} "  # type: ignore[index]
+                    f"weights ({block.fixed_sparsity:.0%}); drop --sparsity or set it to "
+                    f"{block.fixed_sparsity:g}"
+                )
             sparsity = block.fixed_sparsity
         if sparsity is None:
             sparsity = DEFAULT_SPARSITY
@@ -106,8 +112,10 @@ class CompressOptions:
         if self.begin_epoch < 0:
             problems.append(f"--begin-epoch must be >= 0, got {self.begin_epoch}")
         if self.end_epoch is not None and not self.begin_epoch < self.end_epoch <= self.epochs:
-            problems.append(f"--end-epoch must be after --begin-epoch ({self.begin_epoch}) and at most --epochs "
-                            f"({self.epochs}), got {self.end_epoch}")
+            problems.append(
+                f"--end-epoch must be after --begin-epoch ({self.begin_epoch}) and at most --epochs "
+                f"({self.epochs}), got {self.end_epoch}"
+            )
         if self.begin_step is not None and self.begin_step < 0:
             problems.append(f"--begin-step must be >= 0, got {self.begin_step}")
         if self.end_step is not None and self.end_step <= (self.begin_step or 0):

@@ -28,8 +28,13 @@ class Schedule:
     select_from: int
 
     def to_dict(self) -> dict[str, int]:
-        return {"begin_step": self.begin_step, "end_step": self.end_step, "frequency": self.frequency,
-                "steps_per_epoch": self.steps_per_epoch, "target_reached_in_epoch": self.select_from}
+        return {
+            "begin_step": self.begin_step,
+            "end_step": self.end_step,
+            "frequency": self.frequency,
+            "steps_per_epoch": self.steps_per_epoch,
+            "target_reached_in_epoch": self.select_from,
+        }
 
 
 def schedule(opts: CompressOptions, steps_per_epoch: int) -> Schedule:
@@ -50,13 +55,16 @@ def schedule(opts: CompressOptions, steps_per_epoch: int) -> Schedule:
     freq = min(freq, max(1, end - begin))
     end = begin + freq * math.ceil((end - begin) / freq)  # TFMOT prunes only where (step - begin) % freq == 0
     if end >= total:
-        raise UsageError(f"the pruning schedule ends at step {end} but {opts.epochs} epochs of {spe} steps give only "
-                         f"{total}; raise --epochs or lower --end-epoch/--end-step")
+        raise UsageError(
+            f"the pruning schedule ends at step {end} but {opts.epochs} epochs of {spe} steps give only "
+            f"{total}; raise --epochs or lower --end-epoch/--end-step"
+        )
     return Schedule(begin, end, freq, spe, max(1, math.ceil(end / spe)))
 
 
-def prune(model: Any, data: FitData, opts: CompressOptions, *, seed: int,
-          on_epoch: EpochHook | None = None) -> tuple[Any, dict[str, Any]]:
+def prune(
+    model: Any, data: FitData, opts: CompressOptions, *, seed: int, on_epoch: EpochHook | None = None
+) -> tuple[Any, dict[str, Any]]:
     """Prune a trained model to ``opts.sparsity`` by fine-tuning; return (stripped model, details)."""
     from ..tfmot_compat import tfmot
 
@@ -74,8 +82,12 @@ def prune(model: Any, data: FitData, opts: CompressOptions, *, seed: int,
     block = opts.block_spec
     params: dict[str, Any] = {
         "pruning_schedule": tfmot.sparsity.keras.PolynomialDecay(
-            initial_sparsity=0.0, final_sparsity=target, begin_step=sched.begin_step,
-            end_step=sched.end_step, frequency=sched.frequency),
+            initial_sparsity=0.0,
+            final_sparsity=target,
+            begin_step=sched.begin_step,
+            end_step=sched.end_step,
+            frequency=sched.frequency,
+        ),
     }
     if block.m_by_n:
         params["sparsity_m_by_n"] = block.m_by_n
@@ -88,16 +100,33 @@ def prune(model: Any, data: FitData, opts: CompressOptions, *, seed: int,
 
     with tfmot_errors("pruning"):
         wrapped = clone(copy_model(model), clone_function=wrap)
-    fit = fine_tune(wrapped, data, stage="prune", epochs=opts.epochs, learning_rate=opts.learning_rate, seed=seed,
-                    select_from=sched.select_from, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()],
-                    on_epoch=on_epoch)
+    fit = fine_tune(
+        wrapped,
+        data,
+        stage="prune",
+        epochs=opts.epochs,
+        learning_rate=opts.learning_rate,
+        seed=seed,
+        select_from=sched.select_from,
+        callbacks=[tfmot.sparsity.keras.UpdatePruningStep()],
+        on_epoch=on_epoch,
+    )
     with tfmot_errors("strip_pruning"):
         stripped = tfmot.sparsity.keras.strip_pruning(wrapped)
-    details = {"target_sparsity": target, "block": str(block), "pruned_layers": targets,
-               "skipped_layers": sorted(skip), "schedule": {"kind": "polynomial_decay", "initial_sparsity": 0.0,
-                                                            "final_sparsity": target, "power": 3,
-                                                            **sched.to_dict()},
-               "fine_tune": fit}
+    details = {
+        "target_sparsity": target,
+        "block": str(block),
+        "pruned_layers": targets,
+        "skipped_layers": sorted(skip),
+        "schedule": {
+            "kind": "polynomial_decay",
+            "initial_sparsity": 0.0,
+            "final_sparsity": target,
+            "power": 3,
+            **sched.to_dict(),
+        },
+        "fine_tune": fit,
+    }
     return stripped, details
 
 

@@ -41,7 +41,9 @@ def _scheme(name: str) -> Any:
     if name == "pqat":
         return strict_scheme(tfmot.quantization.keras.collab_opts.Default8BitPrunePreserveQuantizeScheme())
     if name == "cqat":
-        return strict_scheme(tfmot.experimental.combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=True))
+        return strict_scheme(
+            tfmot.experimental.combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=True)
+        )
     if name == "default":
         return Default8BitQuantizeScheme()
     raise ModelError(f"unknown QAT scheme {name!r}; expected one of {', '.join(SCHEMES)}")
@@ -85,17 +87,29 @@ def _quiet_root_logger() -> Iterator[None]:
         root.setLevel(level)
 
 
-def quantize_aware(model: Any, data: FitData, *, scheme: str, epochs: int, learning_rate: float, seed: int,
-                   skip_layers: tuple[str, ...] = (), on_epoch: EpochHook | None = None) -> tuple[Any, dict[str, Any]]:
+def quantize_aware(
+    model: Any,
+    data: FitData,
+    *,
+    scheme: str,
+    epochs: int,
+    learning_rate: float,
+    seed: int,
+    skip_layers: tuple[str, ...] = (),
+    on_epoch: EpochHook | None = None,
+) -> tuple[Any, dict[str, Any]]:
     """QAT fine-tuning of ``model`` with ``scheme``; return (QAT model, details)."""
     if scheme not in SCHEMES:
         raise ModelError(f"unknown QAT scheme {scheme!r}; expected one of {', '.join(SCHEMES)}")
     with _quiet_root_logger():  # TFMOT warns through the root logger about layers without zeros
         qmodel = quantize_model(model, scheme, skip_layers)
-    fit = fine_tune(qmodel, data, stage="qat", epochs=epochs, learning_rate=learning_rate, seed=seed,
-                    on_epoch=on_epoch)
-    details: dict[str, Any] = {"scheme": scheme, "scheme_class": type(_scheme(scheme)).__name__,
-                               "skipped_layers": list(skip_layers), "fine_tune": fit}
+    fit = fine_tune(qmodel, data, stage="qat", epochs=epochs, learning_rate=learning_rate, seed=seed, on_epoch=on_epoch)
+    details: dict[str, Any] = {
+        "scheme": scheme,
+        "scheme_class": type(_scheme(scheme)).__name__,
+        "skipped_layers": list(skip_layers),
+        "fine_tune": fit,
+    }
     if scheme == "cqat":
         qmodel, err = bake_cqat(qmodel, model, data.x_val, skip_layers)
         details["baked_to"] = "pqat"
@@ -114,7 +128,9 @@ def bake_cqat(cqat: Any, base: Any, x_check: np.ndarray, skip_layers: tuple[str,
     if len(baked.layers) != len(cqat.layers):
         raise ModelError("baking CQAT: the CQAT and the prune-preserving QAT model differ in their layers")
     for layer, other in zip(baked.layers, cqat.layers):  # same graph; auto-named layers may differ in suffix
-        if type(layer) is not type(other) or (isinstance(layer, QuantizeWrapper) and layer.layer.name != other.layer.name):
+        if type(layer) is not type(other) or (
+            isinstance(layer, QuantizeWrapper) and layer.layer.name != other.layer.name
+        ):
             raise ModelError(f"baking CQAT: layer '{layer.name}' does not match '{other.name}' of the CQAT model")
         if isinstance(layer, QuantizeWrapper):
             layer.layer.set_weights(other.layer.get_weights())
@@ -133,4 +149,3 @@ def bake_cqat(cqat: Any, base: Any, x_check: np.ndarray, skip_layers: tuple[str,
     if diff > 1e-4:
         raise ModelError(f"baking the CQAT model changed its scores by up to {diff:.2g}; use --no-qat with --cluster")
     return baked, diff
-

@@ -44,7 +44,9 @@ def int8_weight_bytes(model: Any) -> bytes | None:
                 parts.append(np.ascontiguousarray(a, dtype="<f4").tobytes())
                 continue
             any_q = True
-            hi = np.maximum(np.abs(np.asarray(qvars["kernel_min"].numpy())), np.abs(np.asarray(qvars["kernel_max"].numpy())))
+            hi = np.maximum(
+                np.abs(np.asarray(qvars["kernel_min"].numpy())), np.abs(np.asarray(qvars["kernel_max"].numpy()))
+            )
             scale = np.where(hi > 0, hi / 127.0, 1.0)
             parts.append(np.clip(np.rint(fq / scale), -127, 127).astype(np.int8).tobytes())
     return b"".join(parts) if any_q else None
@@ -81,8 +83,11 @@ def render(report: dict[str, Any], console: Any) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    quality = Table(title=escape(f"edgefin compress - {report['run']} (test split, threshold {report['threshold']:.4f})"),
-                    title_justify="left", box=SIMPLE)
+    quality = Table(
+        title=escape(f"edgefin compress - {report['run']} (test split, threshold {report['threshold']:.4f})"),
+        title_justify="left",
+        box=SIMPLE,
+    )
     for col in ("stage", "AUC", "Gini", "KS", "Brier", "flips vs dense"):
         quality.add_column(col, justify="left" if col == "stage" else "right", no_wrap=True)
     size = Table(box=SIMPLE)
@@ -90,11 +95,23 @@ def render(report: dict[str, Any], console: Any) -> None:
         size.add_column(col, justify="left" if col == "stage" else "right", no_wrap=True)
     for name, st in report["stages"].items():
         m, sp, sz = st["test"], st["sparsity"], st["size"]
-        quality.add_row(escape(name), f"{m['auc']:.4f}", f"{m['gini']:.4f}", f"{m['ks']:.4f}", f"{m['brier']:.4f}",
-                        f"{st['flip_rate_vs_dense']:.2%}")
-        size.add_row(escape(name), f"{sp['kernel_sparsity']:.1%}", f"{sp['nonzero_params']:,}/{sp['params']:,}",
-                     _kb(sz.get("file_bytes")), _kb(sz.get("file_gzip_bytes")), _kb(sz["weights_bytes"]),
-                     _kb(sz["weights_gzip_bytes"]))
+        quality.add_row(
+            escape(name),
+            f"{m['auc']:.4f}",
+            f"{m['gini']:.4f}",
+            f"{m['ks']:.4f}",
+            f"{m['brier']:.4f}",
+            f"{st['flip_rate_vs_dense']:.2%}",
+        )
+        size.add_row(
+            escape(name),
+            f"{sp['kernel_sparsity']:.1%}",
+            f"{sp['nonzero_params']:,}/{sp['params']:,}",
+            _kb(sz.get("file_bytes")),
+            _kb(sz.get("file_gzip_bytes")),
+            _kb(sz["weights_bytes"]),
+            _kb(sz["weights_gzip_bytes"]),
+        )
     console.print(quality)
     console.print(size)
     for name, st in report["stages"].items():

@@ -42,8 +42,14 @@ def make_options(options: CompressOptions | None = None, **overrides: Any) -> Co
     return opts.validated()
 
 
-def compress_run(run: str | Path | RunDir, options: CompressOptions | None = None, *, reporter: Reporter | None = None,
-                 gate: bool = False, **overrides: Any) -> dict[str, Any]:
+def compress_run(
+    run: str | Path | RunDir,
+    options: CompressOptions | None = None,
+    *,
+    reporter: Reporter | None = None,
+    gate: bool = False,
+    **overrides: Any,
+) -> dict[str, Any]:
     """Compress a trained run in place and return the compress.json dict.
 
     With ``gate``, a missed quality bar raises QualityGateError after compress.json is written.
@@ -58,8 +64,10 @@ def compress_run(run: str | Path | RunDir, options: CompressOptions | None = Non
     on_epoch = _EpochTasks(rep)
     started = time.perf_counter()
     if not rd.root.is_dir():
-        raise UsageError(f"{rd.root} is not a run directory; run 'edgefin train ... --out {rd.root}' first, or "
-                         f"give a MODEL.keras with --data and --target")
+        raise UsageError(
+            f"{rd.root} is not a run directory; run 'edgefin train ... --out {rd.root}' first, or "
+            f"give a MODEL.keras with --data and --target"
+        )
 
     # ------------------------------------------------------------ read the run
     rep.note("reading the run directory")
@@ -97,9 +105,16 @@ def compress_run(run: str | Path | RunDir, options: CompressOptions | None = Non
 
         rep.note(f"clustering kernels to {opts.cluster} values over {opts.cluster_epochs} epochs")
         models["clustered"], details["clustered"] = cluster(
-            models[last], data, clusters=opts.cluster, epochs=opts.cluster_epochs,
-            learning_rate=opts.cluster_learning_rate, seed=seed, skip_layers=opts.skip_layers,
-            include_output=opts.prune_output, on_epoch=on_epoch)
+            models[last],
+            data,
+            clusters=opts.cluster,
+            epochs=opts.cluster_epochs,
+            learning_rate=opts.cluster_learning_rate,
+            seed=seed,
+            skip_layers=opts.skip_layers,
+            include_output=opts.prune_output,
+            on_epoch=on_epoch,
+        )
         on_epoch.close()
         save_model(models["clustered"], rd.model_path("clustered"))
         last = "clustered"
@@ -111,8 +126,15 @@ def compress_run(run: str | Path | RunDir, options: CompressOptions | None = Non
         scheme = scheme_for(models[last], clustered=last == "clustered")
         rep.note(f"quantisation-aware training ({scheme.upper()}) over {opts.qat_epochs} epochs")
         models["qat"], details["qat"] = quantize_aware(
-            models[last], data, scheme=scheme, epochs=opts.qat_epochs, learning_rate=opts.qat_learning_rate,
-            seed=seed, skip_layers=opts.skip_layers, on_epoch=on_epoch)
+            models[last],
+            data,
+            scheme=scheme,
+            epochs=opts.qat_epochs,
+            learning_rate=opts.qat_learning_rate,
+            seed=seed,
+            skip_layers=opts.skip_layers,
+            on_epoch=on_epoch,
+        )
         on_epoch.close()
         details["qat"]["source_stage"] = last
         save_model(models["qat"], rd.model_path("qat"))
@@ -124,8 +146,11 @@ def compress_run(run: str | Path | RunDir, options: CompressOptions | None = Non
     _record_step(rd, report)
     failed = [c for c in report["quality_bar"]["checks"] if not c["passed"]]
     if gate and failed:
-        raise QualityGateError("compression missed the quality bar: " + "; ".join(
-            f"{c['name']} ({c['detail']})" for c in failed) + f". The models and {rd.compress_json} were written")
+        raise QualityGateError(
+            "compression missed the quality bar: "
+            + "; ".join(f"{c['name']} ({c['detail']})" for c in failed)
+            + f". The models and {rd.compress_json} were written"
+        )
     return report
 
 
@@ -179,8 +204,14 @@ def _fit_data(rd: RunDir, opts: CompressOptions, run_opts: dict[str, Any], seed:
     xv, yv = encoded_split(rd, "validation")
     cw = opts.class_weight if opts.class_weight is not None else bool(run_opts.get("class_weight", True))
     bs = int(opts.batch_size or run_opts.get("batch_size", 64))
-    return FitData(np.asarray(x, np.float32), np.asarray(y, np.int64), np.asarray(xv, np.float32),
-                   np.asarray(yv, np.int64), batch_size=bs, class_weight=cw)
+    return FitData(
+        np.asarray(x, np.float32),
+        np.asarray(y, np.int64),
+        np.asarray(xv, np.float32),
+        np.asarray(yv, np.int64),
+        batch_size=bs,
+        class_weight=cw,
+    )
 
 
 def _preflight(dense: Any, opts: CompressOptions, data: FitData) -> None:
@@ -222,9 +253,18 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _report(rd: RunDir, opts: CompressOptions, models: dict[str, Any], details: dict[str, dict[str, Any]],
-            data: FitData, x_test: np.ndarray, y_test: np.ndarray, threshold: float, seed: int,
-            started: float) -> dict[str, Any]:
+def _report(
+    rd: RunDir,
+    opts: CompressOptions,
+    models: dict[str, Any],
+    details: dict[str, dict[str, Any]],
+    data: FitData,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    threshold: float,
+    seed: int,
+    started: float,
+) -> dict[str, Any]:
     from ..metrics import auc, evaluate, flip_rate
     from .report import sizes
     from .sparsity import measure, pruned_kernel_sparsity
@@ -253,7 +293,8 @@ def _report(rd: RunDir, opts: CompressOptions, models: dict[str, Any], details: 
             entry["details"] = details[name]
         if name != "dense":
             entry["sparsity"]["pruned_layers_kernel_sparsity"] = pruned_kernel_sparsity(
-                sp, details["pruned"]["pruned_layers"])
+                sp, details["pruned"]["pruned_layers"]
+            )
         stages[name] = entry
     report: dict[str, Any] = {
         "format_version": 1,
@@ -263,8 +304,11 @@ def _report(rd: RunDir, opts: CompressOptions, models: dict[str, Any], details: 
         "options": opts.to_dict(),
         "seed": seed,
         "threshold": threshold,
-        "fine_tune_rows": {"train": int(len(data.y_train)), "validation": int(len(data.y_val)),
-                           "test": int(len(y_test))},
+        "fine_tune_rows": {
+            "train": int(len(data.y_train)),
+            "validation": int(len(data.y_val)),
+            "test": int(len(y_test)),
+        },
         "versions": _versions(),
         "stages": stages,
         "final_stage": list(models)[-1],
@@ -283,37 +327,62 @@ def quality_bar(report: dict[str, Any]) -> dict[str, Any]:
     checks = []
     for name in [s for s in st if s != "dense"]:
         drop = dense["test"]["auc"] - st[name]["test"]["auc"]
-        checks.append({"name": f"{name} test AUC within {AUC_TOLERANCE} of dense", "passed": drop <= AUC_TOLERANCE,
-                       "detail": f"dense {dense['test']['auc']:.4f}, {name} {st[name]['test']['auc']:.4f} "
-                                 f"(drop {drop:+.4f})"})
+        checks.append(
+            {
+                "name": f"{name} test AUC within {AUC_TOLERANCE} of dense",
+                "passed": drop <= AUC_TOLERANCE,
+                "detail": f"dense {dense['test']['auc']:.4f}, {name} {st[name]['test']['auc']:.4f} (drop {drop:+.4f})",
+            }
+        )
     reached = pruned["sparsity"].get("pruned_layers_kernel_sparsity", pruned["sparsity"]["kernel_sparsity"])
-    checks.append({"name": f"pruned kernels reach the target sparsity (>= {target - SPARSITY_SLACK:.0%})",
-                   "passed": reached >= target - SPARSITY_SLACK,
-                   "detail": f"{reached:.2%} of the pruned layers' kernel weights are zero; "
-                             f"{pruned['sparsity']['kernel_sparsity']:.2%} of all kernels"})
+    checks.append(
+        {
+            "name": f"pruned kernels reach the target sparsity (>= {target - SPARSITY_SLACK:.0%})",
+            "passed": reached >= target - SPARSITY_SLACK,
+            "detail": f"{reached:.2%} of the pruned layers' kernel weights are zero; "
+            f"{pruned['sparsity']['kernel_sparsity']:.2%} of all kernels",
+        }
+    )
     for name in [s for s in st if s not in ("dense", "pruned")]:
         keep = st[name]["sparsity"]["kernel_sparsity"]
         q = st[name]["sparsity"].get("quantized_kernel_sparsity")
         ok = keep >= pruned["sparsity"]["kernel_sparsity"] - 1e-9 and (q is None or q >= keep - 1e-9)
-        checks.append({"name": f"{name} keeps the pruned zeros", "passed": bool(ok),
-                       "detail": f"kernel sparsity {keep:.2%}" + (f", after int8 fake-quant {q:.2%}" if q is not None
-                                                                    else "")})
+        checks.append(
+            {
+                "name": f"{name} keeps the pruned zeros",
+                "passed": bool(ok),
+                "detail": f"kernel sparsity {keep:.2%}" + (f", after int8 fake-quant {q:.2%}" if q is not None else ""),
+            }
+        )
     ratio = pruned["size"]["weights_gzip_bytes"] / dense["size"]["weights_gzip_bytes"]
     if target >= 0.8 - 1e-9:
-        checks.append({"name": "gzip size of the pruned weights below half the dense model's", "passed": ratio < 0.5,
-                       "detail": f"{pruned['size']['weights_gzip_bytes']} vs {dense['size']['weights_gzip_bytes']} "
-                                 f"bytes (ratio {ratio:.3f})"})
-    return {"auc_tolerance": AUC_TOLERANCE, "weights_gzip_ratio_pruned_vs_dense": ratio,
-            "passed": all(c["passed"] for c in checks), "checks": checks}
+        checks.append(
+            {
+                "name": "gzip size of the pruned weights below half the dense model's",
+                "passed": ratio < 0.5,
+                "detail": f"{pruned['size']['weights_gzip_bytes']} vs {dense['size']['weights_gzip_bytes']} "
+                f"bytes (ratio {ratio:.3f})",
+            }
+        )
+    return {
+        "auc_tolerance": AUC_TOLERANCE,
+        "weights_gzip_ratio_pruned_vs_dense": ratio,
+        "passed": all(c["passed"] for c in checks),
+        "checks": checks,
+    }
 
 
 def _notes(report: dict[str, Any]) -> list[str]:
-    notes = ["pruning keeps tensors dense: the raw float32 size is unchanged and only the gzip (or a sparse "
-             "format) shrinks; QAT sizes shrink for real after int8 conversion (edgefin convert)"]
+    notes = [
+        "pruning keeps tensors dense: the raw float32 size is unchanged and only the gzip (or a sparse "
+        "format) shrinks; QAT sizes shrink for real after int8 conversion (edgefin convert)"
+    ]
     qat = report["stages"].get("qat")
     if qat and qat.get("details", {}).get("scheme") == "cqat":
-        notes.append("the CQAT model was baked into an equivalent prune-preserving QAT model so that it can be "
-                     "saved and reloaded as .keras")
+        notes.append(
+            "the CQAT model was baked into an equivalent prune-preserving QAT model so that it can be "
+            "saved and reloaded as .keras"
+        )
     return notes
 
 
@@ -323,8 +392,11 @@ def _record_step(rd: RunDir, report: dict[str, Any]) -> None:
         return
     rec = rd.read_json(rd.run_json, "train")
     rec.setdefault("steps", {})["compress"] = {
-        "options": report["options"], "final_stage": report["final_stage"], "seconds": report["seconds"],
-        "models": {k: v["sha256"] for k, v in report["stages"].items()}}
+        "options": report["options"],
+        "final_stage": report["final_stage"],
+        "seconds": report["seconds"],
+        "models": {k: v["sha256"] for k, v in report["stages"].items()},
+    }
     atomic.write_json(rd.run_json, rec)
 
 

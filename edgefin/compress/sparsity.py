@@ -73,8 +73,11 @@ def measure(model: Any) -> dict[str, Any]:
             "layer": getattr(getattr(layer, "layer", None), "name", None) or layer.name,
             "type": type(getattr(layer, "layer", None) or layer).__name__,
             "kernel_shape": list(kernels[0][1].shape) if kernels else None,
-            "kernel_params": lk, "kernel_zeros": lz, "kernel_sparsity": lz / lk if lk else 0.0,
-            "params": lp, "nonzero_params": lp - lpz,
+            "kernel_params": lk,
+            "kernel_zeros": lz,
+            "kernel_sparsity": lz / lk if lk else 0.0,
+            "params": lp,
+            "nonzero_params": lp - lpz,
         }
         if kernels:
             distinct = len(np.unique(kernels[0][1]))

@@ -27,23 +27,30 @@ def check_model(model: Any, *, label: str = "model", n_features: int | None = No
     if not (isinstance(model, keras.Sequential) or getattr(model, "_is_graph_network", False)):
         raise UnsupportedLayerError(
             f"{label}: '{type(model).__name__}' is a subclassed keras.Model; TFMOT can only wrap Sequential or "
-            f"functional models. Rebuild it with the functional API (keras.Model(inputs, outputs)) and save it again")
+            f"functional models. Rebuild it with the functional API (keras.Model(inputs, outputs)) and save it again"
+        )
     inputs, outputs = list(model.inputs or []), list(model.outputs or [])
     if len(inputs) != 1 or len(tuple(inputs[0].shape)) != 2:
-        raise ModelError(f"{label}: expected one input of shape (batch, n_features), got "
-                         f"{[list(t.shape) for t in inputs]}; concatenate the features into one input")
+        raise ModelError(
+            f"{label}: expected one input of shape (batch, n_features), got "
+            f"{[list(t.shape) for t in inputs]}; concatenate the features into one input"
+        )
     if len(outputs) != 1 or tuple(outputs[0].shape)[1:] != (1,):
-        raise ModelError(f"{label}: expected one output of shape (batch, 1) holding the positive-class probability "
-                         f"(a Dense(1, activation='sigmoid') head), got {[list(t.shape) for t in outputs]}")
+        raise ModelError(
+            f"{label}: expected one output of shape (batch, 1) holding the positive-class probability "
+            f"(a Dense(1, activation='sigmoid') head), got {[list(t.shape) for t in outputs]}"
+        )
     width = inputs[0].shape[1]
     if n_features is not None and width is not None and int(width) != n_features:
-        raise ModelError(f"{label}: the model takes {int(width)} input features but the data's preprocessing "
-                         f"produces {n_features}")
+        raise ModelError(
+            f"{label}: the model takes {int(width)} input features but the data's preprocessing produces {n_features}"
+        )
     for layer in model.layers:
         if isinstance(layer, keras.Model):
             raise UnsupportedLayerError(
                 f"{label}: layer '{layer.name}' is a nested model ({type(layer).__name__}); TFMOT cannot prune or "
-                f"quantise models inside models. Flatten it into one functional model")
+                f"quantise models inside models. Flatten it into one functional model"
+            )
 
 
 def output_layer_name(model: Any) -> str:
@@ -55,16 +62,19 @@ def check_skip(model: Any, skip: Iterable[str]) -> None:
     names = [layer.name for layer in model.layers]
     unknown = [s for s in skip if s not in names]
     if unknown:
-        raise UnsupportedLayerError(f"--skip-layer {', '.join(unknown)}: no such layer in the model "
-                                    f"(its layers: {', '.join(names)})")
+        raise UnsupportedLayerError(
+            f"--skip-layer {', '.join(unknown)}: no such layer in the model (its layers: {', '.join(names)})"
+        )
 
 
 def _unsupported(layers: list[Any], what: str, fix: str) -> UnsupportedLayerError:
     named = ", ".join(f"'{layer.name}' ({type(layer).__name__})" for layer in layers)
     skip = " ".join(f"--skip-layer {layer.name}" for layer in layers)
-    return UnsupportedLayerError(f"TFMOT cannot {what} layer{'s' if len(layers) > 1 else ''} {named}. "
-                                 f"Pass {skip} to leave {'them' if len(layers) > 1 else 'it'} as {fix}, "
-                                 f"or rebuild the model with built-in Keras layers")
+    return UnsupportedLayerError(
+        f"TFMOT cannot {what} layer{'s' if len(layers) > 1 else ''} {named}. "
+        f"Pass {skip} to leave {'them' if len(layers) > 1 else 'it'} as {fix}, "
+        f"or rebuild the model with built-in Keras layers"
+    )
 
 
 def check_prunable(model: Any, skip: Iterable[str]) -> list[str]:
@@ -77,8 +87,7 @@ def check_prunable(model: Any, skip: Iterable[str]) -> list[str]:
     for layer in model.layers:
         if layer.name in skip or isinstance(layer, keras.layers.InputLayer):
             continue
-        ok = (PruneRegistry.supports(layer) or isinstance(layer, PrunableLayer)
-              or hasattr(layer, "get_prunable_weights"))
+        ok = PruneRegistry.supports(layer) or isinstance(layer, PrunableLayer) or hasattr(layer, "get_prunable_weights")
         if not ok:
             bad.append(layer)
         elif _kernels(layer):
@@ -86,8 +95,10 @@ def check_prunable(model: Any, skip: Iterable[str]) -> list[str]:
     if bad:
         raise _unsupported(bad, "prune", "it is (dense)")
     if not targets:
-        raise UnsupportedLayerError("no layer with prunable weights is left to prune (all skipped, or the model "
-                                    "has no Dense/Conv layers); remove a --skip-layer")
+        raise UnsupportedLayerError(
+            "no layer with prunable weights is left to prune (all skipped, or the model "
+            "has no Dense/Conv layers); remove a --skip-layer"
+        )
     return targets
 
 
@@ -102,9 +113,13 @@ def check_quantizable(model: Any, skip: Iterable[str], registry: Any) -> None:
 
     base = Default8BitQuantizeRegistry()
     skip = set(skip)
-    bad = [layer for layer in model.layers
-           if layer.name not in skip and not isinstance(layer, keras.layers.InputLayer)
-           and not (registry.supports(layer) and base.supports(layer))]
+    bad = [
+        layer
+        for layer in model.layers
+        if layer.name not in skip
+        and not isinstance(layer, keras.layers.InputLayer)
+        and not (registry.supports(layer) and base.supports(layer))
+    ]
     if bad:
         raise _unsupported(bad, "quantise (QAT)", "float32 in the QAT model; or use --no-qat")
 
@@ -146,16 +161,21 @@ def tfmot_errors(stage: str) -> Iterator[None]:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         lowered = text.lower()
         if any(k in lowered for k in ("not supported", "unsupported", "supported layer", "layer")):
-            raise UnsupportedLayerError(f"{stage}: TFMOT cannot handle this model: {text[:400]}. Pass --skip-layer "
-                                        f"NAME for the layer it names, or rebuild it with built-in Keras layers") from None
+            raise UnsupportedLayerError(
+                f"{stage}: TFMOT cannot handle this model: {text[:400]}. Pass --skip-layer "
+                f"NAME for the layer it names, or rebuild it with built-in Keras layers"
+            ) from None
         raise ModelError(f"{stage} failed: {text[:400]}") from None
 
 
 def predict(model: Any, X: np.ndarray, batch_size: int = 8192) -> np.ndarray:
     """Positive-class probabilities (inference mode) as a float64 vector; NaN scores are an error."""
-    p = np.asarray(model.predict(np.asarray(X, dtype=np.float32), batch_size=batch_size, verbose=0),
-                   dtype=np.float64).reshape(-1)
+    p = np.asarray(
+        model.predict(np.asarray(X, dtype=np.float32), batch_size=batch_size, verbose=0), dtype=np.float64
+    ).reshape(-1)
     if not np.isfinite(p).all():
-        raise ModelError(f"the model produced {int((~np.isfinite(p)).sum())} non-finite scores; it cannot be "
-                         f"evaluated (lower the learning rate of the fine-tuning step)")
+        raise ModelError(
+            f"the model produced {int((~np.isfinite(p)).sum())} non-finite scores; it cannot be "
+            f"evaluated (lower the learning rate of the fine-tuning step)"
+        )
     return p

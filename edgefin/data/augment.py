@@ -37,8 +37,16 @@ METHODS = ("none", "smote", "jitter", "smote+jitter")
 MISSING = "__missing__"
 
 
-def augment(frame: pd.DataFrame, y: np.ndarray, *, method: str, schema: Schema, seed: int,
-            ratio: float = 1.0, noise: float = 0.1) -> tuple[pd.DataFrame, np.ndarray]:
+def augment(
+    frame: pd.DataFrame,
+    y: np.ndarray,
+    *,
+    method: str,
+    schema: Schema,
+    seed: int,
+    ratio: float = 1.0,
+    noise: float = 0.1,
+) -> tuple[pd.DataFrame, np.ndarray]:
     """Return (training rows + synthetic minority rows, their labels); never modifies its inputs."""
     if method not in METHODS:
         raise UsageError(f"--augment: expected one of {', '.join(METHODS)}, got {method!r}")
@@ -73,7 +81,9 @@ def augment(frame: pd.DataFrame, y: np.ndarray, *, method: str, schema: Schema, 
     if method in ("jitter", "smote+jitter"):
         new = enc.jitter(new, rng, noise)
     new = enc.finish(new, frame, target=schema.target, target_value=_target_value(frame, y, minority, schema))
-    new.index = pd.Index(-np.arange(1, len(new) + 1), dtype=frame.index.dtype if frame.index.dtype.kind == "i" else None)
+    new.index = pd.Index(
+        -np.arange(1, len(new) + 1), dtype=frame.index.dtype if frame.index.dtype.kind == "i" else None
+    )
     out = pd.concat([frame, new[frame.columns]], axis=0)
     return out, np.concatenate([y, np.full(len(new), minority, dtype=y.dtype)])
 
@@ -109,10 +119,15 @@ class _Encoding:
                     seen = np.zeros(1)
                 std = float(seen.std())
                 e.numeric.append(f.name)
-                e.stats[f.name] = {"median": float(np.median(seen)), "mean": float(seen.mean()),
-                                   "std": std if std > 1e-12 else 1.0, "min": float(seen.min()),
-                                   "max": float(seen.max()), "integral": bool(np.all(np.mod(seen, 1) == 0)),
-                                   "has_missing": bool(np.isnan(v).any())}
+                e.stats[f.name] = {
+                    "median": float(np.median(seen)),
+                    "mean": float(seen.mean()),
+                    "std": std if std > 1e-12 else 1.0,
+                    "min": float(seen.min()),
+                    "max": float(seen.max()),
+                    "integral": bool(np.all(np.mod(seen, 1) == 0)),
+                    "has_missing": bool(np.isnan(v).any()),
+                }
             else:
                 e.categorical.append(f.name)
                 first: dict[str, Any] = {}
@@ -142,19 +157,22 @@ class _Encoding:
             nominal.append(name)
         n_min = int((y == minority).sum())
         if n_min < 2:
-            raise DataError(f"augment smote: the minority class has {n_min} training row(s); SMOTE needs at least 2 "
-                            f"(use --augment jitter)")
+            raise DataError(
+                f"augment smote: the minority class has {n_min} training row(s); SMOTE needs at least 2 "
+                f"(use --augment jitter)"
+            )
         k = min(5, n_min - 1)
         strategy = {minority: int(target_count)}
         if not self.numeric:
             raise DataError("augment smote: SMOTE-NC needs at least one numeric feature; use --augment jitter")
         if nominal:
-            sampler: Any = SMOTENC(categorical_features=nominal, sampling_strategy=strategy, random_state=seed,
-                                   k_neighbors=k)
+            sampler: Any = SMOTENC(
+                categorical_features=nominal, sampling_strategy=strategy, random_state=seed, k_neighbors=k
+            )
         else:
             sampler = SMOTE(sampling_strategy=strategy, random_state=seed, k_neighbors=k)
         X_res, _ = sampler.fit_resample(X, y)
-        syn = pd.DataFrame(X_res).iloc[len(X):].reset_index(drop=True)
+        syn = pd.DataFrame(X_res).iloc[len(X) :].reset_index(drop=True)
         out = pd.DataFrame(index=range(len(syn)))
         for name in self.names:
             if name in self.numeric:

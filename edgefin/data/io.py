@@ -69,17 +69,21 @@ def read_table(path: str | os.PathLike[str], *, na_values: Iterable[str] = (), r
     except pd.errors.EmptyDataError:
         raise DataError(f"{role} file {p} has no columns (is it empty?); expected a header row and data rows") from None
     except UnicodeDecodeError as exc:
-        raise DataError(f"{role} file {p} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
-                        f"save it as UTF-8 CSV or as Parquet") from None
+        raise DataError(
+            f"{role} file {p} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8 CSV or as Parquet"
+        ) from None
     except pd.errors.ParserError as exc:
-        raise DataError(f"{role} file {p} is not valid CSV: {_first_line(exc)}; "
-                        f"check quoting and the number of fields per line") from None
+        raise DataError(
+            f"{role} file {p} is not valid CSV: {_first_line(exc)}; check quoting and the number of fields per line"
+        ) from None
     except MemoryError:
         raise DataError(f"{role} file {p} does not fit in memory; sample it or use fewer columns") from None
     except Exception as exc:  # pyarrow/fastparquet raise many types for corrupt files
         kind = "Parquet" if fmt == "parquet" else "CSV"
-        raise DataError(f"{role} file {p} cannot be read as {kind} ({type(exc).__name__}: {_first_line(exc)}); "
-                        f"check that it really is a {kind} file (the format is chosen by its suffix)") from None
+        raise DataError(
+            f"{role} file {p} cannot be read as {kind} ({type(exc).__name__}: {_first_line(exc)}); "
+            f"check that it really is a {kind} file (the format is chosen by its suffix)"
+        ) from None
     return check_frame(frame, str(p), role=role)
 
 

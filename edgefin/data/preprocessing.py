@@ -37,8 +37,9 @@ MAX_BINS = MAX_EDGES - 1
 EDGE_DIGITS = 3
 
 
-def fit_preprocess(train: pd.DataFrame, schema: Schema, *, encoding: Encoding = "onehot", bins: int = 0,
-                   source: str = "training split") -> PreprocessSpec:
+def fit_preprocess(
+    train: pd.DataFrame, schema: Schema, *, encoding: Encoding = "onehot", bins: int = 0, source: str = "training split"
+) -> PreprocessSpec:
     """Fit one step per schema field, in schema order, from the (un-augmented) training split.
 
     Numeric: fill with the median, scale with the mean and standard deviation of the observed
@@ -66,11 +67,21 @@ def fit_preprocess(train: pd.DataFrame, schema: Schema, *, encoding: Encoding = 
             else:
                 fill, mean, std = 0.0, 0.0, 1.0
             if not (np.isfinite(mean) and np.isfinite(fill)):
-                raise DataError(f"numeric column '{f.name}' in {source} has values too large to average "
-                                f"(beyond about 1e308); rescale the column or leave it out with --drop {f.name}")
+                raise DataError(
+                    f"numeric column '{f.name}' in {source} has values too large to average "
+                    f"(beyond about 1e308); rescale the column or leave it out with --drop {f.name}"
+                )
             scale = std if np.isfinite(std) and std > 1e-12 else 1.0
-            steps.append(NumericStep(field=f.name, fill=fill, mean=mean, scale=scale, indicator=bool(miss.any()),
-                                     edges=quantile_edges(seen, bins)))
+            steps.append(
+                NumericStep(
+                    field=f.name,
+                    fill=fill,
+                    mean=mean,
+                    scale=scale,
+                    indicator=bool(miss.any()),
+                    edges=quantile_edges(seen, bins),
+                )
+            )
         else:
             canon = pd.Series([canonical_category(v) for v in values], dtype=object)
             if canon.isna().any():
@@ -80,8 +91,9 @@ def fit_preprocess(train: pd.DataFrame, schema: Schema, *, encoding: Encoding = 
             else:
                 counts = canon[canon.isin(f.categories)].value_counts()
                 cat_fill = min(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0] if len(counts) else f.categories[0]
-            steps.append(CategoricalStep(field=f.name, categories=tuple(f.categories), fill=cat_fill,
-                                         encoding=encoding))
+            steps.append(
+                CategoricalStep(field=f.name, categories=tuple(f.categories), fill=cat_fill, encoding=encoding)
+            )
     return PreprocessSpec(steps=tuple(steps))
 
 
@@ -95,8 +107,7 @@ def check_bins(value: object) -> int | str:
         value = int(text) if text.isdigit() else value
     if isinstance(value, int) and not isinstance(value, bool) and (value == 0 or 2 <= value <= MAX_BINS):
         return value
-    raise ValueError(f"expected auto, 0 (standardise only) or a whole number of bins in 2..{MAX_BINS}, "
-                     f"got {value!r}")
+    raise ValueError(f"expected auto, 0 (standardise only) or a whole number of bins in 2..{MAX_BINS}, got {value!r}")
 
 
 def quantile_edges(seen: np.ndarray, bins: int) -> tuple[float, ...]:

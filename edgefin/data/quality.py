@@ -23,9 +23,16 @@ RARE_POSITIVE = 0.05
 _MAX_LIST = 20
 
 
-def quality_report(frame: pd.DataFrame, y: np.ndarray, kinds: Mapping[str, str], *, target: str,
-                   dropped: list[str] | None = None, rows_without_target: int = 0,
-                   splits: Mapping[str, int] | None = None) -> dict[str, Any]:
+def quality_report(
+    frame: pd.DataFrame,
+    y: np.ndarray,
+    kinds: Mapping[str, str],
+    *,
+    target: str,
+    dropped: list[str] | None = None,
+    rows_without_target: int = 0,
+    splits: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
     """Report on the rows given (the training data as read, target rows only) and their 0/1 target."""
     y = np.asarray(y).astype(int)
     n = len(frame)
@@ -33,8 +40,10 @@ def quality_report(frame: pd.DataFrame, y: np.ndarray, kinds: Mapping[str, str],
     pos = int(y.sum())
     balance = {"positive": pos, "negative": n - pos, "positive_share": pos / n if n else 0.0}
     if n and 0 < balance["positive_share"] < RARE_POSITIVE:
-        warnings.append(f"the positive class is rare ({pos} of {n} rows, {balance['positive_share']:.1%}); "
-                        f"AUC and KS stay meaningful, but accuracy does not; consider --augment smote")
+        warnings.append(
+            f"the positive class is rare ({pos} of {n} rows, {balance['positive_share']:.1%}); "
+            f"AUC and KS stay meaningful, but accuracy does not; consider --augment smote"
+        )
     if rows_without_target:
         warnings.append(f"{rows_without_target} rows have no '{target}' value and were left out")
 
@@ -50,8 +59,10 @@ def quality_report(frame: pd.DataFrame, y: np.ndarray, kinds: Mapping[str, str],
 
     identifiers = [c for c in features if c not in constant and _looks_like_id(frame[c], kinds[c])]
     for c in identifiers:
-        warnings.append(f"column '{c}' looks like an identifier (almost every value is unique); "
-                        f"a model would memorise it: --drop {c}")
+        warnings.append(
+            f"column '{c}' looks like an identifier (almost every value is unique); "
+            f"a model would memorise it: --drop {c}"
+        )
 
     leakage: dict[str, float] = {}
     for c in features:
@@ -60,8 +71,10 @@ def quality_report(frame: pd.DataFrame, y: np.ndarray, kinds: Mapping[str, str],
         auc = single_feature_auc(frame[c], y, kinds[c])
         if auc is not None and auc > LEAK_AUC:
             leakage[c] = round(auc, 6)
-            warnings.append(f"column '{c}' alone predicts '{target}' with AUC {auc:.4f}; it probably leaks "
-                            f"the outcome (recorded after the decision) - check it, or --drop {c}")
+            warnings.append(
+                f"column '{c}' alone predicts '{target}' with AUC {auc:.4f}; it probably leaks "
+                f"the outcome (recorded after the decision) - check it, or --drop {c}"
+            )
 
     cols = features + [target] if target in frame.columns else features
     dup = int(frame.duplicated(subset=cols, keep="first").sum())
@@ -71,11 +84,14 @@ def quality_report(frame: pd.DataFrame, y: np.ndarray, kinds: Mapping[str, str],
         classes = labels.groupby([frame[c] for c in features], dropna=False, sort=False).transform("nunique")
         conflicting = int((classes > 1).sum())
     if dup:
-        warnings.append(f"{dup} rows are exact duplicates of earlier rows ({dup / n:.1%}); duplicates can leak "
-                        f"between train and test splits")
+        warnings.append(
+            f"{dup} rows are exact duplicates of earlier rows ({dup / n:.1%}); duplicates can leak "
+            f"between train and test splits"
+        )
     if conflicting:
-        warnings.append(f"{conflicting} rows share all feature values with a row of the other class; "
-                        f"no model can separate them")
+        warnings.append(
+            f"{conflicting} rows share all feature values with a row of the other class; no model can separate them"
+        )
 
     return {
         "rows": n,

@@ -25,7 +25,9 @@ def run_schema(run: RunDir) -> Schema:
     try:
         return Schema.from_dict(d, "schema")
     except ManifestError as exc:
-        raise RunDirError(f"run directory {run.root}: data/schema.json is invalid ({exc}); re-run 'edgefin train'") from None
+        raise RunDirError(
+            f"run directory {run.root}: data/schema.json is invalid ({exc}); re-run 'edgefin train'"
+        ) from None
 
 
 def run_spec(run: RunDir) -> PreprocessSpec:
@@ -34,8 +36,9 @@ def run_spec(run: RunDir) -> PreprocessSpec:
     try:
         return PreprocessSpec.from_dict(d, "preprocessing")
     except ManifestError as exc:
-        raise RunDirError(f"run directory {run.root}: data/preprocess.json is invalid ({exc}); "
-                          f"re-run 'edgefin train'") from None
+        raise RunDirError(
+            f"run directory {run.root}: data/preprocess.json is invalid ({exc}); re-run 'edgefin train'"
+        ) from None
 
 
 def run_preprocessor(run: RunDir) -> Preprocessor:
@@ -51,8 +54,10 @@ def load_split(run: RunDir, split: str) -> tuple[pd.DataFrame, np.ndarray]:
     try:
         frame = pd.read_parquet(path)
     except Exception as exc:
-        raise RunDirError(f"run directory {run.root}: data/{split}.parquet is unreadable "
-                          f"({type(exc).__name__}); re-run 'edgefin train'") from None
+        raise RunDirError(
+            f"run directory {run.root}: data/{split}.parquet is unreadable "
+            f"({type(exc).__name__}); re-run 'edgefin train'"
+        ) from None
     schema = run_schema(run)
     target = TargetSpec(schema.target, schema.positive_label, schema.negative_label)
     y, present = target_vector(frame, target, f"{run.root}/data/{split}.parquet")

@@ -54,27 +54,36 @@ def resolve_target(frame: pd.DataFrame, target: str, positive: str | None, sourc
     named with ``--positive``.
     """
     if target not in frame.columns:
-        raise DataError(f"target column '{target}' is not in {source} (columns: {_names(frame.columns)}); "
-                        f"pick one with --target")
+        raise DataError(
+            f"target column '{target}' is not in {source} (columns: {_names(frame.columns)}); pick one with --target"
+        )
     labels = _target_labels(frame[target], target, source)
     if not labels:
-        raise DataError(f"target column '{target}' in {source} has no values (every row is missing); "
-                        f"pick another column with --target")
+        raise DataError(
+            f"target column '{target}' in {source} has no values (every row is missing); "
+            f"pick another column with --target"
+        )
     if len(labels) == 1:
-        raise DataError(f"target column '{target}' in {source} has only one class ({labels[0]!r}); "
-                        f"a classifier needs rows of both classes")
+        raise DataError(
+            f"target column '{target}' in {source} has only one class ({labels[0]!r}); "
+            f"a classifier needs rows of both classes"
+        )
     if len(labels) > 2:
-        raise DataError(f"target column '{target}' in {source} has {len(labels)} classes "
-                        f"({_names(labels)}); edgefin trains binary classifiers: map it to two classes "
-                        f"first or pick another --target")
+        raise DataError(
+            f"target column '{target}' in {source} has {len(labels)} classes "
+            f"({_names(labels)}); edgefin trains binary classifiers: map it to two classes "
+            f"first or pick another --target"
+        )
     if positive is None:
         if set(labels) == {"0", "1"}:
             positive = "1"
         elif set(labels) == {"false", "true"}:
             positive = "true"
         else:
-            raise DataError(f"target column '{target}' has classes {labels[0]!r} and {labels[1]!r}; say which one "
-                            f"is the positive (risk) class with --positive, e.g. --positive {labels[0]}")
+            raise DataError(
+                f"target column '{target}' has classes {labels[0]!r} and {labels[1]!r}; say which one "
+                f"is the positive (risk) class with --positive, e.g. --positive {labels[0]}"
+            )
     else:
         positive = _match_label(str(positive), labels, target)
     negative = labels[1] if labels[0] == positive else labels[0]
@@ -84,8 +93,10 @@ def resolve_target(frame: pd.DataFrame, target: str, positive: str | None, sourc
 def target_vector(frame: pd.DataFrame, spec: TargetSpec, source: str) -> tuple[np.ndarray, np.ndarray]:
     """(y as int8 0/1, mask of rows that have a target). Rows without a target are for the caller to drop."""
     if spec.name not in frame.columns:
-        raise DataError(f"target column '{spec.name}' is not in {source} (columns: {_names(frame.columns)}); "
-                        f"every data file needs the target column")
+        raise DataError(
+            f"target column '{spec.name}' is not in {source} (columns: {_names(frame.columns)}); "
+            f"every data file needs the target column"
+        )
     col = frame[spec.name]
     present = col.notna().to_numpy().copy()
     canon = np.empty(len(col), dtype=object)
@@ -96,9 +107,11 @@ def target_vector(frame: pd.DataFrame, spec: TargetSpec, source: str) -> tuple[n
     bad = np.flatnonzero(present & ~ok)
     if bad.size:
         i = int(bad[0])
-        raise DataError(f"target column '{spec.name}' in {describe_row(source, _row(col.index[i]))} has the value "
-                        f"{canon[i]!r}, expected {spec.positive_label!r} or {spec.negative_label!r} "
-                        f"(the classes of the training data)")
+        raise DataError(
+            f"target column '{spec.name}' in {describe_row(source, _row(col.index[i]))} has the value "
+            f"{canon[i]!r}, expected {spec.positive_label!r} or {spec.negative_label!r} "
+            f"(the classes of the training data)"
+        )
     return (canon == spec.positive_label).astype(np.int8), present
 
 
@@ -118,8 +131,10 @@ def _canon_target(v: Any, target: str, source: str, row: int | None) -> str | No
         return canonical_category(v)
     except TypeError:
         where = f" ({describe_row(source, row)})" if row is not None else f" in {source}"
-        raise DataError(f"target column '{target}'{where} holds {v!r}; expected two class labels "
-                        f"(text, 0/1 or true/false), not continuous numbers") from None
+        raise DataError(
+            f"target column '{target}'{where} holds {v!r}; expected two class labels "
+            f"(text, 0/1 or true/false), not continuous numbers"
+        ) from None
 
 
 def _match_label(positive: str, labels: Sequence[str], target: str) -> str:
@@ -134,13 +149,22 @@ def _match_label(positive: str, labels: Sequence[str], target: str) -> str:
     lower = {lab.lower(): lab for lab in labels}
     if positive.strip().lower() in lower:
         return lower[positive.strip().lower()]
-    raise DataError(f"--positive {positive!r} is not a class of target column '{target}' "
-                    f"(classes: {_names(labels)}); pass one of them")
+    raise DataError(
+        f"--positive {positive!r} is not a class of target column '{target}' "
+        f"(classes: {_names(labels)}); pass one of them"
+    )
 
 
 # ---------------------------------------------------------------- kinds
-def infer_kinds(frame: pd.DataFrame, *, target: str, source: str, categorical: Iterable[str] = (),
-                numeric: Iterable[str] = (), drop: Iterable[str] = ()) -> dict[str, str]:
+def infer_kinds(
+    frame: pd.DataFrame,
+    *,
+    target: str,
+    source: str,
+    categorical: Iterable[str] = (),
+    numeric: Iterable[str] = (),
+    drop: Iterable[str] = (),
+) -> dict[str, str]:
     """Decide numeric vs categorical for every feature column (file order); overrides win.
 
     Strings and booleans are categorical, numbers numeric (integers too, unless ``categorical``
@@ -171,8 +195,10 @@ def infer_kinds(frame: pd.DataFrame, *, target: str, source: str, categorical: I
         else:
             kinds[name] = _infer_kind(col, name, source)
     if not kinds:
-        raise DataError(f"{source} has no feature columns left besides the target '{target}' "
-                        f"(dropped: {_names(drop)}); keep at least one")
+        raise DataError(
+            f"{source} has no feature columns left besides the target '{target}' "
+            f"(dropped: {_names(drop)}); keep at least one"
+        )
     return kinds
 
 
@@ -183,8 +209,10 @@ def _infer_kind(col: pd.Series, name: str, source: str) -> str:
     if pd.api.types.is_numeric_dtype(dtype):
         return NUMERIC
     if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
-        raise DataError(f"column '{name}' in {source} holds dates or times; turn it into a number "
-                        f"(e.g. days since an event) or leave it out with --drop {name}")
+        raise DataError(
+            f"column '{name}' in {source} holds dates or times; turn it into a number "
+            f"(e.g. days since an event) or leave it out with --drop {name}"
+        )
     if isinstance(dtype, pd.CategoricalDtype):
         return CATEGORICAL
     values = col.dropna()
@@ -194,9 +222,11 @@ def _infer_kind(col: pd.Series, name: str, source: str) -> str:
     present = set(kinds.unique())
     if "other" in present:
         pos = kinds[kinds == "other"].index[0]
-        raise DataError(f"column '{name}' in {describe_row(source, _row(pos))} holds "
-                        f"{type(values.loc[pos]).__name__} {values.loc[pos]!r}; expected numbers or text; "
-                        f"convert it or leave the column out with --drop {name}")
+        raise DataError(
+            f"column '{name}' in {describe_row(source, _row(pos))} holds "
+            f"{type(values.loc[pos]).__name__} {values.loc[pos]!r}; expected numbers or text; "
+            f"convert it or leave the column out with --drop {name}"
+        )
     if present == {"number"}:
         return NUMERIC
     if present == {"bool"}:
@@ -208,15 +238,18 @@ def _infer_kind(col: pd.Series, name: str, source: str) -> str:
             raise DataError(
                 f"column '{name}' is mixed: mostly numbers, but {describe_row(source, _row(pos))} holds "
                 f"{values.loc[pos]!r}. If that means missing, add --na-values {values.loc[pos]!r}; if the column "
-                f"is a category, declare it with --categorical {name}; otherwise clean the file")
+                f"is a category, declare it with --categorical {name}; otherwise clean the file"
+            )
         return CATEGORICAL
     # numbers, text and booleans mixed in one object column: name the first odd one out
     counts = kinds.value_counts()
     minority = counts.index[-1]
     pos = kinds[kinds == minority].index[0]
-    raise DataError(f"column '{name}' is mixed: mostly {_plural(counts.index[0])}, but "
-                    f"{describe_row(source, _row(pos))} holds {values.loc[pos]!r}. Declare the column "
-                    f"with --categorical {name} or --numeric {name}, or clean the file")
+    raise DataError(
+        f"column '{name}' is mixed: mostly {_plural(counts.index[0])}, but "
+        f"{describe_row(source, _row(pos))} holds {values.loc[pos]!r}. Declare the column "
+        f"with --categorical {name} or --numeric {name}, or clean the file"
+    )
 
 
 def _value_kind(v: Any) -> str:
@@ -238,38 +271,47 @@ def _check_categorical(col: pd.Series, name: str, source: str) -> None:
         try:
             canonical_category(v)
         except TypeError:
-            raise DataError(f"column '{name}' is declared categorical, but {describe_row(source, _row(pos))} "
-                            f"holds {v!r}, which is not a category (text, an integer or a boolean); "
-                            f"treat it as numeric or round it") from None
+            raise DataError(
+                f"column '{name}' is declared categorical, but {describe_row(source, _row(pos))} "
+                f"holds {v!r}, which is not a category (text, an integer or a boolean); "
+                f"treat it as numeric or round it"
+            ) from None
 
 
 # ---------------------------------------------------------------- typed columns
 def numeric_values(col: pd.Series, name: str, source: str) -> np.ndarray:
     """A column as float64 with NaN for missing; text that is not a number or infinity is an error."""
     if pd.api.types.is_bool_dtype(col.dtype):
-        raise DataError(f"column '{name}' in {source} holds true/false values but is numeric; "
-                        f"declare it with --categorical {name}")
+        raise DataError(
+            f"column '{name}' in {source} holds true/false values but is numeric; declare it with --categorical {name}"
+        )
     if pd.api.types.is_numeric_dtype(col.dtype):
         out = col.to_numpy(dtype=np.float64, na_value=np.nan)
     else:
         text = col.map(lambda v: None if isinstance(v, str) and v.strip() == "" else v)
         if text.map(lambda v: isinstance(v, (bool, np.bool_))).any():
             pos = text[text.map(lambda v: isinstance(v, (bool, np.bool_)))].index[0]
-            raise DataError(f"column '{name}' is numeric, but {describe_row(source, _row(pos))} holds "
-                            f"a boolean ({text.loc[pos]!r}); clean the file or declare --categorical {name}")
+            raise DataError(
+                f"column '{name}' is numeric, but {describe_row(source, _row(pos))} holds "
+                f"a boolean ({text.loc[pos]!r}); clean the file or declare --categorical {name}"
+            )
         conv = pd.to_numeric(text, errors="coerce")
         bad = conv.isna() & text.notna()
         if bad.any():
             pos = bad[bad].index[0]
-            raise DataError(f"column '{name}' is numeric, but {describe_row(source, _row(pos))} holds "
-                            f"{text.loc[pos]!r}, not a number. If that means missing, add --na-values "
-                            f"{text.loc[pos]!r}; otherwise clean the file or declare --categorical {name}")
+            raise DataError(
+                f"column '{name}' is numeric, but {describe_row(source, _row(pos))} holds "
+                f"{text.loc[pos]!r}, not a number. If that means missing, add --na-values "
+                f"{text.loc[pos]!r}; otherwise clean the file or declare --categorical {name}"
+            )
         out = conv.to_numpy(dtype=np.float64, na_value=np.nan)
     inf = np.isinf(out)
     if inf.any():
         i = int(np.flatnonzero(inf)[0])
-        raise DataError(f"column '{name}' in {describe_row(source, _row(col.index[i]))} is infinite ({out[i]}); "
-                        f"replace it with a finite number or leave it empty (missing)")
+        raise DataError(
+            f"column '{name}' in {describe_row(source, _row(col.index[i]))} is infinite ({out[i]}); "
+            f"replace it with a finite number or leave it empty (missing)"
+        )
     return out
 
 
@@ -285,8 +327,10 @@ def to_columns(frame: pd.DataFrame, kinds: Mapping[str, str] | Schema, source: s
         kinds = {f.name: f.kind for f in kinds.fields}
     missing = [n for n in kinds if n not in frame.columns]
     if missing:
-        raise DataError(f"{source} lacks the column(s) {_names(missing)} that the model was trained on; "
-                        f"every data file needs the same feature columns")
+        raise DataError(
+            f"{source} lacks the column(s) {_names(missing)} that the model was trained on; "
+            f"every data file needs the same feature columns"
+        )
     out: dict[str, np.ndarray] = {}
     for name, kind in kinds.items():
         col = frame[name]
@@ -295,8 +339,15 @@ def to_columns(frame: pd.DataFrame, kinds: Mapping[str, str] | Schema, source: s
 
 
 # ---------------------------------------------------------------- fitting
-def fit_schema(train: pd.DataFrame, kinds: Mapping[str, str], target: TargetSpec, *, source: str,
-               allow_missing: Iterable[str] = (), max_categories: int = MAX_CATEGORIES) -> Schema:
+def fit_schema(
+    train: pd.DataFrame,
+    kinds: Mapping[str, str],
+    target: TargetSpec,
+    *,
+    source: str,
+    allow_missing: Iterable[str] = (),
+    max_categories: int = MAX_CATEGORIES,
+) -> Schema:
     """Fit ranges, vocabularies and missing shares on the training split.
 
     ``allow_missing`` names the fields that had missing values anywhere in the data given; they may
@@ -310,22 +361,41 @@ def fit_schema(train: pd.DataFrame, kinds: Mapping[str, str], target: TargetSpec
         if kind == NUMERIC:
             miss = np.isnan(values)
             lo, hi = robust_range(values[~miss])
-            fields.append(FieldSpec(
-                name=name, kind="numeric", allow_missing=bool(name in allowed or miss.any()),
-                min=lo, max=hi, missing_share=float(miss.mean())))
+            fields.append(
+                FieldSpec(
+                    name=name,
+                    kind="numeric",
+                    allow_missing=bool(name in allowed or miss.any()),
+                    min=lo,
+                    max=hi,
+                    missing_share=float(miss.mean()),
+                )
+            )
         else:
             canon = pd.Series([canonical_category(v) for v in values], dtype=object)
             miss = canon.isna().to_numpy()
             counts = canon.dropna().value_counts()
             if counts.empty:
-                raise DataError(f"categorical column '{name}' has no values in the training split of {source}; "
-                                f"leave it out with --drop {name}")
+                raise DataError(
+                    f"categorical column '{name}' has no values in the training split of {source}; "
+                    f"leave it out with --drop {name}"
+                )
             ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:max_categories]
-            fields.append(FieldSpec(
-                name=name, kind="categorical", allow_missing=bool(name in allowed or miss.any()),
-                categories=tuple(sorted(c for c, _ in ranked)), missing_share=float(miss.mean())))
-    return Schema(fields=tuple(fields), target=target.name, positive_label=target.positive_label,
-                  negative_label=target.negative_label)
+            fields.append(
+                FieldSpec(
+                    name=name,
+                    kind="categorical",
+                    allow_missing=bool(name in allowed or miss.any()),
+                    categories=tuple(sorted(c for c, _ in ranked)),
+                    missing_share=float(miss.mean()),
+                )
+            )
+    return Schema(
+        fields=tuple(fields),
+        target=target.name,
+        positive_label=target.positive_label,
+        negative_label=target.negative_label,
+    )
 
 
 def robust_range(seen: np.ndarray) -> tuple[float | None, float | None]:
@@ -345,7 +415,7 @@ def round_outward(value: float, *, down: bool, digits: int = RANGE_DIGITS) -> fl
     if value == 0.0 or not math.isfinite(value):
         return float(value) + 0.0
     exp = math.floor(math.log10(abs(value))) - (digits - 1)
-    k = (math.floor if down else math.ceil)(round(value / 10.0 ** exp, 9))  # 28.999999999999996 is 29
+    k = (math.floor if down else math.ceil)(round(value / 10.0**exp, 9))  # 28.999999999999996 is 29
     return float(f"{k}e{exp}") + 0.0
 
 
@@ -378,8 +448,12 @@ def schema_to_dict(schema: Schema) -> dict[str, Any]:
         d = asdict(f)
         d["categories"] = list(f.categories)
         fields.append(d)
-    return {"fields": fields, "target": schema.target, "positive_label": schema.positive_label,
-            "negative_label": schema.negative_label}
+    return {
+        "fields": fields,
+        "target": schema.target,
+        "positive_label": schema.positive_label,
+        "negative_label": schema.negative_label,
+    }
 
 
 def schema_from_dict(d: Mapping[str, Any], where: str = "schema") -> Schema:
@@ -403,5 +477,3 @@ def _names(names: Iterable[Any]) -> str:
     names = [str(n) for n in names]
     shown = ", ".join(repr(n) for n in names[:_SHOW])
     return shown + (f", ... ({len(names)} in all)" if len(names) > _SHOW else "")
-
-

@@ -29,15 +29,17 @@ class SplitIndices:
         return {"train": int(self.train.size), "validation": int(self.validation.size), "test": int(self.test.size)}
 
 
-def split_indices(y: np.ndarray, *, seed: int, test_size: float = 0.2, validation_size: float = 0.2,
-                  source: str = "data") -> SplitIndices:
+def split_indices(
+    y: np.ndarray, *, seed: int, test_size: float = 0.2, validation_size: float = 0.2, source: str = "data"
+) -> SplitIndices:
     """Stratified split of ``len(y)`` rows. ``test_size``/``validation_size`` are shares of all rows;
     either may be 0 when that split comes from its own file."""
     y = np.asarray(y)
     n = y.size
     if not (0 <= test_size < 1 and 0 <= validation_size < 1 and test_size + validation_size < 1):
-        raise ValueError(f"split shares must be in [0, 1) and sum below 1, got test={test_size}, "
-                         f"validation={validation_size}")
+        raise ValueError(
+            f"split shares must be in [0, 1) and sum below 1, got test={test_size}, validation={validation_size}"
+        )
     _check_enough(y, test_size, validation_size, source)
     idx = np.arange(n)
     rest, test = _cut(idx, y, test_size, seed)
@@ -60,6 +62,8 @@ def _check_enough(y: np.ndarray, test_size: float, validation_size: float, sourc
     for v, c in zip(values, counts):
         if c * smallest < MIN_PER_CLASS or c < MIN_PER_CLASS * parts:
             label = "positive" if v == 1 else "negative"
-            raise DataError(f"{source} has only {c} rows of the {label} class; splitting it into {parts} parts "
-                            f"needs at least {int(np.ceil(MIN_PER_CLASS / smallest))} of each class. "
-                            f"Add rows, or pass --test-data and --validation-data files")
+            raise DataError(
+                f"{source} has only {c} rows of the {label} class; splitting it into {parts} parts "
+                f"needs at least {int(np.ceil(MIN_PER_CLASS / smallest))} of each class. "
+                f"Add rows, or pass --test-data and --validation-data files"
+            )

@@ -21,16 +21,16 @@ if TYPE_CHECKING:
 class Options:
     """The bench step: profile, repetitions, which variants, and the constraints to recommend by."""
 
-    profile: str = "unconstrained"           # a built-in profile or one from profiles_file
-    profiles_file: str | None = None         # TOML with [profiles.NAME] tables
-    variants: str = "all"                    # comma-separated bundle names, or all
+    profile: str = "unconstrained"  # a built-in profile or one from profiles_file
+    profiles_file: str | None = None  # TOML with [profiles.NAME] tables
+    variants: str = "all"  # comma-separated bundle names, or all
     max_latency_us: float | None = None
     max_size_kb: float | None = None
     max_auc_drop: float | None = None
-    latency_percentile: str = "p99"          # which percentile max_latency_us limits
-    repeat: str = "default"                  # repetition preset: quick, default, thorough
-    keras: bool = True                       # also time the source Keras model (for the ratios)
-    out: str | None = None                   # report folder; None: RUN_DIR/report
+    latency_percentile: str = "p99"  # which percentile max_latency_us limits
+    repeat: str = "default"  # repetition preset: quick, default, thorough
+    keras: bool = True  # also time the source Keras model (for the ratios)
+    out: str | None = None  # report folder; None: RUN_DIR/report
 
 
 def resolve(options: Options) -> BenchOptions:
@@ -41,12 +41,18 @@ def resolve(options: Options) -> BenchOptions:
     from ..bench.settings import preset
 
     names = [v.strip() for v in options.variants.split(",") if v.strip()]
-    return BenchOptions(profile=get_profile(options.profile, options.profiles_file), settings=preset(options.repeat),
-                        variants=None if names in ([], ["all"]) else names,
-                        constraints=Constraints(max_latency_us=options.max_latency_us, max_size_kb=options.max_size_kb,
-                                                max_auc_drop=options.max_auc_drop,
-                                                latency_percentile=options.latency_percentile),
-                        keras=options.keras)
+    return BenchOptions(
+        profile=get_profile(options.profile, options.profiles_file),
+        settings=preset(options.repeat),
+        variants=None if names in ([], ["all"]) else names,
+        constraints=Constraints(
+            max_latency_us=options.max_latency_us,
+            max_size_kb=options.max_size_kb,
+            max_auc_drop=options.max_auc_drop,
+            latency_percentile=options.latency_percentile,
+        ),
+        keras=options.keras,
+    )
 
 
 def check(options: Options) -> None:
@@ -58,9 +64,14 @@ def summary(report: Mapping[str, Any], paths: Mapping[str, Any]) -> dict[str, An
     """The short form of a report (what ``--json`` prints): paths, recommendation, one row per variant."""
     from ..bench.report import summary_rows
 
-    return {"report": {k: str(v) for k, v in paths.items()}, "recommendation": report.get("recommendation"),
-            "variants": summary_rows(report), "profile": report.get("profile"), "machine": report.get("machine"),
-            "source": {k: v for k, v in report.get("source", {}).items() if k != "keras"}}
+    return {
+        "report": {k: str(v) for k, v in paths.items()},
+        "recommendation": report.get("recommendation"),
+        "variants": summary_rows(report),
+        "profile": report.get("profile"),
+        "machine": report.get("machine"),
+        "source": {k: v for k, v in report.get("source", {}).items() if k != "keras"},
+    }
 
 
 @dataclass(frozen=True)
@@ -68,8 +79,8 @@ class Result:
     """The report (what report.json holds) and where it went."""
 
     report: dict[str, Any]
-    paths: dict[str, Path]      # report.json, and where the report step puts report.md / report.html
-    constrained: bool           # constraints were given
+    paths: dict[str, Path]  # report.json, and where the report step puts report.md / report.html
+    constrained: bool  # constraints were given
 
     @property
     def no_fit(self) -> bool:

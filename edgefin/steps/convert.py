@@ -29,8 +29,9 @@ class _Progress:
         self.reporter.note(f"converting {variant} ({index + 1}/{total})")
 
     def done(self, result: Any) -> None:
-        self.reporter.checked(result.name, bool(result.passed),
-                              f"{result.size / 1024:.1f} KB, parity on {result.parity.n} rows")
+        self.reporter.checked(
+            result.name, bool(result.passed), f"{result.size / 1024:.1f} KB, parity on {result.parity.n} rows"
+        )
 
 
 def progress_for(reporter: Reporter | None) -> _Progress:

@@ -8,5 +8,13 @@ the source Keras model on the host.
 from .registry import DEFAULT_TARGETS, TARGETS, Target, get_target, resolve_targets
 from .run import TargetsResult, check_bundles, run_targets
 
-__all__ = ["DEFAULT_TARGETS", "TARGETS", "Target", "TargetsResult", "check_bundles", "get_target",
-           "resolve_targets", "run_targets"]
+__all__ = [
+    "DEFAULT_TARGETS",
+    "TARGETS",
+    "Target",
+    "TargetsResult",
+    "check_bundles",
+    "get_target",
+    "resolve_targets",
+    "run_targets",
+]

@@ -89,8 +89,13 @@ def read_ready() -> RootInfo | None:
     """The cached root's READY record, or None when there is no finished root."""
     try:
         d = json.loads(ready_file().read_text(encoding="utf-8"))
-        info = RootInfo(root=Path(d["root"]), cpu=str(d["cpu"]), python=str(d["python"]),
-                        wheels={str(k): str(v) for k, v in d["wheels"].items()}, built_at=str(d["built_at"]))
+        info = RootInfo(
+            root=Path(d["root"]),
+            cpu=str(d["cpu"]),
+            python=str(d["python"]),
+            wheels={str(k): str(v) for k, v in d["wheels"].items()},
+            built_at=str(d["built_at"]),
+        )
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     return info if (info.root / PYTHON.lstrip("/")).exists() else None
@@ -98,20 +103,33 @@ def read_ready() -> RootInfo | None:
 
 def require_root_user(what: str) -> None:
     if os.geteuid() != 0:
-        raise TargetUnavailableError(f"{what} needs root (debootstrap and chroot); run it as root, e.g. "
-                                     f"'sudo make targets', or leave the arm64 target out")
+        raise TargetUnavailableError(
+            f"{what} needs root (debootstrap and chroot); run it as root, e.g. "
+            f"'sudo make targets', or leave the arm64 target out"
+        )
 
 
-def python_command(root: Path, args: list[str], *, extra_path: list[str] = (), cpu: str = CPU  # type: ignore[assignment]
-                   ) -> tuple[list[str], dict[str, str]]:
+def python_command(
+    root: Path,
+    args: list[str],
+    *,
+    extra_path: list[str] = (),  # type: ignore[assignment]
+    cpu: str = CPU,
+) -> tuple[list[str], dict[str, str]]:
     """argv and environment that run the root's Python under qemu inside a chroot.
 
     ``args`` and ``extra_path`` are paths as seen inside the root.
     """
     chroot = shutil.which("chroot") or "/usr/sbin/chroot"  # resolved on the host's PATH, not the root's
     argv = [chroot, str(root), f"/usr/bin/{QEMU}", "-cpu", cpu, PYTHON, *args]
-    env = {"PATH": "/usr/bin:/bin", "HOME": "/root", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
-           "PYTHONPATH": ":".join([*extra_path, SITE]), "OMP_NUM_THREADS": "1"}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": "/root",
+        "LANG": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONPATH": ":".join([*extra_path, SITE]),
+        "OMP_NUM_THREADS": "1",
+    }
     return argv, env
 
 
@@ -148,9 +166,21 @@ def build_root(*, log: Log | None = None) -> RootInfo:
     mirror = os.environ.get("EDGEFIN_DEBIAN_MIRROR", DEFAULT_MIRROR)
     t0 = time.perf_counter()
     say(f"arm64 root: debootstrap --foreign {SUITE} arm64 from {mirror} (downloads ~40 MB once)")
-    _run(["debootstrap", "--foreign", "--arch=arm64", "--variant=minbase", f"--include={','.join(DEBS)}",
-          f"--cache-dir={base / 'debs'}", SUITE, str(stage), mirror], "debootstrap --foreign",
-         hint=f"is Debian's mirror {mirror} reachable from here? (set EDGEFIN_DEBIAN_MIRROR to use another)")
+    _run(
+        [
+            "debootstrap",
+            "--foreign",
+            "--arch=arm64",
+            "--variant=minbase",
+            f"--include={','.join(DEBS)}",
+            f"--cache-dir={base / 'debs'}",
+            SUITE,
+            str(stage),
+            mirror,
+        ],
+        "debootstrap --foreign",
+        hint=f"is Debian's mirror {mirror} reachable from here? (set EDGEFIN_DEBIAN_MIRROR to use another)",
+    )
     say("arm64 root: unpacking the remaining packages (dpkg-deb -x; no binfmt_misc needed)")
     _unpack_all(stage)
     shutil.copy2(shutil.which(QEMU) or QEMU, stage / "usr" / "bin" / QEMU)
@@ -165,9 +195,11 @@ def build_root(*, log: Log | None = None) -> RootInfo:
 def _require_tools() -> None:
     missing = [t for t in ("debootstrap", QEMU, "dpkg-deb", "chroot") if shutil.which(t) is None]
     if missing:
-        raise TargetUnavailableError(f"the arm64 target needs {', '.join(missing)}, not found on PATH; install "
-                                     f"them with 'apt-get install debootstrap qemu-user-static' (as root), or "
-                                     f"run 'make targets'")
+        raise TargetUnavailableError(
+            f"the arm64 target needs {', '.join(missing)}, not found on PATH; install "
+            f"them with 'apt-get install debootstrap qemu-user-static' (as root), or "
+            f"run 'make targets'"
+        )
 
 
 def _unpack_all(root: Path) -> None:
@@ -187,12 +219,36 @@ def _unpack_all(root: Path) -> None:
 def _installer() -> list[str]:
     uv = shutil.which("uv") or str(Path(__file__).resolve().parents[2] / ".tools" / "bin" / "uv")
     if Path(uv).exists():
-        return [uv, "pip", "install", "--quiet", "--python-platform", WHEEL_PLATFORM, "--python-version", "3.11",
-                "--only-binary", ":all:"]
+        return [
+            uv,
+            "pip",
+            "install",
+            "--quiet",
+            "--python-platform",
+            WHEEL_PLATFORM,
+            "--python-version",
+            "3.11",
+            "--only-binary",
+            ":all:",
+        ]
     py = shutil.which("python3") or sys.executable
-    return [py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--platform",
-            "manylinux_2_28_aarch64", "--platform", "manylinux2014_aarch64", "--implementation", "cp",
-            "--python-version", "3.11", "--only-binary=:all:"]
+    return [
+        py,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--platform",
+        "manylinux_2_28_aarch64",
+        "--platform",
+        "manylinux2014_aarch64",
+        "--implementation",
+        "cp",
+        "--python-version",
+        "3.11",
+        "--only-binary=:all:",
+    ]
 
 
 def _install_wheels(root: Path, want: dict[str, str | None], say: Log) -> None:
@@ -202,8 +258,11 @@ def _install_wheels(root: Path, want: dict[str, str | None], say: Log) -> None:
     site.mkdir(parents=True)
     specs = [f"{k}=={v}" if v else k for k, v in want.items()]
     say(f"arm64 root: installing aarch64 wheels {' '.join(specs)}")
-    _run([*_installer(), "--target", str(site), *specs], "installing aarch64 wheels",
-         hint="is the package index reachable, and are there aarch64 wheels of these versions for Python 3.11?")
+    _run(
+        [*_installer(), "--target", str(site), *specs],
+        "installing aarch64 wheels",
+        hint="is the package index reachable, and are there aarch64 wheels of these versions for Python 3.11?",
+    )
 
 
 _SMOKE = """
@@ -228,14 +287,32 @@ def _finish(root: Path, say: Log) -> RootInfo:
     if smoke.get("machine") != "aarch64" or smoke.get("host_sys_visible"):
         raise TargetBuildError(f"the arm64 root's smoke test is wrong: {smoke}")
     want = pins()
-    wheels = {"numpy": smoke["numpy"], "onnxruntime": smoke["onnxruntime"],
-              "ai-edge-litert": want.get("ai-edge-litert") or "unpinned"}
-    info = RootInfo(root=root, cpu=CPU, python=smoke["python"], wheels=wheels,
-                    built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    wheels = {
+        "numpy": smoke["numpy"],
+        "onnxruntime": smoke["onnxruntime"],
+        "ai-edge-litert": want.get("ai-edge-litert") or "unpinned",
+    }
+    info = RootInfo(
+        root=root,
+        cpu=CPU,
+        python=smoke["python"],
+        wheels=wheels,
+        built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )
     atomic.write_text(cache_dir() / "README.md", _readme(info, smoke))
-    atomic.write_json(ready_file(), {"root": str(root), "cpu": CPU, "python": info.python, "wheels": wheels,
-                                     "built_at": info.built_at, "cpu_features": smoke["cpu_features"],
-                                     "qemu": f"/usr/bin/{QEMU}", "site_packages": SITE})
+    atomic.write_json(
+        ready_file(),
+        {
+            "root": str(root),
+            "cpu": CPU,
+            "python": info.python,
+            "wheels": wheels,
+            "built_at": info.built_at,
+            "cpu_features": smoke["cpu_features"],
+            "qemu": f"/usr/bin/{QEMU}",
+            "site_packages": SITE,
+        },
+    )
     say(f"arm64 root ready: {root} (Python {info.python}, {CPU}: {', '.join(smoke['cpu_features'])})")
     return info
 
@@ -247,13 +324,13 @@ def _readme(info: RootInfo, smoke: dict) -> str:
 
 Built by `edgefin/targets/arm64root.py` (`make targets`) on {info.built_at}: Debian {SUITE} arm64,
 Python {info.python}, wheels {info.wheels}, emulated core `{info.cpu}` (CPU features seen by numpy:
-{', '.join(smoke['cpu_features'])}). Treat it as read-only; `READY` (JSON) exists only when it is complete.
+{", ".join(smoke["cpu_features"])}). Treat it as read-only; `READY` (JSON) exists only when it is complete.
 
 Run Python in it (as root; the chroot keeps the host's /sys and /proc out, which ONNX Runtime's
 CPU probe needs under emulation; no binfmt_misc is used):
 
     env -i {envs} \\
-        {' '.join(argv)}
+        {" ".join(argv)}
 
 Files must be inside the root to be seen: copy them to a folder of your own under
 `{info.root}/tmp/` and remove it afterwards. Add that folder (as seen inside the root, e.g.
@@ -278,6 +355,8 @@ def _run(argv: list[str], step: str, *, env: dict[str, str] | None = None, hint:
         fh.write(f"$ {' '.join(argv)}\n{proc.stdout}{proc.stderr}[exit {proc.returncode}]\n")
     if proc.returncode != 0:
         tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
-        raise TargetBuildError(f"arm64 root: {step} failed (exit {proc.returncode}): {tail[:400]}"
-                               f"{'; ' + hint if hint else ''}; full log: {log}")
+        raise TargetBuildError(
+            f"arm64 root: {step} failed (exit {proc.returncode}): {tail[:400]}"
+            f"{'; ' + hint if hint else ''}; full log: {log}"
+        )
     return proc.stdout

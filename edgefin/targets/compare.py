@@ -41,11 +41,24 @@ def reference_set(manifest: Any) -> ReferenceSet:
     t, tol = float(manifest.decision.threshold), float(manifest.golden_tolerance)
     acc = getattr(manifest, "acceptance", None)
     if acc is not None:
-        return ReferenceSet("acceptance", tuple(acc.records), np.asarray(acc.scores, dtype=np.float64),
-                            np.asarray(acc.source_scores, dtype=np.float64), acc.source_stage, tol, t)
-    return ReferenceSet("golden", tuple(g.record for g in manifest.golden),
-                        np.asarray([g.score for g in manifest.golden], dtype=np.float64), None,
-                        manifest.model.source_stage, tol, t)
+        return ReferenceSet(
+            "acceptance",
+            tuple(acc.records),
+            np.asarray(acc.scores, dtype=np.float64),
+            np.asarray(acc.source_scores, dtype=np.float64),
+            acc.source_stage,
+            tol,
+            t,
+        )
+    return ReferenceSet(
+        "golden",
+        tuple(g.record for g in manifest.golden),
+        np.asarray([g.score for g in manifest.golden], dtype=np.float64),
+        None,
+        manifest.model.source_stage,
+        tol,
+        t,
+    )
 
 
 def scores_of(entry: Mapping[str, Any], path: str) -> np.ndarray:
@@ -66,9 +79,15 @@ def judge_reference(ref: ReferenceSet, entry: Mapping[str, Any]) -> dict[str, An
     from edgefin_runtime import acceptance as gates
 
     if "error" in entry:
-        return {"set": ref.kind, "n": len(ref.records), "passed": False,
-                "failures": [f"the engine failed while scoring the {ref.kind} set ({entry['error']['type']}: "
-                             f"{entry['error']['message']})"]}
+        return {
+            "set": ref.kind,
+            "n": len(ref.records),
+            "passed": False,
+            "failures": [
+                f"the engine failed while scoring the {ref.kind} set ({entry['error']['type']}: "
+                f"{entry['error']['message']})"
+            ],
+        }
     got = {p: scores_of(entry, p) for p in PATHS}
     for p in PATHS:
         if got[p].shape != ref.build_scores.shape:
@@ -76,9 +95,14 @@ def judge_reference(ref: ReferenceSet, entry: Mapping[str, Any]) -> dict[str, An
     t, tol = ref.threshold, ref.tolerance
     band = np.abs(ref.build_scores - t) <= tol
     build = gates._build_verdict(got, ref.build_scores, t, tol, band)  # noqa: SLF001 - verify's own gate
-    out: dict[str, Any] = {"set": ref.kind, "n": len(ref.records), "tolerance": tol,
-                           "rejected": int(entry.get("rejected", 0)), "build_machine": build.to_dict(),
-                           "source_model": None}
+    out: dict[str, Any] = {
+        "set": ref.kind,
+        "n": len(ref.records),
+        "tolerance": tol,
+        "rejected": int(entry.get("rejected", 0)),
+        "build_machine": build.to_dict(),
+        "source_model": None,
+    }
     failures = [f"{ref.kind} set vs build machine, {f}" for f in build.failures]
     if ref.source_scores is not None:
         recorded = gates._compare(ref.build_scores, ref.source_scores, t)  # noqa: SLF001
@@ -90,9 +114,17 @@ def judge_reference(ref: ReferenceSet, entry: Mapping[str, Any]) -> dict[str, An
     return out
 
 
-def judge_test(variant: str, gate: Mapping[str, Any], source_stage: str, source: np.ndarray, y: np.ndarray,
-               threshold: float, entry: Mapping[str, Any], build: Mapping[str, Any] | None,
-               excluded_rows: int = 0) -> dict[str, Any]:
+def judge_test(
+    variant: str,
+    gate: Mapping[str, Any],
+    source_stage: str,
+    source: np.ndarray,
+    y: np.ndarray,
+    threshold: float,
+    entry: Mapping[str, Any],
+    build: Mapping[str, Any] | None,
+    excluded_rows: int = 0,
+) -> dict[str, Any]:
     """The test split on a target: convert's gate against the source model, and the build machine's scores.
 
     ``gate`` is the variant's gate as recorded by convert (``{"kind": "quantized", "max_flip_rate": ...}``);
@@ -101,21 +133,44 @@ def judge_test(variant: str, gate: Mapping[str, Any], source_stage: str, source:
     from edgefin_converters.parity import compare
 
     if "error" in entry:
-        return {"n": int(len(y)), "passed": False,
-                "failures": [f"the engine failed while scoring the test split ({entry['error']['type']}: "
-                             f"{entry['error']['message']})"]}
+        return {
+            "n": int(len(y)),
+            "passed": False,
+            "failures": [
+                f"the engine failed while scoring the test split ({entry['error']['type']}: "
+                f"{entry['error']['message']})"
+            ],
+        }
     batch, single = scores_of(entry, "batch"), scores_of(entry, "single")
-    par = compare(variant, str(gate["kind"]), source_stage, source, batch, y, threshold, gates_from(gate),
-                  excluded_rows=excluded_rows, single=single)
-    out: dict[str, Any] = {"n": par.n, "excluded_rows": excluded_rows, "rejected": int(entry.get("rejected", 0)),
-                           "vs_source": _parity_summary(par), "vs_build": None}
+    par = compare(
+        variant,
+        str(gate["kind"]),
+        source_stage,
+        source,
+        batch,
+        y,
+        threshold,
+        gates_from(gate),
+        excluded_rows=excluded_rows,
+        single=single,
+    )
+    out: dict[str, Any] = {
+        "n": par.n,
+        "excluded_rows": excluded_rows,
+        "rejected": int(entry.get("rejected", 0)),
+        "vs_source": _parity_summary(par),
+        "vs_build": None,
+    }
     failures = [f"test split: {f}" for f in par.failures]
     if int(entry.get("rejected", 0)):
         failures.append(f"test split: {entry['rejected']} record(s) the build machine scored are rejected here")
     if build is not None and "error" not in build:
         per = {p: delta(scores_of(entry, p), scores_of(build, p), threshold) for p in PATHS}
-        out["vs_build"] = {"max_abs_delta": max(v["max_abs_delta"] for v in per.values()),
-                           "flips": max(v["flips"] for v in per.values()), "paths": per}
+        out["vs_build"] = {
+            "max_abs_delta": max(v["max_abs_delta"] for v in per.values()),
+            "flips": max(v["flips"] for v in per.values()),
+            "paths": per,
+        }
     out["failures"] = failures
     out["passed"] = not failures
     return out
@@ -134,20 +189,39 @@ def gates_from(gate: Mapping[str, Any]) -> Any:
     if kind == "fp16" and "max_abs_delta" in gate:
         return Gates(fp16_max_delta=float(gate["max_abs_delta"]))
     if kind == "quantized":
-        return Gates(max_auc_drop=float(gate.get("max_auc_drop", g.max_auc_drop)),
-                     max_flip_rate=float(gate.get("max_flip_rate", g.max_flip_rate)))
+        return Gates(
+            max_auc_drop=float(gate.get("max_auc_drop", g.max_auc_drop)),
+            max_flip_rate=float(gate.get("max_flip_rate", g.max_flip_rate)),
+        )
     return g
 
 
 def _parity_summary(par: Any) -> dict[str, Any]:
     d = par.to_dict()
-    keep = ("n", "max_abs_delta", "mean_abs_delta", "auc_source", "auc_variant", "auc_delta", "flips", "flip_rate",
-            "gate", "passed", "single_row")
+    keep = (
+        "n",
+        "max_abs_delta",
+        "mean_abs_delta",
+        "auc_source",
+        "auc_variant",
+        "auc_delta",
+        "flips",
+        "flip_rate",
+        "gate",
+        "passed",
+        "single_row",
+    )
     return {k: d[k] for k in keep if k in d}
 
 
-def cell(bundle: str, target: str, probe: Mapping[str, Any] | None, died: str | None,
-         reference: Mapping[str, Any] | None, test: Mapping[str, Any] | None) -> dict[str, Any]:
+def cell(
+    bundle: str,
+    target: str,
+    probe: Mapping[str, Any] | None,
+    died: str | None,
+    reference: Mapping[str, Any] | None,
+    test: Mapping[str, Any] | None,
+) -> dict[str, Any]:
     """One bundle x target cell: loads or not, the two judgements, headline numbers and every failure."""
     failures: list[str] = []
     loaded = bool(probe and probe.get("loaded"))
@@ -167,12 +241,22 @@ def cell(bundle: str, target: str, probe: Mapping[str, Any] | None, died: str | 
     if test is not None and test.get("vs_build"):
         deltas.append(test["vs_build"]["max_abs_delta"])
         flips.append(test["vs_build"]["flips"])
-    return {"bundle": bundle, "target": target, "passed": not failures, "loaded": loaded, "load_error": err if not loaded else None,
-            "scored_without_self_test": bool((probe or {}).get("scored_without_self_test")),
-            "engine": (probe or {}).get("engine"), "bundle_sha256": (probe or {}).get("bundle_sha256"),
-            "max_abs_delta": max(deltas) if deltas else None, "flips": max(flips) if flips else None,
-            "test_flips_vs_source": (test or {}).get("vs_source", {}).get("flips"),
-            "reference": reference, "test": test, "failures": failures}
+    return {
+        "bundle": bundle,
+        "target": target,
+        "passed": not failures,
+        "loaded": loaded,
+        "load_error": err if not loaded else None,
+        "scored_without_self_test": bool((probe or {}).get("scored_without_self_test")),
+        "engine": (probe or {}).get("engine"),
+        "bundle_sha256": (probe or {}).get("bundle_sha256"),
+        "max_abs_delta": max(deltas) if deltas else None,
+        "flips": max(flips) if flips else None,
+        "test_flips_vs_source": (test or {}).get("vs_source", {}).get("flips"),
+        "reference": reference,
+        "test": test,
+        "failures": failures,
+    }
 
 
 def summarise(cells: Sequence[Mapping[str, Any]]) -> list[str]:

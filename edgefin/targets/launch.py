@@ -24,8 +24,11 @@ from .registry import QEMU_X86, Target
 
 PROBE = Path(__file__).with_name("probe.py")
 #: qemu's notes about CPUID bits its TCG cannot offer (pcid, x2apic, ...): noise, not a finding
-_NOISE = ("TCG doesn't support requested feature", "Error in cpuinfo:",
-          "onnxruntime warning: cpuinfo_initialize failed")
+_NOISE = (
+    "TCG doesn't support requested feature",
+    "Error in cpuinfo:",
+    "onnxruntime warning: cpuinfo_initialize failed",
+)
 
 
 @dataclass
@@ -59,8 +62,9 @@ def runtime_dir() -> Path:
     return Path(edgefin_runtime.__file__).resolve().parent.parent
 
 
-def run_probe(target: Target, job: dict[str, Any], *, on_line: Callable[[str], None] | None = None,
-              timeout: float = 3600.0) -> ProbeRun:
+def run_probe(
+    target: Target, job: dict[str, Any], *, on_line: Callable[[str], None] | None = None, timeout: float = 3600.0
+) -> ProbeRun:
     """Write ``job`` (see probe.py), run the probe on ``target`` and read its output."""
     if target.kind == "arm64":
         return _run_arm64(target, job, on_line, timeout)
@@ -70,14 +74,18 @@ def run_probe(target: Target, job: dict[str, Any], *, on_line: Callable[[str], N
         argv = [sys.executable, str(PROBE), str(inp), str(out)]
         if target.kind == "x86":
             argv = [shutil.which(QEMU_X86) or QEMU_X86, "-cpu", str(target.cpu), *argv]
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp"),
-               "LANG": "C.UTF-8", "PYTHONPATH": str(runtime_dir()), "PYTHONDONTWRITEBYTECODE": "1",
-               "OMP_NUM_THREADS": "1"}
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": os.environ.get("HOME", "/tmp"),
+            "LANG": "C.UTF-8",
+            "PYTHONPATH": str(runtime_dir()),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "OMP_NUM_THREADS": "1",
+        }
         return _execute(target.name, argv, env, out, on_line, timeout)
 
 
-def _run_arm64(target: Target, job: dict[str, Any], on_line: Callable[[str], None] | None,
-               timeout: float) -> ProbeRun:
+def _run_arm64(target: Target, job: dict[str, Any], on_line: Callable[[str], None] | None, timeout: float) -> ProbeRun:
     """Stage the runtime, the probe and the bundles in a private folder of the root's /tmp, run, clean up."""
     from . import arm64root
 
@@ -88,8 +96,11 @@ def _run_arm64(target: Target, job: dict[str, Any], on_line: Callable[[str], Non
     stage = info.root / inner.lstrip("/")
     try:
         (stage / "bundles").mkdir(parents=True)
-        shutil.copytree(runtime_dir() / "edgefin_runtime", stage / "runtime" / "edgefin_runtime",
-                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            runtime_dir() / "edgefin_runtime",
+            stage / "runtime" / "edgefin_runtime",
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
         shutil.copy2(PROBE, stage / "probe.py")
         staged = dict(job, bundles=[])
         for i, b in enumerate(job["bundles"]):
@@ -97,21 +108,32 @@ def _run_arm64(target: Target, job: dict[str, Any], on_line: Callable[[str], Non
             shutil.copy2(b["path"], stage / "bundles" / name)
             staged["bundles"].append(dict(b, path=f"{inner}/bundles/{name}"))
         atomic.write_text(stage / "input.json", json.dumps(staged, allow_nan=False))
-        argv, env = arm64root.python_command(info.root, [f"{inner}/probe.py", f"{inner}/input.json",
-                                                         f"{inner}/output.json"],
-                                             extra_path=[f"{inner}/runtime"], cpu=str(target.cpu))
+        argv, env = arm64root.python_command(
+            info.root,
+            [f"{inner}/probe.py", f"{inner}/input.json", f"{inner}/output.json"],
+            extra_path=[f"{inner}/runtime"],
+            cpu=str(target.cpu),
+        )
         return _execute(target.name, argv, env, stage / "output.json", on_line, timeout)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 
 
-def _execute(name: str, argv: list[str], env: dict[str, str], out: Path, on_line: Callable[[str], None] | None,
-             timeout: float) -> ProbeRun:
+def _execute(
+    name: str, argv: list[str], env: dict[str, str], out: Path, on_line: Callable[[str], None] | None, timeout: float
+) -> ProbeRun:
     t0 = time.perf_counter()
     tail: collections.deque[str] = collections.deque(maxlen=20)
     try:
-        proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True, errors="replace")
+        proc = subprocess.Popen(
+            argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+        )
     except OSError as exc:
         raise ProbeError(f"target {name}: cannot start {argv[0]} ({exc})") from None
     timer = threading.Timer(timeout, proc.kill)
@@ -122,7 +144,7 @@ def _execute(name: str, argv: list[str], env: dict[str, str], out: Path, on_line
             line = line.rstrip("\n")
             if line.startswith("@@probe "):
                 if on_line is not None:
-                    on_line(line[len("@@probe "):])
+                    on_line(line[len("@@probe ") :])
             elif line.strip() and not any(n in line for n in _NOISE):
                 tail.append(line)
         code = proc.wait()
@@ -156,6 +178,7 @@ def check_output(output: Any, target: str) -> dict[str, Any]:
             for path in ("single", "batch"):
                 scores = s.get(path)
                 if not isinstance(scores, list) or not all(v is None or isinstance(v, (int, float)) for v in scores):
-                    raise ProbeError(f"{where}: bundle {bname!r} set {sname!r} has no list of scores for the "
-                                     f"{path} path")
+                    raise ProbeError(
+                        f"{where}: bundle {bname!r} set {sname!r} has no list of scores for the {path} path"
+                    )
     return output

@@ -54,8 +54,12 @@ def _cpu_features() -> list[str]:
 def _platform() -> dict[str, Any]:
     import numpy
 
-    info: dict[str, Any] = {"machine": platform.machine(), "python": platform.python_version(),
-                            "numpy": numpy.__version__, "cpu_features": _cpu_features()}
+    info: dict[str, Any] = {
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "cpu_features": _cpu_features(),
+    }
     for mod, key in (("onnxruntime", "onnxruntime"), ("ai_edge_litert", "ai_edge_litert")):
         try:
             m = __import__(mod)
@@ -92,8 +96,15 @@ def probe_bundle(spec: dict[str, Any], sets: dict[str, list[dict[str, Any]]]) ->
     """Load one bundle (hashes, engine, self-test) and score its record sets."""
     import edgefin_runtime as rt
 
-    out: dict[str, Any] = {"loaded": False, "error": None, "self_test": None, "bundle_sha256": None,
-                           "engine": None, "scored_without_self_test": False, "sets": {}}
+    out: dict[str, Any] = {
+        "loaded": False,
+        "error": None,
+        "self_test": None,
+        "bundle_sha256": None,
+        "engine": None,
+        "scored_without_self_test": False,
+        "sets": {},
+    }
     predictor = None
     try:
         predictor = rt.load(spec["path"])
@@ -139,8 +150,13 @@ def main(argv: list[str]) -> int:
         try:
             result["bundles"][spec["name"]] = probe_bundle(spec, sets)
         except Exception as exc:  # noqa: BLE001 - anything else is recorded for this bundle, others go on
-            result["bundles"][spec["name"]] = {"loaded": False, "error": _error(exc), "sets": {}, "crashed": True,
-                                               "traceback": traceback.format_exc(limit=5)}
+            result["bundles"][spec["name"]] = {
+                "loaded": False,
+                "error": _error(exc),
+                "sets": {},
+                "crashed": True,
+                "traceback": traceback.format_exc(limit=5),
+            }
     result["seconds"] = time.perf_counter() - t0
     tmp = f"{argv[2]}.tmp{os.getpid()}"
     with open(tmp, "w", encoding="utf-8") as fh:

@@ -23,18 +23,29 @@ class Target:
         return {"name": self.name, "kind": self.kind, "cpu": self.cpu, "isa": self.isa}
 
 
-TARGETS: dict[str, Target] = {t.name: t for t in (
-    Target("native", "native", None, "this machine's CPU, no emulation (the build machine)"),
-    Target("x86-64-v2", "x86", "Nehalem-v1",
-           "x86-64-v2: SSE4.2, POPCNT, no AVX (Atom/Celeron-class kiosks)"),
-    Target("x86-64-v3", "x86", "Haswell-v4", "x86-64-v3: AVX2, FMA3, BMI2, no AVX-512"),
-    Target("x86-64-v4", "x86", None, "x86-64-v4: AVX-512",
-           unavailable="QEMU 7.2's TCG does not emulate AVX-512 (it masks avx512f/bw/dq/vl off any -cpu "
-                       "model), so this level cannot be checked by emulation; run 'edgefin-run verify BUNDLE' "
-                       "on an AVX-512 machine instead"),
-    Target("arm64", "arm64", "cortex-a72",
-           "ARMv8.0-A (Cortex-A72: NEON/ASIMD, no dot-product, no SVE) in an emulated Debian bookworm root"),
-)}
+TARGETS: dict[str, Target] = {
+    t.name: t
+    for t in (
+        Target("native", "native", None, "this machine's CPU, no emulation (the build machine)"),
+        Target("x86-64-v2", "x86", "Nehalem-v1", "x86-64-v2: SSE4.2, POPCNT, no AVX (Atom/Celeron-class kiosks)"),
+        Target("x86-64-v3", "x86", "Haswell-v4", "x86-64-v3: AVX2, FMA3, BMI2, no AVX-512"),
+        Target(
+            "x86-64-v4",
+            "x86",
+            None,
+            "x86-64-v4: AVX-512",
+            unavailable="QEMU 7.2's TCG does not emulate AVX-512 (it masks avx512f/bw/dq/vl off any -cpu "
+            "model), so this level cannot be checked by emulation; run 'edgefin-run verify BUNDLE' "
+            "on an AVX-512 machine instead",
+        ),
+        Target(
+            "arm64",
+            "arm64",
+            "cortex-a72",
+            "ARMv8.0-A (Cortex-A72: NEON/ASIMD, no dot-product, no SVE) in an emulated Debian bookworm root",
+        ),
+    )
+}
 
 DEFAULT_TARGETS = ("native", "x86-64-v2", "x86-64-v3", "arm64")
 QEMU_X86 = "qemu-x86_64"
@@ -45,8 +56,7 @@ def get_target(name: str) -> Target:
     try:
         return TARGETS[name]
     except KeyError:
-        raise UnknownTargetError(f"--target: unknown target {name!r}; expected one of "
-                                 f"{', '.join(TARGETS)}") from None
+        raise UnknownTargetError(f"--target: unknown target {name!r}; expected one of {', '.join(TARGETS)}") from None
 
 
 def resolve_targets(spec: str | list[str] | tuple[str, ...]) -> list[Target]:
@@ -70,9 +80,11 @@ def resolve_targets(spec: str | list[str] | tuple[str, ...]) -> list[Target]:
 def check_tools(targets: list[Target]) -> None:
     """Fail early, naming the package, when an emulator a target needs is not installed."""
     if any(t.kind == "x86" for t in targets) and shutil.which(QEMU_X86) is None:
-        raise TargetUnavailableError(f"{QEMU_X86} is not installed, so the x86-64-v2/v3 targets cannot run; "
-                                     f"install it with 'apt-get install qemu-user' (as root), or run "
-                                     f"'make targets'")
+        raise TargetUnavailableError(
+            f"{QEMU_X86} is not installed, so the x86-64-v2/v3 targets cannot run; "
+            f"install it with 'apt-get install qemu-user' (as root), or run "
+            f"'make targets'"
+        )
     if any(t.kind == "arm64" for t in targets):
         from . import arm64root
 

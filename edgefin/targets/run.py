@@ -29,8 +29,10 @@ from .registry import DEFAULT_TARGETS, Target, check_tools, resolve_targets
 
 TARGETS_JSON = "targets.json"
 FORMAT = 1
-NOTE = ("Scores only: latency under emulation is not device latency, so none is reported. x86-64 levels run "
-        "the host's Python under qemu-x86_64 -cpu MODEL; arm64 runs Debian's Python in an emulated root.")
+NOTE = (
+    "Scores only: latency under emulation is not device latency, so none is reported. x86-64 levels run "
+    "the host's Python under qemu-x86_64 -cpu MODEL; arm64 runs Debian's Python in an emulated root."
+)
 
 
 @dataclass(frozen=True)
@@ -70,8 +72,15 @@ class TargetsResult:
 
 
 # ---------------------------------------------------------------- a run directory
-def run_targets(run_dir: str | Path, targets: str | Sequence[str] = DEFAULT_TARGETS, *, rows: int | None = None,
-                reporter: Any = None, timeout: float = 3600.0, gate: bool = True) -> TargetsResult:
+def run_targets(
+    run_dir: str | Path,
+    targets: str | Sequence[str] = DEFAULT_TARGETS,
+    *,
+    rows: int | None = None,
+    reporter: Any = None,
+    timeout: float = 3600.0,
+    gate: bool = True,
+) -> TargetsResult:
     """Check every bundle in RUN_DIR/bundles on ``targets``; write RUN_DIR/bundles/targets.json.
 
     ``rows`` limits the test split to its first N scorable rows (default: all). Raises
@@ -82,17 +91,19 @@ def run_targets(run_dir: str | Path, targets: str | Sequence[str] = DEFAULT_TARG
     chosen = resolve_targets(targets if isinstance(targets, str) else list(targets))
     run = RunDir.at(run_dir)
     if not run.root.is_dir():
-        raise RunDirError(f"run directory {run.root} does not exist; create it with 'edgefin train' "
-                          f"(or 'make demo')")
+        raise RunDirError(f"run directory {run.root} does not exist; create it with 'edgefin train' (or 'make demo')")
     paths = sorted(run.bundles_dir.glob("*.efb")) if run.bundles_dir.is_dir() else []
     if not paths:
-        raise RunDirError(f"run directory {run.root}: no .efb bundles in bundles/; run 'edgefin convert "
-                          f"{run.root}' first")
+        raise RunDirError(
+            f"run directory {run.root}: no .efb bundles in bundles/; run 'edgefin convert {run.root}' first"
+        )
     check_tools(chosen)
     rep = _reporter(reporter)
     _prepare(chosen, rep)
     cases = [bundle_case(p) for p in paths]
-    rep.note(f"scoring the test split with the source Keras model(s) ({', '.join(sorted({c.source_stage for c in cases}))})")
+    rep.note(
+        f"scoring the test split with the source Keras model(s) ({', '.join(sorted({c.source_stage for c in cases}))})"
+    )
     test = load_test_split(run, cases, rows)
     result = check_bundles(cases, chosen, test=test, reporter=rep, timeout=timeout)
     result.data["run"] = str(run.root.resolve())
@@ -109,8 +120,9 @@ def _prepare(chosen: list[Target], rep: Any) -> None:
         from . import arm64root
 
         if arm64root.read_ready() is None:
-            rep.note("building the emulated ARM64 root once (debootstrap, a few minutes; cached in "
-                     f"{arm64root.cache_dir()})")
+            rep.note(
+                f"building the emulated ARM64 root once (debootstrap, a few minutes; cached in {arm64root.cache_dir()})"
+            )
         arm64root.ensure_root(log=rep.note)
 
 
@@ -123,8 +135,14 @@ def bundle_case(path: Path) -> BundleCase:
     gate = m.parity.get("gate") if isinstance(m.parity, dict) else None
     if not isinstance(gate, dict) or "kind" not in gate:
         gate = {"kind": resolve_variants(m.model.variant)[0].gate}
-    return BundleCase(name=path.stem, path=path.resolve(), variant=m.model.variant, gate=dict(gate),
-                      source_stage=m.model.source_stage, ref=cmp.reference_set(m))
+    return BundleCase(
+        name=path.stem,
+        path=path.resolve(),
+        variant=m.model.variant,
+        gate=dict(gate),
+        source_stage=m.model.source_stage,
+        ref=cmp.reference_set(m),
+    )
 
 
 def load_test_split(run: Any, cases: Sequence[BundleCase], rows: int | None) -> TestSplit:
@@ -157,22 +175,37 @@ def load_test_split(run: Any, cases: Sequence[BundleCase], rows: int | None) -> 
         try:
             model_path = run.require(run.model_path(stage), "compress" if stage != "dense" else "train")
         except ValueError:
-            raise RunDirError(f"bundle {case.path.name}: source stage {stage!r} is not a stage of a run directory; "
-                              f"'edgefin targets' checks the bundles of a run") from None
+            raise RunDirError(
+                f"bundle {case.path.name}: source stage {stage!r} is not a stage of a run directory; "
+                f"'edgefin targets' checks the bundles of a run"
+            ) from None
         want = read_bundle(case.path).manifest.source.get("model_sha256")
         if want and _sha256(model_path) != want:
-            raise RunDirError(f"run directory {run.root}: {model_path.name} changed after the bundles were made "
-                              f"(bundle {case.path.name} names another model); re-run 'edgefin convert {run.root}'")
+            raise RunDirError(
+                f"run directory {run.root}: {model_path.name} changed after the bundles were made "
+                f"(bundle {case.path.name} names another model); re-run 'edgefin convert {run.root}'"
+            )
         source[stage] = np.asarray(predict(load_model(model_path), x), dtype=np.float64).ravel()
     metrics = run.read_json(run.metrics_json, "train")
     threshold = float(cases[0].ref.threshold if cases else metrics.get("threshold", 0.5))
-    return TestSplit(records=[_row_record(fields, schema, int(i)) for i in idx], y=np.asarray(y_all)[idx],
-                     threshold=threshold, source=source, excluded_rows=int((~usable).sum()))
+    return TestSplit(
+        records=[_row_record(fields, schema, int(i)) for i in idx],
+        y=np.asarray(y_all)[idx],
+        threshold=threshold,
+        source=source,
+        excluded_rows=int((~usable).sum()),
+    )
 
 
 # ---------------------------------------------------------------- the check itself
-def check_bundles(cases: Sequence[BundleCase], targets: Sequence[Target], *, test: TestSplit | None = None,
-                  reporter: Any = None, timeout: float = 3600.0) -> TargetsResult:
+def check_bundles(
+    cases: Sequence[BundleCase],
+    targets: Sequence[Target],
+    *,
+    test: TestSplit | None = None,
+    reporter: Any = None,
+    timeout: float = 3600.0,
+) -> TargetsResult:
     """Probe every target (one process each) and judge every bundle x target cell; no file is written."""
     rep = _reporter(reporter)
     job = _job(cases, test)
@@ -197,23 +230,47 @@ def check_bundles(cases: Sequence[BundleCase], targets: Sequence[Target], *, tes
                     build = None
                     if native is not None and case.name in native["bundles"]:
                         build = native["bundles"][case.name].get("sets", {}).get("test")
-                    test_part = cmp.judge_test(case.variant, case.gate, case.source_stage,
-                                               test.source[case.source_stage], test.y, case.ref.threshold, sets["test"],
-                                               build, excluded_rows=test.excluded_rows)
+                    test_part = cmp.judge_test(
+                        case.variant,
+                        case.gate,
+                        case.source_stage,
+                        test.source[case.source_stage],
+                        test.y,
+                        case.ref.threshold,
+                        sets["test"],
+                        build,
+                        excluded_rows=test.excluded_rows,
+                    )
             c = cmp.cell(case.name, t.name, probe, died, reference, test_part)
             row[t.name] = c
             cells.append(c)
-        bundles[case.name] = {"variant": case.variant, "gate": case.gate, "source_stage": case.source_stage,
-                              "reference_set": case.ref.kind, "reference_records": len(case.ref.records),
-                              "cells": row}
+        bundles[case.name] = {
+            "variant": case.variant,
+            "gate": case.gate,
+            "source_stage": case.source_stage,
+            "reference_set": case.ref.kind,
+            "reference_records": len(case.ref.records),
+            "cells": row,
+        }
     failures = cmp.summarise(cells)
-    data = {"format": FORMAT, "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "note": NOTE, "passed": not failures, "failures": failures,
-            "test_rows": None if test is None else len(test.records),
-            "targets": {t.name: {**t.to_dict(), "seconds": round(runs[t.name]["seconds"], 1),
-                                 "platform": runs[t.name]["platform"], "probe_runs": runs[t.name]["processes"]}
-                        for t in targets},
-            "bundles": bundles}
+    data = {
+        "format": FORMAT,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "note": NOTE,
+        "passed": not failures,
+        "failures": failures,
+        "test_rows": None if test is None else len(test.records),
+        "targets": {
+            t.name: {
+                **t.to_dict(),
+                "seconds": round(runs[t.name]["seconds"], 1),
+                "platform": runs[t.name]["platform"],
+                "probe_runs": runs[t.name]["processes"],
+            }
+            for t in targets
+        },
+        "bundles": bundles,
+    }
     return TargetsResult(data=data, failures=failures)
 
 
@@ -228,8 +285,9 @@ def _job(cases: Sequence[BundleCase], test: TestSplit | None) -> dict[str, Any]:
     return {"sets": sets, "bundles": specs}
 
 
-def _probe_target(t: Target, job: dict[str, Any], cases: Sequence[BundleCase], rep: Any,
-                  timeout: float) -> dict[str, Any]:
+def _probe_target(
+    t: Target, job: dict[str, Any], cases: Sequence[BundleCase], rep: Any, timeout: float
+) -> dict[str, Any]:
     """Run the probe once for all bundles; if the process dies, once per bundle to find the culprit."""
     total = len(job["bundles"])
     rep.started(t.name, total)
@@ -247,8 +305,7 @@ def _probe_target(t: Target, job: dict[str, Any], cases: Sequence[BundleCase], r
         processes = 1
         if first.output is None:
             rep.note(f"{t.name}: {first.died}; re-running one bundle at a time to find which")
-            runs = [run_probe(t, {"sets": job["sets"], "bundles": [spec]}, timeout=timeout)
-                    for spec in job["bundles"]]
+            runs = [run_probe(t, {"sets": job["sets"], "bundles": [spec]}, timeout=timeout) for spec in job["bundles"]]
             processes += len(runs)
     finally:
         rep.done(t.name)
@@ -265,8 +322,11 @@ def _probe_target(t: Target, job: dict[str, Any], cases: Sequence[BundleCase], r
             for spec in specs:
                 died[spec["name"]] = f"{why}{' (' + tail[:300] + ')' if tail else ''}"
     seconds = time.perf_counter() - t0
-    rep.checked(t.name, not died and all(b.get("loaded") for b in bundles.values()),
-                f"{len(bundles)} of {total} bundles probed in {seconds:.0f} s")
+    rep.checked(
+        t.name,
+        not died and all(b.get("loaded") for b in bundles.values()),
+        f"{len(bundles)} of {total} bundles probed in {seconds:.0f} s",
+    )
     return {"bundles": bundles, "died": died, "platform": platform, "seconds": seconds, "processes": processes}
 
 
@@ -287,14 +347,23 @@ def report_summary(data: dict[str, Any]) -> dict[str, Any]:
     """The part of targets.json a report shows: the bundle x target grid, without score lists."""
     grid = {}
     for b, info in data.get("bundles", {}).items():
-        grid[b] = {t: {k: c.get(k) for k in ("passed", "loaded", "max_abs_delta", "flips", "test_flips_vs_source")}
-                   | {"failures": c.get("failures", [])[:3]} for t, c in info.get("cells", {}).items()}
-    return {"created_at": data.get("created_at"), "passed": data.get("passed"), "note": data.get("note"),
-            "order": list(data.get("targets", {})),
-            "test_rows": data.get("test_rows"),
-            "targets": {k: {"cpu": v.get("cpu"), "isa": v.get("isa"), "seconds": v.get("seconds")}
-                        for k, v in data.get("targets", {}).items()},
-            "grid": grid}
+        grid[b] = {
+            t: {k: c.get(k) for k in ("passed", "loaded", "max_abs_delta", "flips", "test_flips_vs_source")}
+            | {"failures": c.get("failures", [])[:3]}
+            for t, c in info.get("cells", {}).items()
+        }
+    return {
+        "created_at": data.get("created_at"),
+        "passed": data.get("passed"),
+        "note": data.get("note"),
+        "order": list(data.get("targets", {})),
+        "test_rows": data.get("test_rows"),
+        "targets": {
+            k: {"cpu": v.get("cpu"), "isa": v.get("isa"), "seconds": v.get("seconds")}
+            for k, v in data.get("targets", {}).items()
+        },
+        "grid": grid,
+    }
 
 
 def _update_report(run: Any, data: dict[str, Any], rep: Any) -> None:

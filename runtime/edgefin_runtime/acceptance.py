@@ -54,8 +54,12 @@ class Comparison:
     worst_record: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {"max_abs_delta": self.max_abs_delta, "mean_abs_delta": self.mean_abs_delta, "flips": self.flips,
-                "worst_record": self.worst_record}
+        return {
+            "max_abs_delta": self.max_abs_delta,
+            "mean_abs_delta": self.mean_abs_delta,
+            "flips": self.flips,
+            "worst_record": self.worst_record,
+        }
 
 
 @dataclass(frozen=True)
@@ -81,9 +85,16 @@ class Verdict:
         return max(c.flips for c in self.paths.values())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"reference": self.reference, "passed": self.passed, "failures": list(self.failures),
-                "limits": self.limits, "max_abs_delta": self.max_abs_delta, "mean_abs_delta": self.mean_abs_delta,
-                "flips": self.flips, "paths": {k: c.to_dict() for k, c in self.paths.items()}}
+        return {
+            "reference": self.reference,
+            "passed": self.passed,
+            "failures": list(self.failures),
+            "limits": self.limits,
+            "max_abs_delta": self.max_abs_delta,
+            "mean_abs_delta": self.mean_abs_delta,
+            "flips": self.flips,
+            "paths": {k: c.to_dict() for k, c in self.paths.items()},
+        }
 
 
 @dataclass(frozen=True)
@@ -108,10 +119,18 @@ class AcceptanceReport:
         return [*self.build.failures, *self.source.failures]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"records": self.records, "threshold": self.threshold, "tolerance": self.tolerance,
-                "engine": self.engine, "passed": self.passed, "failures": self.failures, "kinds": self.kinds,
-                "source_stage": self.source_stage, "build_machine": self.build.to_dict(),
-                "source_model": self.source.to_dict()}
+        return {
+            "records": self.records,
+            "threshold": self.threshold,
+            "tolerance": self.tolerance,
+            "engine": self.engine,
+            "passed": self.passed,
+            "failures": self.failures,
+            "kinds": self.kinds,
+            "source_stage": self.source_stage,
+            "build_machine": self.build.to_dict(),
+            "source_model": self.source.to_dict(),
+        }
 
 
 def check(predictor: Predictor) -> AcceptanceReport | None:
@@ -132,14 +151,18 @@ def check(predictor: Predictor) -> AcceptanceReport | None:
         try:
             single[i] = pred.score(r).probability
         except InputError as err:
-            raise SelfTestError(f"bundle {predictor.source}: acceptance record {i} is rejected by the bundle's own "
-                                f"schema ({err}); the bundle is inconsistent - rebuild it") from None
+            raise SelfTestError(
+                f"bundle {predictor.source}: acceptance record {i} is rejected by the bundle's own "
+                f"schema ({err}); the bundle is inconsistent - rebuild it"
+            ) from None
     cols = {name: [r.get(name) for r in records] for name in m.schema.names}
     res = pred.score_columns(cols)
     if res.rejected.any():  # pragma: no cover - the single path rejects the same records first
         i = int(np.flatnonzero(res.rejected)[0])
-        raise SelfTestError(f"bundle {predictor.source}: acceptance record {i} is rejected on the batch path "
-                            f"({res.errors.get(i)}); the bundle is inconsistent - rebuild it")
+        raise SelfTestError(
+            f"bundle {predictor.source}: acceptance record {i} is rejected on the batch path "
+            f"({res.errors.get(i)}); the bundle is inconsistent - rebuild it"
+        )
     got = {"single": single, "batch": res.probabilities.astype(np.float64)}
     t, tol = float(m.decision.threshold), float(m.golden_tolerance)
     build = np.asarray(acc.scores, dtype=np.float64)
@@ -150,17 +173,26 @@ def check(predictor: Predictor) -> AcceptanceReport | None:
     for k in acc.kinds:
         kinds[k] = kinds.get(k, 0) + 1
     return AcceptanceReport(
-        records=len(records), threshold=t, tolerance=tol, engine=predictor.engine.name,
-        build=_build_verdict(got, build, t, tol, band), source=_source_verdict(got, src, t, tol, band, recorded),
-        source_stage=acc.source_stage, kinds=kinds)
+        records=len(records),
+        threshold=t,
+        tolerance=tol,
+        engine=predictor.engine.name,
+        build=_build_verdict(got, build, t, tol, band),
+        source=_source_verdict(got, src, t, tol, band, recorded),
+        source_stage=acc.source_stage,
+        kinds=kinds,
+    )
 
 
 def require(predictor: Predictor) -> AcceptanceReport | None:
     """:func:`check`, raising SelfTestError naming every failed gate."""
     report = check(predictor)
     if report is not None and not report.passed:
-        raise SelfTestError(f"bundle {predictor.source}: the acceptance set fails on {report.engine}: "
-                            + "; ".join(report.failures) + " - do not deploy it")
+        raise SelfTestError(
+            f"bundle {predictor.source}: the acceptance set fails on {report.engine}: "
+            + "; ".join(report.failures)
+            + " - do not deploy it"
+        )
     return report
 
 
@@ -171,43 +203,69 @@ def _compare(got: np.ndarray, ref: np.ndarray, t: float) -> Comparison:
     d = np.where(ok, d, np.inf)
     flips = int(((got >= t) != (ref >= t)).sum())
     worst = int(np.argmax(d)) if d.size else -1
-    return Comparison(max_abs_delta=float(d.max()) if d.size else 0.0,
-                      mean_abs_delta=float(d.mean()) if d.size else 0.0, flips=flips, worst_record=worst)
+    return Comparison(
+        max_abs_delta=float(d.max()) if d.size else 0.0,
+        mean_abs_delta=float(d.mean()) if d.size else 0.0,
+        flips=flips,
+        worst_record=worst,
+    )
 
 
-def _build_verdict(got: dict[str, np.ndarray], build: np.ndarray, t: float, tol: float,
-                   band: np.ndarray) -> Verdict:
+def _build_verdict(got: dict[str, np.ndarray], build: np.ndarray, t: float, tol: float, band: np.ndarray) -> Verdict:
     paths, failures = {}, []
     for path in PATHS:
         c = paths[path] = _compare(got[path], build, t)
         if not c.max_abs_delta <= tol:
-            failures.append(f"{path} path: max |dp| {c.max_abs_delta:.3g} against the build machine exceeds the "
-                            f"tolerance {tol:g} (record {c.worst_record})")
+            failures.append(
+                f"{path} path: max |dp| {c.max_abs_delta:.3g} against the build machine exceeds the "
+                f"tolerance {tol:g} (record {c.worst_record})"
+            )
         hard = int((((got[path] >= t) != (build >= t)) & ~band).sum())
         if hard:
-            failures.append(f"{path} path: {hard} decision(s) flip against the build machine on records more than "
-                            f"{tol:g} from the threshold")
-    return Verdict("build machine", paths, {"max_abs_delta": tol, "flips_outside_band": 0,
-                                            "band_records": int(band.sum())}, not failures, tuple(failures))
+            failures.append(
+                f"{path} path: {hard} decision(s) flip against the build machine on records more than "
+                f"{tol:g} from the threshold"
+            )
+    return Verdict(
+        "build machine",
+        paths,
+        {"max_abs_delta": tol, "flips_outside_band": 0, "band_records": int(band.sum())},
+        not failures,
+        tuple(failures),
+    )
 
 
-def _source_verdict(got: dict[str, np.ndarray], src: np.ndarray, t: float, tol: float, band: np.ndarray,
-                    recorded: Comparison) -> Verdict:
+def _source_verdict(
+    got: dict[str, np.ndarray], src: np.ndarray, t: float, tol: float, band: np.ndarray, recorded: Comparison
+) -> Verdict:
     limit_delta = recorded.max_abs_delta + tol
     limit_flips = recorded.flips + int(band.sum())
     paths, failures = {}, []
     for path in PATHS:
         c = paths[path] = _compare(got[path], src, t)
         if not c.max_abs_delta <= limit_delta:
-            failures.append(f"{path} path: max |dp| {c.max_abs_delta:.3g} against the source model exceeds "
-                            f"{limit_delta:.3g} (build machine {recorded.max_abs_delta:.3g} + tolerance {tol:g})")
+            failures.append(
+                f"{path} path: max |dp| {c.max_abs_delta:.3g} against the source model exceeds "
+                f"{limit_delta:.3g} (build machine {recorded.max_abs_delta:.3g} + tolerance {tol:g})"
+            )
         if c.flips > limit_flips:
-            failures.append(f"{path} path: {c.flips} decision(s) flip against the source model, more than "
-                            f"{limit_flips} (build machine {recorded.flips} + {int(band.sum())} within the tolerance "
-                            f"of the threshold)")
-    return Verdict("source model", paths, {"max_abs_delta": limit_delta, "flips": limit_flips,
-                                           "build_max_abs_delta": recorded.max_abs_delta,
-                                           "build_flips": recorded.flips}, not failures, tuple(failures))
+            failures.append(
+                f"{path} path: {c.flips} decision(s) flip against the source model, more than "
+                f"{limit_flips} (build machine {recorded.flips} + {int(band.sum())} within the tolerance "
+                f"of the threshold)"
+            )
+    return Verdict(
+        "source model",
+        paths,
+        {
+            "max_abs_delta": limit_delta,
+            "flips": limit_flips,
+            "build_max_abs_delta": recorded.max_abs_delta,
+            "build_flips": recorded.flips,
+        },
+        not failures,
+        tuple(failures),
+    )
 
 
 __all__ = ["AcceptanceReport", "Comparison", "Verdict", "check", "require"]

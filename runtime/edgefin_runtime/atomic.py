@@ -43,8 +43,13 @@ def fsync_dir(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def open_atomic(path: str | os.PathLike[str], *, text: bool = False, mode: int | None = None,
-                before_replace: BeforeReplace | None = None) -> Iterator[IO[Any]]:
+def open_atomic(
+    path: str | os.PathLike[str],
+    *,
+    text: bool = False,
+    mode: int | None = None,
+    before_replace: BeforeReplace | None = None,
+) -> Iterator[IO[Any]]:
     """Yield a file to write; on a clean exit it replaces ``path`` whole, on any error nothing changes.
 
     ``mode``: permissions (default as open() would give). ``before_replace``: a test hook called just
@@ -54,7 +59,7 @@ def open_atomic(path: str | os.PathLike[str], *, text: bool = False, mode: int |
     directory = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
-        with (os.fdopen(fd, "w", encoding="utf-8", newline="") if text else os.fdopen(fd, "wb")) as fh:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") if text else os.fdopen(fd, "wb") as fh:
             os.fchmod(fh.fileno(), DEFAULT_MODE if mode is None else mode)
             yield fh
             fh.flush()
@@ -69,8 +74,9 @@ def open_atomic(path: str | os.PathLike[str], *, text: bool = False, mode: int |
     fsync_dir(directory)
 
 
-def write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int | None = None,
-                before_replace: BeforeReplace | None = None) -> Path:
+def write_bytes(
+    path: str | os.PathLike[str], data: bytes, *, mode: int | None = None, before_replace: BeforeReplace | None = None
+) -> Path:
     """Write ``data`` to ``path`` atomically, creating its folder if needed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -32,8 +32,11 @@ MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 MAX_MODEL_BYTES = 48 * 1024 * 1024
 MAX_SIGNATURE_BYTES = 1024
 ALLOWED_MEMBERS = {MANIFEST_NAME, SIGNATURE_NAME, *MODEL_NAMES.values()}
-_CAPS = {MANIFEST_NAME: MAX_MANIFEST_BYTES, SIGNATURE_NAME: MAX_SIGNATURE_BYTES,
-         **{n: MAX_MODEL_BYTES for n in MODEL_NAMES.values()}}
+_CAPS = {
+    MANIFEST_NAME: MAX_MANIFEST_BYTES,
+    SIGNATURE_NAME: MAX_SIGNATURE_BYTES,
+    **{n: MAX_MODEL_BYTES for n in MODEL_NAMES.values()},
+}
 _FIXED_TIME = (2020, 1, 1, 0, 0, 0)
 
 Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview]
@@ -116,8 +119,9 @@ def read_members(data: bytes, label: str) -> dict[str, bytes]:
         zf = zipfile.ZipFile(io.BytesIO(data))
         infos = zf.infolist()
     except Exception as exc:  # zipfile raises many types on hostile input (struct, unicode, value...)
-        raise BundleFormatError(f"bundle {label}: damaged zip archive ({type(exc).__name__}: "
-                                f"{str(exc)[:120]})") from None
+        raise BundleFormatError(
+            f"bundle {label}: damaged zip archive ({type(exc).__name__}: {str(exc)[:120]})"
+        ) from None
     if len(infos) > len(ALLOWED_MEMBERS):
         raise BundleFormatError(f"bundle {label}: {len(infos)} members, at most {len(ALLOWED_MEMBERS)} allowed")
     seen: dict[str, bytes] = {}
@@ -133,22 +137,28 @@ def read_members(data: bytes, label: str) -> dict[str, bytes]:
             raise BundleFormatError(f"bundle {label}: member {name!r} is encrypted")
         cap = _CAPS[name]
         if info.file_size > cap or info.compress_size > cap:
-            raise BundleFormatError(f"bundle {label}: member {name!r} declares "
-                                    f"{max(info.file_size, info.compress_size)} bytes (cap {cap})")
+            raise BundleFormatError(
+                f"bundle {label}: member {name!r} declares {max(info.file_size, info.compress_size)} bytes (cap {cap})"
+            )
         if info.compress_type != zipfile.ZIP_STORED:
-            raise BundleFormatError(f"bundle {label}: member {name!r} is compressed (method "
-                                    f"{info.compress_type}); bundles store members uncompressed")
+            raise BundleFormatError(
+                f"bundle {label}: member {name!r} is compressed (method "
+                f"{info.compress_type}); bundles store members uncompressed"
+            )
         try:
             with zf.open(info) as fh:
                 body = fh.read(cap + 1)
         except zipfile.BadZipFile as exc:
             if "CRC" in str(exc):
-                raise IntegrityError(f"bundle {label}: member {name!r} is corrupted (its CRC-32 does not "
-                                     f"match); rebuild or re-download the bundle") from None
+                raise IntegrityError(
+                    f"bundle {label}: member {name!r} is corrupted (its CRC-32 does not "
+                    f"match); rebuild or re-download the bundle"
+                ) from None
             raise BundleFormatError(f"bundle {label}: member {name!r} cannot be read ({exc})") from None
         except Exception as exc:  # struct.error, NotImplementedError, ... from a hostile header
-            raise BundleFormatError(f"bundle {label}: member {name!r} cannot be read "
-                                    f"({type(exc).__name__}: {str(exc)[:120]})") from None
+            raise BundleFormatError(
+                f"bundle {label}: member {name!r} cannot be read ({type(exc).__name__}: {str(exc)[:120]})"
+            ) from None
         if len(body) > cap:
             raise BundleFormatError(f"bundle {label}: member {name!r} inflates beyond {cap} bytes (compression bomb?)")
         seen[name] = body
@@ -157,8 +167,9 @@ def read_members(data: bytes, label: str) -> dict[str, bytes]:
     models = [n for n in MODEL_NAMES.values() if n in seen]
     if len(models) != 1:
         found = models or "none"
-        raise BundleFormatError(f"bundle {label}: expected exactly one model member "
-                                f"({' or '.join(MODEL_NAMES.values())}), found {found}")
+        raise BundleFormatError(
+            f"bundle {label}: expected exactly one model member ({' or '.join(MODEL_NAMES.values())}), found {found}"
+        )
     _check_canonical(data, _ordered(seen), label)
     return seen
 
@@ -180,12 +191,12 @@ def _canonical_members(data: bytes, label: str) -> dict[str, bytes] | None:
         size, name_len, extra_len = struct.unpack_from("<4xIHH", data, offset + 18)
         start = offset + 30 + name_len + extra_len
         try:
-            name = data[offset + 30:offset + 30 + name_len].decode("ascii")
+            name = data[offset + 30 : offset + 30 + name_len].decode("ascii")
         except UnicodeDecodeError:
             return None
         if name not in _CAPS or name in seen or size > _CAPS[name] or start + size > len(data):
             return None
-        seen[name] = data[start:start + size]
+        seen[name] = data[start : start + size]
         offset = start + size
     if MANIFEST_NAME not in seen or sum(n in seen for n in MODEL_NAMES.values()) != 1:
         return None
@@ -201,11 +212,15 @@ def _check_member_name(name: str, label: str) -> None:
         return
     shown = repr(name[:80])
     if "/" in name or "\\" in name or ".." in name or ":" in name:
-        raise BundleFormatError(f"bundle {label}: unexpected member {shown}: member names must be flat "
-                                f"(no folders, absolute paths or '..'); allowed: {sorted(ALLOWED_MEMBERS)}")
+        raise BundleFormatError(
+            f"bundle {label}: unexpected member {shown}: member names must be flat "
+            f"(no folders, absolute paths or '..'); allowed: {sorted(ALLOWED_MEMBERS)}"
+        )
     if not name.isascii():
-        raise BundleFormatError(f"bundle {label}: unexpected member {shown}: non-ASCII name (look-alike "
-                                f"characters?); allowed: {sorted(ALLOWED_MEMBERS)}")
+        raise BundleFormatError(
+            f"bundle {label}: unexpected member {shown}: non-ASCII name (look-alike "
+            f"characters?); allowed: {sorted(ALLOWED_MEMBERS)}"
+        )
     raise BundleFormatError(f"bundle {label}: unexpected member {shown} (allowed: {sorted(ALLOWED_MEMBERS)})")
 
 
@@ -224,14 +239,18 @@ def _check_canonical(data: bytes, items: list[tuple[str, bytes]], label: str) ->
     view = memoryview(data)
     end = 0
     for offset, piece in _layout(items):
-        if view[offset:offset + len(piece)] != piece:
-            raise IntegrityError(f"bundle {label}: the zip layout near byte {offset} is not the canonical one "
-                                 f"edgefin writes; the bundle was modified or damaged after it was built - "
-                                 f"rebuild or re-download it")
+        if view[offset : offset + len(piece)] != piece:
+            raise IntegrityError(
+                f"bundle {label}: the zip layout near byte {offset} is not the canonical one "
+                f"edgefin writes; the bundle was modified or damaged after it was built - "
+                f"rebuild or re-download it"
+            )
         end = offset + len(piece)
     if end != len(data):
-        raise IntegrityError(f"bundle {label}: {len(data) - end} unexpected bytes after the archive; the bundle "
-                             f"was modified or damaged - rebuild or re-download it")
+        raise IntegrityError(
+            f"bundle {label}: {len(data) - end} unexpected bytes after the archive; the bundle "
+            f"was modified or damaged - rebuild or re-download it"
+        )
 
 
 def parse_manifest(manifest_bytes: bytes, label: str) -> Manifest:
@@ -241,8 +260,9 @@ def parse_manifest(manifest_bytes: bytes, label: str) -> Manifest:
     except EdgefinRuntimeError:
         raise
     except Exception as exc:  # a contract check that missed a hostile shape must still be typed
-        raise ManifestError(f"bundle {label}: {MANIFEST_NAME} violates the manifest contract "
-                            f"({type(exc).__name__}: {str(exc)[:120]})") from None
+        raise ManifestError(
+            f"bundle {label}: {MANIFEST_NAME} violates the manifest contract ({type(exc).__name__}: {str(exc)[:120]})"
+        ) from None
 
 
 def verify_members(manifest: Manifest, members: dict[str, bytes], label: str) -> None:
@@ -250,14 +270,17 @@ def verify_members(manifest: Manifest, members: dict[str, bytes], label: str) ->
     listed = set(manifest.members)
     present = set(members) - {MANIFEST_NAME, SIGNATURE_NAME}
     if listed != present:
-        raise IntegrityError(f"bundle {label}: members {sorted(present)} do not match the manifest's list "
-                             f"{sorted(listed)}")
+        raise IntegrityError(
+            f"bundle {label}: members {sorted(present)} do not match the manifest's list {sorted(listed)}"
+        )
     for name, expected in manifest.members.items():
         actual = sha256_hex(members[name])
         if actual != expected:
-            raise IntegrityError(f"bundle {label}: sha256 of {name!r} is {actual[:16]}..., the manifest says "
-                                 f"{expected[:16]}...; the bundle is corrupted or was modified - rebuild or "
-                                 f"re-download it")
+            raise IntegrityError(
+                f"bundle {label}: sha256 of {name!r} is {actual[:16]}..., the manifest says "
+                f"{expected[:16]}...; the bundle is corrupted or was modified - rebuild or "
+                f"re-download it"
+            )
 
 
 def read_bundle(source: Source, *, verify_signature: object | None = None) -> Bundle:
@@ -270,8 +293,14 @@ def read_bundle(source: Source, *, verify_signature: object | None = None) -> Bu
         verify_signature(manifest_bytes, signature, label)  # type: ignore[operator]
     manifest = parse_manifest(manifest_bytes, label)
     verify_members(manifest, members, label)
-    return Bundle(manifest=manifest, manifest_bytes=manifest_bytes, model_bytes=members[manifest.model.file],
-                  signature=signature, source=label, sha256=sha256_hex(data))
+    return Bundle(
+        manifest=manifest,
+        manifest_bytes=manifest_bytes,
+        model_bytes=members[manifest.model.file],
+        signature=signature,
+        source=label,
+        sha256=sha256_hex(data),
+    )
 
 
 def build_bundle(manifest: Manifest, model_bytes: bytes, signature: bytes | None = None) -> tuple[bytes, Manifest]:
@@ -314,11 +343,35 @@ def _layout(items: list[tuple[str, bytes]]) -> list[tuple[int, bytes]]:
     for name, body in items:
         raw = name.encode("ascii")
         crc = zlib.crc32(body) & 0xFFFFFFFF
-        local = struct.pack("<IHHHHHIIIHH", 0x04034B50, _VERSION, 0, 0, _DOS_TIME, _DOS_DATE, crc,
-                            len(body), len(body), len(raw), 0) + raw
-        central.append(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, _MADE_BY, _VERSION, 0, 0, _DOS_TIME,
-                                   _DOS_DATE, crc, len(body), len(body), len(raw), 0, 0, 0, 0, _EXT_ATTR,
-                                   offset) + raw)
+        local = (
+            struct.pack(
+                "<IHHHHHIIIHH", 0x04034B50, _VERSION, 0, 0, _DOS_TIME, _DOS_DATE, crc, len(body), len(body), len(raw), 0
+            )
+            + raw
+        )
+        central.append(
+            struct.pack(
+                "<IHHHHHHIIIHHHHHII",
+                0x02014B50,
+                _MADE_BY,
+                _VERSION,
+                0,
+                0,
+                _DOS_TIME,
+                _DOS_DATE,
+                crc,
+                len(body),
+                len(body),
+                len(raw),
+                0,
+                0,
+                0,
+                0,
+                _EXT_ATTR,
+                offset,
+            )
+            + raw
+        )
         pieces.append((offset, local))
         offset += len(local)
         pieces.append((offset, body))

@@ -57,43 +57,69 @@ def exit_code_for(exc: BaseException) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="edgefin-run", description="Verify and score edgefin .efb bundles "
-                                 "(no TensorFlow). Exit codes: 0 ok, 1 engine failure, 2 usage/input/invalid "
-                                 "bundle, 3 self-test failed.")
+    ap = argparse.ArgumentParser(
+        prog="edgefin-run",
+        description="Verify and score edgefin .efb bundles "
+        "(no TensorFlow). Exit codes: 0 ok, 1 engine failure, 2 usage/input/invalid "
+        "bundle, 3 self-test failed.",
+    )
     ap.add_argument("--version", action="version", version=f"edgefin-runtime {__version__}")
     sub = ap.add_subparsers(dest="command", required=True, metavar="{info,verify,score}")
 
     def common(p: argparse.ArgumentParser, engine: bool = True) -> None:
         p.add_argument("bundle", metavar="BUNDLE", help="path to a .efb bundle")
-        p.add_argument("--key", action="append", default=[], metavar="PUB",
-                       help="trusted Ed25519 public key file (repeatable); makes a valid signature mandatory")
-        p.add_argument("--require-signature", action="store_true",
-                       help="refuse an unsigned bundle (needs --key)")
+        p.add_argument(
+            "--key",
+            action="append",
+            default=[],
+            metavar="PUB",
+            help="trusted Ed25519 public key file (repeatable); makes a valid signature mandatory",
+        )
+        p.add_argument("--require-signature", action="store_true", help="refuse an unsigned bundle (needs --key)")
         if engine:
-            p.add_argument("--backend", choices=("litert", "litert-ref", "onnx"), default=None,
-                           help="engine override; must be able to run the bundle's model file")
+            p.add_argument(
+                "--backend",
+                choices=("litert", "litert-ref", "onnx"),
+                default=None,
+                help="engine override; must be able to run the bundle's model file",
+            )
             p.add_argument("--threads", type=_positive, default=1, help="engine threads (default 1)")
 
     p_info = sub.add_parser("info", help="show what a bundle contains (no engine needed)")
     common(p_info, engine=False)
     p_info.add_argument("--json", action="store_true", help="print the manifest and bundle facts as JSON")
 
-    p_verify = sub.add_parser("verify", help="check hashes, versions, the golden self-test and the whole "
-                              "acceptance set against the build machine's and the source model's scores")
+    p_verify = sub.add_parser(
+        "verify",
+        help="check hashes, versions, the golden self-test and the whole "
+        "acceptance set against the build machine's and the source model's scores",
+    )
     common(p_verify)
     p_verify.add_argument("--json", action="store_true", help="print the outcome as JSON on stdout")
 
     p_score = sub.add_parser("score", help="score CSV or JSON Lines records")
     common(p_score)
     p_score.add_argument("input", nargs="?", default=None, metavar="INPUT", help="input file (default: stdin)")
-    p_score.add_argument("--input-format", choices=("csv", "jsonl"), help="default: from the extension; stdin: JSON Lines if its first line starts with {, else CSV")
+    p_score.add_argument(
+        "--input-format",
+        choices=("csv", "jsonl"),
+        help="default: from the extension; stdin: JSON Lines if its first line starts with {, else CSV",
+    )
     p_score.add_argument("--output", "-o", default=None, help="output file, written atomically (default: stdout)")
-    p_score.add_argument("--output-format", choices=("jsonl", "csv"), default=None,
-                         help="default: from the --output extension, else jsonl")
+    p_score.add_argument(
+        "--output-format",
+        choices=("jsonl", "csv"),
+        default=None,
+        help="default: from the --output extension, else jsonl",
+    )
     p_score.add_argument("--strict", action="store_true", help="stop at the first rejected row (exit 2)")
-    p_score.add_argument("--policy", choices=("lenient", "strict"), default="lenient",
-                         help="lenient: ignore unknown fields, unseen categories go to 'other', impute "
-                              "where allowed; strict: reject all of those")
+    p_score.add_argument(
+        "--policy",
+        choices=("lenient", "strict"),
+        default="lenient",
+        help="lenient: ignore unknown fields, unseen categories go to 'other', impute "
+        "where allowed; strict: reject all of those",
+    )
     p_score.add_argument("--batch-size", type=_positive, default=1024, help="records scored together")
     p_score.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
     return ap
@@ -113,8 +139,15 @@ def _load(args: argparse.Namespace, *, policy: str = "lenient", self_test: bool 
     from .predictor import load
 
     with _quiet_native_stderr():
-        return load(args.bundle, args.backend, policy=policy, threads=args.threads,
-                    trusted_keys=args.key or None, require_signature=args.require_signature, self_test=self_test)
+        return load(
+            args.bundle,
+            args.backend,
+            policy=policy,
+            threads=args.threads,
+            trusted_keys=args.key or None,
+            require_signature=args.require_signature,
+            self_test=self_test,
+        )
 
 
 @contextlib.contextmanager
@@ -168,22 +201,46 @@ def cmd_verify(args: argparse.Namespace) -> int:
     m = predictor.info.model
     ok = accepted is None or accepted.passed
     if args.json:
-        print(json.dumps({"ok": ok, "bundle": args.bundle, "sha256": predictor.bundle_sha256,
-                          "variant": m.variant, "engine": engine, "self_test": report,
-                          "acceptance": accepted.to_dict() if accepted is not None else None,
-                          **({} if ok else {"exit_code": SELF_TEST, "error_type": "SelfTestError",
-                                            "error": "; ".join(accepted.failures)}),  # type: ignore[union-attr]
-                          "signature_checked": bool(args.key)}, indent=1, sort_keys=True))
+        print(
+            json.dumps(
+                {
+                    "ok": ok,
+                    "bundle": args.bundle,
+                    "sha256": predictor.bundle_sha256,
+                    "variant": m.variant,
+                    "engine": engine,
+                    "self_test": report,
+                    "acceptance": accepted.to_dict() if accepted is not None else None,
+                    **(
+                        {}
+                        if ok
+                        else {
+                            "exit_code": SELF_TEST,
+                            "error_type": "SelfTestError",
+                            "error": "; ".join(accepted.failures),  # type: ignore[union-attr]
+                        }
+                    ),
+                    "signature_checked": bool(args.key),
+                },
+                indent=1,
+                sort_keys=True,
+            )
+        )
     else:
         sig = ", signature" if args.key else ""
-        print(f"{'OK ' if ok else 'FAIL'} {args.bundle}: hashes{sig}, versions and self-test passed "
-              f"({report['golden']} golden vectors on {engine['engine']} {engine.get('version', '')}, "
-              f"max |delta| {report['max_abs_delta']:.3g}"
-              f" <= {report['tolerance']:g}); variant {m.variant}")
+        print(
+            f"{'OK ' if ok else 'FAIL'} {args.bundle}: hashes{sig}, versions and self-test passed "
+            f"({report['golden']} golden vectors on {engine['engine']} {engine.get('version', '')}, "
+            f"max |delta| {report['max_abs_delta']:.3g}"
+            f" <= {report['tolerance']:g}); variant {m.variant}"
+        )
         print(_acceptance_text(accepted))
     if not ok:
-        print(f"edgefin-run verify: SelfTestError: the acceptance set fails on this machine: "
-              f"{'; '.join(accepted.failures)} - do not deploy it", file=sys.stderr)  # type: ignore[union-attr]
+        print(
+            f"edgefin-run verify: SelfTestError: the acceptance set fails on this machine: "
+            f"{'; '.join(accepted.failures)} - do not deploy it",  # type: ignore[union-attr]
+            file=sys.stderr,
+        )
         return SELF_TEST
     return OK
 
@@ -192,15 +249,22 @@ def _acceptance_text(rep: Any) -> str:
     if rep is None:
         return "     acceptance set: none in this bundle (built before acceptance sets); only the self-test ran"
     kinds = ", ".join(f"{n} {k}" for k, n in sorted(rep.kinds.items()))
-    lines = [f"     acceptance set: {rep.records} synthetic records ({kinds}), threshold {rep.threshold:g}, "
-             f"tolerance {rep.tolerance:g}, single-record and batch paths"]
+    lines = [
+        f"     acceptance set: {rep.records} synthetic records ({kinds}), threshold {rep.threshold:g}, "
+        f"tolerance {rep.tolerance:g}, single-record and batch paths"
+    ]
     for v in (rep.build, rep.source):
         name = v.reference + (f" ({rep.source_stage})" if v is rep.source else "")
         lim = v.limits
-        limit = (f"limit |dp| <= {lim['max_abs_delta']:.3g}, no flip outside the band" if v is rep.build else
-                 f"limit |dp| <= {lim['max_abs_delta']:.3g}, flips <= {lim['flips']}")
-        lines.append(f"     vs {name:<22} max |dp| {v.max_abs_delta:.3g}, mean |dp| {v.mean_abs_delta:.3g}, "
-                     f"flips {v.flips}  [{limit}]  {'PASS' if v.passed else 'FAIL'}")
+        limit = (
+            f"limit |dp| <= {lim['max_abs_delta']:.3g}, no flip outside the band"
+            if v is rep.build
+            else f"limit |dp| <= {lim['max_abs_delta']:.3g}, flips <= {lim['flips']}"
+        )
+        lines.append(
+            f"     vs {name:<22} max |dp| {v.max_abs_delta:.3g}, mean |dp| {v.mean_abs_delta:.3g}, "
+            f"flips {v.flips}  [{limit}]  {'PASS' if v.passed else 'FAIL'}"
+        )
         lines.extend(f"       - {f}" for f in v.failures)
     return "\n".join(lines)
 
@@ -229,8 +293,9 @@ def cmd_score(args: argparse.Namespace) -> int:
     return OK
 
 
-def _score_batch(predictor: Any, batch: list[tuple[int, Any]], writer: Any, counts: dict[str, int],
-                 strict: bool) -> None:
+def _score_batch(
+    predictor: Any, batch: list[tuple[int, Any]], writer: Any, counts: dict[str, int], strict: bool
+) -> None:
     from .cli_io import result_row
 
     records = [(row, rec) for row, rec in batch if not isinstance(rec, InputError)]
@@ -251,9 +316,11 @@ def _score_batch(predictor: Any, batch: list[tuple[int, Any]], writer: Any, coun
 
 def _summary(counts: dict[str, int], seconds: float, load_seconds: float) -> None:
     rate = counts["in"] / seconds if seconds > 0 else 0.0
-    print(f"edgefin-run score: {counts['in']} rows in, {counts['scored']} scored, {counts['rejected']} rejected "
-          f"in {seconds:.3f} s ({rate:,.0f} rows/s; bundle load and self-test {load_seconds:.3f} s)",
-          file=sys.stderr)
+    print(
+        f"edgefin-run score: {counts['in']} rows in, {counts['scored']} scored, {counts['rejected']} rejected "
+        f"in {seconds:.3f} s ({rate:,.0f} rows/s; bundle load and self-test {load_seconds:.3f} s)",
+        file=sys.stderr,
+    )
 
 
 # ---------------------------------------------------------------- entry point
@@ -268,8 +335,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()
         return code
     except StrictStop as stop:
-        print(f"edgefin-run score: stopped at row {stop.row} (--strict): {type(stop.error).__name__}: "
-              f"{stop.error.reason}", file=sys.stderr)
+        print(
+            f"edgefin-run score: stopped at row {stop.row} (--strict): {type(stop.error).__name__}: "
+            f"{stop.error.reason}",
+            file=sys.stderr,
+        )
         return exit_code_for(stop)
     except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -286,8 +356,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not known and os.environ.get("EDGEFIN_DEBUG"):
             traceback.print_exc()
         if getattr(args, "json", False):
-            print(json.dumps({"ok": False, "error_type": type(exc).__name__, "error": str(exc),
-                              "exit_code": code}, sort_keys=True))
+            print(
+                json.dumps(
+                    {"ok": False, "error_type": type(exc).__name__, "error": str(exc), "exit_code": code},
+                    sort_keys=True,
+                )
+            )
         return code
 
 

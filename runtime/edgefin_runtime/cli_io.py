@@ -98,8 +98,13 @@ def _csv_rows(fh: Iterable[str], schema: Schema) -> Iterator[tuple[int, Any]]:
             continue
         row += 1
         if len(cells) != len(header):
-            yield row, RecordTypeError(f"CSV line has {len(cells)} cells but the header has {len(header)}; "
-                                       f"quote values that contain commas")
+            yield (
+                row,
+                RecordTypeError(
+                    f"CSV line has {len(cells)} cells but the header has {len(header)}; "
+                    f"quote values that contain commas"
+                ),
+            )
             continue
         yield row, parse_text_record(schema, dict(zip(header, cells)))
 
@@ -128,8 +133,7 @@ def _jsonl_rows(fh: Iterable[str]) -> Iterator[tuple[int, Any]]:
             yield row, RecordTypeError(f"not valid JSON ({str(exc)[:120]})")
             continue
         if not isinstance(rec, dict):
-            yield row, RecordTypeError(f"expected a JSON object of field names to values, got "
-                                       f"{type(rec).__name__}")
+            yield row, RecordTypeError(f"expected a JSON object of field names to values, got {type(rec).__name__}")
             continue
         yield row, rec
 
@@ -138,11 +142,22 @@ def _jsonl_rows(fh: Iterable[str]) -> Iterator[tuple[int, Any]]:
 def result_row(row: int, result: Any) -> dict[str, Any]:
     """One output row: a score, or the error that rejected the record."""
     if isinstance(result, InputError):
-        return {"row": row, "status": "rejected", "error_type": type(result).__name__, "field": result.field,
-                "error": result.reason}
+        return {
+            "row": row,
+            "status": "rejected",
+            "error_type": type(result).__name__,
+            "field": result.field,
+            "error": result.reason,
+        }
     s = result
-    return {"row": row, "status": "scored", "score": s.probability, "decision": s.decision, "label": s.label,
-            "flags": list(s.flags)}
+    return {
+        "row": row,
+        "status": "scored",
+        "score": s.probability,
+        "decision": s.decision,
+        "label": s.label,
+        "flags": list(s.flags),
+    }
 
 
 class Writer:
@@ -160,10 +175,19 @@ class Writer:
             self.fh.write(json.dumps(out, ensure_ascii=False) + "\n")
             return
         flags = out.get("flags")
-        self._csv.writerow([out["row"], out["status"], out.get("score", ""),
-                            "" if "decision" not in out else str(out["decision"]).lower(), out.get("label", ""),
-                            ";".join(flags) if flags else "", out.get("error_type", ""), out.get("field") or "",
-                            out.get("error", "")])
+        self._csv.writerow(
+            [
+                out["row"],
+                out["status"],
+                out.get("score", ""),
+                "" if "decision" not in out else str(out["decision"]).lower(),
+                out.get("label", ""),
+                ";".join(flags) if flags else "",
+                out.get("error_type", ""),
+                out.get("field") or "",
+                out.get("error", ""),
+            ]
+        )
 
 
 @contextmanager

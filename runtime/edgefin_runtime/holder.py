@@ -42,8 +42,14 @@ class ModelInfo:
     @classmethod
     def of(cls, predictor: Predictor, generation: int) -> ModelInfo:
         m = predictor.info.model
-        return cls(sha256=predictor.bundle_sha256, variant=m.variant, engine=predictor.engine.name,
-                   source=predictor.source, generation=generation, loaded_at=time.time())
+        return cls(
+            sha256=predictor.bundle_sha256,
+            variant=m.variant,
+            engine=predictor.engine.name,
+            source=predictor.source,
+            generation=generation,
+            loaded_at=time.time(),
+        )
 
 
 @dataclass(frozen=True)
@@ -78,8 +84,14 @@ class ModelHolder:
     raise if they look wrong); the golden self-test always runs.
     """
 
-    def __init__(self, source: Source | Predictor, *, check: Callable[[Predictor], None] | None = None,
-                 history: int = 32, **load_kwargs: Any) -> None:
+    def __init__(
+        self,
+        source: Source | Predictor,
+        *,
+        check: Callable[[Predictor], None] | None = None,
+        history: int = 32,
+        **load_kwargs: Any,
+    ) -> None:
         if load_kwargs.get("self_test") is False:
             raise ValueError("ModelHolder always self-tests bundles before serving them; drop self_test=False")
         load_kwargs.pop("self_test", None)
@@ -193,8 +205,7 @@ class ModelHolder:
 
     def __repr__(self) -> str:
         info = self._current[1]
-        return (f"ModelHolder(variant={info.variant!r}, sha256={info.sha256[:12]}..., "
-                f"generation={info.generation})")
+        return f"ModelHolder(variant={info.variant!r}, sha256={info.sha256[:12]}..., generation={info.generation})"
 
 
 def _label(source: Source) -> str:

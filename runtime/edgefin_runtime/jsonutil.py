@@ -59,7 +59,8 @@ def strict_loads(data: bytes, what: str) -> Any:
     if _depth(text) > MAX_DEPTH:
         raise BundleFormatError(f"{what}: JSON nested deeper than {MAX_DEPTH} levels")
     try:
-        return json.loads(text, parse_constant=_no_constants, parse_float=_finite_float,
-                          object_pairs_hook=_no_duplicates)
+        return json.loads(
+            text, parse_constant=_no_constants, parse_float=_finite_float, object_pairs_hook=_no_duplicates
+        )
     except (ValueError, RecursionError) as exc:
         raise BundleFormatError(f"{what}: not strict JSON ({exc})") from None

@@ -254,14 +254,18 @@ class PreprocessSpec:
                 enc = _req(s, "encoding", w)
                 if enc not in ("onehot", "index"):
                     raise ManifestError(f"manifest {w}.encoding: expected 'onehot' or 'index', got {enc!r}")
-                steps.append(CategoricalStep(field=name, categories=cats,
-                                             fill=_str(_req(s, "fill", w), f"{w}.fill"), encoding=enc))
+                steps.append(
+                    CategoricalStep(
+                        field=name, categories=cats, fill=_str(_req(s, "fill", w), f"{w}.fill"), encoding=enc
+                    )
+                )
             else:
                 raise ManifestError(f"manifest {w}.kind: expected 'numeric' or 'categorical', got {kind!r}")
         spec = cls(steps=tuple(steps))
         if "n_features" in d and d["n_features"] != spec.n_features:
             raise ManifestError(
-                f"manifest {where}.n_features: says {d['n_features']} but the steps produce {spec.n_features}")
+                f"manifest {where}.n_features: says {d['n_features']} but the steps produce {spec.n_features}"
+            )
         return spec
 
 
@@ -270,8 +274,10 @@ def check_fill(step: NumericStep, where: str) -> None:
     overflowing (infinite) feature into the model. Checked when a manifest is parsed and again when a
     preprocessor is built from a spec made in code."""
     if not abs((step.fill - step.mean) / step.scale) <= Z_LIMIT:
-        raise ManifestError(f"{where}: {step.fill} is more than {Z_LIMIT:g} standard deviations from the mean "
-                            f"{step.mean} of '{step.field}'; an imputed value would overflow the model")
+        raise ManifestError(
+            f"{where}: {step.fill} is more than {Z_LIMIT:g} standard deviations from the mean "
+            f"{step.mean} of '{step.field}'; an imputed value would overflow the model"
+        )
 
 
 def _edges(value: Any, where: str) -> tuple[float, ...]:
@@ -328,12 +334,18 @@ class TensorSpec:
         q = d.get("quantization")
         quant = None
         if q is not None:
-            quant = Quantization(scale=_num(_req(q, "scale", f"{where}.quantization"),  # type: ignore[arg-type]
-                                            f"{where}.quantization.scale"),
-                                 zero_point=_typed(_req(q, "zero_point", f"{where}.quantization"), int,
-                                                   f"{where}.quantization.zero_point"))
-        return cls(name=_str(_req(d, "name", where), f"{where}.name"), shape=tuple(shape), dtype=dtype,
-                   quantization=quant)
+            quant = Quantization(
+                scale=_num(
+                    _req(q, "scale", f"{where}.quantization"),  # type: ignore[arg-type]
+                    f"{where}.quantization.scale",
+                ),
+                zero_point=_typed(
+                    _req(q, "zero_point", f"{where}.quantization"), int, f"{where}.quantization.zero_point"
+                ),
+            )
+        return cls(
+            name=_str(_req(d, "name", where), f"{where}.name"), shape=tuple(shape), dtype=dtype, quantization=quant
+        )
 
 
 @dataclass(frozen=True)
@@ -361,8 +373,9 @@ class ModelSpec:
         ins = _typed(_req(d, "inputs", where), list, f"{where}.inputs")
         outs = _typed(_req(d, "outputs", where), list, f"{where}.outputs")
         if len(ins) != 1 or len(outs) != 1:
-            raise ManifestError(f"manifest {where}: expected exactly one input and one output tensor, "
-                                f"got {len(ins)} and {len(outs)}")
+            raise ManifestError(
+                f"manifest {where}: expected exactly one input and one output tensor, got {len(ins)} and {len(outs)}"
+            )
         return cls(
             engine=cast(Engine, engine),  # one of MODEL_NAMES, checked above
             variant=_str(_req(d, "variant", where), f"{where}.variant"),
@@ -380,8 +393,9 @@ def _kernels(value: Any, engine: str, where: str) -> Kernels:
     if value not in KERNELS:
         raise ManifestError(f"manifest {where}: expected one of {', '.join(KERNELS)}, got {value!r}")
     if value == "reference" and engine != "litert":
-        raise ManifestError(f"manifest {where}: reference kernels exist for the litert engine only, got "
-                            f"engine {engine!r}")
+        raise ManifestError(
+            f"manifest {where}: reference kernels exist for the litert engine only, got engine {engine!r}"
+        )
     return value  # type: ignore[no-any-return]
 
 
@@ -398,8 +412,11 @@ class Decision:
         t = _num(_req(d, "threshold", where), f"{where}.threshold")
         if not 0.0 <= t <= 1.0:  # type: ignore[operator]
             raise ManifestError(f"manifest {where}.threshold: expected a probability in [0, 1], got {t}")
-        return cls(threshold=t, positive_means=_str(_req(d, "positive_means", where), f"{where}.positive_means"),  # type: ignore[arg-type]
-                   method=_str(d.get("method", "fixed"), f"{where}.method"))
+        return cls(
+            threshold=t,  # type: ignore[arg-type]
+            positive_means=_str(_req(d, "positive_means", where), f"{where}.positive_means"),
+            method=_str(d.get("method", "fixed"), f"{where}.method"),
+        )
 
 
 @dataclass(frozen=True)
@@ -444,9 +461,15 @@ class AcceptanceSet:
         """JSON form: ``fields`` names the columns and each record is a row in that order (a third of
         the bytes of one object per record; a field a record lacks is null, i.e. missing)."""
         names = self.fields
-        return {"fields": list(names), "records": [[r.get(n) for n in names] for r in self.records],
-                "scores": list(self.scores), "source_scores": list(self.source_scores),
-                "source_stage": self.source_stage, "kinds": list(self.kinds), "seed": self.seed}
+        return {
+            "fields": list(names),
+            "records": [[r.get(n) for n in names] for r in self.records],
+            "scores": list(self.scores),
+            "source_scores": list(self.source_scores),
+            "source_stage": self.source_stage,
+            "kinds": list(self.kinds),
+            "seed": self.seed,
+        }
 
     @classmethod
     def from_dict(cls, d: Any, schema: Schema, where: str = "acceptance") -> AcceptanceSet:
@@ -467,23 +490,31 @@ class AcceptanceSet:
             w = f"{where}.records[{i}]"
             _typed(r, list, w)
             if len(r) != len(fields):
-                raise ManifestError(f"manifest {w}: expected {len(fields)} values (one per entry of {where}.fields), "
-                                    f"got {len(r)}")
+                raise ManifestError(
+                    f"manifest {w}: expected {len(fields)} values (one per entry of {where}.fields), got {len(r)}"
+                )
             for k, v in zip(fields, r):
                 if not isinstance(v, _SCALARS) or (isinstance(v, float) and not math.isfinite(v)):
-                    raise ManifestError(f"manifest {w} ({k}): expected a number, a string, a boolean or null, "
-                                        f"got {v!r}")
+                    raise ManifestError(
+                        f"manifest {w} ({k}): expected a number, a string, a boolean or null, got {v!r}"
+                    )
             records.append(dict(zip(fields, r)))
         scores = _probabilities(_req(d, "scores", where), f"{where}.scores", len(raw))
         source = _probabilities(_req(d, "source_scores", where), f"{where}.source_scores", len(raw))
         kinds = _str_list(d.get("kinds", []), f"{where}.kinds")
         if kinds and len(kinds) != len(raw):
-            raise ManifestError(f"manifest {where}.kinds: expected {len(raw)} entries (one per record), "
-                                f"got {len(kinds)}")
+            raise ManifestError(
+                f"manifest {where}.kinds: expected {len(raw)} entries (one per record), got {len(kinds)}"
+            )
         seed = _typed(d.get("seed", 0), int, f"{where}.seed")
-        return cls(records=tuple(records), scores=scores, source_scores=source,
-                   source_stage=_str(_req(d, "source_stage", where), f"{where}.source_stage"), kinds=kinds,
-                   seed=seed)
+        return cls(
+            records=tuple(records),
+            scores=scores,
+            source_scores=source,
+            source_stage=_str(_req(d, "source_stage", where), f"{where}.source_stage"),
+            kinds=kinds,
+            seed=seed,
+        )
 
 
 def _probabilities(value: Any, where: str, n: int) -> tuple[float, ...]:
@@ -577,9 +608,12 @@ class Manifest:
         if fv > FORMAT_VERSION:
             raise VersionError(
                 f"bundle format_version {fv} is newer than this runtime supports ({FORMAT_VERSION}); "
-                f"upgrade edgefin-runtime (pip install -U edgefin-runtime)")
+                f"upgrade edgefin-runtime (pip install -U edgefin-runtime)"
+            )
         if fv < 1:
-            raise VersionError(f"bundle format_version {fv} is not a valid edgefin format (expected 1..{FORMAT_VERSION})")
+            raise VersionError(
+                f"bundle format_version {fv} is not a valid edgefin format (expected 1..{FORMAT_VERSION})"
+            )
         mrv = _str(_req(d, "min_runtime_version", "root"), "min_runtime_version")
         try:
             needed = version_tuple(mrv)
@@ -588,7 +622,8 @@ class Manifest:
         if needed > version_tuple(__version__):
             raise VersionError(
                 f"bundle needs edgefin-runtime >= {mrv}, but {__version__} is installed; "
-                f"upgrade edgefin-runtime (pip install -U 'edgefin-runtime>={mrv}')")
+                f"upgrade edgefin-runtime (pip install -U 'edgefin-runtime>={mrv}')"
+            )
         schema = Schema.from_dict(_req(d, "schema", "root"))
         pre = PreprocessSpec.from_dict(_req(d, "preprocessing", "root"))
         model = ModelSpec.from_dict(_req(d, "model", "root"))
@@ -614,16 +649,21 @@ class Manifest:
         acc = d.get("acceptance")
         acceptance = None if acc is None else AcceptanceSet.from_dict(acc, schema)
         return cls(
-            schema=schema, preprocessing=pre, model=model,
+            schema=schema,
+            preprocessing=pre,
+            model=model,
             decision=Decision.from_dict(_req(d, "decision", "root")),
-            members=dict(members), golden=tuple(golden), golden_tolerance=tol,  # type: ignore[arg-type]
+            members=dict(members),
+            golden=tuple(golden),
+            golden_tolerance=tol,  # type: ignore[arg-type]
             acceptance=acceptance,
             metrics=_typed(d.get("metrics", {}), dict, "metrics"),
             parity=_typed(d.get("parity", {}), dict, "parity"),
             producer=_typed(d.get("producer", {}), dict, "producer"),
             source=_typed(d.get("source", {}), dict, "source"),
             created_at=_str(d.get("created_at", ""), "created_at"),
-            format_version=fv, min_runtime_version=mrv,
+            format_version=fv,
+            min_runtime_version=mrv,
         )
 
 
@@ -649,18 +689,22 @@ def _check_consistency(schema: Schema, pre: PreprocessSpec, model: ModelSpec) ->
             raise ManifestError(f"manifest preprocessing: step for '{s.field}' has no field in the schema")
         spec = schema.field(s.field)
         if spec.kind != s.kind:
-            raise ManifestError(f"manifest preprocessing: field '{s.field}' is {spec.kind} in the schema "
-                                f"but {s.kind} in preprocessing")
+            raise ManifestError(
+                f"manifest preprocessing: field '{s.field}' is {spec.kind} in the schema but {s.kind} in preprocessing"
+            )
         if isinstance(s, CategoricalStep) and tuple(spec.categories) != tuple(s.categories):
             raise ManifestError(f"manifest preprocessing: categories of '{s.field}' differ from the schema")
     stepped = [s.field for s in pre.steps]
     if sorted(stepped) != sorted(names):
-        raise ManifestError(f"manifest preprocessing: steps cover {sorted(stepped)} "
-                            f"but the schema has fields {sorted(names)}")
+        raise ManifestError(
+            f"manifest preprocessing: steps cover {sorted(stepped)} but the schema has fields {sorted(names)}"
+        )
     shape = model.inputs[0].shape
     if len(shape) != 2 or shape[-1] != pre.n_features:
-        raise ManifestError(f"manifest model.inputs[0].shape: expected [batch, {pre.n_features}] "
-                            f"(preprocessing produces {pre.n_features} features), got {list(shape)}")
+        raise ManifestError(
+            f"manifest model.inputs[0].shape: expected [batch, {pre.n_features}] "
+            f"(preprocessing produces {pre.n_features} features), got {list(shape)}"
+        )
     oshape = model.outputs[0].shape
     if len(oshape) != 2 or oshape[-1] != 1:
         raise ManifestError(f"manifest model.outputs[0].shape: expected [batch, 1], got {list(oshape)}")

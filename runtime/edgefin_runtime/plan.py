@@ -80,6 +80,7 @@ def pd_na() -> Any:
     """pandas.NA if pandas is already imported (never imports pandas itself)."""
     if not _pd_na_cache:
         import sys
+
         pd = sys.modules.get("pandas")
         if pd is None:
             return ABSENT
@@ -146,19 +147,35 @@ def num_plan(step: NumericStep, lo: float, hi: float, allow: bool, pos: int) -> 
     filled = (step.fill - step.mean) / step.scale
     nb = step.n_bins
     if not nb:
-        return NumPlan(step.field, pos, step.mean, step.scale, lo, hi, allow, filled,
-                       pos + 1 if step.indicator else -1, flo, fhi)
+        return NumPlan(
+            step.field, pos, step.mean, step.scale, lo, hi, allow, filled, pos + 1 if step.indicator else -1, flo, fhi
+        )
     e = step.edges
     ones = memoryview(array("f", [1.0] * nb))
-    q = NumPlan(step.field, pos, step.mean, step.scale, lo, hi, allow, filled,
-                pos + 1 + nb if step.indicator else -1, flo, fhi, nb, pos + 1,
-                lows=e[:-1] + (e[-1],), uppers=e[1:], widths=tuple(b - a for a, b in zip(e, e[1:])) + (math.inf,),
-                ones=tuple(ones[:k] for k in range(nb + 1)),
-                slices=tuple(slice(pos + 1, pos + 1 + k) for k in range(nb + 1)),
-                index=tuple(range(pos + 1, pos + 2 + nb)))
+    q = NumPlan(
+        step.field,
+        pos,
+        step.mean,
+        step.scale,
+        lo,
+        hi,
+        allow,
+        filled,
+        pos + 1 + nb if step.indicator else -1,
+        flo,
+        fhi,
+        nb,
+        pos + 1,
+        lows=e[:-1] + (e[-1],),
+        uppers=e[1:],
+        widths=tuple(b - a for a, b in zip(e, e[1:])) + (math.inf,),
+        ones=tuple(ones[:k] for k in range(nb + 1)),
+        slices=tuple(slice(pos + 1, pos + 1 + k) for k in range(nb + 1)),
+        index=tuple(range(pos + 1, pos + 2 + nb)),
+    )
     fill = [0.0] * (pos + 2 + nb)
     write_bins(q, step.fill, fill)
-    return q._replace(fill_bins=memoryview(array("f", fill[pos + 1:pos + 1 + nb])))
+    return q._replace(fill_bins=memoryview(array("f", fill[pos + 1 : pos + 1 + nb])))
 
 
 def write_bins(q: NumPlan, x: float, out: Any) -> None:

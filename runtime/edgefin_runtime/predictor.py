@@ -65,11 +65,14 @@ class Predictor:
         self._names = m.schema.names
         # annotated: mypy 2.4 crashes inferring this conditional from itemgetter's overloads
         self._getter: Callable[[Mapping[str, Any]], tuple[Any, ...]] = (
-            operator.itemgetter(*self._names) if len(self._names) > 1 else _one_getter(self._names[0]))
+            operator.itemgetter(*self._names) if len(self._names) > 1 else _one_getter(self._names[0])
+        )
         self._local = threading.local()
         if engine.n_features != self._pre.n_features:
-            raise BackendError(f"{engine.name}: the model takes {engine.n_features} features but the "
-                               f"bundle's preprocessing produces {self._pre.n_features}")
+            raise BackendError(
+                f"{engine.name}: the model takes {engine.n_features} features but the "
+                f"bundle's preprocessing produces {self._pre.n_features}"
+            )
 
     # ------------------------------------------------------------ properties
     @property
@@ -107,8 +110,10 @@ class Predictor:
 
     def __repr__(self) -> str:
         m = self.info.model
-        return (f"Predictor(variant={m.variant!r}, engine={self._engine.name!r}, "
-                f"threshold={self._threshold}, source={self.source!r})")
+        return (
+            f"Predictor(variant={m.variant!r}, engine={self._engine.name!r}, "
+            f"threshold={self._threshold}, source={self.source!r})"
+        )
 
     # ------------------------------------------------------------ one record
     def score(self, record: Mapping[str, Any]) -> Score:
@@ -284,8 +289,10 @@ class Predictor:
         """Score the golden vectors on both engine paths; raise SelfTestError unless all reproduce."""
         m = self.info
         if not m.golden:
-            raise SelfTestError(f"bundle {self.source}: no golden vectors, so the model cannot be self-tested; "
-                                f"rebuild the bundle with golden vectors (or load with self_test=False)")
+            raise SelfTestError(
+                f"bundle {self.source}: no golden vectors, so the model cannot be self-tested; "
+                f"rebuild the bundle with golden vectors (or load with self_test=False)"
+            )
         # goldens were scored under the default policy: reuse the compiled encoder when it is the one in use
         pre = self._pre if self._policy == Policy() else Preprocessor(m.schema, m.preprocessing, Policy())
         rows = []
@@ -293,8 +300,10 @@ class Predictor:
             try:
                 rows.append(pre.record(g.record)[0])
             except InputError as err:
-                raise SelfTestError(f"bundle {self.source}: golden[{i}] record is rejected by the bundle's own "
-                                    f"schema ({err}); the bundle is inconsistent - rebuild it") from None
+                raise SelfTestError(
+                    f"bundle {self.source}: golden[{i}] record is rejected by the bundle's own "
+                    f"schema ({err}); the bundle is inconsistent - rebuild it"
+                ) from None
         single = [self._engine.run_one(r) for r in rows]
         batch = self._engine.run(np.array(rows, dtype=np.float32)).tolist()
         tol = m.golden_tolerance
@@ -306,15 +315,24 @@ class Predictor:
                     raise SelfTestError(
                         f"bundle {self.source}: golden[{i}] scored {got!r} on the {path} path of "
                         f"{self._engine.name}, expected {g.score!r} (|delta| {delta:.3g} > tolerance {tol:g}); "
-                        f"the model does not reproduce its golden scores on this engine - do not deploy it")
+                        f"the model does not reproduce its golden scores on this engine - do not deploy it"
+                    )
                 worst = max(worst, delta)
         return {"golden": len(rows), "max_abs_delta": worst, "tolerance": tol, "engine": self._engine.name}
 
 
 # ---------------------------------------------------------------- load
-def load(source: Source, backend: str | None = None, *, policy: Policy | str | None = None, threads: int = 1,
-         inter_op_threads: int = 1, trusted_keys: Sequence[Any] | None = None, require_signature: bool = False,
-         self_test: bool = True) -> Predictor:
+def load(
+    source: Source,
+    backend: str | None = None,
+    *,
+    policy: Policy | str | None = None,
+    threads: int = 1,
+    inter_op_threads: int = 1,
+    trusted_keys: Sequence[Any] | None = None,
+    require_signature: bool = False,
+    self_test: bool = True,
+) -> Predictor:
     """Read, verify and self-test a bundle (a path or its bytes) and return a ready Predictor.
 
     ``backend`` overrides the manifest's engine only where compatible ('litert', 'litert-ref', 'onnx').
@@ -324,8 +342,9 @@ def load(source: Source, backend: str | None = None, *, policy: Policy | str | N
     pol = _policy(policy)
     verify = _signature_verifier(trusted_keys, require_signature)
     bundle = read_bundle(source, verify_signature=verify)
-    engine = create_engine(bundle.manifest.model, bundle.model_bytes, backend=backend, threads=threads,
-                           inter_op_threads=inter_op_threads)
+    engine = create_engine(
+        bundle.manifest.model, bundle.model_bytes, backend=backend, threads=threads, inter_op_threads=inter_op_threads
+    )
     predictor = Predictor(bundle, engine, pol)
     if self_test:
         predictor.self_test()
@@ -348,15 +367,18 @@ def _signature_verifier(trusted_keys: Sequence[Any] | None, require_signature: b
     try:
         from . import signing  # written by the security work; imports cryptography lazily
     except ImportError:
-        raise SignatureError("signature verification needs edgefin-runtime[signing] "
-                             "(pip install 'edgefin-runtime[signing]')") from None
+        raise SignatureError(
+            "signature verification needs edgefin-runtime[signing] (pip install 'edgefin-runtime[signing]')"
+        ) from None
     return signing.verifier(trusted_keys, require_signature)
 
 
 # ---------------------------------------------------------------- helpers
 def _bad_output(engine: Engine, p: float) -> BackendError:
-    return BackendError(f"{engine.name}: the model returned {p!r}, which is not a probability in [0, 1]; "
-                        f"refusing to report it as a score - the bundle's model is broken")
+    return BackendError(
+        f"{engine.name}: the model returned {p!r}, which is not a probability in [0, 1]; "
+        f"refusing to report it as a score - the bundle's model is broken"
+    )
 
 
 def _check_outputs(engine: Engine, probs: np.ndarray) -> None:
@@ -401,8 +423,10 @@ def _as_columns(obj: Any, pre: Preprocessor) -> Mapping[str, Any]:
         return {k: (obj.column(k).to_numpy(zero_copy_only=False) if k in known else obj.column(k)) for k in names}
     from .errors import RecordTypeError
 
-    raise RecordTypeError(f"score_columns: expected a mapping of column arrays, a pandas DataFrame or a "
-                          f"pyarrow Table, got {type(obj).__module__}.{type(obj).__name__}")
+    raise RecordTypeError(
+        f"score_columns: expected a mapping of column arrays, a pandas DataFrame or a "
+        f"pyarrow Table, got {type(obj).__module__}.{type(obj).__name__}"
+    )
 
 
 __all__ = ["ColumnsScore", "Predictor", "Result", "Score", "load", "EdgefinRuntimeError"]

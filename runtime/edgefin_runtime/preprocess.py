@@ -72,9 +72,11 @@ class Policy:
         return cls()
 
     def __post_init__(self) -> None:
-        for name, allowed in (("unknown_fields", ("ignore", "reject")),
-                              ("unseen_categories", ("oov", "reject")),
-                              ("missing", ("impute", "reject"))):
+        for name, allowed in (
+            ("unknown_fields", ("ignore", "reject")),
+            ("unseen_categories", ("oov", "reject")),
+            ("missing", ("impute", "reject")),
+        ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"Policy.{name}: expected one of {allowed}, got {getattr(self, name)!r}")
 
@@ -106,8 +108,19 @@ class Preprocessor:
                 lut = {c: i for i, c in enumerate(step.categories) if len(c) <= MAX_CATEGORY_LENGTH}
                 onehot = step.encoding == "onehot"
                 fast = {c: (pos + i if onehot else float(i)) for c, i in lut.items()}
-                self._plan.append(CatPlan(step.field, pos, lut, len(step.categories), onehot, allow,
-                                          lut.get(step.fill, len(step.categories)), lenient, fast))
+                self._plan.append(
+                    CatPlan(
+                        step.field,
+                        pos,
+                        lut,
+                        len(step.categories),
+                        onehot,
+                        allow,
+                        lut.get(step.fill, len(step.categories)),
+                        lenient,
+                        fast,
+                    )
+                )
             pos += step.width
         self._reject_unknown = self.policy.unknown_fields == "reject"
         self.encode_into: Callable[[Mapping[str, Any], Any], tuple[str, ...]] = _compile(self)
@@ -135,7 +148,9 @@ class Preprocessor:
         extra = [k for k in record if k not in self._known]
         raise UnknownFieldError(
             f"field {short(extra[0])} is not in the bundle's schema (expected only {sorted(self._known)}); "
-            f"drop it or score with the lenient policy", field=str(extra[0]))
+            f"drop it or score with the lenient policy",
+            field=str(extra[0]),
+        )
 
     @staticmethod
     def _numeric(q: NumPlan, v: Any, out: Any, flags: list[str] | None) -> list[str] | None:
@@ -155,17 +170,19 @@ class Preprocessor:
         elif v is pd_na() or (t is str and v == ""):
             x = math.nan
         else:
-            raise FieldTypeError(f"field '{name}': expected a number, got {type(v).__name__} {short(v)}",
-                                 field=name)
+            raise FieldTypeError(f"field '{name}': expected a number, got {type(v).__name__} {short(v)}", field=name)
         if x != x:  # NaN or missing
             if not q.allow:
                 if v is ABSENT:
                     raise MissingFieldError(f"field '{name}' is required but absent", field=name)
-                raise MissingFieldError(f"field '{name}': missing value (got {short(v)}) but this bundle does "
-                                        f"not allow missing '{name}'; send a finite number", field=name)
+                raise MissingFieldError(
+                    f"field '{name}': missing value (got {short(v)}) but this bundle does "
+                    f"not allow missing '{name}'; send a finite number",
+                    field=name,
+                )
             out[q.pos] = q.filled
             if q.nb:
-                out[q.bpos:q.bpos + q.nb] = q.fill_bins
+                out[q.bpos : q.bpos + q.nb] = q.fill_bins
             if q.ind >= 0:
                 out[q.ind] = 1.0
             return _flag(flags, "imputed:" + name)
@@ -173,8 +190,10 @@ class Preprocessor:
             raise NonFiniteError(f"field '{name}': expected a finite number, got {x!r}", field=name)
         z = (x - q.mean) / q.scale
         if not -Z_LIMIT <= z <= Z_LIMIT:
-            raise NonFiniteError(f"field '{name}': {x!r} is too large to score (far outside the training "
-                                 f"range {q.lo}..{q.hi})", field=name)
+            raise NonFiniteError(
+                f"field '{name}': {x!r} is too large to score (far outside the training range {q.lo}..{q.hi})",
+                field=name,
+            )
         if x < q.lo or x > q.hi:
             flags = _flag(flags, "out_of_range:" + name)
         out[q.pos] = z
@@ -192,25 +211,34 @@ class Preprocessor:
             try:
                 c = canonical_category(v)
             except TypeError:
-                raise CategoryError(f"field '{name}': expected a category (a string), got "
-                                    f"{type(v).__name__} {short(v)}", field=name) from None
+                raise CategoryError(
+                    f"field '{name}': expected a category (a string), got {type(v).__name__} {short(v)}", field=name
+                ) from None
         if c is None:
             if not q.allow:
                 if v is ABSENT:
                     raise MissingFieldError(f"field '{name}' is required but absent", field=name)
-                raise MissingFieldError(f"field '{name}': missing value but this bundle does not allow "
-                                        f"missing '{name}'; send one of {sorted(q.lut)[:8]}", field=name)
+                raise MissingFieldError(
+                    f"field '{name}': missing value but this bundle does not allow "
+                    f"missing '{name}'; send one of {sorted(q.lut)[:8]}",
+                    field=name,
+                )
             idx = q.fill_idx
             flags = _flag(flags, "imputed:" + name)
         else:
             if len(c) > MAX_CATEGORY_LENGTH:
-                raise CategoryError(f"field '{name}': category is {len(c)} characters long "
-                                    f"(at most {MAX_CATEGORY_LENGTH} allowed)", field=name)
+                raise CategoryError(
+                    f"field '{name}': category is {len(c)} characters long (at most {MAX_CATEGORY_LENGTH} allowed)",
+                    field=name,
+                )
             idx = q.lut.get(c, -1)
             if idx < 0:
                 if not q.lenient:
-                    raise CategoryError(f"field '{name}': category {short(c)} was not seen in training "
-                                        f"(expected one of {sorted(q.lut)[:8]})", field=name)
+                    raise CategoryError(
+                        f"field '{name}': category {short(c)} was not seen in training "
+                        f"(expected one of {sorted(q.lut)[:8]})",
+                        field=name,
+                    )
                 idx = q.oov
                 flags = _flag(flags, "unseen_category:" + name)
         if q.onehot:
@@ -252,53 +280,73 @@ def _compile(pre: Preprocessor) -> Callable[[Mapping[str, Any], Any], tuple[str,
     the validation. The source text contains only identifiers made here; every value from the
     bundle is bound as a keyword default, never formatted into the code.
     """
-    consts: dict[str, Any] = {"A": ABSENT, "Mapping": Mapping, "NOTMAP": pre._not_mapping,
-                              "UNKNOWN": pre._unknown, "KNOWN": pre._known, "NUM": pre._numeric,
-                              "CAT": pre._categorical, "BISECT": bisect_right}
-    body = ["    if type(record) is not dict and not isinstance(record, Mapping):",
-            "        NOTMAP(record)"]
+    consts: dict[str, Any] = {
+        "A": ABSENT,
+        "Mapping": Mapping,
+        "NOTMAP": pre._not_mapping,
+        "UNKNOWN": pre._unknown,
+        "KNOWN": pre._known,
+        "NUM": pre._numeric,
+        "CAT": pre._categorical,
+        "BISECT": bisect_right,
+    }
+    body = ["    if type(record) is not dict and not isinstance(record, Mapping):", "        NOTMAP(record)"]
     if pre._reject_unknown:
         body += ["    if not KNOWN.issuperset(record):", "        UNKNOWN(record)"]
     body += ["    get = record.get", "    flags = None"]
     for k, q in enumerate(pre._plan):
         consts[f"N{k}"], consts[f"Q{k}"] = q.field, q
         if isinstance(q, NumPlan):
-            consts.update({f"P{k}": q.pos, f"M{k}": q.mean, f"S{k}": q.scale, f"LO{k}": q.fast_lo,
-                           f"HI{k}": q.fast_hi})
-            body += [f"    v = get(N{k}, A)",
-                     "    t = type(v)",
-                     f"    if (t is float or t is int) and LO{k} <= v <= HI{k}:",
-                     f"        out[P{k}] = (v - M{k}) / S{k}"]
+            consts.update({f"P{k}": q.pos, f"M{k}": q.mean, f"S{k}": q.scale, f"LO{k}": q.fast_lo, f"HI{k}": q.fast_hi})
+            body += [
+                f"    v = get(N{k}, A)",
+                "    t = type(v)",
+                f"    if (t is float or t is int) and LO{k} <= v <= HI{k}:",
+                f"        out[P{k}] = (v - M{k}) / S{k}",
+            ]
             if q.nb:  # write_bins, inline; x: an int becomes the float numpy would make of it (and
                 # float-float comparisons in bisect are faster than int-float ones)
-                consts.update({f"U{k}": q.uppers, f"SL{k}": q.slices, f"IX{k}": q.index, f"O{k}": q.ones,
-                               f"LW{k}": q.lows, f"W{k}": q.widths})
-                body += ["        x = v * 1.0",
-                         f"        j = BISECT(U{k}, x)",
-                         "        if j:",
-                         f"            out[SL{k}[j]] = O{k}[j]",
-                         f"        f = (x - LW{k}[j]) / W{k}[j]",
-                         "        if f > 0.0:",
-                         f"            out[IX{k}[j]] = f"]
-            body += ["    else:",
-                     f"        flags = NUM(Q{k}, v, out, flags)"]
+                consts.update(
+                    {
+                        f"U{k}": q.uppers,
+                        f"SL{k}": q.slices,
+                        f"IX{k}": q.index,
+                        f"O{k}": q.ones,
+                        f"LW{k}": q.lows,
+                        f"W{k}": q.widths,
+                    }
+                )
+                body += [
+                    "        x = v * 1.0",
+                    f"        j = BISECT(U{k}, x)",
+                    "        if j:",
+                    f"            out[SL{k}[j]] = O{k}[j]",
+                    f"        f = (x - LW{k}[j]) / W{k}[j]",
+                    "        if f > 0.0:",
+                    f"            out[IX{k}[j]] = f",
+                ]
+            body += ["    else:", f"        flags = NUM(Q{k}, v, out, flags)"]
         else:
             consts.update({f"L{k}": q.fast, f"P{k}": q.pos})
             target = "out[j] = 1.0" if q.onehot else f"out[P{k}] = j"
-            body += [f"    v = get(N{k}, A)",
-                     f"    j = L{k}.get(v) if type(v) is str else None",
-                     "    if j is not None:",
-                     f"        {target}",
-                     "    else:",
-                     f"        flags = CAT(Q{k}, v, out, flags)"]
+            body += [
+                f"    v = get(N{k}, A)",
+                f"    j = L{k}.get(v) if type(v) is str else None",
+                "    if j is not None:",
+                f"        {target}",
+                "    else:",
+                f"        flags = CAT(Q{k}, v, out, flags)",
+            ]
     body.append("    return tuple(flags) if flags else ()")
     params = ", ".join(f"{name}={name}" for name in consts)
     source = f"def encode_into(record, out, *, {params}):\n" + "\n".join(body) + "\n"
     namespace = dict(consts)
     exec(compile(source, "<edgefin_runtime.preprocess encoder>", "exec"), namespace)  # noqa: S102
     fn = namespace["encode_into"]
-    fn.__doc__ = ("Encode one record into ``out`` (zeroed, length n_features: a float32 memoryview of format 'f', "
-                  "a float32 numpy array or a list); return its flags. Raises InputError.")
+    fn.__doc__ = (
+        "Encode one record into ``out`` (zeroed, length n_features: a float32 memoryview of format 'f', "
+        "a float32 numpy array or a list); return its flags. Raises InputError."
+    )
     return fn  # type: ignore[no-any-return]
 
 

@@ -40,8 +40,10 @@ def encode_columns(pre: Preprocessor, columns: Mapping[str, Any]) -> ColumnsResu
     if pre._reject_unknown:
         extra = [k for k in columns if k not in pre._known]
         if extra:
-            raise UnknownFieldError(f"column {short(extra[0])} is not in the bundle's schema "
-                                    f"(expected only {sorted(pre._known)})", field=str(extra[0]))
+            raise UnknownFieldError(
+                f"column {short(extra[0])} is not in the bundle's schema (expected only {sorted(pre._known)})",
+                field=str(extra[0]),
+            )
     x = np.zeros((n, pre.n_features), dtype=np.float32)
     errors: dict[int, InputError] = {}
     flags: dict[str, np.ndarray] = {}
@@ -49,13 +51,14 @@ def encode_columns(pre: Preprocessor, columns: Mapping[str, Any]) -> ColumnsResu
         name = q.field
         if name not in columns:
             if not q.allow:
-                raise MissingFieldError(f"column '{name}' is required but absent "
-                                        f"(expected columns {list(pre.schema.names)})", field=name)
+                raise MissingFieldError(
+                    f"column '{name}' is required but absent (expected columns {list(pre.schema.names)})", field=name
+                )
             missing = np.ones(n, dtype=bool)
             if isinstance(q, NumPlan):
                 x[:, q.pos] = np.float32(q.filled)
                 if q.nb:
-                    x[:, q.bpos:q.bpos + q.nb] = np.asarray(q.fill_bins, dtype=np.float32)
+                    x[:, q.bpos : q.bpos + q.nb] = np.asarray(q.fill_bins, dtype=np.float32)
                 if q.ind >= 0:
                     x[:, q.ind] = 1.0
             elif q.onehot:
@@ -112,8 +115,9 @@ def _numeric_values(q: NumPlan, col: Any, n: int, errors: dict[int, InputError])
     return vals
 
 
-def _numeric_column(q: NumPlan, col: Any, n: int, x: np.ndarray, errors: dict[int, InputError],
-                    flags: dict[str, np.ndarray]) -> None:
+def _numeric_column(
+    q: NumPlan, col: Any, n: int, x: np.ndarray, errors: dict[int, InputError], flags: dict[str, np.ndarray]
+) -> None:
     name = q.field
     vals = _numeric_values(q, col, n, errors)
     z = vals - q.mean
@@ -131,9 +135,15 @@ def _numeric_column(q: NumPlan, col: Any, n: int, x: np.ndarray, errors: dict[in
     if missing is not None:
         if not q.allow:
             for i in np.flatnonzero(missing).tolist():
-                _add(errors, i, MissingFieldError(
-                    f"field '{name}': missing value but this bundle does not allow missing '{name}'; "
-                    f"send a finite number", field=name))
+                _add(
+                    errors,
+                    i,
+                    MissingFieldError(
+                        f"field '{name}': missing value but this bundle does not allow missing '{name}'; "
+                        f"send a finite number",
+                        field=name,
+                    ),
+                )
         else:
             flags["imputed:" + name] = missing
         if q.ind >= 0:
@@ -156,14 +166,15 @@ def _bins_column(q: NumPlan, vals: np.ndarray, missing: np.ndarray | None, x: np
         np.divide(b, q.widths[:nb], out=b)
     np.clip(b, 0.0, 1.0, out=b)
     b += 0.0  # -0.0 -> +0.0: the record path leaves an empty bin at +0.0 (same bytes on every path)
-    dest = x[:, q.bpos:q.bpos + nb]
+    dest = x[:, q.bpos : q.bpos + nb]
     dest[...] = b
     if missing is not None and missing.any():
         dest[missing] = q.fill_bins
 
 
-def _nonfinite(q: NumPlan, vals: np.ndarray, z: np.ndarray, missing: np.ndarray | None,
-               errors: dict[int, InputError]) -> None:
+def _nonfinite(
+    q: NumPlan, vals: np.ndarray, z: np.ndarray, missing: np.ndarray | None, errors: dict[int, InputError]
+) -> None:
     """Reject infinities and values whose standardised form would overflow float32 (z set to 0)."""
     name = q.field
     with np.errstate(invalid="ignore"):
@@ -175,8 +186,14 @@ def _nonfinite(q: NumPlan, vals: np.ndarray, z: np.ndarray, missing: np.ndarray 
         if math.isinf(v):
             _add(errors, i, NonFiniteError(f"field '{name}': expected a finite number, got {v!r}", field=name))
         else:
-            _add(errors, i, NonFiniteError(f"field '{name}': {v!r} is too large to score (far outside the "
-                                           f"training range {q.lo}..{q.hi})", field=name))
+            _add(
+                errors,
+                i,
+                NonFiniteError(
+                    f"field '{name}': {v!r} is too large to score (far outside the training range {q.lo}..{q.hi})",
+                    field=name,
+                ),
+            )
     z[bad] = 0.0
 
 
@@ -283,8 +300,9 @@ def _key_plan(q: CatPlan, width: int) -> Any:
     return plan
 
 
-def _categorical_column(q: CatPlan, col: Any, n: int, x: np.ndarray, errors: dict[int, InputError],
-                        flags: dict[str, np.ndarray]) -> None:
+def _categorical_column(
+    q: CatPlan, col: Any, n: int, x: np.ndarray, errors: dict[int, InputError], flags: dict[str, np.ndarray]
+) -> None:
     name = q.field
     codes, values = _category_codes(q, col, n)
     if n and codes.min() < 0:
@@ -294,8 +312,13 @@ def _categorical_column(q: CatPlan, col: Any, n: int, x: np.ndarray, errors: dic
                 flags["imputed:" + name] = missing
             else:
                 for i in np.flatnonzero(missing).tolist():
-                    _add(errors, i, MissingFieldError(f"field '{name}': missing value but this bundle does not "
-                                                      f"allow missing '{name}'", field=name))
+                    _add(
+                        errors,
+                        i,
+                        MissingFieldError(
+                            f"field '{name}': missing value but this bundle does not allow missing '{name}'", field=name
+                        ),
+                    )
             codes[missing] = q.fill_idx
         unseen = codes == -2
         if unseen.any():
@@ -305,15 +328,33 @@ def _categorical_column(q: CatPlan, col: Any, n: int, x: np.ndarray, errors: dic
                 for i in np.flatnonzero(unseen).tolist():
                     v = values[i]
                     v = str(v) if isinstance(v, str) else v
-                    _add(errors, i, CategoryError(f"field '{name}': category {short(v)} was not seen "
-                                                  f"in training (expected one of {sorted(q.lut)[:8]})", field=name))
+                    _add(
+                        errors,
+                        i,
+                        CategoryError(
+                            f"field '{name}': category {short(v)} was not seen "
+                            f"in training (expected one of {sorted(q.lut)[:8]})",
+                            field=name,
+                        ),
+                    )
         for i in np.flatnonzero(codes == -3).tolist():
             v = values[i]
-            _add(errors, i, CategoryError(f"field '{name}': expected a category (a string), got "
-                                          f"{type(v).__name__} {short(v)}", field=name))
+            _add(
+                errors,
+                i,
+                CategoryError(
+                    f"field '{name}': expected a category (a string), got {type(v).__name__} {short(v)}", field=name
+                ),
+            )
         for i in np.flatnonzero(codes == -4).tolist():
-            _add(errors, i, CategoryError(f"field '{name}': category is too long (at most "
-                                          f"{MAX_CATEGORY_LENGTH} characters allowed)", field=name))
+            _add(
+                errors,
+                i,
+                CategoryError(
+                    f"field '{name}': category is too long (at most {MAX_CATEGORY_LENGTH} characters allowed)",
+                    field=name,
+                ),
+            )
         codes[codes < 0] = q.oov
     if q.onehot:  # a flat scatter: several times faster than x[arange(n), pos + codes]
         flat = np.arange(q.pos, q.pos + n * x.shape[1], x.shape[1], dtype=np.intp)
@@ -337,8 +378,9 @@ def _column_length(columns: Mapping[str, Any]) -> int:
         try:
             lengths[k] = len(v)
         except TypeError:
-            raise FieldTypeError(f"column '{k}': expected an array or sequence, got {type(v).__name__}",
-                                 field=str(k)) from None
+            raise FieldTypeError(
+                f"column '{k}': expected an array or sequence, got {type(v).__name__}", field=str(k)
+            ) from None
     if not lengths:
         return 0
     distinct = set(lengths.values())

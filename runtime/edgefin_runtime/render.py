@@ -17,10 +17,16 @@ def bundle_facts(bundle: Bundle, path: str, *, signature_checked: bool) -> dict[
     except OSError:  # pragma: no cover - read a moment ago
         size = None
     m = bundle.manifest
-    return {"path": path, "bytes": size, "sha256": bundle.sha256, "members": dict(m.members),
-            "signed": bundle.signature is not None, "signature_verified": signature_checked,
-            "runtime_version": __version__,
-            "acceptance_records": len(m.acceptance.records) if m.acceptance is not None else 0}
+    return {
+        "path": path,
+        "bytes": size,
+        "sha256": bundle.sha256,
+        "members": dict(m.members),
+        "signed": bundle.signature is not None,
+        "signature_verified": signature_checked,
+        "runtime_version": __version__,
+        "acceptance_records": len(m.acceptance.records) if m.acceptance is not None else 0,
+    }
 
 
 def _range(lo: float | None, hi: float | None) -> str:
@@ -34,13 +40,18 @@ def info_text(bundle: Bundle, facts: dict[str, Any]) -> str:
     mod = m.model
     steps = {s.field: s for s in m.preprocessing.steps}
     size = f"{facts['bytes']:,} bytes" if facts["bytes"] is not None else "size unknown"
-    sig = ("signed, signature verified" if facts["signature_verified"] else
-           "signed (not verified: pass --key PUB)" if facts["signed"] else "unsigned")
+    sig = (
+        "signed, signature verified"
+        if facts["signature_verified"]
+        else "signed (not verified: pass --key PUB)"
+        if facts["signed"]
+        else "unsigned"
+    )
     lines = [
         f"bundle     {facts['path']} ({size}, sha256 {bundle.sha256[:16]}...)",
         f"variant    {mod.variant}: engine {mod.engine}, weights {mod.weights}, activations {mod.activations}, "
-        f"from the {mod.source_stage} model" + ("; LiteRT reference kernels (same scores on every CPU)"
-                                               if mod.kernels == "reference" else ""),
+        f"from the {mod.source_stage} model"
+        + ("; LiteRT reference kernels (same scores on every CPU)" if mod.kernels == "reference" else ""),
         f"format     {m.format_version}; needs edgefin-runtime >= {m.min_runtime_version} (this is {__version__})",
         f"created    {m.created_at or 'unknown'}" + (f" by {_producer(m.producer)}" if m.producer else ""),
         f"signature  {sig}",
@@ -80,8 +91,10 @@ def acceptance_summary(acc: AcceptanceSet | None) -> str:
     for k in acc.kinds:
         counts[k] = counts.get(k, 0) + 1
     kinds = f" ({', '.join(f'{n} {k}' for k, n in sorted(counts.items()))})" if counts else ""
-    return (f"{len(acc.records)} synthetic records{kinds}, reference scores of this variant and of the "
-            f"{acc.source_stage} model; `edgefin-run verify` scores them all")
+    return (
+        f"{len(acc.records)} synthetic records{kinds}, reference scores of this variant and of the "
+        f"{acc.source_stage} model; `edgefin-run verify` scores them all"
+    )
 
 
 def _producer(p: dict[str, Any]) -> str:

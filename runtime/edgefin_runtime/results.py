@@ -73,9 +73,18 @@ class ColumnsScore:
                 out.append(Result(i, "rejected", None, err))
                 continue
             d = bool(self.decisions[i])
-            out.append(Result(i, "scored", Score(float(self.probabilities[i]), d,
-                                                 self.positive_label if d else self.negative_label,
-                                                 self.row_flags(i))))
+            out.append(
+                Result(
+                    i,
+                    "scored",
+                    Score(
+                        float(self.probabilities[i]),
+                        d,
+                        self.positive_label if d else self.negative_label,
+                        self.row_flags(i),
+                    ),
+                )
+            )
         return out
 
 

@@ -47,8 +47,9 @@ def _crypto() -> Any:
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric import ed25519
     except ImportError:  # pragma: no cover - exercised only without the extra
-        raise SignatureError("signature checks need the 'cryptography' package; install "
-                             "edgefin-runtime[signing]") from None
+        raise SignatureError(
+            "signature checks need the 'cryptography' package; install edgefin-runtime[signing]"
+        ) from None
     return SimpleNamespace(InvalidSignature=InvalidSignature, serialization=serialization, ed25519=ed25519)
 
 
@@ -64,10 +65,12 @@ def generate_keypair() -> tuple[bytes, bytes]:
     """A new Ed25519 key pair as (private PEM in PKCS#8, public PEM in SubjectPublicKeyInfo)."""
     c = _crypto()
     private = c.ed25519.Ed25519PrivateKey.generate()
-    priv_pem = private.private_bytes(c.serialization.Encoding.PEM, c.serialization.PrivateFormat.PKCS8,
-                                     c.serialization.NoEncryption())
-    pub_pem = private.public_key().public_bytes(c.serialization.Encoding.PEM,
-                                                c.serialization.PublicFormat.SubjectPublicKeyInfo)
+    priv_pem = private.private_bytes(
+        c.serialization.Encoding.PEM, c.serialization.PrivateFormat.PKCS8, c.serialization.NoEncryption()
+    )
+    pub_pem = private.public_key().public_bytes(
+        c.serialization.Encoding.PEM, c.serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return priv_pem, pub_pem
 
 
@@ -89,8 +92,7 @@ def _key_bytes(source: Any, what: str) -> tuple[bytes, str]:
         if len(data) > MAX_KEY_FILE_BYTES:
             raise SignatureError(f"{what} {path}: {len(data)}+ bytes is too large for a key file")
         return data, f"{what} {path}"
-    raise SignatureError(f"{what}: expected a path, PEM text, raw bytes or a key object, got "
-                         f"{type(source).__name__}")
+    raise SignatureError(f"{what}: expected a path, PEM text, raw bytes or a key object, got {type(source).__name__}")
 
 
 def load_public_key(source: KeySource) -> Ed25519PublicKey:
@@ -102,13 +104,16 @@ def load_public_key(source: KeySource) -> Ed25519PublicKey:
     if len(data) == 32 and not data.startswith(b"-----"):
         return cast("Ed25519PublicKey", c.ed25519.Ed25519PublicKey.from_public_bytes(data))
     if b"PRIVATE KEY" in data:
-        raise SignatureError(f"{label}: this is a private key; give the device the public key "
-                             f"(the .pub file from 'edgefin keygen') and keep the private key off it")
+        raise SignatureError(
+            f"{label}: this is a private key; give the device the public key "
+            f"(the .pub file from 'edgefin keygen') and keep the private key off it"
+        )
     try:
         key = c.serialization.load_pem_public_key(data)
     except Exception as exc:  # ValueError for bad PEM, UnsupportedAlgorithm for unknown key types
-        raise SignatureError(f"{label}: not a PEM public key or raw 32-byte Ed25519 key "
-                             f"({type(exc).__name__}: {exc})") from None
+        raise SignatureError(
+            f"{label}: not a PEM public key or raw 32-byte Ed25519 key ({type(exc).__name__}: {exc})"
+        ) from None
     if not isinstance(key, c.ed25519.Ed25519PublicKey):
         raise SignatureError(f"{label}: expected an Ed25519 key, got {type(key).__name__}")
     return cast("Ed25519PublicKey", key)
@@ -127,11 +132,13 @@ def load_private_key(source: PrivateKeySource, password: bytes | None = None) ->
     try:
         key = c.serialization.load_pem_private_key(data, password=password)
     except TypeError as exc:  # password missing or given for an unencrypted key
-        raise SignatureError(f"{label}: {exc} (the password goes in an environment variable named by "
-                             f"'edgefin sign --password-env VAR')") from None
+        raise SignatureError(
+            f"{label}: {exc} (the password goes in an environment variable named by 'edgefin sign --password-env VAR')"
+        ) from None
     except Exception as exc:
-        raise SignatureError(f"{label}: not a PEM private key or raw 32-byte Ed25519 seed "
-                             f"({type(exc).__name__}: {exc})") from None
+        raise SignatureError(
+            f"{label}: not a PEM private key or raw 32-byte Ed25519 seed ({type(exc).__name__}: {exc})"
+        ) from None
     if not isinstance(key, c.ed25519.Ed25519PrivateKey):
         raise SignatureError(f"{label}: expected an Ed25519 key, got {type(key).__name__}")
     return cast("Ed25519PrivateKey", key)
@@ -159,25 +166,27 @@ def parse_signature(member: bytes, label: str) -> tuple[str, bytes]:
     """(key id, 64 signature bytes) from a signature member; SignatureError when malformed."""
     m = _FORMAT.fullmatch(member)
     if m is None:
-        raise SignatureError(f"bundle {label}: the signature member is malformed (expected the "
-                             f"'{HEADER}' format written by 'edgefin sign'); re-sign the bundle")
+        raise SignatureError(
+            f"bundle {label}: the signature member is malformed (expected the "
+            f"'{HEADER}' format written by 'edgefin sign'); re-sign the bundle"
+        )
     try:
         sig = base64.b64decode(m.group(2), validate=True)
     except (binascii.Error, ValueError):  # pragma: no cover - the pattern admits only valid base64
         raise SignatureError(f"bundle {label}: the signature member holds invalid base64") from None
     if len(sig) != 64 or base64.b64encode(sig) != m.group(2):
-        raise SignatureError(f"bundle {label}: the signature member is not a canonical 64-byte Ed25519 "
-                             f"signature")
+        raise SignatureError(f"bundle {label}: the signature member is not a canonical 64-byte Ed25519 signature")
     return m.group(1).decode("ascii"), sig
 
 
-def verify_manifest(manifest_bytes: bytes, member: bytes | None, keys: list[Ed25519PublicKey],
-                    label: str) -> str:
+def verify_manifest(manifest_bytes: bytes, member: bytes | None, keys: list[Ed25519PublicKey], label: str) -> str:
     """Check the signature over ``manifest_bytes`` against ``keys``; return the signing key's id."""
     c = _crypto()
     if member is None:
-        raise SignatureError(f"bundle {label}: unsigned, but a signature from a trusted key is required; "
-                             f"sign it with 'edgefin sign {label} --key KEY'")
+        raise SignatureError(
+            f"bundle {label}: unsigned, but a signature from a trusted key is required; "
+            f"sign it with 'edgefin sign {label} --key KEY'"
+        )
     if not keys:
         raise SignatureError(f"bundle {label}: no trusted public key is configured to check its signature")
     kid, sig = parse_signature(member, label)
@@ -190,14 +199,19 @@ def verify_manifest(manifest_bytes: bytes, member: bytes | None, keys: list[Ed25
         return key_id(key)
     trusted = ", ".join(key_id(k) for k in keys)
     if kid in {key_id(k) for k in keys}:
-        raise SignatureError(f"bundle {label}: the signature does not match the bundle (key {kid}); the "
-                             f"bundle was modified after it was signed - rebuild or re-download it")
-    raise SignatureError(f"bundle {label}: signed by key {kid}, which is not trusted (trusted: {trusted}); "
-                         f"sign it with a trusted key or add its public key")
+        raise SignatureError(
+            f"bundle {label}: the signature does not match the bundle (key {kid}); the "
+            f"bundle was modified after it was signed - rebuild or re-download it"
+        )
+    raise SignatureError(
+        f"bundle {label}: signed by key {kid}, which is not trusted (trusted: {trusted}); "
+        f"sign it with a trusted key or add its public key"
+    )
 
 
-def verifier(trusted_keys: KeySource | Iterable[KeySource] | None = None,
-             require_signature: bool = False) -> Verifier | None:
+def verifier(
+    trusted_keys: KeySource | Iterable[KeySource] | None = None, require_signature: bool = False
+) -> Verifier | None:
     """The ``verify_signature`` callable for :func:`edgefin_runtime.bundle.read_bundle`.
 
     Giving trusted keys makes a signature mandatory: otherwise an attacker could simply delete the
@@ -207,8 +221,9 @@ def verifier(trusted_keys: KeySource | Iterable[KeySource] | None = None,
     keys = load_trusted_keys(trusted_keys)
     if not keys:
         if require_signature:
-            raise SignatureError("a signature is required but no trusted public key was given; pass "
-                                 "trusted_keys=... (CLI: --key PUB)")
+            raise SignatureError(
+                "a signature is required but no trusted public key was given; pass trusted_keys=... (CLI: --key PUB)"
+            )
         return None
 
     def verify(manifest_bytes: bytes, member: bytes | None, label: str) -> None:

@@ -18,7 +18,6 @@ from tests.fixtures.tabular import loans, write_csv
 ROWS = 2000  # a 400-row test split
 
 
-
 @pytest.fixture(scope="session")
 def loans_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_csv(loans(ROWS, seed=11), tmp_path_factory.mktemp("conv-data") / "loans.csv")

@@ -33,8 +33,9 @@ def tiny():
 def _gen(tiny, **kw):
     cols, spec, score = tiny
     kw.setdefault("avoid", [cols])
-    return acc.generate(TINY_SCHEMA, spec, score, THRESHOLD, frequencies=acc.category_frequencies(TINY_SCHEMA, cols),
-                        **kw)
+    return acc.generate(
+        TINY_SCHEMA, spec, score, THRESHOLD, frequencies=acc.category_frequencies(TINY_SCHEMA, cols), **kw
+    )
 
 
 def test_deterministic_for_a_seed_and_different_for_another(tiny):
@@ -118,9 +119,12 @@ def test_no_record_equals_a_data_row_even_when_the_data_holds_the_first_choice(t
 
 
 def test_a_row_equal_up_to_representation_is_still_a_collision():
-    schema = Schema(fields=(FieldSpec("n", "numeric"), FieldSpec("c", "categorical", allow_missing=True,
-                                                                   categories=("1", "2"))),
-                    target="y", positive_label="1", negative_label="0")
+    schema = Schema(
+        fields=(FieldSpec("n", "numeric"), FieldSpec("c", "categorical", allow_missing=True, categories=("1", "2"))),
+        target="y",
+        positive_label="1",
+        negative_label="0",
+    )
     rows = {"n": np.array([35], dtype=np.int64), "c": np.array([1], dtype=object)}
     assert acc.equal_rows([{"n": 35.0, "c": "1"}], schema, [rows]) == 1
     rows_missing = {"n": np.array([35.0]), "c": np.array([None], dtype=object)}
@@ -131,8 +135,12 @@ def test_a_row_equal_up_to_representation_is_still_a_collision():
 def test_too_few_combinations_is_a_clear_error():
     from edgefin_runtime.manifest import CategoricalStep, PreprocessSpec
 
-    schema = Schema(fields=(FieldSpec("c", "categorical", categories=("a", "b")),), target="y",
-                    positive_label="1", negative_label="0")
+    schema = Schema(
+        fields=(FieldSpec("c", "categorical", categories=("a", "b")),),
+        target="y",
+        positive_label="1",
+        negative_label="0",
+    )
     spec = PreprocessSpec((CategoricalStep("c", ("a", "b"), "a"),))
     with pytest.raises(ConversionFailedError, match=r"acceptance set: only 2 of 16 synthetic records"):
         acc.generate(schema, spec, _scorer(spec.n_features), 0.5, count=16)

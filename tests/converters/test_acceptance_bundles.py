@@ -35,8 +35,10 @@ def _records(m: Manifest) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def loans_bundles(run_dir, tmp_path_factory):
-    return convert_run(run_dir, ConvertOptions(variants=VARIANTS, max_flip_rate=FIXTURE_FLIP_RATE,
-                                               out=tmp_path_factory.mktemp("acc-loans")))
+    return convert_run(
+        run_dir,
+        ConvertOptions(variants=VARIANTS, max_flip_rate=FIXTURE_FLIP_RATE, out=tmp_path_factory.mktemp("acc-loans")),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +48,10 @@ def credit_bundles(tmp_path_factory):
 
     run = tmp_path_factory.mktemp("acc-credit") / "run"
     train(CREDIT, run, target="Status", positive="bad", hidden=(16,), epochs=8, patience=4, seed=5, bins="0")
-    return convert_run(run, ConvertOptions(variants="tflite-fp32,tflite-int8-ptq", max_flip_rate=FIXTURE_FLIP_RATE,
-                                           out=run / "bundles"))
+    return convert_run(
+        run,
+        ConvertOptions(variants="tflite-fp32,tflite-int8-ptq", max_flip_rate=FIXTURE_FLIP_RATE, out=run / "bundles"),
+    )
 
 
 def test_no_credit_bundle_contains_a_data_row(credit_bundles):
@@ -123,6 +127,15 @@ def test_an_engine_shifted_by_002_near_the_threshold_fails_verify(loans_bundles,
     assert not rep.passed
     assert rep.build.paths["single"].max_abs_delta > tol and rep.build.paths["batch"].max_abs_delta > tol
     assert rep.build.flips > 0
-    print(json.dumps({"variant": name, "tolerance": tol, "max_abs_delta": rep.build.max_abs_delta,
-                      "flips": rep.build.flips, "source_flips": rep.source.flips}))
+    print(
+        json.dumps(
+            {
+                "variant": name,
+                "tolerance": tol,
+                "max_abs_delta": rep.build.max_abs_delta,
+                "flips": rep.build.flips,
+                "source_flips": rep.source.flips,
+            }
+        )
+    )
     assert acceptance.check(perturbed(pred, shift=0.0, noise=0.9 * tol)).passed

@@ -47,14 +47,33 @@ def test_make_manifest_carries_the_acceptance_set():
         TensorSpec,
     )
 
-    schema = Schema(fields=(FieldSpec("income", "numeric", min=0.0, max=1000.0),), target="default",
-                    positive_label="yes", negative_label="no")
-    acc = AcceptanceSet(records=({"income": 12.5},), scores=(0.25,), source_scores=(0.5,), source_stage="dense",
-                        kinds=("spread",), seed=3)
-    m = bw.make_manifest(schema=schema, preprocessing=PreprocessSpec((NumericStep("income", 0.0, 0.0, 1.0),)),
-                         model=ModelSpec("onnx", "onnx-fp32", "model.onnx", (TensorSpec("x", (-1, 1), "float32"),),
-                                         (TensorSpec("y", (-1, 1), "float32"),)),
-                         decision=Decision(0.5, "yes"), acceptance=acc)
+    schema = Schema(
+        fields=(FieldSpec("income", "numeric", min=0.0, max=1000.0),),
+        target="default",
+        positive_label="yes",
+        negative_label="no",
+    )
+    acc = AcceptanceSet(
+        records=({"income": 12.5},),
+        scores=(0.25,),
+        source_scores=(0.5,),
+        source_stage="dense",
+        kinds=("spread",),
+        seed=3,
+    )
+    m = bw.make_manifest(
+        schema=schema,
+        preprocessing=PreprocessSpec((NumericStep("income", 0.0, 0.0, 1.0),)),
+        model=ModelSpec(
+            "onnx",
+            "onnx-fp32",
+            "model.onnx",
+            (TensorSpec("x", (-1, 1), "float32"),),
+            (TensorSpec("y", (-1, 1), "float32"),),
+        ),
+        decision=Decision(0.5, "yes"),
+        acceptance=acc,
+    )
     d = json.loads(m.to_json_bytes())
     assert d["acceptance"]["fields"] == ["income"] and d["acceptance"]["records"] == [[12.5]]
     assert d["acceptance"]["seed"] == 3
@@ -69,7 +88,8 @@ def test_producer_names_the_libraries():
 
 
 def test_json_safe_turns_numpy_and_nan_into_plain_json():
-    out = bw._json_safe({"a": np.float32(0.5), "b": np.int64(3), "c": float("nan"), "d": np.array([1, 2]),
-                         "e": (np.bool_(True),)})
+    out = bw._json_safe(
+        {"a": np.float32(0.5), "b": np.int64(3), "c": float("nan"), "d": np.array([1, 2]), "e": (np.bool_(True),)}
+    )
     assert out == {"a": 0.5, "b": 3, "c": None, "d": [1, 2], "e": [True]}
     json.dumps(out, allow_nan=False)

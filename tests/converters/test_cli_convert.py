@@ -48,10 +48,16 @@ def test_inspect_shows_the_manifest(cli_bundles):
     result = run("inspect", out / "tflite-int8.efb")
     assert result.exit_code == 0, result.output + result.stderr
     text = result.stdout
-    for pattern in (r"variant\s+tflite-int8: engine litert", r"golden self-test \(\d+ vectors",
-                    r"input\s+\d+ fields -> \d+ features", r"preprocess\s+\d+ steps -> \d+ features",
-                    r"decision\s+probability >= ", "parity vs the dense Keras model: passed",
-                    "internal input quantisation", "tensorflow 2."):
+    for pattern in (
+        r"variant\s+tflite-int8: engine litert",
+        r"golden self-test \(\d+ vectors",
+        r"input\s+\d+ fields -> \d+ features",
+        r"preprocess\s+\d+ steps -> \d+ features",
+        r"decision\s+probability >= ",
+        "parity vs the dense Keras model: passed",
+        "internal input quantisation",
+        "tensorflow 2.",
+    ):
         assert re.search(pattern, text), pattern
 
 
@@ -72,8 +78,12 @@ def test_inspect_prints_square_brackets_from_the_bundle_intact(cli_bundles, tmp_
     field = manifest["schema"]["fields"][0]["name"]
     category = next(f["categories"][0] for f in manifest["schema"]["fields"] if f["kind"] == "categorical")
     positive = manifest["schema"]["positive_label"]
-    hostile = {field: "[/x] [bold]field[/bold]", category: "[/category]", positive: "[red]yes[/x",
-               manifest["producer"]["tool"]: "[link=x]tool[/"}
+    hostile = {
+        field: "[/x] [bold]field[/bold]",
+        category: "[/category]",
+        positive: "[red]yes[/x",
+        manifest["producer"]["tool"]: "[link=x]tool[/",
+    }
     text = zipfile.ZipFile(src).read("manifest.json").decode()
     for old, new in hostile.items():  # every occurrence, so the schema, steps and golden records agree
         assert json.dumps(old) in text
@@ -117,8 +127,9 @@ def test_failing_gate_exits_3_but_writes_everything(run_dir, tmp_path):
 
 
 def test_no_gate_accepts_a_failed_gate(run_dir, tmp_path):
-    result = run("convert", run_dir, "--variants", "tflite-fp16", "--max-fp16-delta", "0", "--no-gate",
-                 "--out", tmp_path)
+    result = run(
+        "convert", run_dir, "--variants", "tflite-fp16", "--max-fp16-delta", "0", "--no-gate", "--out", tmp_path
+    )
     assert result.exit_code == 0, result.output + result.stderr
     assert "bundles were written anyway" in result.stderr
     m = manifest_of(tmp_path / "tflite-fp16.efb")

@@ -83,8 +83,13 @@ def tiny(run_dir: Path) -> dict:
     cal = _calibration_rows(Preprocessor(schema, run_spec(run)), to_columns(frame, schema, "train"), ExportOptions())
     x, _ = encoded_split(run, "test")
     fp32 = oc.to_onnx_fp32(load_model(run.model_path("dense")), x.shape[1])
-    return {"fp32": fp32, "cal": cal, "x": x.astype(np.float32), "dynamic": oc.to_onnx_dynamic(fp32),
-            "static": oc.to_onnx_int8(fp32, cal)}
+    return {
+        "fp32": fp32,
+        "cal": cal,
+        "x": x.astype(np.float32),
+        "dynamic": oc.to_onnx_dynamic(fp32),
+        "static": oc.to_onnx_int8(fp32, cal),
+    }
 
 
 def _graph(model: bytes):
@@ -136,11 +141,14 @@ def test_default_integer_gemm_is_exact_for_worst_case_activations(tiny, kind: st
     rng = np.random.default_rng(0)
     for w, _ in _gemm_weights(tiny[kind]):
         a = np.vstack([np.full((1, w.shape[0]), 255, np.uint8), rng.integers(0, 256, (31, w.shape[0]))]).astype(
-            np.uint8)
+            np.uint8
+        )
         assert np.array_equal(pmaddwd_gemm(a, w), a.astype(np.int64) @ w.astype(np.int64))
-    old = (oc.to_onnx_dynamic(tiny["fp32"], weight_type="int8") if kind == "dynamic"
-           else oc.to_onnx_int8(tiny["fp32"], tiny["cal"], activation_type="int8", weight_type="int8",
-                                per_channel=False))
+    old = (
+        oc.to_onnx_dynamic(tiny["fp32"], weight_type="int8")
+        if kind == "dynamic"
+        else oc.to_onnx_int8(tiny["fp32"], tiny["cal"], activation_type="int8", weight_type="int8", per_channel=False)
+    )
     saturates = []
     for w, _ in _gemm_weights(old):
         assert w.dtype == np.int8

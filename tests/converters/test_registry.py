@@ -6,8 +6,16 @@ import pytest
 
 from edgefin_converters import REGISTRY, VARIANT_NAMES, UnknownVariantError, get_variant, resolve_variants
 
-DOCUMENTED = ("tflite-fp32", "tflite-fp16", "tflite-dynamic", "tflite-int8", "tflite-int8-ptq",
-              "onnx-fp32", "onnx-dynamic", "onnx-int8")
+DOCUMENTED = (
+    "tflite-fp32",
+    "tflite-fp16",
+    "tflite-dynamic",
+    "tflite-int8",
+    "tflite-int8-ptq",
+    "onnx-fp32",
+    "onnx-dynamic",
+    "onnx-int8",
+)
 
 
 def test_every_documented_variant_is_registered_in_order():
@@ -37,13 +45,16 @@ def test_unknown_name_lists_the_valid_ones():
         assert name in msg
 
 
-@pytest.mark.parametrize("spec, expected", [
-    ("all", list(DOCUMENTED)),
-    (None, list(DOCUMENTED)),
-    ("onnx-int8,tflite-fp32", ["tflite-fp32", "onnx-int8"]),  # registry order, not the user's
-    (" tflite-int8 , tflite-int8 ", ["tflite-int8"]),          # spaces and duplicates
-    (["onnx-fp32", "all"], list(DOCUMENTED)),
-])
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ("all", list(DOCUMENTED)),
+        (None, list(DOCUMENTED)),
+        ("onnx-int8,tflite-fp32", ["tflite-fp32", "onnx-int8"]),  # registry order, not the user's
+        (" tflite-int8 , tflite-int8 ", ["tflite-int8"]),  # spaces and duplicates
+        (["onnx-fp32", "all"], list(DOCUMENTED)),
+    ],
+)
 def test_resolve_variants(spec, expected):
     assert [v.name for v in resolve_variants(spec)] == expected
 

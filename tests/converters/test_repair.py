@@ -35,11 +35,14 @@ def _case(seed: int = 0):
     logit = 1.5 * x[:, 0] - 1.0 * x[:, 1] + 0.7 * x[:, 2] * x[:, 0]
     y = (logit + rng.logistic(size=N_ROWS) * 0.6 > 0.5).astype(np.int64)
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential([
-        keras.Input((K,)),
-        keras.layers.Dense(16, activation="relu", kernel_regularizer=keras.regularizers.l2(0.01)),
-        keras.layers.Dense(8, activation="relu"),
-        keras.layers.Dense(1, activation="sigmoid")])
+    model = keras.Sequential(
+        [
+            keras.Input((K,)),
+            keras.layers.Dense(16, activation="relu", kernel_regularizer=keras.regularizers.l2(0.01)),
+            keras.layers.Dense(8, activation="relu"),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="binary_crossentropy")
     cut = int(N_ROWS * TRAIN_SHARE)
     model.fit(x[:cut], y[:cut], epochs=8, batch_size=64, verbose=0)
@@ -51,16 +54,22 @@ def _data(train: np.ndarray, test: np.ndarray, y_test: np.ndarray):
     from edgefin_runtime.manifest import FieldSpec, NumericStep, PreprocessSpec, Schema
 
     names = [f"f{i}" for i in range(K)]
-    schema = Schema(fields=tuple(FieldSpec(name=c, kind="numeric", allow_missing=False, min=None, max=None,
-                                           missing_share=0.0) for c in names),
-                    target="y", positive_label="1", negative_label="0")
+    schema = Schema(
+        fields=tuple(
+            FieldSpec(name=c, kind="numeric", allow_missing=False, min=None, max=None, missing_share=0.0) for c in names
+        ),
+        target="y",
+        positive_label="1",
+        negative_label="0",
+    )
     spec = PreprocessSpec(steps=tuple(NumericStep(field=c, fill=0.0, mean=0.0, scale=1.0) for c in names))
 
     def cols(m: np.ndarray) -> dict[str, np.ndarray]:
         return {c: m[:, i].astype(np.float64) for i, c in enumerate(names)}
 
-    return ConversionData(schema=schema, preprocessing=spec, train=cols(train), test=cols(test), y_test=y_test,
-                          threshold=0.5)
+    return ConversionData(
+        schema=schema, preprocessing=spec, train=cols(train), test=cols(test), y_test=y_test, threshold=0.5
+    )
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +81,12 @@ def _export(case, variants, *, repair: bool, test=None):
     model, train, x_test, y_test = case
     if test is not None:
         x_test, y_test = test
-    return export_variants(Sources(float=Source(model=model, stage="user")), _data(train, x_test, y_test), variants,
-                           ExportOptions(repair=repair))
+    return export_variants(
+        Sources(float=Source(model=model, stage="user")),
+        _data(train, x_test, y_test),
+        variants,
+        ExportOptions(repair=repair),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -145,8 +158,9 @@ def test_sensitivity_is_ranked_on_training_rows_never_the_test_rows(case, repair
     res = _export(case, ("tflite-int8-ptq",), repair=True, test=(x_test[other] * 1.5, y_test[other]))
     assert seen
     train_rows = {r.tobytes() for r in train.astype(np.float32)}
-    test_rows = {r.tobytes() for r in x_test.astype(np.float32)} | {r.tobytes() for r in
-                                                                     (x_test[other] * 1.5).astype(np.float32)}
+    test_rows = {r.tobytes() for r in x_test.astype(np.float32)} | {
+        r.tobytes() for r in (x_test[other] * 1.5).astype(np.float32)
+    }
     for x in seen:
         rows = {r.tobytes() for r in np.asarray(x, dtype=np.float32)}
         assert rows <= train_rows and not rows & test_rows
@@ -178,13 +192,28 @@ def test_repair_note_and_record_when_nothing_passes():
     from edgefin.convert import _repair_note
 
     rec = repair_mod.RepairRecord(variant="onnx-int8", ranking_rows=1000)
-    rec.attempts.append(repair_mod.Attempt(step="per-channel", per_channel=True, calibration_rows=500,
-                                           kept_float=(), passed=False, auc_delta=-0.01, flip_rate=0.02))
+    rec.attempts.append(
+        repair_mod.Attempt(
+            step="per-channel",
+            per_channel=True,
+            calibration_rows=500,
+            kept_float=(),
+            passed=False,
+            auc_delta=-0.01,
+            flip_rate=0.02,
+        )
+    )
     d = rec.to_dict()
     assert d["passed"] is False and d["kept_float"] == [] and len(d["attempts"]) == 1
     assert "none passed" in _repair_note(d, "onnx-int8")
-    ok = {**d, "passed": True, "per_channel": False, "calibration_rows": 500, "kept_float": ["m/dense"],
-          "attempts": [{"auc_delta": -0.001, "flip_rate": 0.004}]}
+    ok = {
+        **d,
+        "passed": True,
+        "per_channel": False,
+        "calibration_rows": 500,
+        "kept_float": ["m/dense"],
+        "attempts": [{"auc_delta": -0.001, "flip_rate": 0.004}],
+    }
     note = _repair_note(ok, "onnx-int8")
     assert "repaired" in note and "m/dense" in note and "0.40%" in note and "training rows" in note
     assert "per-tensor weights" in note

@@ -52,8 +52,9 @@ def user_model(numeric_data, tmp_path_factory):
     _, model = _dense()
     model.compile(optimizer="adam", loss="binary_crossentropy")
     ok = frame[COLUMNS].notna().all(axis=1)
-    model.fit(frame.loc[ok, COLUMNS].to_numpy("float32"), frame.loc[ok, "label"].to_numpy("float32"),
-              epochs=15, verbose=0)
+    model.fit(
+        frame.loc[ok, COLUMNS].to_numpy("float32"), frame.loc[ok, "label"].to_numpy("float32"), epochs=15, verbose=0
+    )
     path = tmp_path_factory.mktemp("user") / "scorer.keras"
     model.save(path)
     return path
@@ -61,9 +62,21 @@ def user_model(numeric_data, tmp_path_factory):
 
 def test_user_model_with_numeric_inputs(user_model, numeric_data, tmp_path):
     data, frame = numeric_data
-    result = run("convert", user_model, "--data", data, "--target", "label", "--variants",
-                 "tflite-fp32,tflite-int8,onnx-fp32", "--max-flip-rate", FIXTURE_FLIP_RATE, "--out", tmp_path,
-                 "--json")
+    result = run(
+        "convert",
+        user_model,
+        "--data",
+        data,
+        "--target",
+        "label",
+        "--variants",
+        "tflite-fp32,tflite-int8,onnx-fp32",
+        "--max-flip-rate",
+        FIXTURE_FLIP_RATE,
+        "--out",
+        tmp_path,
+        "--json",
+    )
     assert result.exit_code == 0, result.output + result.stderr
     doc = json.loads(result.stdout)
     assert doc["stage"] == "user" and doc["passed"]
@@ -81,8 +94,20 @@ def test_user_model_with_numeric_inputs(user_model, numeric_data, tmp_path):
 
 def test_user_model_threshold_can_be_chosen_on_the_calibration_part(user_model, numeric_data, tmp_path):
     data, _ = numeric_data
-    result = run("convert", user_model, "--data", data, "--target", "label", "--variants", "onnx-fp32",
-                 "--threshold", "max-ks", "--out", tmp_path)
+    result = run(
+        "convert",
+        user_model,
+        "--data",
+        data,
+        "--target",
+        "label",
+        "--variants",
+        "onnx-fp32",
+        "--threshold",
+        "max-ks",
+        "--out",
+        tmp_path,
+    )
     assert result.exit_code == 0, result.stderr
     d = manifest_of(tmp_path / "onnx-fp32.efb")["decision"]
     assert d["method"] == "max_ks" and 0 < d["threshold"] < 1 and d["threshold"] != 0.5
@@ -115,8 +140,22 @@ def test_non_numeric_column_needs_a_schema(user_model, numeric_data, tmp_path):
 def test_user_model_with_an_edgefin_schema(run_dir, loans_csv, tmp_path):
     """A model trained on edgefin-encoded features converts from raw columns with its schema + spec."""
     rd = RunDir.at(run_dir)
-    result = run("convert", rd.model_path("dense"), "--data", loans_csv, "--target", "default", "--positive",
-                 "yes", "--schema", rd.schema_json, "--variants", "tflite-fp32", "--out", tmp_path)
+    result = run(
+        "convert",
+        rd.model_path("dense"),
+        "--data",
+        loans_csv,
+        "--target",
+        "default",
+        "--positive",
+        "yes",
+        "--schema",
+        rd.schema_json,
+        "--variants",
+        "tflite-fp32",
+        "--out",
+        tmp_path,
+    )
     assert result.exit_code == 0, result.stderr
     m = manifest_of(tmp_path / "tflite-fp32.efb")
     assert m["preprocessing"] == json.loads(rd.preprocess_json.read_text())

@@ -63,12 +63,15 @@ def build(out: Path) -> Path:
 
     frame = read_table(rd.split_path("train"))
     x = Preprocessor(schema, spec).transform_columns(to_columns(frame, schema, "train"))
-    golden = [{k: (None if v != v else v) for k, v in rec.items() if k != "Status"}
-              for rec in frame.head(3).to_dict("records")]
+    golden = [
+        {k: (None if v != v else v) for k, v in rec.items() if k != "Status"}
+        for rec in frame.head(3).to_dict("records")
+    ]
     parity = {"variants": {}}
     for v in VARIANTS:
-        data, manifest = fx.make_bundle(schema, spec, v, fx.convert(model, v, x), threshold=threshold,
-                                        golden_records=golden, tolerance=1e-5)
+        data, manifest = fx.make_bundle(
+            schema, spec, v, fx.convert(model, v, x), threshold=threshold, golden_records=golden, tolerance=1e-5
+        )
         write_bytes(rd.bundles_dir / f"{v}.efb", data)
         parity["variants"][v] = {"passed": True, "note": "fixture"}
     write_json(rd.parity_json, parity)
@@ -77,9 +80,14 @@ def build(out: Path) -> Path:
 
 def _code_key() -> str:
     h = hashlib.sha256()
-    for f in [Path(__file__), REPO / "tests" / "fixtures" / "bundles.py", REPO / "edgefin" / "train.py",
-              REPO / "edgefin" / "model.py", *sorted((REPO / "edgefin" / "data").glob("*.py")),
-              *sorted((REPO / "runtime" / "edgefin_runtime").rglob("*.py"))]:
+    for f in [
+        Path(__file__),
+        REPO / "tests" / "fixtures" / "bundles.py",
+        REPO / "edgefin" / "train.py",
+        REPO / "edgefin" / "model.py",
+        *sorted((REPO / "edgefin" / "data").glob("*.py")),
+        *sorted((REPO / "runtime" / "edgefin_runtime").rglob("*.py")),
+    ]:
         h.update(f.name.encode() + f.read_bytes())
     return h.hexdigest()[:16]
 
@@ -92,8 +100,14 @@ def bench_run_cached(request: pytest.FixtureRequest) -> Path:
         if d.exists():
             shutil.rmtree(d)
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
-        proc = subprocess.run([sys.executable, "-m", "tests.edgefin.bench_rundir", str(d)], cwd=REPO, env=env,
-                              capture_output=True, text=True, timeout=900)
+        proc = subprocess.run(
+            [sys.executable, "-m", "tests.edgefin.bench_rundir", str(d)],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         if proc.returncode != 0:
             pytest.fail(f"building the bench run directory failed:\n{proc.stderr[-4000:]}")
     return d

@@ -45,6 +45,16 @@ def tiny_run(root: Path, *, augment: str = "none", seed: int = 42) -> Path:
     from edgefin.train import train
     from tests.fixtures.tabular import loans
 
-    train(loans(600, seed=3), root, target="default", positive="yes", hidden=(16, 8), epochs=8, patience=8,
-          learning_rate=0.01, seed=seed, augment=augment)
+    train(
+        loans(600, seed=3),
+        root,
+        target="default",
+        positive="yes",
+        hidden=(16, 8),
+        epochs=8,
+        patience=8,
+        learning_rate=0.01,
+        seed=seed,
+        augment=augment,
+    )
     return root

@@ -170,8 +170,9 @@ def test_kill_9_at_random_moments_never_leaves_a_partial_file(tmp_path):
     target.write_bytes(b"A" * 2_000_000)
     rng = random.Random(0)
     for _ in range(25):
-        proc = subprocess.Popen([sys.executable, "-c", CHILD.format(repo=str(REPO)), str(target)],
-                                stdout=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CHILD.format(repo=str(REPO)), str(target)], stdout=subprocess.PIPE
+        )
         assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
         time.sleep(rng.uniform(0.0, 0.05))
         proc.send_signal(signal.SIGKILL)
@@ -239,12 +240,15 @@ def test_every_file_the_packages_write_goes_through_an_atomic_writer():
                 if "tmp" in src.lower() or "temp" in src.lower():
                     continue  # scratch files inside a temporary directory, never a user's file
                 offenders.append(f"{rel}:{line} in {func}: {what}")
-    assert not offenders, ("write these through edgefin.atomic (or the package's atomic writer):\n"
-                           + "\n".join(offenders))
+    assert not offenders, "write these through edgefin.atomic (or the package's atomic writer):\n" + "\n".join(
+        offenders
+    )
 
 
 def test_the_audit_itself_finds_direct_writes():
-    src = ("def f(p, df):\n    open(p, 'w').write('x')\n    p.write_bytes(b'')\n    df.to_csv(p)\n"
-           "    atomic.write_bytes(p, b'')\n    write_text(p, '')\n    df.to_parquet(buf)\n    open(p).read()\n")
+    src = (
+        "def f(p, df):\n    open(p, 'w').write('x')\n    p.write_bytes(b'')\n    df.to_csv(p)\n"
+        "    atomic.write_bytes(p, b'')\n    write_text(p, '')\n    df.to_parquet(buf)\n    open(p).read()\n"
+    )
     found = [what for _, _, what in _writes(ast.parse(src))]
     assert found == ["open(mode='w')", ".write_bytes()", ".to_csv()"]

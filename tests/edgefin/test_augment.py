@@ -56,11 +56,11 @@ def test_real_rows_unchanged_synthetic_rows_marked_and_balanced(split, method):
 def test_missing_values_are_carried_not_invented(split):
     train, y, schema, _ = split
     out, _ = augment(train, y, method="jitter", schema=schema, seed=3)
-    new = out.iloc[len(train):]
+    new = out.iloc[len(train) :]
     assert new["income"].isna().any()  # copies of minority rows keep their missing incomes
     assert not new["age"].isna().any()  # a field never missing stays present
     out, _ = augment(train, y, method="smote", schema=schema, seed=3)
-    new = out.iloc[len(train):]
+    new = out.iloc[len(train) :]
     assert not new["age"].isna().any()
     assert new["income"].isna().mean() <= train["income"].isna().mean() * 3
 
@@ -73,16 +73,18 @@ def test_reproducible_with_a_seed(split, method):
     pd.testing.assert_frame_equal(a, b)
     np.testing.assert_array_equal(ya, yb)
     c, _ = augment(train, y, method=method, schema=schema, seed=6)
-    assert not a.iloc[len(train):].equals(c.iloc[len(train):])
+    assert not a.iloc[len(train) :].equals(c.iloc[len(train) :])
 
 
 def test_jitter_perturbs_only_the_copies(split):
     train, y, schema, _ = split
     out, _ = augment(train, y, method="jitter", schema=schema, seed=2, noise=0.1)
-    new = out.iloc[len(train):]
+    new = out.iloc[len(train) :]
     minority = train[y == 1]
     # each copy's categoricals match some minority row; its numerics moved by a fraction of the spread
-    assert set(zip(new["region"].fillna("?"), new["owner"])) <= set(zip(minority["region"].fillna("?"), minority["owner"]))
+    assert set(zip(new["region"].fillna("?"), new["owner"])) <= set(
+        zip(minority["region"].fillna("?"), minority["owner"])
+    )
     age_std = train["age"].std()
     nearest = np.abs(new["age"].to_numpy()[:, None] - minority["age"].to_numpy()[None, :]).min(axis=1)
     assert np.median(nearest) < 0.2 * age_std
@@ -110,8 +112,9 @@ def test_train_step_augments_the_training_split_only(tmp_path):
     runs = {}
     for method in ("none", "smote"):
         root = tmp_path / method
-        m = train(frame, root, target="default", positive="yes", hidden=(8,), epochs=2, patience=2, seed=4,
-                  augment=method)
+        m = train(
+            frame, root, target="default", positive="yes", hidden=(8,), epochs=2, patience=2, seed=4, augment=method
+        )
         runs[method] = (RunDir.at(root), m)
     for split in ("validation", "test"):
         a, ya = load_split(runs["none"][0], split)
@@ -122,4 +125,4 @@ def test_train_step_augments_the_training_split_only(tmp_path):
     assert runs["smote"][1]["model"]["train_rows"] > runs["none"][1]["model"]["train_rows"]
     assert runs["smote"][1]["splits"] == runs["none"][1]["splits"]
     # preprocessing is fitted on the real training rows, not on synthetic ones
-    assert (runs["none"][0].preprocess_json.read_text() == runs["smote"][0].preprocess_json.read_text())
+    assert runs["none"][0].preprocess_json.read_text() == runs["smote"][0].preprocess_json.read_text()

@@ -15,8 +15,16 @@ from edgefin.errors import RunDirError, UsageError
 from edgefin.rundir import RunDir
 from tests.edgefin.bench_rundir import bench_run, bench_run_cached  # noqa: F401 - fixtures
 
-FAST = Settings(warmup=5, blocks=2, block_size=30, batch_sizes=(1, 64), min_block_s=0.005, keras_calls=5,
-                keras_predict_calls=2, timeout_s=120)
+FAST = Settings(
+    warmup=5,
+    blocks=2,
+    block_size=30,
+    batch_sizes=(1, 64),
+    min_block_s=0.005,
+    keras_calls=5,
+    keras_predict_calls=2,
+    timeout_s=120,
+)
 
 
 def _inputs(run: Path, tmp: Path) -> Path:
@@ -29,12 +37,18 @@ def _inputs(run: Path, tmp: Path) -> Path:
 
 def test_worker_runs_pinned_to_the_profile_cpus(bench_run: Path, tmp_path: Path) -> None:
     cpus = sorted(os.sched_getaffinity(0))
-    res = measure_variant("tflite-fp32", bench_run / "bundles" / "tflite-fp32.efb", _inputs(bench_run, tmp_path),
-                          Profile("pin", cores=1, threads=1, memory_mib=512), FAST, tmp_path)
+    res = measure_variant(
+        "tflite-fp32",
+        bench_run / "bundles" / "tflite-fp32.efb",
+        _inputs(bench_run, tmp_path),
+        Profile("pin", cores=1, threads=1, memory_mib=512),
+        FAST,
+        tmp_path,
+    )
     assert res["status"] == "ok", res.get("error")
     applied = res["profile_applied"]
-    assert applied["cpus"] == cpus[:1]          # what the worker itself read back after pinning
-    assert applied["ran_on_cpu"] == cpus[0]     # and where the kernel really ran it
+    assert applied["cpus"] == cpus[:1]  # what the worker itself read back after pinning
+    assert applied["ran_on_cpu"] == cpus[0]  # and where the kernel really ran it
     assert applied["rlimit_as_mib"] == 512 and applied["threads"] == 1
     assert res["memory"]["peak_vm_mib"] <= 512
     lat = res["latency"]["runtime"]
@@ -48,16 +62,28 @@ def test_worker_runs_pinned_to_the_profile_cpus(bench_run: Path, tmp_path: Path)
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to pin to the second")
 def test_a_two_core_profile_gets_both_cores(bench_run: Path, tmp_path: Path) -> None:
-    res = measure_variant("onnx-fp32", bench_run / "bundles" / "onnx-fp32.efb", _inputs(bench_run, tmp_path),
-                          Profile("two", cores=2, threads=2), FAST, tmp_path)
+    res = measure_variant(
+        "onnx-fp32",
+        bench_run / "bundles" / "onnx-fp32.efb",
+        _inputs(bench_run, tmp_path),
+        Profile("two", cores=2, threads=2),
+        FAST,
+        tmp_path,
+    )
     assert res["status"] == "ok", res.get("error")
     assert res["profile_applied"]["cpus"] == sorted(os.sched_getaffinity(0))[:2]
     assert res["profile_applied"]["rlimit_as_mib"] is None
 
 
 def test_a_tiny_memory_cap_is_does_not_fit_not_a_crash(bench_run: Path, tmp_path: Path) -> None:
-    res = measure_variant("onnx-fp32", bench_run / "bundles" / "onnx-fp32.efb", _inputs(bench_run, tmp_path),
-                          Profile("tiny", cores=1, memory_mib=90), FAST, tmp_path)
+    res = measure_variant(
+        "onnx-fp32",
+        bench_run / "bundles" / "onnx-fp32.efb",
+        _inputs(bench_run, tmp_path),
+        Profile("tiny", cores=1, memory_mib=90),
+        FAST,
+        tmp_path,
+    )
     assert res["status"] == "does_not_fit", res
     assert "memory" in res["error"].lower() or "map" in res["error"].lower() or "cap" in res["error"].lower()
 
@@ -67,8 +93,9 @@ def test_a_broken_bundle_under_a_cap_is_an_error_not_a_memory_verdict(bench_run:
     data = bytearray((bench_run / "bundles" / "tflite-fp32.efb").read_bytes())
     data[-40] ^= 0xFF
     bad.write_bytes(bytes(data))
-    res = measure_variant("bad", bad, _inputs(bench_run, tmp_path), Profile("cap", cores=1, memory_mib=512),
-                          FAST, tmp_path)
+    res = measure_variant(
+        "bad", bad, _inputs(bench_run, tmp_path), Profile("cap", cores=1, memory_mib=512), FAST, tmp_path
+    )
     assert res["status"] == "error", res
 
 

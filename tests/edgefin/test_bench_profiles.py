@@ -27,8 +27,10 @@ def test_unknown_profile_lists_the_valid_ones() -> None:
 
 def test_user_profiles_from_toml_override_and_extend(tmp_path: Path) -> None:
     f = tmp_path / "p.toml"
-    f.write_text('[profiles.atm]\ncores = 1\nthreads = 1\nmemory_mib = 192\ndescription = "ATM"\n'
-                 '[profiles.kiosk-1core]\ncores = 1\nmemory_mib = 300\n')
+    f.write_text(
+        '[profiles.atm]\ncores = 1\nthreads = 1\nmemory_mib = 192\ndescription = "ATM"\n'
+        "[profiles.kiosk-1core]\ncores = 1\nmemory_mib = 300\n"
+    )
     atm = get_profile("atm", f)
     assert (atm.cores, atm.memory_mib, atm.description) == (1, 192, "ATM")
     assert get_profile("kiosk-1core", f).memory_mib == 300
@@ -36,13 +38,16 @@ def test_user_profiles_from_toml_override_and_extend(tmp_path: Path) -> None:
         get_profile("nope", f)
 
 
-@pytest.mark.parametrize("body, needle", [
-    ("[profiles.x]\ncores = 0\n", "cores"),
-    ("[profiles.x]\nthreads = 'two'\n", "threads"),
-    ("[profiles.x]\nmemory_mib = 10\n", "64 MiB"),
-    ("[profiles.x]\nram = 5\n", "unknown key"),
-    ("[profiles\n", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "body, needle",
+    [
+        ("[profiles.x]\ncores = 0\n", "cores"),
+        ("[profiles.x]\nthreads = 'two'\n", "threads"),
+        ("[profiles.x]\nmemory_mib = 10\n", "64 MiB"),
+        ("[profiles.x]\nram = 5\n", "unknown key"),
+        ("[profiles\n", "not valid TOML"),
+    ],
+)
 def test_bad_profile_files_are_usage_errors(tmp_path: Path, body: str, needle: str) -> None:
     f = tmp_path / "p.toml"
     f.write_text(body)

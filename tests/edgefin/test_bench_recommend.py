@@ -18,8 +18,13 @@ def row(name: str, auc: float, kib: float, p99: float, status: str = "ok") -> di
     return r
 
 
-ROWS = [row("tflite-fp32", 0.840, 20, 8), row("tflite-int8", 0.8405, 8, 6), row("onnx-fp32", 0.841, 22, 40),
-        row("onnx-int8", 0.830, 9, 35), row("huge", 0.9, 5000, 5, status="does_not_fit")]
+ROWS = [
+    row("tflite-fp32", 0.840, 20, 8),
+    row("tflite-int8", 0.8405, 8, 6),
+    row("onnx-fp32", 0.841, 22, 40),
+    row("onnx-int8", 0.830, 9, 35),
+    row("huge", 0.9, 5000, 5, status="does_not_fit"),
+]
 
 
 def test_without_constraints_the_best_auc_wins_with_ties_to_the_smaller_bundle() -> None:

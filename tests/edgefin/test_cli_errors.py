@@ -12,7 +12,7 @@ from edgefin.errors import QualityGateError, UsageError
 BRACKETS = [
     "install the engine: pip install 'edgefin-runtime[litert]'",
     "profiles file p.toml has no [profiles.NAME] table",
-    "a message with [/x in it",            # an unmatched closing tag: rich would raise MarkupError
+    "a message with [/x in it",  # an unmatched closing tag: rich would raise MarkupError
     "[bold]not bold[/] and [red]not red[/red]",
 ]
 
@@ -57,8 +57,12 @@ def test_progress_lines_keep_square_brackets() -> None:
         rep.advanced("epoch", 1, 3, "loss [/x]")
         rep.done("epoch")
     text = out.getvalue()
-    for part in ("- reading data[/x] from runs/[test]", "warning: column 'a[b]' has [bold]markup[/]",
-                 "FAIL onnx-[int8]: 9.5 KB, [parity] on 891 rows", "skipped bench: inputs [unchanged]"):
+    for part in (
+        "- reading data[/x] from runs/[test]",
+        "warning: column 'a[b]' has [bold]markup[/]",
+        "FAIL onnx-[int8]: 9.5 KB, [parity] on 891 rows",
+        "skipped bench: inputs [unchanged]",
+    ):
         assert part in text, text
 
 
@@ -69,13 +73,24 @@ def test_compress_table_prints_a_run_path_and_notes_with_brackets_intact() -> No
 
     from edgefin.compress.report import render
 
-    stage = {"test": {"auc": 0.8, "gini": 0.6, "ks": 0.5, "brier": 0.1}, "flip_rate_vs_dense": 0.0,
-             "sparsity": {"kernel_sparsity": 0.8, "nonzero_params": 10, "params": 50,
-                          "layers": [{"layer": "dense[/x]", "kernel_sparsity": 0.8}]},
-             "size": {"file_bytes": 100, "file_gzip_bytes": 50, "weights_bytes": 80, "weights_gzip_bytes": 40}}
-    report = {"run": "runs/[/x]credit", "threshold": 0.3, "stages": {"pruned": stage},
-              "quality_bar": {"checks": [{"name": "auc [bold]", "detail": "within [0.005]", "passed": True}]},
-              "notes": ["pip install 'edgefin-runtime[litert]'"]}
+    stage = {
+        "test": {"auc": 0.8, "gini": 0.6, "ks": 0.5, "brier": 0.1},
+        "flip_rate_vs_dense": 0.0,
+        "sparsity": {
+            "kernel_sparsity": 0.8,
+            "nonzero_params": 10,
+            "params": 50,
+            "layers": [{"layer": "dense[/x]", "kernel_sparsity": 0.8}],
+        },
+        "size": {"file_bytes": 100, "file_gzip_bytes": 50, "weights_bytes": 80, "weights_gzip_bytes": 40},
+    }
+    report = {
+        "run": "runs/[/x]credit",
+        "threshold": 0.3,
+        "stages": {"pruned": stage},
+        "quality_bar": {"checks": [{"name": "auc [bold]", "detail": "within [0.005]", "passed": True}]},
+        "notes": ["pip install 'edgefin-runtime[litert]'"],
+    }
     buf = io.StringIO()
     render(report, Console(file=buf, width=200, color_system=None))
     out = buf.getvalue()

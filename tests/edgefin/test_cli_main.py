@@ -14,9 +14,11 @@ from edgefin.cli.main import COMMANDS, cli
 
 
 def test_help_lists_every_command_and_loads_no_tensorflow():
-    code = ("import sys; from edgefin.cli.main import main; sys.argv=['edgefin','--help'];\n"
-            "try:\n    main()\nexcept SystemExit: pass\n"
-            "assert 'tensorflow' not in sys.modules, 'help imported TF'")
+    code = (
+        "import sys; from edgefin.cli.main import main; sys.argv=['edgefin','--help'];\n"
+        "try:\n    main()\nexcept SystemExit: pass\n"
+        "assert 'tensorflow' not in sys.modules, 'help imported TF'"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     for name in COMMANDS:

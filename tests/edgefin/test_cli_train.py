@@ -40,8 +40,15 @@ def trained(csv, tmp_path_factory):
 
 def test_run_directory_contract(trained, csv):
     run, stdout_metrics = trained
-    for p in (run.schema_json, run.preprocess_json, run.quality_json, run.metrics_json, run.run_json,
-              run.model_path("dense"), *(run.split_path(s) for s in ("train", "validation", "test"))):
+    for p in (
+        run.schema_json,
+        run.preprocess_json,
+        run.quality_json,
+        run.metrics_json,
+        run.run_json,
+        run.model_path("dense"),
+        *(run.split_path(s) for s in ("train", "validation", "test")),
+    ):
         assert p.exists(), p
     metrics = json.loads(run.metrics_json.read_text())
     assert metrics == stdout_metrics  # --json prints exactly metrics.json
@@ -85,8 +92,10 @@ def test_later_steps_can_reload_the_same_features_and_scores(trained):
 
 def test_config_file_supplies_options_and_flags_win(csv, tmp_path):
     cfg = tmp_path / "train.toml"
-    cfg.write_text('drop = "debt"\n[train]\ntarget = "default"\npositive = "yes"\nhidden = [8]\nepochs = 9\n'
-                   'patience = 2\nthreshold = 0.4\n')
+    cfg.write_text(
+        'drop = "debt"\n[train]\ntarget = "default"\npositive = "yes"\nhidden = [8]\nepochs = 9\n'
+        "patience = 2\nthreshold = 0.4\n"
+    )
     result = run([csv, "--config", cfg, "--epochs", "2", "-q", "--json", "--out", tmp_path / "r"])
     assert result.exit_code == 0, result.output
     m = json.loads(result.stdout)
@@ -99,8 +108,25 @@ def test_explicit_test_file_rate_threshold_and_index_encoding(tmp_path):
     train_csv = write_csv(loans(300, seed=4), tmp_path / "train.csv")
     test_pq = tmp_path / "holdout.parquet"
     loans(120, seed=5).to_parquet(test_pq, index=False)
-    result = run([train_csv, "--target", "default", "--positive", "yes", "--test-data", test_pq,
-                  "--threshold", "rate:0.25", "--encoding", "index", *FAST, "--json", "--out", tmp_path / "r"])
+    result = run(
+        [
+            train_csv,
+            "--target",
+            "default",
+            "--positive",
+            "yes",
+            "--test-data",
+            test_pq,
+            "--threshold",
+            "rate:0.25",
+            "--encoding",
+            "index",
+            *FAST,
+            "--json",
+            "--out",
+            tmp_path / "r",
+        ]
+    )
     assert result.exit_code == 0, result.output
     m = json.loads(result.stdout)
     assert m["test"]["n"] == 120 and m["splits"]["train"] + m["splits"]["validation"] == 300
@@ -125,8 +151,13 @@ def test_auto_bins_trains_both_inputs_and_keeps_the_validation_winner(trained):
 
 def test_auto_bins_trains_once_when_no_numeric_column_can_be_binned(tmp_path):
     rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"flag": rng.integers(0, 2, 300), "region": rng.choice(["n", "s", "e"], 300),
-                          "default": rng.choice(["yes", "no"], 300)})
+    frame = pd.DataFrame(
+        {
+            "flag": rng.integers(0, 2, 300),
+            "region": rng.choice(["n", "s", "e"], 300),
+            "default": rng.choice(["yes", "no"], 300),
+        }
+    )
     data = write_csv(frame, tmp_path / "d.csv")
     result = run([data, "--target", "default", "--positive", "yes", *FAST, "--json", "--out", tmp_path / "r"])
     assert result.exit_code == 0, result.output
@@ -136,8 +167,9 @@ def test_auto_bins_trains_once_when_no_numeric_column_can_be_binned(tmp_path):
 
 @pytest.mark.parametrize("bins", ["0", "6"])
 def test_a_fixed_bin_count_is_used_as_given(csv, tmp_path, bins):
-    result = run([csv, "--target", "default", "--positive", "yes", "--bins", bins, *FAST, "--json", "--out",
-                  tmp_path / "r"])
+    result = run(
+        [csv, "--target", "default", "--positive", "yes", "--bins", bins, *FAST, "--json", "--out", tmp_path / "r"]
+    )
     assert result.exit_code == 0, result.output
     m = json.loads(result.stdout)["model"]
     assert m["bins"] == int(bins) and list(m["bins_validation_auc"]) == [bins]
@@ -159,8 +191,9 @@ def test_retraining_removes_stale_later_step_artefacts(csv, tmp_path):
 
 def test_augmentation_touches_only_the_training_rows_the_model_sees(csv, tmp_path):
     out = tmp_path / "r"
-    result = run([csv, "--target", "default", "--positive", "yes", "--augment", "jitter", *FAST, "--json",
-                  "--out", out])
+    result = run(
+        [csv, "--target", "default", "--positive", "yes", "--augment", "jitter", *FAST, "--json", "--out", out]
+    )
     assert result.exit_code == 0, result.output
     m = json.loads(result.stdout)
     assert m["model"]["augment"] == "jitter" and m["model"]["train_rows"] > m["splits"]["train"]
@@ -177,18 +210,24 @@ def bad(tmp_path, name, text):
 TWO = "x,y\n" + "".join(f"{i},{'a' if i % 2 else 'b'}\n" for i in range(40))
 
 
-@pytest.mark.parametrize("make, args, expected", [
-    (lambda t: t / "missing.csv", ["--target", "y"], "missing.csv not found"),
-    (lambda t: bad(t, "e.csv", ""), ["--target", "y"], "is empty"),
-    (lambda t: bad(t, "b.parquet", b"PAR1 garbage"), ["--target", "y"], "cannot be read as Parquet"),
-    (lambda t: bad(t, "d.csv", TWO), ["--target", "status"], "target column 'status' is not in"),
-    (lambda t: bad(t, "one.csv", "x,y\n1,a\n2,a\n3,a\n"), ["--target", "y"], "only one class"),
-    (lambda t: bad(t, "three.csv", "x,y\n1,a\n2,b\n3,c\n"), ["--target", "y"], "has 3 classes"),
-    (lambda t: bad(t, "d.csv", TWO), ["--target", "y"], "with --positive"),
-    (lambda t: bad(t, "d.csv", TWO.replace("\n7,", "\nseven,")), ["--target", "y", "--positive", "a"],
-     "column 'x' is mixed"),
-    (lambda t: bad(t, "d.csv", TWO), ["--target", "y", "--positive", "a", "--drop", "nope"], "given to --drop"),
-])
+@pytest.mark.parametrize(
+    "make, args, expected",
+    [
+        (lambda t: t / "missing.csv", ["--target", "y"], "missing.csv not found"),
+        (lambda t: bad(t, "e.csv", ""), ["--target", "y"], "is empty"),
+        (lambda t: bad(t, "b.parquet", b"PAR1 garbage"), ["--target", "y"], "cannot be read as Parquet"),
+        (lambda t: bad(t, "d.csv", TWO), ["--target", "status"], "target column 'status' is not in"),
+        (lambda t: bad(t, "one.csv", "x,y\n1,a\n2,a\n3,a\n"), ["--target", "y"], "only one class"),
+        (lambda t: bad(t, "three.csv", "x,y\n1,a\n2,b\n3,c\n"), ["--target", "y"], "has 3 classes"),
+        (lambda t: bad(t, "d.csv", TWO), ["--target", "y"], "with --positive"),
+        (
+            lambda t: bad(t, "d.csv", TWO.replace("\n7,", "\nseven,")),
+            ["--target", "y", "--positive", "a"],
+            "column 'x' is mixed",
+        ),
+        (lambda t: bad(t, "d.csv", TWO), ["--target", "y", "--positive", "a", "--drop", "nope"], "given to --drop"),
+    ],
+)
 def test_bad_input_exits_2_with_a_clear_message(tmp_path, make, args, expected):
     result = run([make(tmp_path), *args, "-q", "--out", tmp_path / "out"])
     assert result.exit_code == 2, result.output
@@ -198,9 +237,18 @@ def test_bad_input_exits_2_with_a_clear_message(tmp_path, make, args, expected):
 
 
 def test_bad_options_exit_2(csv, tmp_path):
-    for opts in (["--hidden", "8,x"], ["--threshold", "1.5"], ["--threshold", "rate:2"], ["--dropout", "1"],
-                 ["--test-size", "0"], ["--test-size", "0.5", "--validation-size", "0.45"], ["--bins", "-1"],
-                 ["--bins", "257"], ["--bins", "x"], ["--bins", "1"]):
+    for opts in (
+        ["--hidden", "8,x"],
+        ["--threshold", "1.5"],
+        ["--threshold", "rate:2"],
+        ["--dropout", "1"],
+        ["--test-size", "0"],
+        ["--test-size", "0.5", "--validation-size", "0.45"],
+        ["--bins", "-1"],
+        ["--bins", "257"],
+        ["--bins", "x"],
+        ["--bins", "1"],
+    ):
         result = run([csv, "--target", "default", "--positive", "yes", *opts, "--out", tmp_path / "o"])
         assert result.exit_code == 2, (opts, result.output)
 

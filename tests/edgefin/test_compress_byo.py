@@ -18,8 +18,9 @@ def raw_model(path, k=3, seed=0):
 
     seed_everything(seed)
     inp = keras.Input((k,), name="x")
-    h = keras.layers.Dense(16, activation="relu", name="h1",
-                           kernel_initializer=keras.initializers.RandomNormal(stddev=1e-3))(inp)
+    h = keras.layers.Dense(
+        16, activation="relu", name="h1", kernel_initializer=keras.initializers.RandomNormal(stddev=1e-3)
+    )(inp)
     h = keras.layers.Dense(8, activation="relu", name="h2")(h)
     model = keras.Model(inp, keras.layers.Dense(1, activation="sigmoid", name="p")(h))
     model.save(path)
@@ -39,8 +40,24 @@ def run(*args):
 def test_raw_features_model_becomes_a_run(files, tmp_path):
     model, data = files
     out = tmp_path / "run"
-    res = run(model, "--data", data, "--target", "default", "--positive", "yes", "--raw-features", "--out", out,
-              "--epochs", "3", "--qat-epochs", "1", "--json", "-q")
+    res = run(
+        model,
+        "--data",
+        data,
+        "--target",
+        "default",
+        "--positive",
+        "yes",
+        "--raw-features",
+        "--out",
+        out,
+        "--epochs",
+        "3",
+        "--qat-epochs",
+        "1",
+        "--json",
+        "-q",
+    )
     assert res.exit_code == 0, res.output
     rd = RunDir.at(out)
     schema = json.loads(rd.schema_json.read_text())
@@ -53,8 +70,22 @@ def test_raw_features_model_becomes_a_run(files, tmp_path):
     assert report["stages"]["pruned"]["sparsity"]["pruned_layers_kernel_sparsity"] >= 0.79
     assert json.loads(rd.run_json.read_text())["steps"]["import"]["fingerprint"]
     # the same model and data again: the run is reused, compression runs again
-    res = run(model, "--data", data, "--target", "default", "--positive", "yes", "--raw-features", "--out", out,
-              "--epochs", "3", "--no-qat", "-q")
+    res = run(
+        model,
+        "--data",
+        data,
+        "--target",
+        "default",
+        "--positive",
+        "yes",
+        "--raw-features",
+        "--out",
+        out,
+        "--epochs",
+        "3",
+        "--no-qat",
+        "-q",
+    )
     assert res.exit_code == 0, res.output
     assert not rd.model_path("qat").exists()
 

@@ -50,8 +50,9 @@ def test_custom_layer_with_weights_cannot_be_pruned(data):
 
 
 def test_skip_layer_leaves_it_alone(data):
-    model, details = prune(custom_layer_model(), data, CompressOptions(epochs=3, sparsity=0.5,
-                                                                       skip_layers=("scale",)), seed=1)
+    model, details = prune(
+        custom_layer_model(), data, CompressOptions(epochs=3, sparsity=0.5, skip_layers=("scale",)), seed=1
+    )
     assert details["pruned_layers"] == ["hidden"]
     assert (model.get_layer("scale").get_weights()[0] != 0).all()
 
@@ -63,8 +64,7 @@ def test_lambda_layer_cannot_be_quantised(data):
         quantize_aware(pruned, data, scheme="pqat", epochs=1, learning_rate=1e-4, seed=1)
     msg = str(err.value)
     assert "'double' (Lambda)" in msg and "--skip-layer double" in msg and "--no-qat" in msg
-    qat, _ = quantize_aware(pruned, data, scheme="pqat", epochs=1, learning_rate=1e-4, seed=1,
-                            skip_layers=("double",))
+    qat, _ = quantize_aware(pruned, data, scheme="pqat", epochs=1, learning_rate=1e-4, seed=1, skip_layers=("double",))
     assert qat.get_layer("double").__class__.__name__ == "Lambda"  # left in float
 
 

@@ -50,8 +50,9 @@ def test_reaches_target_sparsity_on_stripped_kernels(data, trained):
 
 
 def test_prune_output_and_skip_layer(data, trained):
-    pruned, details = prune(trained, data, CompressOptions(sparsity=0.5, epochs=3, prune_output=True,
-                                                           skip_layers=("dense_1",)), seed=1)
+    pruned, details = prune(
+        trained, data, CompressOptions(sparsity=0.5, epochs=3, prune_output=True, skip_layers=("dense_1",)), seed=1
+    )
     assert np.mean(kernel(pruned, "dense_1") == 0) == 0
     assert np.mean(kernel(pruned, "dense_2") == 0) >= 0.49
     assert np.mean(kernel(pruned, "score") == 0) >= 0.49

@@ -100,10 +100,11 @@ def test_a_lambda_layer_is_named_with_the_fix(tmp_path):
 def test_a_plain_model_loads_without_importing_tfmot(tmp_path):
     """TFMOT is imported only for files that hold its layers (the benchmark worker's cold start)."""
     path = save_model(small_model(), tmp_path / "dense.keras")
-    code = ("import sys; from edgefin.keras_io import load_model; load_model(sys.argv[1]); "
-            "print('tensorflow_model_optimization' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, cwd=REPO,
-                         timeout=300)
+    code = (
+        "import sys; from edgefin.keras_io import load_model; load_model(sys.argv[1]); "
+        "print('tensorflow_model_optimization' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
 
@@ -119,6 +120,7 @@ def test_nothing_else_in_the_toolkit_saves_or_loads_keras_models():
                 f = node.func
                 receiver = f.value.id if isinstance(f.value, ast.Name) else getattr(f.value, "attr", "")
                 if (f.attr in ("save", "save_weights", "load_weights") and receiver != "clf") or (
-                        f.attr == "load_model" and receiver == "models"):
+                    f.attr == "load_model" and receiver == "models"
+                ):
                     offenders.append(f"{path.relative_to(REPO)}:{node.lineno}")
     assert offenders == []

@@ -66,31 +66,41 @@ def _fake_steps(monkeypatch: pytest.MonkeyPatch) -> None:
     def bench(run_dir: Path, opts: bench_step.Options, rep: Any) -> None:
         rd = RunDir.at(run_dir)
         rd.report_dir.mkdir(exist_ok=True)
-        (rd.report_dir / "report.json").write_text(json.dumps(asdict(opts)) +
-                                                   (rd.bundles_dir / "tflite-fp32.efb").read_text())
+        (rd.report_dir / "report.json").write_text(
+            json.dumps(asdict(opts)) + (rd.bundles_dir / "tflite-fp32.efb").read_text()
+        )
 
     def report(run_dir: Path, opts: Any, rep: Any) -> None:
         rd = RunDir.at(run_dir)
         for n in ("report.md", "report.html"):
             (rd.report_dir / n).write_text((rd.report_dir / "report.json").read_text())
 
-    monkeypatch.setattr(P, "RUNNERS", {"train": train, "compress": compress, "convert": convert, "bench": bench,
-                                       "report": report})
+    monkeypatch.setattr(
+        P, "RUNNERS", {"train": train, "compress": compress, "convert": convert, "bench": bench, "report": report}
+    )
 
 
-def _cfg(data: Path | None, *, train: dict[str, Any] | None = None, compress: Any = KEEP,
-         bench: dict[str, Any] | None = None) -> P.PipelineOptions:
+def _cfg(
+    data: Path | None, *, train: dict[str, Any] | None = None, compress: Any = KEEP, bench: dict[str, Any] | None = None
+) -> P.PipelineOptions:
     """The test pipeline's options; ``compress=None`` disables compression, a dict overrides its options."""
     training = TrainOptions(**{"target": "Status", "epochs": 3, **(train or {})})
-    comp = None if compress is None else compress_step.Options(
-        CompressOptions(**{"sparsity": 0.5, **({} if compress is KEEP else compress)}))
-    return P.PipelineOptions(train=train_step.Options(training, None if data is None else str(data)), compress=comp,
-                             convert=ConvertOptions(variants="tflite-fp32"),
-                             bench=bench_step.Options(**{"profile": "unconstrained", **(bench or {})}))
+    comp = (
+        None
+        if compress is None
+        else compress_step.Options(CompressOptions(**{"sparsity": 0.5, **({} if compress is KEEP else compress)}))
+    )
+    return P.PipelineOptions(
+        train=train_step.Options(training, None if data is None else str(data)),
+        compress=comp,
+        convert=ConvertOptions(variants="tflite-fp32"),
+        bench=bench_step.Options(**{"profile": "unconstrained", **(bench or {})}),
+    )
 
 
 def test_second_run_skips_every_step_and_option_changes_rerun_what_they_affect(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _fake_steps(monkeypatch)
     data = tmp_path / "d.csv"
     data.write_text("a,b\n1,2\n")
@@ -166,8 +176,9 @@ def test_disabled_compression_and_bad_options(tmp_path: Path, monkeypatch: pytes
     # the pipeline command: unknown options and a missing --target are usage errors (exit 2)
     res = CliRunner().invoke(cli, ["pipeline", str(data), "--out", str(tmp_path / "r3"), "-q"])
     assert res.exit_code == 2 and "--target" in res.output
-    res = CliRunner().invoke(cli, ["pipeline", str(data), "--target", "Status", "--epochz", "3", "--out",
-                                   str(tmp_path / "r3")])
+    res = CliRunner().invoke(
+        cli, ["pipeline", str(data), "--target", "Status", "--epochz", "3", "--out", str(tmp_path / "r3")]
+    )
     assert res.exit_code == 2 and "epochz" in res.output
     res = P.run_pipeline(tmp_path / "r3", _cfg(data, train={"epochs": 2}))
     assert res["steps"]["train"]["status"] == "ran"
@@ -176,8 +187,9 @@ def test_disabled_compression_and_bad_options(tmp_path: Path, monkeypatch: pytes
 def test_config_file_tables_feed_the_pipeline_command(tmp_path: Path) -> None:
     cfg = tmp_path / "p.toml"
     cfg.write_text('[train]\ntarget = "Status"\nepochs = 7\n[compress]\nepochs = 3\n[bench]\nprofile = "nope"\n')
-    res = CliRunner().invoke(cli, ["pipeline", str(tmp_path / "missing.csv"), "--config", str(cfg), "--out",
-                                   str(tmp_path / "r"), "-q"])
+    res = CliRunner().invoke(
+        cli, ["pipeline", str(tmp_path / "missing.csv"), "--config", str(cfg), "--out", str(tmp_path / "r"), "-q"]
+    )
     # the bench profile from the file is checked before any step runs
     assert res.exit_code == 2 and "nope" in res.output and "kiosk-1core" in res.output
     bad = tmp_path / "bad.toml"
@@ -193,9 +205,35 @@ def test_real_pipeline_end_to_end_then_resume(tmp_path: Path) -> None:
 
     data = synthetic_csv(tmp_path / "d.csv", n=400)
     out = tmp_path / "run"
-    args = ["pipeline", str(data), "--target", "Status", "--positive", "bad", "--hidden", "8", "--epochs", "3",
-            "--patience", "2", "--compress-epochs", "2", "--qat-epochs", "1", "--variants", "tflite-fp32,onnx-fp32",
-            "--repeat", "quick", "--no-keras", "--profile", "unconstrained", "--out", str(out), "--json", "-q"]
+    args = [
+        "pipeline",
+        str(data),
+        "--target",
+        "Status",
+        "--positive",
+        "bad",
+        "--hidden",
+        "8",
+        "--epochs",
+        "3",
+        "--patience",
+        "2",
+        "--compress-epochs",
+        "2",
+        "--qat-epochs",
+        "1",
+        "--variants",
+        "tflite-fp32,onnx-fp32",
+        "--repeat",
+        "quick",
+        "--no-keras",
+        "--profile",
+        "unconstrained",
+        "--out",
+        str(out),
+        "--json",
+        "-q",
+    ]
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0, res.output
     first = json.loads(res.stdout)
@@ -213,7 +251,8 @@ def test_real_pipeline_end_to_end_then_resume(tmp_path: Path) -> None:
 
 
 def test_a_failed_parity_gate_still_benches_and_reports_then_fails(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from edgefin.errors import QualityGateError
 
     _fake_steps(monkeypatch)
@@ -258,8 +297,10 @@ def _options_from_command(monkeypatch: pytest.MonkeyPatch, args: list[str]) -> A
 
 def test_pipeline_config_from_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     f = tmp_path / "p.toml"
-    f.write_text('[train]\ntarget = "Status"\nhidden = [16, 8]\n[compress]\nqat-epochs = 2\nskip-layer = "d1"\n'
-                 '[convert]\nno-gate = true\nmax-delta = 1e-4\n[bench]\nprofile = "kiosk-1core"\n')
+    f.write_text(
+        '[train]\ntarget = "Status"\nhidden = [16, 8]\n[compress]\nqat-epochs = 2\nskip-layer = "d1"\n'
+        '[convert]\nno-gate = true\nmax-delta = 1e-4\n[bench]\nprofile = "kiosk-1core"\n'
+    )
     base = ["d.csv", "--out", str(tmp_path / "r"), "--config", str(f)]
     opts = _options_from_command(monkeypatch, [*base, "--repeat", "quick"])  # flags win over the file
     assert opts.train.training.target == "Status" and opts.train.training.hidden == (16, 8)

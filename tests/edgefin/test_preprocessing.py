@@ -26,8 +26,9 @@ TARGET = TargetSpec("default", "yes", "no")
 
 def fitted(frame, encoding="onehot", allow=None):
     kinds = infer_kinds(frame, target="default", source="t")
-    schema = fit_schema(frame, kinds, TARGET, source="t",
-                        allow_missing=missing_fields([frame], kinds) if allow is None else allow)
+    schema = fit_schema(
+        frame, kinds, TARGET, source="t", allow_missing=missing_fields([frame], kinds) if allow is None else allow
+    )
     spec = fit_preprocess(frame, schema, encoding=encoding)
     return schema, spec, make_preprocessor(schema, spec)
 
@@ -67,10 +68,10 @@ def test_columns_and_record_paths_agree_bit_for_bit_including_unseen_and_missing
     train = loans(300, seed=1)
     schema, spec, pre = fitted(train, allow={"income", "region", "age", "debt", "owner"})
     new = loans(40, seed=2)
-    new.loc[0, "region"] = "atlantis"          # unseen category
-    new.loc[1, "income"] = np.nan              # missing numeric
-    new.loc[2, "region"] = None                # missing category
-    new.loc[3, "age"] = np.nan                 # missing where training had none (allowed here)
+    new.loc[0, "region"] = "atlantis"  # unseen category
+    new.loc[1, "income"] = np.nan  # missing numeric
+    new.loc[2, "region"] = None  # missing category
+    new.loc[3, "age"] = np.nan  # missing where training had none (allowed here)
     x = encode_frame(new, schema, pre, source="new.csv")
     assert x.dtype == np.float32 and x.shape == (40, spec.n_features)
     for i, rec in enumerate(new.drop(columns="default").to_dict("records")):
@@ -145,15 +146,18 @@ def test_quantile_edges_split_the_training_values_evenly():
     assert np.histogram(seen, bins=edges)[0].tolist() == [248, 247, 247, 249]
 
 
-@pytest.mark.parametrize("seen, bins, expected", [
-    (np.array([0.0] * 90 + [1.0] * 6 + [2.0] * 3 + [5.0]), 16, (0.0, 1.0, 2.0)),  # counts: repeats merge;
-    # the single applicant with 5 is beyond the 99.5% quantile and is not published
-    (np.array([0.0, 1.0] * 50), 16, ()),              # two values: one bin would repeat the standardised value
-    (np.full(100, 3.0), 16, ()),                      # constant
-    (np.arange(100.0), 0, ()),                        # turned off
-    (np.arange(100.0), 1, ()),
-    (np.array([7.0]), 16, ()),
-])
+@pytest.mark.parametrize(
+    "seen, bins, expected",
+    [
+        (np.array([0.0] * 90 + [1.0] * 6 + [2.0] * 3 + [5.0]), 16, (0.0, 1.0, 2.0)),  # counts: repeats merge;
+        # the single applicant with 5 is beyond the 99.5% quantile and is not published
+        (np.array([0.0, 1.0] * 50), 16, ()),  # two values: one bin would repeat the standardised value
+        (np.full(100, 3.0), 16, ()),  # constant
+        (np.arange(100.0), 0, ()),  # turned off
+        (np.arange(100.0), 1, ()),
+        (np.array([7.0]), 16, ()),
+    ],
+)
 def test_quantile_edges_edge_cases(seen, bins, expected):
     assert quantile_edges(seen, bins) == expected
 
@@ -164,8 +168,8 @@ def test_quantile_edges_publish_no_training_extreme_and_round_to_three_digits():
     edges = quantile_edges(seen, 16)
     assert len(edges) >= 10
     assert edges[0] > seen.min() and edges[-1] < seen.max()
-    assert not set(edges) & set(seen.tolist())          # no edge is an applicant's exact value
-    assert all(float(f"{e:.2e}") == e for e in edges)   # three significant digits
+    assert not set(edges) & set(seen.tolist())  # no edge is an applicant's exact value
+    assert all(float(f"{e:.2e}") == e for e in edges)  # three significant digits
 
 
 def test_fit_with_bins_adds_bins_to_numeric_columns_only_and_encodes_consistently():

@@ -35,7 +35,7 @@ def test_missing_shares():
 
 def test_leak_identifier_constant_and_duplicates_are_flagged():
     frame = loans(300, missing=False)
-    frame["paid_back"] = np.where(frame["default"] == "yes", "no", "yes")   # recorded after the outcome
+    frame["paid_back"] = np.where(frame["default"] == "yes", "no", "yes")  # recorded after the outcome
     frame["loan_id"] = [f"L{i:05d}" for i in range(300)]
     frame["row_number"] = np.arange(300)
     frame["currency"] = "EUR"

@@ -32,7 +32,10 @@ def test_report_files_are_written_and_the_html_is_self_contained(bench_run: Path
         assert paths[name].is_file() and paths[name].stat().st_size > 0
     data = json.loads(paths["report.json"].read_text())
     assert data["profile"]["name"] == "p" and {v["name"] for v in data["variants"]} == {
-        "onnx-fp32", "tflite-fp32", "tflite-int8"}
+        "onnx-fp32",
+        "tflite-fp32",
+        "tflite-int8",
+    }
     html = paths["report.html"].read_text()
     _assert_self_contained(html)
     assert html.count("<svg") >= 5  # two Pareto charts, two latency distributions, ROC, calibration
@@ -47,8 +50,9 @@ def test_report_files_are_written_and_the_html_is_self_contained(bench_run: Path
 
 
 def test_report_shows_quality_warnings_and_escapes_text(bench_run: Path) -> None:
-    rep = run_bench(bench_run, BenchOptions(profile=Profile("p", cores=1), settings=FAST, keras=False,
-                                            variants=["tflite-fp32"]))
+    rep = run_bench(
+        bench_run, BenchOptions(profile=Profile("p", cores=1), settings=FAST, keras=False, variants=["tflite-fp32"])
+    )
     rep["data_quality"] = {"warnings": ["column <Id> looks like an identifier"]}
     rep["compression"] = {"stages": {"dense": {"auc": 0.8, "sparsity": 0.0}, "pruned": {"auc": 0.79, "sparsity": 0.8}}}
     html = write_report(rep, bench_run / "report")["report.html"].read_text()
@@ -58,9 +62,24 @@ def test_report_shows_quality_warnings_and_escapes_text(bench_run: Path) -> None
 
 
 def test_bench_cli_json_and_the_none_fits_exit_code(bench_run: Path) -> None:
-    res = CliRunner().invoke(cli, ["bench", str(bench_run), "--repeat", "quick", "--no-keras", "--profile",
-                                   "unconstrained", "--variants", "tflite-fp32,onnx-fp32", "--max-latency-us",
-                                   "0.001", "--json", "-q"])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "bench",
+            str(bench_run),
+            "--repeat",
+            "quick",
+            "--no-keras",
+            "--profile",
+            "unconstrained",
+            "--variants",
+            "tflite-fp32,onnx-fp32",
+            "--max-latency-us",
+            "0.001",
+            "--json",
+            "-q",
+        ],
+    )
     assert res.exit_code == 3, res.output
     out = json.loads(res.stdout)
     assert out["recommendation"]["chosen"] is None

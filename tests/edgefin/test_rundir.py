@@ -20,12 +20,15 @@ def run_with(tmp_path, models, record=None):
     return rd
 
 
-@pytest.mark.parametrize("stages, latest, qat_float", [
-    (("dense", "pruned"), "pruned", "pruned"),
-    (("dense", "pruned", "qat"), "qat", "pruned"),
-    (("dense", "pruned", "clustered"), "clustered", "pruned"),
-    (("dense", "pruned", "clustered", "qat"), "qat", "pruned"),
-])
+@pytest.mark.parametrize(
+    "stages, latest, qat_float",
+    [
+        (("dense", "pruned"), "pruned", "pruned"),
+        (("dense", "pruned", "qat"), "qat", "pruned"),
+        (("dense", "pruned", "clustered"), "clustered", "pruned"),
+        (("dense", "pruned", "clustered", "qat"), "qat", "pruned"),
+    ],
+)
 def test_stages_come_from_compress_json(tmp_path, stages, latest, qat_float):
     rd = run_with(tmp_path, stages, (stages, stages[-1]))
     assert rd.compressed_stages() == stages  # in pipeline order although the file's keys are sorted
@@ -40,12 +43,15 @@ def test_the_record_wins_over_files_it_does_not_name(tmp_path):
     assert rd.qat_float_stage() == "dense"  # recorded without a pruned stage
 
 
-@pytest.mark.parametrize("models, latest, qat_float", [
-    (("dense",), "dense", "dense"),
-    (("dense", "pruned"), "pruned", "pruned"),
-    (("dense", "qat"), "qat", "dense"),
-    (("dense", "pruned", "qat"), "qat", "pruned"),
-])
+@pytest.mark.parametrize(
+    "models, latest, qat_float",
+    [
+        (("dense",), "dense", "dense"),
+        (("dense", "pruned"), "pruned", "pruned"),
+        (("dense", "qat"), "qat", "dense"),
+        (("dense", "pruned", "qat"), "qat", "pruned"),
+    ],
+)
 def test_without_a_record_the_model_files_decide(tmp_path, models, latest, qat_float):
     """Trained or imported runs, and compressions that did not finish, have no compress.json."""
     rd = run_with(tmp_path, models)
@@ -58,13 +64,16 @@ def test_no_model_at_all(tmp_path):
         run_with(tmp_path, ()).latest_stage()
 
 
-@pytest.mark.parametrize("doc", [
-    {"final_stage": "qat"},
-    {"stages": {"dense": {}, "pruned": {}}, "final_stage": "qat"},
-    {"stages": {"dense": {}, "mystery": {}}, "final_stage": "mystery"},
-    {"stages": [], "final_stage": "dense"},
-    ["dense"],
-])
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"final_stage": "qat"},
+        {"stages": {"dense": {}, "pruned": {}}, "final_stage": "qat"},
+        {"stages": {"dense": {}, "mystery": {}}, "final_stage": "mystery"},
+        {"stages": [], "final_stage": "dense"},
+        ["dense"],
+    ],
+)
 def test_a_record_without_valid_stages_is_a_clear_error(tmp_path, doc):
     rd = run_with(tmp_path, ("dense", "pruned"))
     atomic.write_json(rd.compress_json, doc)

@@ -32,8 +32,13 @@ def kinds_of(frame, **kw):
 
 # ---------------------------------------------------------------- kinds
 def test_kinds_by_dtype():
-    assert kinds_of(loans(50)) == {"income": "numeric", "age": "numeric", "debt": "numeric",
-                                   "region": "categorical", "owner": "categorical"}
+    assert kinds_of(loans(50)) == {
+        "income": "numeric",
+        "age": "numeric",
+        "debt": "numeric",
+        "region": "categorical",
+        "owner": "categorical",
+    }
 
 
 def test_overrides_and_drop():
@@ -141,9 +146,10 @@ def test_continuous_target():
         resolve_target(frame, "y", None, "t.csv")
 
 
-@pytest.mark.parametrize("values, positive, negative", [([0, 1, 1, 0], "1", "0"),
-                                                         ([True, False, True, True], "true", "false"),
-                                                         ([0.0, 1.0, np.nan, 1.0], "1", "0")])
+@pytest.mark.parametrize(
+    "values, positive, negative",
+    [([0, 1, 1, 0], "1", "0"), ([True, False, True, True], "true", "false"), ([0.0, 1.0, np.nan, 1.0], "1", "0")],
+)
 def test_default_positive_for_binary_targets(values, positive, negative):
     spec = resolve_target(pd.DataFrame({"y": values}), "y", None, "t.csv")
     assert (spec.positive_label, spec.negative_label) == (positive, negative)
@@ -173,8 +179,9 @@ def test_fit_schema_uses_training_rows_only():
     frame = loans(200)
     train = frame.iloc[:100]
     kinds = kinds_of(frame)
-    schema = fit_schema(train, kinds, TargetSpec("default", "yes", "no"), source="t.csv",
-                        allow_missing=missing_fields([frame], kinds))
+    schema = fit_schema(
+        train, kinds, TargetSpec("default", "yes", "no"), source="t.csv", allow_missing=missing_fields([frame], kinds)
+    )
     inc = schema.field("income")
     seen = train["income"].dropna().to_numpy()
     assert (inc.min, inc.max) == robust_range(seen)  # the training rows' robust quantiles, rounded ...
@@ -190,8 +197,7 @@ def test_fit_schema_uses_training_rows_only():
 
 def test_vocabulary_is_capped_by_frequency():
     frame = pd.DataFrame({"c": ["a"] * 5 + ["b"] * 4 + ["c"] * 3 + ["d"], "default": ["yes", "no"] * 6 + ["no"]})
-    schema = fit_schema(frame, {"c": "categorical"}, TargetSpec("default", "yes", "no"), source="t",
-                        max_categories=2)
+    schema = fit_schema(frame, {"c": "categorical"}, TargetSpec("default", "yes", "no"), source="t", max_categories=2)
     assert schema.field("c").categories == ("a", "b")
 
 
@@ -207,11 +213,21 @@ def test_schema_json_matches_the_manifest_shape_and_round_trips():
 
 
 # ---------------------------------------------------------------- published ranges
-@pytest.mark.parametrize("value, down, expected", [
-    (18.3, True, 18.0), (18.3, False, 19.0), (459.2, False, 460.0), (459.2, True, 450.0),
-    (-0.0123, True, -0.013), (-0.0123, False, -0.012), (0.0029, True, 0.0029), (0.0, True, 0.0),
-    (123456.0, False, 130000.0), (7.0, True, 7.0),
-])
+@pytest.mark.parametrize(
+    "value, down, expected",
+    [
+        (18.3, True, 18.0),
+        (18.3, False, 19.0),
+        (459.2, False, 460.0),
+        (459.2, True, 450.0),
+        (-0.0123, True, -0.013),
+        (-0.0123, False, -0.012),
+        (0.0029, True, 0.0029),
+        (0.0, True, 0.0),
+        (123456.0, False, 130000.0),
+        (7.0, True, 7.0),
+    ],
+)
 def test_round_outward_keeps_two_significant_digits_and_rounds_away_from_the_data(value, down, expected):
     assert round_outward(value, down=down) == expected
 

@@ -20,8 +20,11 @@ def test_the_installed_version_is_one_the_workarounds_were_written_for():
 
 @pytest.mark.parametrize("version", ["0.8.0", "0.9.0", "1.0.0", "unknown"])
 def test_another_version_is_a_typed_error_naming_both_versions(version):
-    with pytest.raises(DependencyError, match=rf"tensorflow-model-optimization {re.escape(version)} is installed.*"
-                                              rf"0\.8\.1.*pip install"):
+    with pytest.raises(
+        DependencyError,
+        match=rf"tensorflow-model-optimization {re.escape(version)} is installed.*"
+        rf"0\.8\.1.*pip install",
+    ):
         tfmot_compat.check_version(version)
 
 

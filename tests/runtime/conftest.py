@@ -24,9 +24,12 @@ VARIANTS = ("tflite-fp32", "tflite-int8", "tflite-int8-io", "onnx-fp32")
 
 def _code_key() -> str:
     h = hashlib.sha256()
-    files = [REPO / "tests" / "fixtures" / "bundles.py", REPO / "converters" / "edgefin_converters" / "acceptance.py",
-             *sorted(RUNTIME.glob("*.py")),
-             *sorted((RUNTIME / "backends").glob("*.py"))]
+    files = [
+        REPO / "tests" / "fixtures" / "bundles.py",
+        REPO / "converters" / "edgefin_converters" / "acceptance.py",
+        *sorted(RUNTIME.glob("*.py")),
+        *sorted((RUNTIME / "backends").glob("*.py")),
+    ]
     for f in files:
         h.update(f.name.encode() + f.read_bytes())
     return h.hexdigest()[:16]
@@ -35,8 +38,14 @@ def _code_key() -> str:
 def build_fixture_bundles(out: Path, family: str = "tiny") -> None:
     """Run the TensorFlow builder in a child process; fail with its output if it fails."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_USE_LEGACY_KERAS": "1", "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-m", "tests.fixtures.bundles", str(out), "--family", family],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.fixtures.bundles", str(out), "--family", family],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if proc.returncode != 0:
         pytest.fail(f"building fixture bundles failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
 

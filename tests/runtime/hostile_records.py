@@ -13,11 +13,54 @@ import numpy as np
 from hypothesis import strategies as st
 
 SPECIALS: tuple[Any, ...] = (
-    None, True, False, 0, -1, 1, 2 ** 63, -(2 ** 64), 10 ** 400, 1.0, -0.0, 1e308, -1e308, 5e-324,
-    math.nan, math.inf, -math.inf, "", " ", "nan", "inf", "1e999", "12", "rent", "owner", "fixed",
-    "\x00", "\u202e", "x" * 300, b"rent", b"\xff", bytearray(b"1"), [], [1.0], {}, {"a": 1}, (1,), {1, 2},
-    np.float32(1.5), np.float64(math.nan), np.int64(7), np.bool_(True), np.float16(math.inf),
-    np.array([1.0]), np.array(1.0), complex(1, 2), object(), Ellipsis,
+    None,
+    True,
+    False,
+    0,
+    -1,
+    1,
+    2**63,
+    -(2**64),
+    10**400,
+    1.0,
+    -0.0,
+    1e308,
+    -1e308,
+    5e-324,
+    math.nan,
+    math.inf,
+    -math.inf,
+    "",
+    " ",
+    "nan",
+    "inf",
+    "1e999",
+    "12",
+    "rent",
+    "owner",
+    "fixed",
+    "\x00",
+    "\u202e",
+    "x" * 300,
+    b"rent",
+    b"\xff",
+    bytearray(b"1"),
+    [],
+    [1.0],
+    {},
+    {"a": 1},
+    (1,),
+    {1, 2},
+    np.float32(1.5),
+    np.float64(math.nan),
+    np.int64(7),
+    np.bool_(True),
+    np.float16(math.inf),
+    np.array([1.0]),
+    np.array(1.0),
+    complex(1, 2),
+    object(),
+    Ellipsis,
 )
 
 
@@ -36,7 +79,7 @@ def value(rng: random.Random, huge: bool = True) -> Any:
     if r < 0.45:
         return rng.choice(SPECIALS)
     if r < 0.65:
-        return rng.choice((rng.uniform(-1e3, 1e3), rng.randint(-10 ** 6, 10 ** 6), rng.uniform(0, 300)))
+        return rng.choice((rng.uniform(-1e3, 1e3), rng.randint(-(10**6), 10**6), rng.uniform(0, 300)))
     if r < 0.75:
         return "".join(chr(rng.randrange(0, 0x2FFF)) for _ in range(rng.randrange(0, 40)))
     if r < 0.80:
@@ -65,12 +108,23 @@ def record(rng: random.Random, names: Sequence[str], huge: bool = True) -> Any:
 
 # ---------------------------------------------------------------- hypothesis strategies
 def _values() -> st.SearchStrategy[Any]:
-    scalars = (st.none() | st.booleans() | st.integers() | st.integers(min_value=2 ** 62, max_value=10 ** 500)
-               | st.floats() | st.text(max_size=50) | st.text(min_size=257, max_size=400) | st.binary(max_size=20)
-               | st.sampled_from(SPECIALS)
-               | st.sampled_from(("owner", "rent", "parents", "fixed", "freelance", "partime", "castle")))
-    return st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
-                        | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=5)
+    scalars = (
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.integers(min_value=2**62, max_value=10**500)
+        | st.floats()
+        | st.text(max_size=50)
+        | st.text(min_size=257, max_size=400)
+        | st.binary(max_size=20)
+        | st.sampled_from(SPECIALS)
+        | st.sampled_from(("owner", "rent", "parents", "fixed", "freelance", "partime", "castle"))
+    )
+    return st.recursive(
+        scalars,
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+        max_leaves=5,
+    )
 
 
 def dict_records(names: Sequence[str]) -> st.SearchStrategy[dict[Any, Any]]:

@@ -18,15 +18,26 @@ def set_at(path: str, value: Any) -> Mutation:
         for k in head:
             d = d[int(k)] if k.isdigit() else d[k]  # type: ignore[assignment]
         d[int(last) if last.isdigit() else last] = value  # type: ignore[index]
+
     return mutate
 
 
 def _add_field(d: dict[str, Any]) -> None:
     """A schema with one more field than the model was trained on (shape updated consistently)."""
-    d["schema"]["fields"].append({"name": "Debt", "kind": "numeric", "allow_missing": False, "categories": [],
-                                  "min": 0.0, "max": 1.0, "missing_share": 0.0})
-    d["preprocessing"]["steps"].append({"kind": "numeric", "field": "Debt", "fill": 0.0, "mean": 0.0,
-                                        "scale": 1.0, "indicator": False})
+    d["schema"]["fields"].append(
+        {
+            "name": "Debt",
+            "kind": "numeric",
+            "allow_missing": False,
+            "categories": [],
+            "min": 0.0,
+            "max": 1.0,
+            "missing_share": 0.0,
+        }
+    )
+    d["preprocessing"]["steps"].append(
+        {"kind": "numeric", "field": "Debt", "fill": 0.0, "mean": 0.0, "scale": 1.0, "indicator": False}
+    )
     d["preprocessing"]["n_features"] += 1
     d["model"]["inputs"][0]["shape"][-1] += 1
 
@@ -41,6 +52,7 @@ def _drop_field(d: dict[str, Any]) -> None:
 def _golden(i: int, fn: Callable[[dict[str, Any]], None]) -> Mutation:
     def mutate(d: dict[str, Any]) -> None:
         fn(d["golden"][i])
+
     return mutate
 
 
@@ -73,18 +85,32 @@ MUTANTS: list[tuple[str, Mutation, type, str]] = [
     ("threshold as text", set_at("decision.threshold", "0.5"), ManifestError, "threshold"),
     ("extra schema field, shape updated", _add_field, ManifestError, "features"),
     ("schema missing a field", _drop_field, ManifestError, "features"),
-    ("n_features off by one", lambda d: d["preprocessing"].__setitem__("n_features",
-                                                                      d["preprocessing"]["n_features"] + 1),
-     ManifestError, "n_features"),
+    (
+        "n_features off by one",
+        lambda d: d["preprocessing"].__setitem__("n_features", d["preprocessing"]["n_features"] + 1),
+        ManifestError,
+        "n_features",
+    ),
     ("engine swapped", set_at("model.engine", "litert-x"), ManifestError, "engine"),
-    ("golden score changed", _golden(0, lambda g: g.__setitem__("score", round(1 - g["score"], 6))),
-     SelfTestError, "golden[0]"),
-    ("golden score nudged beyond tolerance", _golden(1, lambda g: g.__setitem__("score", g["score"] + 1e-3)),
-     SelfTestError, "golden[1]"),
-    ("golden score not a probability", _golden(0, lambda g: g.__setitem__("score", 1.2)), ManifestError,
-     "probability"),
-    ("golden record off-schema", _golden(0, lambda g: g["record"].__setitem__("Age", "old")), SelfTestError,
-     "golden[0]"),
+    (
+        "golden score changed",
+        _golden(0, lambda g: g.__setitem__("score", round(1 - g["score"], 6))),
+        SelfTestError,
+        "golden[0]",
+    ),
+    (
+        "golden score nudged beyond tolerance",
+        _golden(1, lambda g: g.__setitem__("score", g["score"] + 1e-3)),
+        SelfTestError,
+        "golden[1]",
+    ),
+    ("golden score not a probability", _golden(0, lambda g: g.__setitem__("score", 1.2)), ManifestError, "probability"),
+    (
+        "golden record off-schema",
+        _golden(0, lambda g: g["record"].__setitem__("Age", "old")),
+        SelfTestError,
+        "golden[0]",
+    ),
     ("no golden vectors", set_at("golden", []), SelfTestError, "no golden vectors"),
     ("preprocessing mean shifted", _shift_mean, SelfTestError, "golden"),
     ("category order swapped", _swap_categories, SelfTestError, "golden"),
@@ -92,17 +118,27 @@ MUTANTS: list[tuple[str, Mutation, type, str]] = [
     ("scale zero", lambda d: d["preprocessing"]["steps"][0].__setitem__("scale", 0.0), ManifestError, "scale"),
     ("format_version 2", set_at("format_version", 2), VersionError, "upgrade edgefin-runtime"),
     ("format_version 0", set_at("format_version", 0), VersionError, "format_version"),
-    ("min_runtime_version 99.0", set_at("min_runtime_version", "99.0"), VersionError,
-     "upgrade edgefin-runtime"),
-    ("min_runtime_version garbage", set_at("min_runtime_version", "latest"), ManifestError,
-     "min_runtime_version"),
+    ("min_runtime_version 99.0", set_at("min_runtime_version", "99.0"), VersionError, "upgrade edgefin-runtime"),
+    ("min_runtime_version garbage", set_at("min_runtime_version", "latest"), ManifestError, "min_runtime_version"),
     # the acceptance set (checked when the manifest is parsed; its scores are gated by verify)
     ("acceptance score missing", lambda d: d["acceptance"]["scores"].pop(), ManifestError, "acceptance.scores"),
-    ("acceptance source score not a probability", lambda d: d["acceptance"]["source_scores"].__setitem__(2, 1.5),
-     ManifestError, "acceptance.source_scores[2]"),
-    ("acceptance record not a row", lambda d: d["acceptance"]["records"].__setitem__(0, {"Age": 30}),
-     ManifestError, "acceptance.records[0]"),
-    ("acceptance field not in the schema", lambda d: d["acceptance"]["fields"].__setitem__(0, "Salary"),
-     ManifestError, "acceptance.fields"),
+    (
+        "acceptance source score not a probability",
+        lambda d: d["acceptance"]["source_scores"].__setitem__(2, 1.5),
+        ManifestError,
+        "acceptance.source_scores[2]",
+    ),
+    (
+        "acceptance record not a row",
+        lambda d: d["acceptance"]["records"].__setitem__(0, {"Age": 30}),
+        ManifestError,
+        "acceptance.records[0]",
+    ),
+    (
+        "acceptance field not in the schema",
+        lambda d: d["acceptance"]["fields"].__setitem__(0, "Salary"),
+        ManifestError,
+        "acceptance.fields",
+    ),
     ("acceptance empty", set_at("acceptance.records", []), ManifestError, "acceptance.records"),
 ]

@@ -53,13 +53,16 @@ def onnx_model(weights: np.ndarray, bias: float, n_features: int = N_FEATURES) -
     w = numpy_helper.from_array(np.asarray(weights, dtype=np.float32).reshape(n_features, 1), "w")
     b = numpy_helper.from_array(np.asarray([bias], dtype=np.float32), "b")
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["features", "w"], ["z0"]),
-         helper.make_node("Add", ["z0", "b"], ["z"]),
-         helper.make_node("Sigmoid", ["z"], ["score"])],
+        [
+            helper.make_node("MatMul", ["features", "w"], ["z0"]),
+            helper.make_node("Add", ["z0", "b"], ["z"]),
+            helper.make_node("Sigmoid", ["z"], ["score"]),
+        ],
         "tiny",
         [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", n_features])],
         [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N", 1])],
-        [w, b])
+        [w, b],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="edgefin-tests")
     model.ir_version = 8
     onnx.checker.check_model(model)
@@ -79,13 +82,24 @@ def make_manifest(weights: np.ndarray, bias: float, *, variant: str = "onnx-fp32
     for rec in GOLDEN_RECORDS:
         x = pre.transform_record(rec)
         golden.append(GoldenVector(dict(rec), float(reference_scores(weights, bias, x)[0])))
-    model = ModelSpec(engine="onnx", variant=variant, file="model.onnx",
-                      inputs=(TensorSpec("features", (-1, N_FEATURES), "float32"),),
-                      outputs=(TensorSpec("score", (-1, 1), "float32"),))
-    return Manifest(schema=schema, preprocessing=spec, model=model,
-                    decision=Decision(0.5, "probability that Status is 'bad'"),
-                    members={}, golden=tuple(golden), golden_tolerance=1e-5,
-                    producer={"tool": "edgefin-tests"}, created_at="2026-01-01T00:00:00Z")
+    model = ModelSpec(
+        engine="onnx",
+        variant=variant,
+        file="model.onnx",
+        inputs=(TensorSpec("features", (-1, N_FEATURES), "float32"),),
+        outputs=(TensorSpec("score", (-1, 1), "float32"),),
+    )
+    return Manifest(
+        schema=schema,
+        preprocessing=spec,
+        model=model,
+        decision=Decision(0.5, "probability that Status is 'bad'"),
+        members={},
+        golden=tuple(golden),
+        golden_tolerance=1e-5,
+        producer={"tool": "edgefin-tests"},
+        created_at="2026-01-01T00:00:00Z",
+    )
 
 
 def weights_for(seed: int) -> tuple[np.ndarray, float]:
@@ -106,8 +120,9 @@ def tiny_onnx_bundle(seed: int = 0, **manifest_over: Any) -> bytes:
 def expected_score(seed: int, record: dict[str, Any]) -> float:
     """The float64 reference score of ``record`` under the model of ``seed``."""
     w, b = weights_for(seed)
-    pre = Preprocessor(Schema(fields=FIELDS, target="Status", positive_label="bad", negative_label="good"),
-                       PreprocessSpec(steps=STEPS))
+    pre = Preprocessor(
+        Schema(fields=FIELDS, target="Status", positive_label="bad", negative_label="good"), PreprocessSpec(steps=STEPS)
+    )
     return float(reference_scores(w, b, pre.transform_record(record))[0])
 
 

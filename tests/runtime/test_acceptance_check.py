@@ -48,6 +48,7 @@ def test_noise_within_the_tolerance_passes_and_beyond_it_fails(predictors):
 def test_source_gate_fails_when_the_device_strays_further_than_the_build_machine(rebundle):
     """Recorded scores 0.2 below what this engine computes: the device is 0.2 from both references,
     beyond the tolerance on the build gate and beyond build distance (0) + tolerance on the source gate."""
+
     def pull(d: dict[str, Any]) -> None:
         d["acceptance"]["source_scores"] = [max(0.0, s - 0.2) for s in d["acceptance"]["scores"]]
         d["acceptance"]["scores"] = [max(0.0, s - 0.2) for s in d["acceptance"]["scores"]]

@@ -50,8 +50,8 @@ def test_repeated_and_interleaved_calls_are_stable(variant, tiny_bundles) -> Non
 
 
 def test_int8_io_quantisation_matches_the_models_own_quantize_op(tiny_bundles) -> None:
-    io8 = engine_for(tiny_bundles["tflite-int8-io"])   # we quantise inputs / dequantise outputs
-    f8 = engine_for(tiny_bundles["tflite-int8"])       # the model's own Quantize/Dequantize ops do
+    io8 = engine_for(tiny_bundles["tflite-int8-io"])  # we quantise inputs / dequantise outputs
+    f8 = engine_for(tiny_bundles["tflite-int8"])  # the model's own Quantize/Dequantize ops do
     assert io8.row_slot() is None and f8.row_slot() is not None
     x = features(2000, io8.n_features, seed=3)
     assert np.array_equal(io8.run(x), f8.run(x))
@@ -67,8 +67,17 @@ def test_quantize_rounds_half_away_from_zero_and_clamps() -> None:
 
 
 def test_bucket_sizes_are_bounded() -> None:
-    assert [bucket(n) for n in (1, 2, 3, 5, 1000, 1024, 1025, MAX_CHUNK, 10 ** 6)] == [
-        1, 2, 4, 8, 1024, 1024, 2048, MAX_CHUNK, MAX_CHUNK]
+    assert [bucket(n) for n in (1, 2, 3, 5, 1000, 1024, 1025, MAX_CHUNK, 10**6)] == [
+        1,
+        2,
+        4,
+        8,
+        1024,
+        1024,
+        2048,
+        MAX_CHUNK,
+        MAX_CHUNK,
+    ]
 
 
 def test_bad_matrices_are_refused(tiny_bundles) -> None:

@@ -18,14 +18,16 @@ from edgefin_runtime.bundle import read_bundle
 from edgefin_runtime.cli import exit_code_for
 from edgefin_runtime.cli_io import UsageProblem
 
-CSV_TEXT = ("Income,Age,Home,Job\n"
-            "120,35,rent,fixed\n"
-            ",52,owner,\n"
-            "abc,30,rent,fixed\n"
-            "\n"
-            "80,23,castle,partime\n"
-            "1,2\n"
-            "15,,rent,fixed\n")
+CSV_TEXT = (
+    "Income,Age,Home,Job\n"
+    "120,35,rent,fixed\n"
+    ",52,owner,\n"
+    "abc,30,rent,fixed\n"
+    "\n"
+    "80,23,castle,partime\n"
+    "1,2\n"
+    "15,,rent,fixed\n"
+)
 
 
 def run(*args: Any, stdin: str | None = None, prelude: str = "") -> subprocess.CompletedProcess[str]:
@@ -58,8 +60,16 @@ def jsonl(text: str) -> list[dict[str, Any]]:
 def test_info_text_and_json(fp32) -> None:
     r = run("info", fp32)
     assert r.returncode == 0, r.stderr
-    for text in ("tflite-fp32", "engine litert", "Income", "missing allowed", "probability >= 0.5 means 'bad'",
-                 "4 fields -> ", "golden     5 vectors", "unsigned"):
+    for text in (
+        "tflite-fp32",
+        "engine litert",
+        "Income",
+        "missing allowed",
+        "probability >= 0.5 means 'bad'",
+        "4 fields -> ",
+        "golden     5 vectors",
+        "unsigned",
+    ):
         assert text in r.stdout
     j = run("info", fp32, "--json")
     assert j.returncode == 0
@@ -93,7 +103,11 @@ def test_verify_self_test_failure_exits_3(rebundle, tmp_path) -> None:
     assert r.returncode == 3 and "SelfTestError" in r.stderr and "Traceback" not in r.stderr
     j = run("verify", bad, "--json")
     assert j.returncode == 3 and json.loads(j.stdout) == {
-        "ok": False, "error_type": "SelfTestError", "error": json.loads(j.stdout)["error"], "exit_code": 3}
+        "ok": False,
+        "error_type": "SelfTestError",
+        "error": json.loads(j.stdout)["error"],
+        "exit_code": 3,
+    }
     assert run("score", bad, "-", "--input-format", "jsonl", stdin="{}\n").returncode == 3
 
 
@@ -163,12 +177,18 @@ def test_score_csv_to_jsonl(fp32, csv_file) -> None:
 
 
 def test_score_jsonl_stdin_to_csv_file(tiny_bundles, tmp_path) -> None:
-    lines = [json.dumps({"Income": 120.0, "Age": 35, "Home": "rent", "Job": "fixed"}), "not json",
-             json.dumps([1, 2]), json.dumps({"Income": 1, "Age": 30, "Home": "rent", "Age ": 1}),
-             '{"Age": 30, "Age": 31, "Home": "rent"}', json.dumps({"Income": None, "Age": 70, "Home": "owner"})]
+    lines = [
+        json.dumps({"Income": 120.0, "Age": 35, "Home": "rent", "Job": "fixed"}),
+        "not json",
+        json.dumps([1, 2]),
+        json.dumps({"Income": 1, "Age": 30, "Home": "rent", "Age ": 1}),
+        '{"Age": 30, "Age": 31, "Home": "rent"}',
+        json.dumps({"Income": None, "Age": 70, "Home": "owner"}),
+    ]
     out = tmp_path / "scores.csv"
-    r = run("score", tiny_bundles["onnx-fp32"], "--input-format", "jsonl", "--output", out,
-            stdin="\n".join(lines) + "\n")
+    r = run(
+        "score", tiny_bundles["onnx-fp32"], "--input-format", "jsonl", "--output", out, stdin="\n".join(lines) + "\n"
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout == "" and sorted(p.name for p in tmp_path.iterdir()) == ["scores.csv"]  # no temp files
     table = list(csv.DictReader(io.StringIO(out.read_text())))
@@ -211,15 +231,18 @@ def test_score_large_input_in_batches(tiny_bundles, tmp_path) -> None:
     assert [x["score"] for x in rows[:50]] == [pred.score(rec).probability for rec in recs[:50]]
 
 
-@pytest.mark.parametrize("args,message", [
-    ((), "required"),
-    (("explode", "x.efb"), "invalid choice"),
-    (("score", "{bundle}", "{tmp}/in.txt"), "extension"),
-    (("score", "{bundle}", "{tmp}/in.csv", "--batch-size", "0"), "positive integer"),
-    (("score", "{bundle}", "{tmp}/absent.csv"), "cannot read input"),
-    (("score", "{bundle}", "{tmp}/dupes.csv"), "repeats column"),
-    (("score", "{bundle}", "{tmp}/in.csv", "--policy", "maybe"), "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        ((), "required"),
+        (("explode", "x.efb"), "invalid choice"),
+        (("score", "{bundle}", "{tmp}/in.txt"), "extension"),
+        (("score", "{bundle}", "{tmp}/in.csv", "--batch-size", "0"), "positive integer"),
+        (("score", "{bundle}", "{tmp}/absent.csv"), "cannot read input"),
+        (("score", "{bundle}", "{tmp}/dupes.csv"), "repeats column"),
+        (("score", "{bundle}", "{tmp}/in.csv", "--policy", "maybe"), "invalid choice"),
+    ],
+)
 def test_usage_errors_exit_2(fp32, tmp_path, args, message) -> None:
     (tmp_path / "in.txt").write_text("x")
     (tmp_path / "in.csv").write_text(CSV_TEXT)
@@ -228,12 +251,15 @@ def test_usage_errors_exit_2(fp32, tmp_path, args, message) -> None:
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
 
 
-@pytest.mark.parametrize("text, rows", [
-    ('\n{"Income": 120.0, "Age": 35, "Home": "rent", "Job": "fixed"}\n{"Age": 40, "Home": "owner"}\n', 2),
-    ("Income,Age,Home,Job\n120,35,rent,fixed\n", 1),
-    ("", 0),
-    ("\ufeffIncome,Age,Home,Job\n120,35,rent,fixed\n", 1),   # a byte-order mark, as Excel writes it
-])
+@pytest.mark.parametrize(
+    "text, rows",
+    [
+        ('\n{"Income": 120.0, "Age": 35, "Home": "rent", "Job": "fixed"}\n{"Age": 40, "Home": "owner"}\n', 2),
+        ("Income,Age,Home,Job\n120,35,rent,fixed\n", 1),
+        ("", 0),
+        ("\ufeffIncome,Age,Home,Job\n120,35,rent,fixed\n", 1),  # a byte-order mark, as Excel writes it
+    ],
+)
 def test_stdin_format_is_sniffed_when_not_given(fp32, text, rows) -> None:
     r = run("score", fp32, stdin=text)
     assert r.returncode == 0, r.stderr
@@ -250,9 +276,11 @@ def test_non_utf8_input_exits_2(fp32, tmp_path) -> None:
 
 
 def test_internal_error_exits_1_without_traceback(fp32, csv_file) -> None:
-    prelude = ("import edgefin_runtime.predictor as p\n"
-               "def boom(self, records): raise RuntimeError('simulated bug')\n"
-               "p.Predictor.score_batch = boom")
+    prelude = (
+        "import edgefin_runtime.predictor as p\n"
+        "def boom(self, records): raise RuntimeError('simulated bug')\n"
+        "p.Predictor.score_batch = boom"
+    )
     r = run("score", fp32, csv_file, prelude=prelude)
     assert r.returncode == 1 and "internal error: simulated bug" in r.stderr and "Traceback" not in r.stderr
 
@@ -267,9 +295,15 @@ def test_console_script_is_installed(fp32) -> None:
 
 def test_exit_code_mapping() -> None:
     assert exit_code_for(errors.SelfTestError("x")) == 3
-    for exc in (errors.IntegrityError("x"), errors.VersionError("x"), errors.SignatureError("x"),
-                errors.BundleFormatError("x"), errors.ManifestError("x"), errors.MissingFieldError("x"),
-                UsageProblem("x")):
+    for exc in (
+        errors.IntegrityError("x"),
+        errors.VersionError("x"),
+        errors.SignatureError("x"),
+        errors.BundleFormatError("x"),
+        errors.ManifestError("x"),
+        errors.MissingFieldError("x"),
+        UsageProblem("x"),
+    ):
         assert exit_code_for(exc) == 2
     assert exit_code_for(errors.BackendError("x")) == 1
     assert exit_code_for(RuntimeError("x")) == 1

@@ -45,20 +45,57 @@ print(json.dumps({"modules": sorted(sys.modules)}))
 
 #: deferred to first use: never imported by load() + score()
 DEFERRED = (
-    "edgefin_runtime.holder", "edgefin_runtime.signing", "edgefin_runtime.cli", "edgefin_runtime.cli_io",
-    "edgefin_runtime.render", "edgefin_runtime.acceptance", "edgefin_runtime.atomic",
-    "edgefin_runtime.preprocess_columns", "cryptography", "pandas", "pyarrow", "zipfile", "pathlib", "hashlib",
-    "_hashlib", "ipaddress", "urllib.parse", "shutil", "bz2", "lzma", "tempfile", "inspect", "platform",
-    "datetime", "tensorflow",
+    "edgefin_runtime.holder",
+    "edgefin_runtime.signing",
+    "edgefin_runtime.cli",
+    "edgefin_runtime.cli_io",
+    "edgefin_runtime.render",
+    "edgefin_runtime.acceptance",
+    "edgefin_runtime.atomic",
+    "edgefin_runtime.preprocess_columns",
+    "cryptography",
+    "pandas",
+    "pyarrow",
+    "zipfile",
+    "pathlib",
+    "hashlib",
+    "_hashlib",
+    "ipaddress",
+    "urllib.parse",
+    "shutil",
+    "bz2",
+    "lzma",
+    "tempfile",
+    "inspect",
+    "platform",
+    "datetime",
+    "tensorflow",
 )
 
 
 #: the standard-library modules the scoring path may add over a bare engine (dataclasses for the manifest
 #: types, threading for per-thread engine state, json/zlib/bisect/array for parsing and encoding...)
-_ALLOWED_STDLIB = frozenset({
-    "__future__", "_bisect", "_json", "_sha256", "_sha2", "array", "bisect", "copy", "dataclasses", "json",
-    "json.decoder", "json.encoder", "json.scanner", "threading", "zlib", "reprlib", "_weakrefset",
-})
+_ALLOWED_STDLIB = frozenset(
+    {
+        "__future__",
+        "_bisect",
+        "_json",
+        "_sha256",
+        "_sha2",
+        "array",
+        "bisect",
+        "copy",
+        "dataclasses",
+        "json",
+        "json.decoder",
+        "json.encoder",
+        "json.scanner",
+        "threading",
+        "zlib",
+        "reprlib",
+        "_weakrefset",
+    }
+)
 
 
 def _run(code: str, *args: str) -> dict:
@@ -86,10 +123,12 @@ def test_scoring_path_imports_nothing_deferred(tiny_bundles, tmp_path: Path, whi
 
 
 def test_lazy_public_names_still_import() -> None:
-    code = ("import sys, edgefin_runtime as e\n"
-            "before = 'edgefin_runtime.holder' in sys.modules\n"
-            "from edgefin_runtime import ModelHolder, ModelInfo, Served, SwapReport\n"
-            "print(before, ModelHolder.__module__, e.SwapReport is SwapReport, 'ModelHolder' in dir(e))")
+    code = (
+        "import sys, edgefin_runtime as e\n"
+        "before = 'edgefin_runtime.holder' in sys.modules\n"
+        "from edgefin_runtime import ModelHolder, ModelInfo, Served, SwapReport\n"
+        "print(before, ModelHolder.__module__, e.SwapReport is SwapReport, 'ModelHolder' in dir(e))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["False", "edgefin_runtime.holder", "True", "True"]

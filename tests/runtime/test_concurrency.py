@@ -21,9 +21,14 @@ def _records(n: int, seed: int = 0) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     out = []
     for _ in range(n):
-        out.append({"Income": rng.choice([None, round(rng.uniform(0, 400), 2)]), "Age": rng.randint(18, 80),
-                    "Home": rng.choice(["owner", "rent", "parents", "castle"]),
-                    "Job": rng.choice(["fixed", "freelance", "partime", None])})
+        out.append(
+            {
+                "Income": rng.choice([None, round(rng.uniform(0, 400), 2)]),
+                "Age": rng.randint(18, 80),
+                "Home": rng.choice(["owner", "rent", "parents", "castle"]),
+                "Job": rng.choice(["fixed", "freelance", "partime", None]),
+            }
+        )
     return out
 
 
@@ -56,8 +61,7 @@ def test_sixteen_threads_match_one_thread_bit_for_bit(predictors, variant):
     p = predictors[variant]
     single = [p.score(r).probability for r in RECORDS]
     chunks = [(0, 1), (5, 3), (17, 17), (100, 64), (0, 256), (200, 55), (31, 2)]
-    batch = {c: [r.score.probability for r in p.score_batch(RECORDS[c[0]:c[0] + c[1]] + [BAD])[:-1]]
-             for c in chunks}
+    batch = {c: [r.score.probability for r in p.score_batch(RECORDS[c[0] : c[0] + c[1]] + [BAD])[:-1]] for c in chunks}
     cols = {k: [r[k] for r in RECORDS] for k in RECORDS[0]}
     columns = p.score_columns(cols).probabilities.copy()
 
@@ -70,7 +74,7 @@ def test_sixteen_threads_match_one_thread_bit_for_bit(predictors, variant):
                 if p.score(RECORDS[i]).probability != single[i]:
                     problems.append(f"thread {k}: record {i} differs on the single path")
             start, size = c = rng.choice(chunks)
-            res = p.score_batch(RECORDS[start:start + size] + [BAD])
+            res = p.score_batch(RECORDS[start : start + size] + [BAD])
             if [r.score.probability for r in res[:-1]] != batch[c]:
                 problems.append(f"thread {k}: batch {c} differs from the same batch on one thread")
             if res[-1].ok:
@@ -122,9 +126,9 @@ def test_hot_swaps_under_sixteen_threads(tiny_bundles):
             else:
                 start = rng.randrange(0, len(RECORDS) - 32)
                 sent += 32
-                s = holder.score_batch(RECORDS[start:start + 32])
+                s = holder.score_batch(RECORDS[start : start + 32])
                 got += len(s.result)
-                ref = refs[s.model.sha256][start:start + 32]
+                ref = refs[s.model.sha256][start : start + 32]
                 if not np.allclose([r.score.probability for r in s.result], ref, atol=1e-6):
                     problems.append(f"thread {k}: a batch mixed models or changed scores")
             seen.add(s.model.generation)

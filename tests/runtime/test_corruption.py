@@ -27,9 +27,14 @@ SWEEP = REPO / "benchmarks" / "security_sweep.py"
 
 def _sweep(tmp_path: Path, bundles: Path, categories: str, env: dict[str, str] | None = None) -> dict:
     out = tmp_path / "sweep.json"
-    proc = subprocess.run([sys.executable, str(SWEEP), "--bundles", str(bundles), "--categories", categories,
-                           "--json", str(out), "-q"], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **(env or {})}, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, str(SWEEP), "--bundles", str(bundles), "--categories", categories, "--json", str(out), "-q"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+        cwd=REPO,
+    )
     assert out.exists(), proc.stderr[-3000:]
     return {"returncode": proc.returncode, **json.loads(out.read_text())}
 

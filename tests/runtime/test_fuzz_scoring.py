@@ -96,7 +96,7 @@ def test_columns_scores_are_finite_or_nan_for_rejected_rows(predictors, recs):
     assert not cs.decisions[~ok].any()
 
 
-@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, np.float32("nan"), np.float64("inf"), 10 ** 400])
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, np.float32("nan"), np.float64("inf"), 10**400])
 def test_non_finite_never_becomes_a_plausible_score(predictors, value):
     for v in ENGINES:
         p = predictors[v]
@@ -122,11 +122,10 @@ def test_deeply_nested_and_huge_values_are_rejected_quickly(predictors):
     deep = 1.0
     for _ in range(100_000):
         deep = [deep]
-    for value in (deep, "z" * 10_000_000, [0.0] * 1_000_000, 10 ** 3000):
+    for value in (deep, "z" * 10_000_000, [0.0] * 1_000_000, 10**3000):
         for name in NAMES:
             with pytest.raises(InputError):
-                predictors["onnx-fp32"].score({"Income": 1.0, "Age": 30, "Home": "rent", "Job": "fixed",
-                                               name: value})
+                predictors["onnx-fp32"].score({"Income": 1.0, "Age": 30, "Home": "rent", "Job": "fixed", name: value})
 
 
 def test_cli_rows_in_equal_scored_plus_rejected(tiny_bundles, tmp_path):
@@ -146,8 +145,21 @@ def test_cli_rows_in_equal_scored_plus_rejected(tiny_bundles, tmp_path):
     src = tmp_path / "in.jsonl"
     src.write_text("\n".join(lines) + "\n")
     out = tmp_path / "out.jsonl"
-    proc = subprocess.run([sys.executable, "-m", "edgefin_runtime.cli", "score", str(tiny_bundles["tflite-int8"]),
-                           str(src), "--output", str(out)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgefin_runtime.cli",
+            "score",
+            str(tiny_bundles["tflite-int8"]),
+            str(src),
+            "--output",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     non_blank = [x for x in lines if x.strip()]
@@ -163,7 +175,7 @@ def test_cli_rows_in_equal_scored_plus_rejected(tiny_bundles, tmp_path):
     assert tuple(map(int, m.groups())) == (len(rows), len(scored), len(rejected))
 
 
-@pytest.mark.parametrize("value", [1e37, -1e37, 10 ** 37, 1e12, 3.4e38])
+@pytest.mark.parametrize("value", [1e37, -1e37, 10**37, 1e12, 3.4e38])
 def test_extreme_values_are_rejected_and_never_sink_a_batch(predictors, value):
     """Found by the long sweep: Age=1e37 passed validation and the TFLite fp32 model's float32
     arithmetic overflowed to NaN, which the predictor refused for the whole batch."""
@@ -175,6 +187,10 @@ def test_extreme_values_are_rejected_and_never_sink_a_batch(predictors, value):
                 p.score(bad)
             res = p.score_batch([{"Income": 100.0, "Age": 40, "Home": "rent", "Job": "fixed"}, bad])
             assert [r.status for r in res] == ["scored", "rejected"]
-            cs = p.score_columns({k: [100.0 if k == "Income" else 40 if k == "Age" else "rent" if k == "Home"
-                                      else "fixed", bad[k]] for k in bad})
+            cs = p.score_columns(
+                {
+                    k: [100.0 if k == "Income" else 40 if k == "Age" else "rent" if k == "Home" else "fixed", bad[k]]
+                    for k in bad
+                }
+            )
             assert cs.rejected.tolist() == [False, True]

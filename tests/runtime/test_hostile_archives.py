@@ -38,8 +38,16 @@ def test_hostile_archive_rejected_with_clear_error(kind, monkeypatch):
         assert "bundle" in str(info.value) or "manifest" in str(info.value)  # says where
 
 
-@pytest.mark.parametrize("kind", ["compression bomb (honest sizes)", "compression bomb (lying sizes)",
-                                  "huge declared size", "zip64 extra field", "oversized manifest"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "compression bomb (honest sizes)",
+        "compression bomb (lying sizes)",
+        "huge declared size",
+        "zip64 extra field",
+        "oversized manifest",
+    ],
+)
 def test_bombs_are_refused_without_allocating(kind):
     data = CASES[kind].build()
     tracemalloc.start()

@@ -13,8 +13,9 @@ from edgefin_runtime.errors import BundleFormatError, IntegrityError, SelfTestEr
 from edgefin_runtime.holder import ModelHolder, Served
 from edgefin_runtime.manifest import GoldenVector
 
-RECORDS = [{"Income": 50.0 + 7 * i, "Age": 20 + i % 60, "Home": ("own", "rent", "other", None)[i % 4]}
-           for i in range(64)]
+RECORDS = [
+    {"Income": 50.0 + 7 * i, "Age": 20 + i % 60, "Home": ("own", "rent", "other", None)[i % 4]} for i in range(64)
+]
 
 
 @pytest.fixture(scope="module")
@@ -46,13 +47,16 @@ def test_results_say_which_model_scored(bundles, sha_to_seed):
     assert s.result.probability == pytest.approx(expected_score(1, RECORDS[0]), abs=1e-6)
 
 
-@pytest.mark.parametrize("kind, error", [
-    ("corrupt", IntegrityError),
-    ("truncated", BundleFormatError),
-    ("not_a_bundle", BundleFormatError),
-    ("golden_mismatch", SelfTestError),
-    ("missing_file", BundleFormatError),
-])
+@pytest.mark.parametrize(
+    "kind, error",
+    [
+        ("corrupt", IntegrityError),
+        ("truncated", BundleFormatError),
+        ("not_a_bundle", BundleFormatError),
+        ("golden_mismatch", SelfTestError),
+        ("missing_file", BundleFormatError),
+    ],
+)
 def test_failed_swap_keeps_the_old_model_serving(bundles, kind, error, tmp_path):
     h = ModelHolder(bundles[0])
     before = h.model

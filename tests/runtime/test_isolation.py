@@ -24,8 +24,9 @@ print(json.dumps({"p": s.probability, "batch": [r.status for r in b], "cols": c.
 
 @pytest.mark.parametrize("which", ["tflite-int8", "onnx-fp32"])
 def test_no_heavy_imports_when_scoring(tiny_bundles, which) -> None:
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(tiny_bundles[which])], capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tiny_bundles[which])], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["loaded"] == []  # not TensorFlow, not pandas/pyarrow, not the toolkit or its CLI libraries
@@ -34,9 +35,11 @@ def test_no_heavy_imports_when_scoring(tiny_bundles, which) -> None:
 
 
 def test_cli_help_imports_no_engine() -> None:
-    code = ("import sys, edgefin_runtime.cli as c\n"
-            "try:\n    c.main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "print(sorted(m for m in ('numpy', 'onnxruntime', 'ai_edge_litert', 'tensorflow') if m in sys.modules))")
+    code = (
+        "import sys, edgefin_runtime.cli as c\n"
+        "try:\n    c.main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('numpy', 'onnxruntime', 'ai_edge_litert', 'tensorflow') if m in sys.modules))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "['numpy']"  # numpy only: engines load with a bundle

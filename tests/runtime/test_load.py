@@ -156,8 +156,9 @@ def test_model_bytes_that_no_engine_can_load(tiny_bundles) -> None:
     for variant in ("tflite-fp32", "onnx-fp32"):
         b = read_bundle(tiny_bundles[variant])
         junk = b"\x00garbage model bytes" * 20
-        raw = b.manifest_bytes.replace(b.manifest.members[b.manifest.model.file].encode(),
-                                       hashlib.sha256(junk).hexdigest().encode())
+        raw = b.manifest_bytes.replace(
+            b.manifest.members[b.manifest.model.file].encode(), hashlib.sha256(junk).hexdigest().encode()
+        )
         with pytest.raises(BackendError, match="cannot load"):
             load(pack_members(raw, b.manifest.model.file, junk, None))
 
@@ -224,6 +225,18 @@ def test_non_probability_output_is_never_a_score(tiny_bundles, value) -> None:
 
 
 def test_public_surface() -> None:
-    for name in ("load", "Predictor", "Score", "Result", "ColumnsScore", "Policy", "EdgefinRuntimeError",
-                 "InputError", "BundleError", "BackendError", "SelfTestError", "VersionError"):
+    for name in (
+        "load",
+        "Predictor",
+        "Score",
+        "Result",
+        "ColumnsScore",
+        "Policy",
+        "EdgefinRuntimeError",
+        "InputError",
+        "BundleError",
+        "BackendError",
+        "SelfTestError",
+        "VersionError",
+    ):
         assert name in edgefin_runtime.__all__ and hasattr(edgefin_runtime, name)

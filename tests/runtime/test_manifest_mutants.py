@@ -57,6 +57,7 @@ def test_version_errors_say_what_to_upgrade(rebundle):
 def test_version_is_checked_before_the_rest_of_the_contract(rebundle):
     """A newer bundle may use fields this runtime does not know: the message must be 'upgrade',
     not a confusing contract error about those fields."""
+
     def future(d: dict[str, Any]) -> None:
         d["format_version"] = 2
         d["model"]["engine"] = "tpu-v9"
@@ -68,12 +69,17 @@ def test_version_is_checked_before_the_rest_of_the_contract(rebundle):
 
 # ---------------------------------------------------------------- structural fuzz of the contract
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(10 ** 400), max_value=10 ** 400)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20)
-    | st.sampled_from(["onnx", "litert", "numeric", "categorical", "onehot", "index", "float32", "int8",
-                       "model.onnx", "1.0", "0.1.0"]),
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**400), max_value=10**400)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+    | st.sampled_from(
+        ["onnx", "litert", "numeric", "categorical", "onehot", "index", "float32", "int8", "model.onnx", "1.0", "0.1.0"]
+    ),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
-    max_leaves=6)
+    max_leaves=6,
+)
 
 
 @pytest.fixture(scope="module")

@@ -48,9 +48,12 @@ def test_record_columns_and_encode_into_features_are_bit_identical(predictors) -
         assert pre.encode_into(r, memoryview(buf)) == flags
         assert buf.tobytes() == np.array(row, dtype=np.float32).tobytes()
     # typed numpy columns (float64 with NaN, fixed-width strings) give the same matrix
-    typed = {"Income": np.array([math.nan if v in (None, "") else float(v) for v in cols["Income"]]),
-             "Age": np.array(cols["Age"], dtype=np.float64),
-             "Home": np.array(cols["Home"]), "Job": np.array(["" if v is None else v for v in cols["Job"]])}
+    typed = {
+        "Income": np.array([math.nan if v in (None, "") else float(v) for v in cols["Income"]]),
+        "Age": np.array(cols["Age"], dtype=np.float64),
+        "Home": np.array(cols["Home"]),
+        "Job": np.array(["" if v is None else v for v in cols["Job"]]),
+    }
     assert pre.columns(typed).matrix.tobytes() == res.matrix.tobytes()
 
 
@@ -83,14 +86,36 @@ def test_scores_are_probabilities_with_the_bundle_threshold(predictors) -> None:
 def test_batch_with_mixed_good_and_bad_rows(predictors) -> None:
     pred = predictors["tflite-int8"]
     good = records(20)
-    mixed: list[Any] = [good[0], {"Age": 30}, good[1], None, {**good[2], "Income": "lots"}, good[3],
-                        OrderedDict(good[4]), {**good[5], "Age": math.inf}, good[6]]
+    mixed: list[Any] = [
+        good[0],
+        {"Age": 30},
+        good[1],
+        None,
+        {**good[2], "Income": "lots"},
+        good[3],
+        OrderedDict(good[4]),
+        {**good[5], "Age": math.inf},
+        good[6],
+    ]
     res = pred.score_batch(mixed)
     assert [r.row for r in res] == list(range(len(mixed)))
-    assert [r.status for r in res] == ["scored", "rejected", "scored", "rejected", "rejected", "scored",
-                                       "scored", "rejected", "scored"]
+    assert [r.status for r in res] == [
+        "scored",
+        "rejected",
+        "scored",
+        "rejected",
+        "rejected",
+        "scored",
+        "scored",
+        "rejected",
+        "scored",
+    ]
     assert [type(r.error).__name__ for r in res if not r.ok] == [
-        "MissingFieldError", "RecordTypeError", "FieldTypeError", "NonFiniteError"]
+        "MissingFieldError",
+        "RecordTypeError",
+        "FieldTypeError",
+        "NonFiniteError",
+    ]
     assert [r.error.row for r in res if not r.ok] == [1, 3, 4, 7]
     assert [r.error.field for r in res if not r.ok] == ["Home", None, "Income", "Age"]
     for r, rec in zip(res, mixed):
@@ -101,8 +126,12 @@ def test_batch_with_mixed_good_and_bad_rows(predictors) -> None:
 
 def test_batch_errors_match_single_record_errors_exactly(predictors) -> None:
     pred = predictors["tflite-fp32"]
-    bad = [{"Income": 1.0, "Age": 30}, {"Income": None, "Age": None, "Home": "rent"},
-           {"Income": True, "Age": 30, "Home": "rent"}, {"Income": 1.0, "Age": 30, "Home": ["x"]}]
+    bad = [
+        {"Income": 1.0, "Age": 30},
+        {"Income": None, "Age": None, "Home": "rent"},
+        {"Income": True, "Age": 30, "Home": "rent"},
+        {"Income": 1.0, "Age": 30, "Home": ["x"]},
+    ]
     for rec, res in zip(bad, pred.score_batch(bad)):
         with pytest.raises(Exception) as info:
             pred.score(rec)
@@ -177,10 +206,16 @@ def test_golden_records_reproduce(predictors) -> None:
 
 # ---------------------------------------------------------------- property: all paths agree on anything
 _values = st.one_of(
-    st.none(), st.booleans(), st.integers(-10 ** 30, 10 ** 30), st.integers(-10 ** 400, 10 ** 400),
-    st.floats(allow_nan=True, allow_infinity=True), st.floats(-500, 500),
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**30), 10**30),
+    st.integers(-(10**400), 10**400),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(-500, 500),
     st.sampled_from(["", "rent", "owner", "parents", "castle", "fixed", "partime", "12", "x" * 300]),
-    st.text(max_size=5), st.lists(st.integers(), max_size=2), st.binary(max_size=3),
+    st.text(max_size=5),
+    st.lists(st.integers(), max_size=2),
+    st.binary(max_size=3),
 )
 _record = st.dictionaries(st.sampled_from(["Income", "Age", "Home", "Job", "Extra"]), _values, max_size=5)
 
@@ -221,18 +256,22 @@ def _pre_for(categories: tuple[str, ...], allow_missing: bool = True, policy: st
     from edgefin_runtime.manifest import CategoricalStep, FieldSpec, PreprocessSpec, Schema
     from edgefin_runtime.preprocess import Policy
 
-    schema = Schema((FieldSpec("c", "categorical", allow_missing=allow_missing, categories=categories),),
-                    "t", "bad", "good")
+    schema = Schema(
+        (FieldSpec("c", "categorical", allow_missing=allow_missing, categories=categories),), "t", "bad", "good"
+    )
     spec = PreprocessSpec((CategoricalStep("c", categories, fill=categories[0]),))
     return Preprocessor(schema, spec, Policy.strict() if policy == "strict" else Policy())
 
 
-@pytest.mark.parametrize("categories", [
-    ("ignore", "other", "owner", "parents", "priv", "rent"),   # one code point tells them apart
-    ("aa", "ab", "ba", "bb", "a"),                              # no single position does: compare loop
-    ("x", "yy", "zzz", "\u00e9t\u00e9", "w" * 300),             # lengths differ, non-ASCII, one over the cap
-    ("no", "yes"),                                              # few categories: compare loop
-])
+@pytest.mark.parametrize(
+    "categories",
+    [
+        ("ignore", "other", "owner", "parents", "priv", "rent"),  # one code point tells them apart
+        ("aa", "ab", "ba", "bb", "a"),  # no single position does: compare loop
+        ("x", "yy", "zzz", "\u00e9t\u00e9", "w" * 300),  # lengths differ, non-ASCII, one over the cap
+        ("no", "yes"),  # few categories: compare loop
+    ],
+)
 @pytest.mark.parametrize("policy", ["lenient", "strict"])
 def test_string_arrays_encode_like_lists(categories, policy) -> None:
     pre = _pre_for(categories, policy=policy)
@@ -240,8 +279,12 @@ def test_string_arrays_encode_like_lists(categories, policy) -> None:
     pool = [*categories, "", "castle", "a", "b", "ab ", " rent", "RENT", "r", "x" * 400, "\u00e9", "\x00a"]
     values = [pool[i] for i in rng.integers(0, len(pool), 500)]
     as_list = pre.columns({"c": values})
-    for arr in (np.array(values), np.array(values)[::-1][::-1], np.array(values).astype(">U400"),
-                np.array(values, dtype="U400")[::1]):
+    for arr in (
+        np.array(values),
+        np.array(values)[::-1][::-1],
+        np.array(values).astype(">U400"),
+        np.array(values, dtype="U400")[::1],
+    ):
         got = pre.columns({"c": arr})
         assert got.matrix.tobytes() == as_list.matrix.tobytes()
         assert {i: type(e) for i, e in got.errors.items()} == {i: type(e) for i, e in as_list.errors.items()}
@@ -263,8 +306,16 @@ def test_small_and_vectorised_batch_paths_agree(predictors, monkeypatch, small_b
 
     pred = predictors["tflite-int8"]
     good = records(20)
-    mixed: list[Any] = [good[0], {"Age": 30}, good[1], None, {**good[2], "Income": "lots"}, good[3],
-                        {**good[5], "Age": math.inf}, good[6]] * 12
+    mixed: list[Any] = [
+        good[0],
+        {"Age": 30},
+        good[1],
+        None,
+        {**good[2], "Income": "lots"},
+        good[3],
+        {**good[5], "Age": math.inf},
+        good[6],
+    ] * 12
     monkeypatch.setattr(predictor_mod, "SMALL_BATCH", small_batch)
     res = pred.score_batch(mixed)
     assert [r.row for r in res] == list(range(len(mixed)))

@@ -12,14 +12,23 @@ from edgefin_runtime.errors import NonFiniteError
 from edgefin_runtime.manifest import CategoricalStep, FieldSpec, NumericStep, PreprocessSpec, Schema
 from edgefin_runtime.preprocess import Policy, Preprocessor
 
-SCHEMA = Schema(fields=(FieldSpec("Income", "numeric", allow_missing=True, min=0.0, max=300.0),
-                        FieldSpec("Age", "numeric", min=18.0, max=75.0),
-                        FieldSpec("Home", "categorical", categories=("own", "rent"))),
-                target="Status", positive_label="bad", negative_label="good")
-SPEC = PreprocessSpec(steps=(
-    NumericStep("Income", fill=50.0, mean=60.0, scale=20.0, indicator=True, edges=(0.0, 20.0, 50.0, 100.0, 300.0)),
-    NumericStep("Age", fill=40.0, mean=40.0, scale=10.0, edges=(18.0, 30.0, 45.0, 75.0)),
-    CategoricalStep("Home", categories=("own", "rent"), fill="own")))
+SCHEMA = Schema(
+    fields=(
+        FieldSpec("Income", "numeric", allow_missing=True, min=0.0, max=300.0),
+        FieldSpec("Age", "numeric", min=18.0, max=75.0),
+        FieldSpec("Home", "categorical", categories=("own", "rent")),
+    ),
+    target="Status",
+    positive_label="bad",
+    negative_label="good",
+)
+SPEC = PreprocessSpec(
+    steps=(
+        NumericStep("Income", fill=50.0, mean=60.0, scale=20.0, indicator=True, edges=(0.0, 20.0, 50.0, 100.0, 300.0)),
+        NumericStep("Age", fill=40.0, mean=40.0, scale=10.0, edges=(18.0, 30.0, 45.0, 75.0)),
+        CategoricalStep("Home", categories=("own", "rent"), fill="own"),
+    )
+)
 NAMES = SPEC.feature_names
 
 
@@ -27,18 +36,21 @@ def encode(pre: Preprocessor, rec: dict) -> np.ndarray:
     return pre.transform_record(rec)[0]
 
 
-@pytest.mark.parametrize("income, bins", [
-    (-5.0, [0, 0, 0, 0]),            # below the first edge: every bin empty (z still carries the value)
-    (0, [0, 0, 0, 0]),
-    (10, [0.5, 0, 0, 0]),
-    (20.0, [1, 0, 0, 0]),            # exactly on an edge
-    (35.0, [1, 0.5, 0, 0]),
-    (100, [1, 1, 1, 0]),
-    (299.0, [1, 1, 1, 0.995]),
-    (300.0, [1, 1, 1, 1]),
-    (1000.0, [1, 1, 1, 1]),          # above the training range: full, and flagged
-    (None, [1, 1, 0, 0]),            # missing: the bins of the fill (50)
-])
+@pytest.mark.parametrize(
+    "income, bins",
+    [
+        (-5.0, [0, 0, 0, 0]),  # below the first edge: every bin empty (z still carries the value)
+        (0, [0, 0, 0, 0]),
+        (10, [0.5, 0, 0, 0]),
+        (20.0, [1, 0, 0, 0]),  # exactly on an edge
+        (35.0, [1, 0.5, 0, 0]),
+        (100, [1, 1, 1, 0]),
+        (299.0, [1, 1, 1, 0.995]),
+        (300.0, [1, 1, 1, 1]),
+        (1000.0, [1, 1, 1, 1]),  # above the training range: full, and flagged
+        (None, [1, 1, 0, 0]),  # missing: the bins of the fill (50)
+    ],
+)
 def test_bins_hold_hand_checked_values(income, bins):
     pre = Preprocessor(SCHEMA, SPEC)
     x = encode(pre, {"Income": income, "Age": 40, "Home": "own"})
@@ -49,10 +61,12 @@ def test_bins_hold_hand_checked_values(income, bins):
     assert x[NAMES.index("Income")] == np.float32(expected_z)
 
 
-RECORDS = [{"Income": v, "Age": a, "Home": h}
-           for v in (None, -5, 0, -0.0, 10, 20, 35.5, 49.999, 50, 100, 299, 300, 1e6, 2 ** 60, 5, -1e-300)
-           for a in (18, 29.9, 30, 45, 50, 74.99, 100, 10, 2 ** 53 + 1)
-           for h in ("own", "castle")]
+RECORDS = [
+    {"Income": v, "Age": a, "Home": h}
+    for v in (None, -5, 0, -0.0, 10, 20, 35.5, 49.999, 50, 100, 299, 300, 1e6, 2**60, 5, -1e-300)
+    for a in (18, 29.9, 30, 45, 50, 74.99, 100, 10, 2**53 + 1)
+    for h in ("own", "castle")
+]
 
 
 @pytest.mark.parametrize("policy", [Policy.lenient(), Policy(missing="reject")])
@@ -89,8 +103,9 @@ def test_extreme_values_never_become_nan():
     assert np.isfinite(res.matrix).all()
     assert set(res.errors) == {0, 1, 2}
     assert all(isinstance(e, NonFiniteError) for e in res.errors.values())
-    tight = PreprocessSpec(steps=(NumericStep("Income", 0.0, 0.0, 1.0, True, edges=(0.0, 5e-324, 1e-300)),
-                                  *SPEC.steps[1:]))
+    tight = PreprocessSpec(
+        steps=(NumericStep("Income", 0.0, 0.0, 1.0, True, edges=(0.0, 5e-324, 1e-300)), *SPEC.steps[1:])
+    )
     pre = Preprocessor(SCHEMA, tight)
     for v in (0.0, 5e-324, 1e-310, 1e-300, 7.0):
         x = encode(pre, {"Income": v, "Age": 40, "Home": "own"})
@@ -125,7 +140,8 @@ def test_a_spec_built_in_code_with_an_overflowing_fill_is_refused():
     """Manifest.from_dict refuses it; a spec made directly must not impute an infinite feature either."""
     from edgefin_runtime.errors import ManifestError
 
-    bad = PreprocessSpec(steps=(NumericStep("Income", fill=1e300, mean=0.0, scale=1.0, indicator=True),
-                                *SPEC.steps[1:]))
+    bad = PreprocessSpec(
+        steps=(NumericStep("Income", fill=1e300, mean=0.0, scale=1.0, indicator=True), *SPEC.steps[1:])
+    )
     with pytest.raises(ManifestError, match="standard deviations"):
         Preprocessor(SCHEMA, bad)

@@ -58,7 +58,7 @@ def test_sign_keeps_manifest_and_model_bytes_and_is_deterministic(unsigned, sign
     assert sig0 is None and sig1 is not None
     assert (m0, model0) == (m1, model1)
     assert sign_bundle(unsigned, keys["priv"]) == signed  # Ed25519 is deterministic
-    assert sign_bundle(signed, keys["priv"]) == signed    # re-signing replaces, never stacks
+    assert sign_bundle(signed, keys["priv"]) == signed  # re-signing replaces, never stacks
     resigned = sign_bundle(signed, keys["other_priv"])
     assert _members(resigned)[3] != sig1
     read_bundle(resigned, verify_signature=verifier(keys["other_pub"]))
@@ -70,8 +70,14 @@ def test_trusted_key_forms_verify(signed, keys, form, tmp_path):
     raw = pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     path = tmp_path / "k.pub"
     path.write_bytes(keys["pub"])
-    given = {"pem_bytes": keys["pub"], "pem_text": keys["pub"].decode(), "path": path, "raw32": raw,
-             "object": pub, "list": [keys["other_pub"], str(path)]}[form]
+    given = {
+        "pem_bytes": keys["pub"],
+        "pem_text": keys["pub"].decode(),
+        "path": path,
+        "raw32": raw,
+        "object": pub,
+        "list": [keys["other_pub"], str(path)],
+    }[form]
     b = read_bundle(signed, verify_signature=verifier(given))
     assert b.signature is not None and key_id(pub).encode() in b.signature
 
@@ -99,10 +105,20 @@ def test_private_key_as_trusted_key_is_refused(keys):
         verifier(keys["priv"])
 
 
-@pytest.mark.parametrize("bad", [
-    b"", b"\x00" * 64, b"edgefin-signature-v1\n", b"not a signature at all\n" * 3,
-    "truncated_b64", "noncanonical_b64", "extra_line", "crlf", "short_sig",
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b"",
+        b"\x00" * 64,
+        b"edgefin-signature-v1\n",
+        b"not a signature at all\n" * 3,
+        "truncated_b64",
+        "noncanonical_b64",
+        "extra_line",
+        "crlf",
+        "short_sig",
+    ],
+)
 def test_malformed_signature_member_rejected(unsigned, signed, keys, bad):
     manifest, name, model, sig = _members(signed)
     if isinstance(bad, str):
@@ -158,8 +174,9 @@ def test_signature_checked_before_manifest_is_parsed(signed, keys, monkeypatch):
 
 def test_encrypted_private_key_needs_its_password(unsigned, keys):
     k = Ed25519PrivateKey.generate()
-    pem = k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                          serialization.BestAvailableEncryption(b"s3cret"))
+    pem = k.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(b"s3cret")
+    )
     with pytest.raises(SignatureError, match="password"):
         load_private_key(pem)
     with pytest.raises(SignatureError):
@@ -168,12 +185,15 @@ def test_encrypted_private_key_needs_its_password(unsigned, keys):
     read_bundle(signed, verify_signature=verifier(k.public_key()))
 
 
-@pytest.mark.parametrize("bad, fragment", [
-    (b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", "not a PEM public key"),
-    (b"\x01" * 31, "not a PEM public key"),
-    ("/nonexistent/key.pub", "file not found"),
-    (12345, "expected a path"),
-])
+@pytest.mark.parametrize(
+    "bad, fragment",
+    [
+        (b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", "not a PEM public key"),
+        (b"\x01" * 31, "not a PEM public key"),
+        ("/nonexistent/key.pub", "file not found"),
+        (12345, "expected a path"),
+    ],
+)
 def test_bad_public_keys_are_typed(bad, fragment):
     with pytest.raises(SignatureError, match=fragment):
         load_public_key(bad)
@@ -187,15 +207,20 @@ def test_public_key_cannot_sign(unsigned, keys):
 def test_non_ed25519_key_rejected():
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    pem = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    pem = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     with pytest.raises(SignatureError, match="Ed25519"):
         load_public_key(pem)
 
 
 def test_signing_module_does_not_import_cryptography_until_needed():
-    code = ("import sys, edgefin_runtime, edgefin_runtime.signing as s;"
-            "assert s.verifier(None) is None;"
-            "assert 'cryptography' not in sys.modules, 'cryptography imported eagerly'")
+    code = (
+        "import sys, edgefin_runtime, edgefin_runtime.signing as s;"
+        "assert s.verifier(None) is None;"
+        "assert 'cryptography' not in sys.modules, 'cryptography imported eagerly'"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr

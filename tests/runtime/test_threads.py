@@ -28,7 +28,7 @@ def test_sixteen_threads_are_bit_identical_to_one(variant, predictors) -> None:
         barrier.wait()  # start together so the threads really overlap
         order = recs[t:] + recs[:t]  # each thread walks the records from a different place
         single = [_outcome(pred, r) for r in order]
-        single = single[len(recs) - t:] + single[:len(recs) - t]
+        single = single[len(recs) - t :] + single[: len(recs) - t]
         return single, _plain(pred.score_batch(recs)), pred.score_columns(cols).probabilities
 
     with ThreadPoolExecutor(THREADS) as pool:

@@ -60,8 +60,8 @@ LENIENT_ERRORS = [
     (with_("Age", -math.inf), NonFiniteError, "Age"),
     (with_("Income", math.inf), NonFiniteError, "Income"),
     (with_("Income", np.float32("inf")), NonFiniteError, "Income"),
-    (with_("Age", 10 ** 400), NonFiniteError, "Age"),
-    (with_("Income", 1e300), NonFiniteError, "Income"),   # finite, but overflows float32 once scaled
+    (with_("Age", 10**400), NonFiniteError, "Age"),
+    (with_("Income", 1e300), NonFiniteError, "Income"),  # finite, but overflows float32 once scaled
     (with_("Income", -1e300), NonFiniteError, "Income"),
     (with_("Home", 1.5), CategoryError, "Home"),
     (with_("Home", ["rent"]), CategoryError, "Home"),
@@ -192,8 +192,14 @@ def test_nan_is_never_scored_as_a_number(predictors) -> None:
     imputed = pred.score(with_("Income", math.nan))
     assert imputed.flags == ("imputed:Income",)
     assert imputed == pred.score(with_("Income", None))
-    res = pred.score_columns({"Income": np.array([np.nan, np.inf, 120.0]), "Age": np.array([35.0, 35.0, np.nan]),
-                              "Home": ["rent"] * 3, "Job": ["fixed"] * 3})
+    res = pred.score_columns(
+        {
+            "Income": np.array([np.nan, np.inf, 120.0]),
+            "Age": np.array([35.0, 35.0, np.nan]),
+            "Home": ["rent"] * 3,
+            "Job": ["fixed"] * 3,
+        }
+    )
     assert res.rejected.tolist() == [False, True, True]
     assert res.row_flags(0) == ("imputed:Income",)
     assert np.isfinite(res.probabilities[0]) and np.isnan(res.probabilities[1:]).all()

@@ -19,16 +19,21 @@ BACKENDS = {"litert": "litert", "litert-ref": "litert", "onnx": "onnx"}
 EXTRAS = {"litert": "litert", "onnx": "onnx"}
 
 
-def create_engine(spec: ModelSpec, model_bytes: bytes, *, backend: str | None = None, threads: int = 1,
-                  inter_op_threads: int = 1) -> Engine:
+def create_engine(
+    spec: ModelSpec, model_bytes: bytes, *, backend: str | None = None, threads: int = 1, inter_op_threads: int = 1
+) -> Engine:
     """Build the engine that runs ``model_bytes`` as described by ``spec``."""
     name = backend or spec.engine
     if name not in BACKENDS:
-        raise BackendError(f"unknown backend {name!r}; expected one of {sorted(BACKENDS)} (or None to use the "
-                           f"bundle's engine, {spec.engine!r})")
+        raise BackendError(
+            f"unknown backend {name!r}; expected one of {sorted(BACKENDS)} (or None to use the "
+            f"bundle's engine, {spec.engine!r})"
+        )
     if BACKENDS[name] != spec.engine:
-        raise BackendError(f"backend {name!r} cannot run this bundle: it holds {spec.file} for the "
-                           f"{spec.engine!r} engine; use backend={spec.engine!r} or omit backend")
+        raise BackendError(
+            f"backend {name!r} cannot run this bundle: it holds {spec.file} for the "
+            f"{spec.engine!r} engine; use backend={spec.engine!r} or omit backend"
+        )
     if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
         raise BackendError(f"threads: expected a positive integer, got {threads!r}")
     if not isinstance(inter_op_threads, int) or isinstance(inter_op_threads, bool) or inter_op_threads < 1:
@@ -36,7 +41,9 @@ def create_engine(spec: ModelSpec, model_bytes: bytes, *, backend: str | None = 
     if spec.engine == "litert":
         from .litert import LiteRTEngine
 
-        return LiteRTEngine(model_bytes, spec, threads=threads, reference_kernels=name == "litert-ref" or spec.kernels == "reference")
+        return LiteRTEngine(
+            model_bytes, spec, threads=threads, reference_kernels=name == "litert-ref" or spec.kernels == "reference"
+        )
     from .onnx import OnnxEngine
 
     return OnnxEngine(model_bytes, spec, threads=threads, inter_op_threads=inter_op_threads)

@@ -74,8 +74,10 @@ class Engine(abc.ABC):
     def _check_matrix(self, x: np.ndarray) -> np.ndarray:
         if not isinstance(x, np.ndarray) or x.ndim != 2 or x.shape[1] != self.n_features:
             shape = getattr(x, "shape", None)
-            raise BackendError(f"{self.name}: expected a float32 matrix of shape (n, {self.n_features}), "
-                               f"got {type(x).__name__} with shape {shape}")
+            raise BackendError(
+                f"{self.name}: expected a float32 matrix of shape (n, {self.n_features}), "
+                f"got {type(x).__name__} with shape {shape}"
+            )
         if x.dtype != np.float32 or not x.flags.c_contiguous:
             x = np.ascontiguousarray(x, dtype=np.float32)
         return x
@@ -97,34 +99,56 @@ def dequantize(q_values: np.ndarray, q: Quantization) -> np.ndarray:
     return (q_values.astype(np.float32) - np.float32(q.zero_point)) * np.float32(q.scale)
 
 
-def check_io(spec: ModelSpec, *, engine: str, in_dtype: str, out_dtype: str, in_last: int | None,
-             in_quant: Quantization | None, out_quant: Quantization | None) -> None:
+def check_io(
+    spec: ModelSpec,
+    *,
+    engine: str,
+    in_dtype: str,
+    out_dtype: str,
+    in_last: int | None,
+    in_quant: Quantization | None,
+    out_quant: Quantization | None,
+) -> None:
     """The model's real input/output must match what the manifest declares (else the bundle lies)."""
     tin, tout = spec.inputs[0], spec.outputs[0]
     file = spec.file
     for where, dtype in (("input", in_dtype), ("output", out_dtype)):
         if dtype not in IO_DTYPES:
-            raise BackendError(f"{engine}: {file} has a {dtype} {where}; this runtime feeds and reads "
-                               f"{', '.join(IO_DTYPES)} tensors only")
+            raise BackendError(
+                f"{engine}: {file} has a {dtype} {where}; this runtime feeds and reads "
+                f"{', '.join(IO_DTYPES)} tensors only"
+            )
     if in_last is not None and in_last != tin.shape[-1]:
-        raise ManifestError(f"manifest model.inputs[0].shape says {tin.shape[-1]} features but {file} expects "
-                            f"{in_last}; the manifest does not describe this model - rebuild the bundle")
+        raise ManifestError(
+            f"manifest model.inputs[0].shape says {tin.shape[-1]} features but {file} expects "
+            f"{in_last}; the manifest does not describe this model - rebuild the bundle"
+        )
     for where, declared, actual in (("inputs[0]", tin.dtype, in_dtype), ("outputs[0]", tout.dtype, out_dtype)):
         if declared != actual:
-            raise ManifestError(f"manifest model.{where}.dtype says {declared} but {file} has {actual}; "
-                                f"the manifest does not describe this model - rebuild the bundle")
-    for where, declared_q, actual_q, dtype in (("inputs[0]", tin.quantization, in_quant, in_dtype),
-                                               ("outputs[0]", tout.quantization, out_quant, out_dtype)):
+            raise ManifestError(
+                f"manifest model.{where}.dtype says {declared} but {file} has {actual}; "
+                f"the manifest does not describe this model - rebuild the bundle"
+            )
+    for where, declared_q, actual_q, dtype in (
+        ("inputs[0]", tin.quantization, in_quant, in_dtype),
+        ("outputs[0]", tout.quantization, out_quant, out_dtype),
+    ):
         if dtype not in _INT_LIMITS:
             continue
         if actual_q is None:
-            raise ManifestError(f"{engine}: {file} has a quantised {dtype} {where} but no quantisation "
-                                f"parameters are known for it (declare model.{where}.quantization)")
-        if declared_q is not None and (declared_q.zero_point != actual_q.zero_point
-                                       or not np.isclose(declared_q.scale, actual_q.scale, rtol=1e-6, atol=0)):
-            raise ManifestError(f"manifest model.{where}.quantization says scale={declared_q.scale}, "
-                                f"zero_point={declared_q.zero_point} but {file} has scale={actual_q.scale}, "
-                                f"zero_point={actual_q.zero_point}; rebuild the bundle")
+            raise ManifestError(
+                f"{engine}: {file} has a quantised {dtype} {where} but no quantisation "
+                f"parameters are known for it (declare model.{where}.quantization)"
+            )
+        if declared_q is not None and (
+            declared_q.zero_point != actual_q.zero_point
+            or not np.isclose(declared_q.scale, actual_q.scale, rtol=1e-6, atol=0)
+        ):
+            raise ManifestError(
+                f"manifest model.{where}.quantization says scale={declared_q.scale}, "
+                f"zero_point={declared_q.zero_point} but {file} has scale={actual_q.scale}, "
+                f"zero_point={actual_q.zero_point}; rebuild the bundle"
+            )
 
 
 def bucket(n: int) -> int:

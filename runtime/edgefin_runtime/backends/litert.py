@@ -31,8 +31,10 @@ def _interpreter_class() -> Any:
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError as exc:
-        raise BackendError(f"this bundle needs the LiteRT engine (ai-edge-litert), which is not installed "
-                           f"({exc}); install it with: {INSTALL_HINT}") from None
+        raise BackendError(
+            f"this bundle needs the LiteRT engine (ai-edge-litert), which is not installed "
+            f"({exc}); install it with: {INSTALL_HINT}"
+        ) from None
     return Interpreter
 
 
@@ -80,8 +82,9 @@ class LiteRTEngine(Engine):
 
     name = "litert"
 
-    def __init__(self, model_bytes: bytes, spec: ModelSpec, *, threads: int = 1,
-                 reference_kernels: bool = False) -> None:
+    def __init__(
+        self, model_bytes: bytes, spec: ModelSpec, *, threads: int = 1, reference_kernels: bool = False
+    ) -> None:
         self._cls = _interpreter_class()
         self._bytes = bytes(model_bytes)
         self._spec = spec
@@ -89,12 +92,15 @@ class LiteRTEngine(Engine):
         self._resolver = None
         if reference_kernels:
             from ai_edge_litert.interpreter import OpResolverType
+
             self._resolver = OpResolverType.BUILTIN_REF
         probe = self._new_interpreter(None)
         ins, outs = probe.get_input_details(), probe.get_output_details()
         if len(ins) != 1 or len(outs) != 1:
-            raise BackendError(f"litert: {spec.file} has {len(ins)} inputs and {len(outs)} outputs; "
-                               f"an edgefin model has exactly one of each")
+            raise BackendError(
+                f"litert: {spec.file} has {len(ins)} inputs and {len(outs)} outputs; "
+                f"an edgefin model has exactly one of each"
+            )
         tin, tout = ins[0], outs[0]
         self._in_index, self._out_index = int(tin["index"]), int(tout["index"])
         self._in_dtype = np.dtype(tin["dtype"]).name
@@ -105,8 +111,15 @@ class LiteRTEngine(Engine):
         if self._out_dtype == "float32":
             self._out_q = None
         shape = [int(s) for s in tin["shape_signature"]] or [int(s) for s in tin["shape"]]
-        check_io(spec, engine="litert", in_dtype=self._in_dtype, out_dtype=self._out_dtype,
-                 in_last=shape[-1] if len(shape) == 2 else None, in_quant=self._in_q, out_quant=self._out_q)
+        check_io(
+            spec,
+            engine="litert",
+            in_dtype=self._in_dtype,
+            out_dtype=self._out_dtype,
+            in_last=shape[-1] if len(shape) == 2 else None,
+            in_quant=self._in_q,
+            out_quant=self._out_q,
+        )
         if len(shape) != 2:
             raise BackendError(f"litert: {spec.file} input has shape {shape}; expected [batch, features]")
         self.n_features = int(shape[-1])
@@ -127,8 +140,10 @@ class LiteRTEngine(Engine):
                     it.resize_tensor_input(d["index"], [batch, self.n_features], strict=False)
             it.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            raise BackendError(f"litert: cannot load {self._spec.file} ({exc}); the model is not a valid "
-                               f"TFLite flatbuffer for this LiteRT version") from None
+            raise BackendError(
+                f"litert: cannot load {self._spec.file} ({exc}); the model is not a valid "
+                f"TFLite flatbuffer for this LiteRT version"
+            ) from None
         return it
 
     def _one(self) -> _One:
@@ -190,8 +205,8 @@ class LiteRTEngine(Engine):
         n = x.shape[0]
         out = np.empty(n, dtype=np.float32)
         for start in range(0, n, MAX_CHUNK):
-            chunk = x[start:start + MAX_CHUNK]
-            out[start:start + len(chunk)] = self._run_chunk(chunk)
+            chunk = x[start : start + MAX_CHUNK]
+            out[start : start + len(chunk)] = self._run_chunk(chunk)
         return out
 
     def _run_chunk(self, chunk: np.ndarray) -> np.ndarray:
@@ -219,9 +234,15 @@ class LiteRTEngine(Engine):
             version = md.version("ai-edge-litert")
         except md.PackageNotFoundError:  # pragma: no cover - vendored builds
             version = "unknown"
-        return {"engine": "litert", "package": "ai-edge-litert", "version": version, "threads": self.threads,
-                "input_dtype": self._in_dtype, "output_dtype": self._out_dtype,
-                "reference_kernels": self._resolver is not None}
+        return {
+            "engine": "litert",
+            "package": "ai-edge-litert",
+            "version": version,
+            "threads": self.threads,
+            "input_dtype": self._in_dtype,
+            "output_dtype": self._out_dtype,
+            "reference_kernels": self._resolver is not None,
+        }
 
     def close(self) -> None:
         self._local = threading.local()

@@ -19,16 +19,24 @@ from ..manifest import ModelSpec
 from .base import MAX_CHUNK, Engine, RowSlot, check_io, dequantize, quantize
 
 INSTALL_HINT = "pip install 'edgefin-runtime[onnx]'"
-_ONNX_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int8)": "int8",
-               "tensor(uint8)": "uint8", "tensor(int32)": "int32", "tensor(int64)": "int64"}
+_ONNX_TYPES = {
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(int8)": "int8",
+    "tensor(uint8)": "uint8",
+    "tensor(int32)": "int32",
+    "tensor(int64)": "int64",
+}
 
 
 def _ort() -> Any:
     try:
         import onnxruntime
     except ImportError as exc:
-        raise BackendError(f"this bundle needs ONNX Runtime (onnxruntime), which is not installed ({exc}); "
-                           f"install it with: {INSTALL_HINT}") from None
+        raise BackendError(
+            f"this bundle needs ONNX Runtime (onnxruntime), which is not installed ({exc}); "
+            f"install it with: {INSTALL_HINT}"
+        ) from None
     return onnxruntime
 
 
@@ -37,8 +45,7 @@ class OnnxEngine(Engine):
 
     name = "onnx"
 
-    def __init__(self, model_bytes: bytes, spec: ModelSpec, *, threads: int = 1,
-                 inter_op_threads: int = 1) -> None:
+    def __init__(self, model_bytes: bytes, spec: ModelSpec, *, threads: int = 1, inter_op_threads: int = 1) -> None:
         ort = _ort()
         self._version = getattr(ort, "__version__", "unknown")
         self.threads = int(threads)
@@ -51,12 +58,16 @@ class OnnxEngine(Engine):
         try:
             self._session = ort.InferenceSession(bytes(model_bytes), so, providers=["CPUExecutionProvider"])
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... classes
-            raise BackendError(f"onnx: cannot load {spec.file} ({type(exc).__name__}: {exc}); the model is not "
-                               f"a valid ONNX model for ONNX Runtime {self._version}") from None
+            raise BackendError(
+                f"onnx: cannot load {spec.file} ({type(exc).__name__}: {exc}); the model is not "
+                f"a valid ONNX model for ONNX Runtime {self._version}"
+            ) from None
         ins, outs = self._session.get_inputs(), self._session.get_outputs()
         if len(ins) != 1 or len(outs) != 1:
-            raise BackendError(f"onnx: {spec.file} has {len(ins)} inputs and {len(outs)} outputs; "
-                               f"an edgefin model has exactly one of each")
+            raise BackendError(
+                f"onnx: {spec.file} has {len(ins)} inputs and {len(outs)} outputs; "
+                f"an edgefin model has exactly one of each"
+            )
         tin, tout = ins[0], outs[0]
         in_dtype = _ONNX_TYPES.get(tin.type, tin.type)
         out_dtype = _ONNX_TYPES.get(tout.type, tout.type)
@@ -64,8 +75,9 @@ class OnnxEngine(Engine):
         last = shape[-1] if len(shape) == 2 and isinstance(shape[-1], int) else None
         in_q = spec.inputs[0].quantization if in_dtype in ("int8", "uint8") else None
         out_q = spec.outputs[0].quantization if out_dtype in ("int8", "uint8") else None
-        check_io(spec, engine="onnx", in_dtype=in_dtype, out_dtype=out_dtype, in_last=last,
-                 in_quant=in_q, out_quant=out_q)
+        check_io(
+            spec, engine="onnx", in_dtype=in_dtype, out_dtype=out_dtype, in_last=last, in_quant=in_q, out_quant=out_q
+        )
         if len(shape) != 2:
             raise BackendError(f"onnx: {spec.file} input has shape {shape}; expected [batch, features]")
         if last is None:
@@ -130,14 +142,19 @@ class OnnxEngine(Engine):
         out = np.empty(n, dtype=np.float32)
         step = self._max_batch
         for start in range(0, n, step):
-            chunk = x[start:start + step]
-            out[start:start + len(chunk)] = self._quantized(chunk)
+            chunk = x[start : start + step]
+            out[start : start + len(chunk)] = self._quantized(chunk)
         return out
 
     def describe(self) -> dict[str, Any]:
-        return {"engine": "onnx", "package": "onnxruntime", "version": self._version,
-                "threads": self.threads, "inter_op_threads": self.inter_op_threads,
-                "input_dtype": self._in_dtype}
+        return {
+            "engine": "onnx",
+            "package": "onnxruntime",
+            "version": self._version,
+            "threads": self.threads,
+            "inter_op_threads": self.inter_op_threads,
+            "input_dtype": self._in_dtype,
+        }
 
     def close(self) -> None:
         self._local = threading.local()

@@ -38,8 +38,14 @@ def onnx_int8_bundle(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
     model_bytes = to_onnx_int8(src.model_bytes, calibration)
     details = describe_onnx(model_bytes)
     variant = resolve_variants("onnx-int8")[0]
-    model = dataclasses.replace(m.model, variant="onnx-int8", inputs=details.inputs, outputs=details.outputs,
-                                weights=variant.weights, activations=variant.activations)
+    model = dataclasses.replace(
+        m.model,
+        variant="onnx-int8",
+        inputs=details.inputs,
+        outputs=details.outputs,
+        weights=variant.weights,
+        activations=variant.activations,
+    )
     provisional, _ = build_bundle(dataclasses.replace(m, model=model, golden=(), acceptance=None), model_bytes)
     pred = edgefin_runtime.load(provisional, self_test=False)
     golden = tuple(GoldenVector(record=g.record, score=float(pred.score(g.record).probability)) for g in m.golden)
@@ -47,9 +53,14 @@ def onnx_int8_bundle(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
     if acceptance is not None:
         scores = tuple(float(pred.score(r).probability) for r in acceptance.records)
         acceptance = dataclasses.replace(acceptance, scores=scores)
-    final = dataclasses.replace(m, model=model, golden=golden, acceptance=acceptance,
-                                golden_tolerance=variant.golden_tolerance,
-                                parity={"gate": {"kind": "quantized", "max_auc_drop": 0.005, "max_flip_rate": 0.01}})
+    final = dataclasses.replace(
+        m,
+        model=model,
+        golden=golden,
+        acceptance=acceptance,
+        golden_tolerance=variant.golden_tolerance,
+        parity={"gate": {"kind": "quantized", "max_auc_drop": 0.005, "max_flip_rate": 0.01}},
+    )
     data, _ = build_bundle(final, model_bytes)
     out = tmp_path_factory.mktemp("targets") / "tiny-onnx-int8.efb"
     out.write_bytes(data)
@@ -68,11 +79,17 @@ def _saturating_fp32(n_features: int) -> bytes:
     w1 = np.abs(rng.normal(1.0, 0.05, (n_features, 64))).astype(np.float32)
     w2 = (rng.normal(0, 1, (64, 1)) * 0.05).astype(np.float32)
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["features", "W1"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
-         helper.make_node("MatMul", ["r", "W2"], ["z"]), helper.make_node("Sigmoid", ["z"], ["p"])], "saturating",
+        [
+            helper.make_node("MatMul", ["features", "W1"], ["h"]),
+            helper.make_node("Relu", ["h"], ["r"]),
+            helper.make_node("MatMul", ["r", "W2"], ["z"]),
+            helper.make_node("Sigmoid", ["z"], ["p"]),
+        ],
+        "saturating",
         [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, n_features])],
         [helper.make_tensor_value_info("p", TensorProto.FLOAT, [None, 1])],
-        [numpy_helper.from_array(w1, "W1"), numpy_helper.from_array(w2, "W2")])
+        [numpy_helper.from_array(w1, "W1"), numpy_helper.from_array(w2, "W2")],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     return model.SerializeToString()
@@ -95,16 +112,28 @@ def saturating_bundles(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory)
     out: dict[str, Path] = {}
     for name, model_bytes in (("default", to_onnx_dynamic(fp32)), ("u8s8", to_onnx_dynamic(fp32, weight_type="int8"))):
         d = describe_onnx(model_bytes)
-        model = dataclasses.replace(m.model, variant="onnx-dynamic", inputs=d.inputs, outputs=d.outputs,
-                                    weights=variant.weights, activations=variant.activations)
+        model = dataclasses.replace(
+            m.model,
+            variant="onnx-dynamic",
+            inputs=d.inputs,
+            outputs=d.outputs,
+            weights=variant.weights,
+            activations=variant.activations,
+        )
         provisional, _ = build_bundle(dataclasses.replace(m, model=model, golden=(), acceptance=None), model_bytes)
         pred = edgefin_runtime.load(provisional, self_test=False)
         golden = tuple(GoldenVector(g.record, float(pred.score(g.record).probability)) for g in m.golden)
         acc = m.acceptance
         if acc is not None:
             acc = dataclasses.replace(acc, scores=tuple(float(pred.score(r).probability) for r in acc.records))
-        final = dataclasses.replace(m, model=model, golden=golden, acceptance=acc,
-                                    golden_tolerance=variant.golden_tolerance, parity={"gate": {"kind": "quantized"}})
+        final = dataclasses.replace(
+            m,
+            model=model,
+            golden=golden,
+            acceptance=acc,
+            golden_tolerance=variant.golden_tolerance,
+            parity={"gate": {"kind": "quantized"}},
+        )
         path = out_dir / f"saturating-{name}.efb"
         path.write_bytes(build_bundle(final, model_bytes)[0])
         out[name] = path

@@ -14,8 +14,9 @@ def _ref(n: int = 64, *, source_shift: float = 0.0, tol: float = 1e-2) -> cmp.Re
     rng = np.random.default_rng(0)
     build = np.concatenate([rng.uniform(0.02, 0.98, n // 2), T + rng.uniform(-0.01, 0.01, n - n // 2)])
     build = np.where(np.abs(build - T) < 2e-3, T + 3e-3, build)  # none sits exactly at the threshold
-    return cmp.ReferenceSet("acceptance", tuple({"x": i} for i in range(n)), build,
-                            np.clip(build + source_shift, 0, 1), "dense", tol, T)
+    return cmp.ReferenceSet(
+        "acceptance", tuple({"x": i} for i in range(n)), build, np.clip(build + source_shift, 0, 1), "dense", tol, T
+    )
 
 
 def _entry(scores: np.ndarray) -> dict:
@@ -112,8 +113,14 @@ def test_cell_headline_and_failures() -> None:
     r = cmp.judge_reference(ref, _entry(ref.build_scores))
     ok = cmp.cell("b", "x86-64-v2", {"loaded": True, "sets": {}}, None, r, None)
     assert ok["passed"] and ok["max_abs_delta"] == 0.0 and ok["flips"] == 0
-    refused = cmp.cell("b", "x86-64-v2", {"loaded": False, "error": {"type": "SelfTestError", "message": "golden"},
-                                          "sets": {}}, None, r, None)
+    refused = cmp.cell(
+        "b",
+        "x86-64-v2",
+        {"loaded": False, "error": {"type": "SelfTestError", "message": "golden"}, "sets": {}},
+        None,
+        r,
+        None,
+    )
     assert not refused["passed"] and "SelfTestError" in refused["failures"][0]
     died = cmp.cell("b", "arm64", None, "the probe process was killed by SIGILL", None, None)
     assert not died["passed"] and "SIGILL" in died["failures"][0]

@@ -63,7 +63,9 @@ def test_the_check_catches_u8s8_saturation_and_the_shipped_default_avoids_it(sat
     assert default["passed"], default["failures"]
     flags = _cpu_flags()
     if "avx2" not in flags or flags & {"avx512_vnni", "avx_vnni"}:
-        pytest.skip("this host does not saturate U8S8 (needs AVX2 without VNNI), so the failing half of the "
-                    "check cannot be shown here")
+        pytest.skip(
+            "this host does not saturate U8S8 (needs AVX2 without VNNI), so the failing half of the "
+            "check cannot be shown here"
+        )
     u8s8 = result.data["bundles"]["saturating-u8s8"]["cells"]["x86-64-v2"]
     assert not u8s8["passed"] and u8s8["max_abs_delta"] > 0.01, u8s8

@@ -12,21 +12,35 @@ from edgefin.targets.errors import ProbeError
 
 
 def _good() -> dict:
-    return {"probe": 1, "platform": {}, "bundles": {"b": {"loaded": True, "sets": {
-        "ref:b": {"single": [0.1, None], "batch": [0.1, 0.2]}, "test": {"error": {"type": "X", "message": "m"}}}}}}
+    return {
+        "probe": 1,
+        "platform": {},
+        "bundles": {
+            "b": {
+                "loaded": True,
+                "sets": {
+                    "ref:b": {"single": [0.1, None], "batch": [0.1, 0.2]},
+                    "test": {"error": {"type": "X", "message": "m"}},
+                },
+            }
+        },
+    }
 
 
 def test_check_output_accepts_the_documented_shape() -> None:
     assert launch.check_output(_good(), "native")["bundles"]["b"]["loaded"]
 
 
-@pytest.mark.parametrize("mutate, match", [
-    (lambda d: d.update(probe=2), "version-1"),
-    (lambda d: d.pop("bundles"), "'bundles'"),
-    (lambda d: d["bundles"]["b"].pop("loaded"), "lacks 'loaded'"),
-    (lambda d: d["bundles"]["b"]["sets"]["ref:b"].update(batch="0.1"), "batch path"),
-    (lambda d: d["bundles"]["b"]["sets"]["ref:b"].update(single=[0.1, "x"]), "single path"),
-])
+@pytest.mark.parametrize(
+    "mutate, match",
+    [
+        (lambda d: d.update(probe=2), "version-1"),
+        (lambda d: d.pop("bundles"), "'bundles'"),
+        (lambda d: d["bundles"]["b"].pop("loaded"), "lacks 'loaded'"),
+        (lambda d: d["bundles"]["b"]["sets"]["ref:b"].update(batch="0.1"), "batch path"),
+        (lambda d: d["bundles"]["b"]["sets"]["ref:b"].update(single=[0.1, "x"]), "single path"),
+    ],
+)
 def test_check_output_names_what_is_wrong(mutate, match) -> None:
     d = _good()
     mutate(d)
@@ -42,8 +56,10 @@ def test_died_says_which_signal() -> None:
 
 def test_a_probe_killed_by_sigill_yields_no_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     script = tmp_path / "probe.py"
-    script.write_text("import os, signal, sys\nprint('@@probe x (1/1)', file=sys.stderr, flush=True)\n"
-                      "os.kill(os.getpid(), signal.SIGILL)\n")
+    script.write_text(
+        "import os, signal, sys\nprint('@@probe x (1/1)', file=sys.stderr, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGILL)\n"
+    )
     monkeypatch.setattr(launch, "PROBE", script)
     lines: list[str] = []
     run = launch.run_probe(get_target("native"), {"sets": {}, "bundles": []}, on_line=lines.append)
@@ -61,8 +77,13 @@ def test_probe_scores_a_real_bundle_and_reports_a_damaged_one(tiny_dir: Path, tm
     bad.write_bytes(bytes(data))
     pred = edgefin_runtime.load(good)
     records = [dict(g.record) for g in pred.info.golden] + [{"Income": "lots"}]
-    job = {"sets": {"r": records}, "bundles": [{"name": "good", "path": str(good), "sets": ["r"]},
-                                               {"name": "bad", "path": str(bad), "sets": ["r"]}]}
+    job = {
+        "sets": {"r": records},
+        "bundles": [
+            {"name": "good", "path": str(good), "sets": ["r"]},
+            {"name": "bad", "path": str(bad), "sets": ["r"]},
+        ],
+    }
     run = launch.run_probe(get_target("native"), job)
     assert run.output is not None, run.stderr_tail
     g = run.output["bundles"]["good"]

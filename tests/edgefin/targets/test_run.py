@@ -23,19 +23,30 @@ T = 0.4
 
 def _case(name: str, n: int = 32) -> run_mod.BundleCase:
     build = np.linspace(0.05, 0.95, n)
-    ref = cmp.ReferenceSet("acceptance", tuple({"x": float(i)} for i in range(n)), build, build.copy(), "dense",
-                           1e-2, T)
-    return run_mod.BundleCase(name=name, path=Path(f"/nonexistent/{name}.efb"), variant=name,
-                              gate={"kind": "quantized", "max_auc_drop": 0.005, "max_flip_rate": 0.01},
-                              source_stage="dense", ref=ref)
+    ref = cmp.ReferenceSet(
+        "acceptance", tuple({"x": float(i)} for i in range(n)), build, build.copy(), "dense", 1e-2, T
+    )
+    return run_mod.BundleCase(
+        name=name,
+        path=Path(f"/nonexistent/{name}.efb"),
+        variant=name,
+        gate={"kind": "quantized", "max_auc_drop": 0.005, "max_flip_rate": 0.01},
+        source_stage="dense",
+        ref=ref,
+    )
 
 
 def _output(cases: list[run_mod.BundleCase], shift: dict[str, float]) -> dict[str, Any]:
     bundles = {}
     for c in cases:
         s = [float(v) for v in np.clip(c.ref.build_scores + shift.get(c.name, 0.0), 0, 1)]
-        bundles[c.name] = {"loaded": True, "error": None, "engine": "onnx", "bundle_sha256": "ab" * 32,
-                           "sets": {f"ref:{c.name}": {"single": s, "batch": list(s), "rejected": 0}}}
+        bundles[c.name] = {
+            "loaded": True,
+            "error": None,
+            "engine": "onnx",
+            "bundle_sha256": "ab" * 32,
+            "sets": {f"ref:{c.name}": {"single": s, "batch": list(s), "rejected": 0}},
+        }
     return {"probe": 1, "platform": {"machine": "x86_64", "cpu_features": ["SSE42"]}, "bundles": bundles}
 
 

@@ -53,14 +53,25 @@ def test_missing_qemu_exits_2_naming_the_package(tmp_path: Path, monkeypatch: py
 
 
 def test_a_failing_cell_exits_3_after_printing_the_grid(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    cell = {"passed": False, "loaded": False, "max_abs_delta": 0.03, "flips": 2, "test_flips_vs_source": 1,
-            "failures": ["does not load: SelfTestError: golden"]}
-    data = {"targets": {"x86-64-v2": {"seconds": 3.0}}, "bundles": {"onnx-dynamic": {"cells": {"x86-64-v2": cell}}},
-            "failures": ["onnx-dynamic on x86-64-v2: does not load: SelfTestError: golden"], "passed": False}
+    cell = {
+        "passed": False,
+        "loaded": False,
+        "max_abs_delta": 0.03,
+        "flips": 2,
+        "test_flips_vs_source": 1,
+        "failures": ["does not load: SelfTestError: golden"],
+    }
+    data = {
+        "targets": {"x86-64-v2": {"seconds": 3.0}},
+        "bundles": {"onnx-dynamic": {"cells": {"x86-64-v2": cell}}},
+        "failures": ["onnx-dynamic on x86-64-v2: does not load: SelfTestError: golden"],
+        "passed": False,
+    }
 
     def fake(*_a, **_k):
-        raise TargetGateError(data["failures"], result=TargetsResult(data=data, path=tmp_path / "targets.json",
-                                                                     failures=data["failures"]))
+        raise TargetGateError(
+            data["failures"], result=TargetsResult(data=data, path=tmp_path / "targets.json", failures=data["failures"])
+        )
 
     monkeypatch.setattr(targets_pkg, "run_targets", fake)
     res = _invoke(str(tmp_path), "--target", "x86-64-v2", "--json")
@@ -71,8 +82,12 @@ def test_a_failing_cell_exits_3_after_printing_the_grid(monkeypatch: pytest.Monk
 
 def test_all_pass_exits_0(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     cell = {"passed": True, "loaded": True, "max_abs_delta": 0.0, "flips": 0, "test_flips_vs_source": 0, "failures": []}
-    data = {"targets": {"native": {"seconds": 1.0}}, "bundles": {"onnx-int8": {"cells": {"native": cell}}},
-            "failures": [], "passed": True}
+    data = {
+        "targets": {"native": {"seconds": 1.0}},
+        "bundles": {"onnx-int8": {"cells": {"native": cell}}},
+        "failures": [],
+        "passed": True,
+    }
     monkeypatch.setattr(targets_pkg, "run_targets", lambda *_a, **_k: TargetsResult(data=data, path=None))
     res = _invoke(str(tmp_path), "--target", "native")
     assert res.exit_code == 0, res.output
