@@ -14,7 +14,6 @@ import math
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -107,10 +106,6 @@ def make_manifest(
 def pack(manifest: Manifest, model_bytes: bytes) -> tuple[bytes, Manifest]:
     """Deterministic bundle bytes and the manifest as packed (with member hashes)."""
     return build_bundle(manifest, model_bytes)
-
-
-def with_created_at(manifest: Manifest, created_at: str) -> Manifest:
-    return replace(manifest, created_at=created_at)
 
 
 # ---------------------------------------------------------------- writing

@@ -28,11 +28,9 @@ from edgefin_runtime import acceptance as device_acceptance
 from edgefin_runtime import load as runtime_load
 from edgefin_runtime.errors import EdgefinRuntimeError
 from edgefin_runtime.manifest import (
-    MODEL_NAMES,
     AcceptanceSet,
     Decision,
     GoldenVector,
-    ModelSpec,
     PreprocessSpec,
     Schema,
 )
@@ -44,10 +42,8 @@ from . import bundle_writer as bw
 from ._native import quiet
 from .errors import ConversionFailedError, ModelInputError
 from .keras_io import ModelInfo, check_model, predict
-from .onnx import describe_onnx
 from .parity import Evaluate, Gates, Parity, basic_metrics, compare
 from .registry import BuildContext, BuildOptions, Variant, resolve_variants
-from .tflite import describe_tflite
 
 CALIBRATION_ROWS = 500
 
@@ -370,18 +366,7 @@ def _bundle_variant(
     accept: acceptance.Generated,
 ) -> VariantResult:
     data, held, opts = job.data, job.held, job.opts
-    details = (describe_tflite if variant.engine == "litert" else describe_onnx)(model_bytes)
-    spec = ModelSpec(
-        engine=variant.engine,
-        variant=variant.name,
-        file=MODEL_NAMES[variant.engine],
-        inputs=details.inputs,
-        outputs=details.outputs,
-        weights=variant.weights,
-        activations=variant.activations,
-        kernels=variant.kernels,
-        source_stage=src.stage,
-    )
+    spec, details = variant.model_spec(model_bytes, src.stage)
     conversion = {
         "variant": variant.name,
         "description": variant.description,

@@ -50,11 +50,14 @@ from typing import Any, Literal
 
 import numpy as np
 
+from edgefin_runtime.manifest import MODEL_NAMES, ModelSpec
+
 from . import onnx as onnx_conv
 from . import tflite as tflite_conv
 from .errors import UnknownVariantError
 from .keras_io import ModelInfo
 
+Details = tflite_conv.TFLiteDetails | onnx_conv.OnnxDetails
 GateKind = Literal["exact", "fp16", "quantized"]
 SourceKind = Literal["float", "quantized"]
 
@@ -121,8 +124,25 @@ class Variant:
     #: the engine kernels the runtime must use ("reference": LiteRT's portable reference kernels)
     kernels: Literal["default", "reference"] = "default"
 
-    def io_dtype(self, options: BuildOptions) -> str:
-        return "int8" if options.int8_io and self.name in ("tflite-int8", "tflite-int8-ptq") else "float32"
+    def model_spec(self, model_bytes: bytes, source_stage: str) -> tuple[ModelSpec, Details]:
+        """The manifest's model section for ``model_bytes`` (its real I/O tensors) and what describing it found."""
+        details: Details = (
+            tflite_conv.describe_tflite(model_bytes)
+            if self.engine == "litert"
+            else onnx_conv.describe_onnx(model_bytes)
+        )
+        spec = ModelSpec(
+            engine=self.engine,
+            variant=self.name,
+            file=MODEL_NAMES[self.engine],
+            inputs=details.inputs,
+            outputs=details.outputs,
+            weights=self.weights,
+            activations=self.activations,
+            kernels=self.kernels,
+            source_stage=source_stage,
+        )
+        return spec, details
 
 
 def _tflite_int8(ctx: BuildContext) -> bytes:

@@ -304,24 +304,10 @@ def onnx_quantisable_layers(model_bytes: bytes) -> list[tuple[str, tuple[str, ..
 def _score(variant: Variant, model_bytes: bytes, x: np.ndarray) -> np.ndarray:
     """The variant's scores on an encoded matrix through the runtime's own engine."""
     from edgefin_runtime.backends import create_engine
-    from edgefin_runtime.manifest import MODEL_NAMES, ModelSpec
 
     from ._native import quiet
-    from .onnx import describe_onnx
-    from .tflite import describe_tflite
 
-    details = (describe_tflite if variant.engine == "litert" else describe_onnx)(model_bytes)
-    spec = ModelSpec(
-        engine=variant.engine,
-        variant=variant.name,
-        file=MODEL_NAMES[variant.engine],
-        inputs=details.inputs,
-        outputs=details.outputs,
-        weights=variant.weights,
-        activations=variant.activations,
-        kernels=variant.kernels,
-        source_stage="repair",
-    )
+    spec, _ = variant.model_spec(model_bytes, "repair")
     with quiet():
         engine = create_engine(spec, model_bytes)
         try:

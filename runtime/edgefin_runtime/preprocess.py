@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -379,12 +379,3 @@ def parse_text_record(schema: Schema, row: Mapping[str, str | None]) -> dict[str
     """Turn a CSV row (all text) into a record using the schema's field kinds."""
     kinds = {f.name: f.kind for f in schema.fields}
     return {k: parse_text_value(kinds.get(k, "categorical"), v) for k, v in row.items()}
-
-
-def records_to_columns(records: Iterable[Mapping[str, Any]], names: Sequence[str]) -> dict[str, list[Any]]:
-    """Gather records into columns (absent fields become None)."""
-    cols: dict[str, list[Any]] = {n: [] for n in names}
-    for r in records:
-        for n in names:
-            cols[n].append(r.get(n))
-    return cols

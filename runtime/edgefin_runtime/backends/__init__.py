@@ -16,7 +16,6 @@ from .base import MAX_CHUNK, Engine
 
 #: backend name -> the manifest engine it can run
 BACKENDS = {"litert": "litert", "litert-ref": "litert", "onnx": "onnx"}
-EXTRAS = {"litert": "litert", "onnx": "onnx"}
 
 
 def create_engine(
