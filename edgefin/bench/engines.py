@@ -35,12 +35,14 @@ class BareEngine:
 class LiteRTEngine(BareEngine):
     engine = "litert"
 
-    def __init__(self, model_bytes: bytes, threads: int) -> None:
+    def __init__(self, model_bytes: bytes, threads: int, *, reference_kernels: bool = False) -> None:
         import ai_edge_litert
-        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         self.version = getattr(ai_edge_litert, "__version__", "unknown")
-        self._it = Interpreter(model_content=model_bytes, num_threads=threads)
+        # the kernels the runtime uses for this bundle (manifest model.kernels), so the baseline is the same work
+        kw = {"experimental_op_resolver_type": OpResolverType.BUILTIN_REF} if reference_kernels else {}
+        self._it = Interpreter(model_content=model_bytes, num_threads=threads, **kw)
         self._it.allocate_tensors()
         self._in = self._it.get_input_details()[0]
         self._out = self._it.get_output_details()[0]
@@ -100,9 +102,10 @@ class OnnxEngine(BareEngine):
         return self._sess.run([self._out], prepared)
 
 
-def bare_engine(engine: str, model_bytes: bytes, threads: int) -> BareEngine:
+def bare_engine(engine: str, model_bytes: bytes, threads: int, *, kernels: str = "default") -> BareEngine:
+    """The engine called directly, on the kernels the bundle's manifest asks for (``model.kernels``)."""
     if engine == "litert":
-        return LiteRTEngine(model_bytes, threads)
+        return LiteRTEngine(model_bytes, threads, reference_kernels=kernels == "reference")
     if engine == "onnx":
         return OnnxEngine(model_bytes, threads)
     raise ValueError(f"unknown engine {engine!r}; expected 'litert' or 'onnx'")

@@ -267,7 +267,9 @@ def run_variant(spec: dict[str, Any], applied: dict[str, Any], spawn_ns: int) ->
     bundle = read_bundle(spec["bundle"])
     from .engines import bare_engine
 
-    engine = bare_engine(bundle.manifest.model.engine, bundle.model_bytes, threads)
+    engine = bare_engine(
+        bundle.manifest.model.engine, bundle.model_bytes, threads, kernels=bundle.manifest.model.kernels
+    )
     pre = Preprocessor(bundle.manifest.schema, bundle.manifest.preprocessing)
     matrix = pre.columns(cols).matrix
     out["engine"] = {"name": engine.engine, "version": engine.version, "fixed_batch": engine.fixed_batch}
