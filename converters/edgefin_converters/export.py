@@ -352,7 +352,7 @@ def _held_out(pre: Preprocessor, data: ConversionData) -> tuple[_HeldOut, np.nda
     y_all = np.asarray(data.y_test).astype(np.int64).ravel()
     if y_all.shape[0] != usable.shape[0]:
         raise ModelInputError(f"{data.test_label} data: {y_all.shape[0]} labels for {usable.shape[0]} rows")
-    records = [_row_record(fields, data.schema, int(i)) for i in np.flatnonzero(usable)]
+    records = [row_record(fields, data.schema, int(i)) for i in np.flatnonzero(usable)]
     return _HeldOut(fields=fields, records=records, usable=usable, y=y_all[usable]), res.matrix[usable]
 
 
@@ -468,7 +468,7 @@ def _bundle_variant(
     )
 
 
-def _row_record(columns: Mapping[str, Any], schema: Schema, i: int) -> dict[str, Any]:
+def row_record(columns: Mapping[str, Any], schema: Schema, i: int) -> dict[str, Any]:
     """One held-out row as a strict-JSON record (numbers as int/float, categories as strings, missing as
     None) for the single-record parity path. Never written into a bundle."""
     rec: dict[str, Any] = {}
@@ -533,4 +533,5 @@ __all__ = [
     "ExportResult",
     "Progress",
     "export_variants",
+    "row_record",
 ]

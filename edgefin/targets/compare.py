@@ -94,7 +94,7 @@ def judge_reference(ref: ReferenceSet, entry: Mapping[str, Any]) -> dict[str, An
             raise ValueError(f"{ref.kind} set: {got[p].size} {p} scores for {ref.build_scores.size} records")
     t, tol = ref.threshold, ref.tolerance
     band = np.abs(ref.build_scores - t) <= tol
-    build = gates._build_verdict(got, ref.build_scores, t, tol, band)  # noqa: SLF001 - verify's own gate
+    build = gates.build_verdict(got, ref.build_scores, t, tol, band)
     out: dict[str, Any] = {
         "set": ref.kind,
         "n": len(ref.records),
@@ -105,8 +105,8 @@ def judge_reference(ref: ReferenceSet, entry: Mapping[str, Any]) -> dict[str, An
     }
     failures = [f"{ref.kind} set vs build machine, {f}" for f in build.failures]
     if ref.source_scores is not None:
-        recorded = gates._compare(ref.build_scores, ref.source_scores, t)  # noqa: SLF001
-        src = gates._source_verdict(got, ref.source_scores, t, tol, band, recorded)  # noqa: SLF001
+        recorded = gates.compare_scores(ref.build_scores, ref.source_scores, t)
+        src = gates.source_verdict(got, ref.source_scores, t, tol, band, recorded)
         out["source_model"] = src.to_dict()
         failures += [f"{ref.kind} set vs {ref.source_stage} Keras model, {f}" for f in src.failures]
     out["failures"] = failures

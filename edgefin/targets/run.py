@@ -147,7 +147,7 @@ def bundle_case(path: Path) -> BundleCase:
 
 def load_test_split(run: Any, cases: Sequence[BundleCase], rows: int | None) -> TestSplit:
     """Raw test records (as convert scores them) and each needed source model's scores on them."""
-    from edgefin_converters.export import _row_record
+    from edgefin_converters.export import row_record
     from edgefin_converters.keras_io import predict
     from edgefin_runtime.bundle import read_bundle
     from edgefin_runtime.preprocess import Preprocessor
@@ -189,7 +189,7 @@ def load_test_split(run: Any, cases: Sequence[BundleCase], rows: int | None) -> 
     metrics = run.read_json(run.metrics_json, "train")
     threshold = float(cases[0].ref.threshold if cases else metrics.get("threshold", 0.5))
     return TestSplit(
-        records=[_row_record(fields, schema, int(i)) for i in idx],
+        records=[row_record(fields, schema, int(i)) for i in idx],
         y=np.asarray(y_all)[idx],
         threshold=threshold,
         source=source,

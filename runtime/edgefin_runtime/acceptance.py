@@ -168,7 +168,7 @@ def check(predictor: Predictor) -> AcceptanceReport | None:
     build = np.asarray(acc.scores, dtype=np.float64)
     src = np.asarray(acc.source_scores, dtype=np.float64)
     band = np.abs(build - t) <= tol  # records whose decision may legitimately change on another CPU
-    recorded = _compare(build, src, t)
+    recorded = compare_scores(build, src, t)
     kinds: dict[str, int] = {}
     for k in acc.kinds:
         kinds[k] = kinds.get(k, 0) + 1
@@ -177,8 +177,8 @@ def check(predictor: Predictor) -> AcceptanceReport | None:
         threshold=t,
         tolerance=tol,
         engine=predictor.engine.name,
-        build=_build_verdict(got, build, t, tol, band),
-        source=_source_verdict(got, src, t, tol, band, recorded),
+        build=build_verdict(got, build, t, tol, band),
+        source=source_verdict(got, src, t, tol, band, recorded),
         source_stage=acc.source_stage,
         kinds=kinds,
     )
@@ -197,7 +197,8 @@ def require(predictor: Predictor) -> AcceptanceReport | None:
 
 
 # ---------------------------------------------------------------- the gates
-def _compare(got: np.ndarray, ref: np.ndarray, t: float) -> Comparison:
+def compare_scores(got: np.ndarray, ref: np.ndarray, t: float) -> Comparison:
+    """Max and mean |dp| (NaN counts as infinitely far), decision flips at ``t`` and the worst record."""
     d = np.abs(got - ref)
     ok = np.isfinite(d)
     d = np.where(ok, d, np.inf)
@@ -211,10 +212,11 @@ def _compare(got: np.ndarray, ref: np.ndarray, t: float) -> Comparison:
     )
 
 
-def _build_verdict(got: dict[str, np.ndarray], build: np.ndarray, t: float, tol: float, band: np.ndarray) -> Verdict:
+def build_verdict(got: dict[str, np.ndarray], build: np.ndarray, t: float, tol: float, band: np.ndarray) -> Verdict:
+    """The build-machine gate on each engine path (``band``: records within ``tol`` of the threshold)."""
     paths, failures = {}, []
     for path in PATHS:
-        c = paths[path] = _compare(got[path], build, t)
+        c = paths[path] = compare_scores(got[path], build, t)
         if not c.max_abs_delta <= tol:
             failures.append(
                 f"{path} path: max |dp| {c.max_abs_delta:.3g} against the build machine exceeds the "
@@ -235,14 +237,15 @@ def _build_verdict(got: dict[str, np.ndarray], build: np.ndarray, t: float, tol:
     )
 
 
-def _source_verdict(
+def source_verdict(
     got: dict[str, np.ndarray], src: np.ndarray, t: float, tol: float, band: np.ndarray, recorded: Comparison
 ) -> Verdict:
+    """The source-model gate: no further from the source than the build machine was (``recorded``), plus ``tol``."""
     limit_delta = recorded.max_abs_delta + tol
     limit_flips = recorded.flips + int(band.sum())
     paths, failures = {}, []
     for path in PATHS:
-        c = paths[path] = _compare(got[path], src, t)
+        c = paths[path] = compare_scores(got[path], src, t)
         if not c.max_abs_delta <= limit_delta:
             failures.append(
                 f"{path} path: max |dp| {c.max_abs_delta:.3g} against the source model exceeds "
@@ -268,4 +271,13 @@ def _source_verdict(
     )
 
 
-__all__ = ["AcceptanceReport", "Comparison", "Verdict", "check", "require"]
+__all__ = [
+    "AcceptanceReport",
+    "Comparison",
+    "Verdict",
+    "build_verdict",
+    "check",
+    "compare_scores",
+    "require",
+    "source_verdict",
+]
