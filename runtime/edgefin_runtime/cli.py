@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
 import os
 import sys
@@ -35,6 +36,12 @@ from .errors import BundleError, EdgefinRuntimeError, InputError, SelfTestError
 from .version import __version__
 
 OK, FAILURE, USAGE, SELF_TEST = 0, 1, 2, 3
+
+# Subcommands that live in their own modules: name -> module (relative to this package). Each module
+# defines ``HELP: str``, ``add_arguments(parser, common)`` (``common(parser, engine=True)`` adds BUNDLE,
+# --key, --require-signature and, with engine, --backend/--threads) and ``run(args) -> int``. Modules
+# must import only argparse-level things at import time: heavy imports belong inside ``run``.
+COMMAND_MODULES: dict[str, str] = {}
 
 
 class StrictStop(Exception):
@@ -64,7 +71,8 @@ def _parser() -> argparse.ArgumentParser:
         "bundle, 3 self-test failed.",
     )
     ap.add_argument("--version", action="version", version=f"edgefin-runtime {__version__}")
-    sub = ap.add_subparsers(dest="command", required=True, metavar="{info,verify,score}")
+    names = ("info", "verify", "score", *COMMAND_MODULES)
+    sub = ap.add_subparsers(dest="command", required=True, metavar="{" + ",".join(names) + "}")
 
     def common(p: argparse.ArgumentParser, engine: bool = True) -> None:
         p.add_argument("bundle", metavar="BUNDLE", help="path to a .efb bundle")
@@ -122,6 +130,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     p_score.add_argument("--batch-size", type=_positive, default=1024, help="records scored together")
     p_score.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
+    for name, module_name in COMMAND_MODULES.items():
+        module = importlib.import_module(f".{module_name}", __package__)
+        module.add_arguments(sub.add_parser(name, help=module.HELP), common)
     return ap
 
 
@@ -329,7 +340,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .cli_io import UsageProblem
 
     args = _parser().parse_args(argv)  # argparse itself exits 2 on usage errors
-    command = {"info": cmd_info, "verify": cmd_verify, "score": cmd_score}[args.command]
+    builtin = {"info": cmd_info, "verify": cmd_verify, "score": cmd_score}
+    if args.command in builtin:
+        command = builtin[args.command]
+    else:
+        command = importlib.import_module(f".{COMMAND_MODULES[args.command]}", __package__).run
     try:
         code = command(args)
         sys.stdout.flush()
