@@ -553,6 +553,13 @@ class Manifest:
     created_at: str = ""
     format_version: int = FORMAT_VERSION
     min_runtime_version: str = "0.1.0"
+    #: optional sections, kept as plain JSON objects and validated where they are used (None in bundles
+    #: built before them): ``explain`` (reference applicant, reason texts, protected fields, method;
+    #: edgefin_runtime.explain), ``drift`` (reference bins and training shares; edgefin_runtime.drift),
+    #: ``model_card`` (a compact model card, built by the toolkit)
+    explain: dict[str, Any] | None = None
+    drift: dict[str, Any] | None = None
+    model_card: dict[str, Any] | None = None
 
     # ------------------------------------------------------------ serialisation
     def to_dict(self) -> dict[str, Any]:
@@ -576,7 +583,7 @@ class Manifest:
             "golden": [{"record": g.record, "score": g.score} for g in self.golden],
             "golden_tolerance": self.golden_tolerance,
             "members": dict(sorted(self.members.items())),
-        } | ({"acceptance": self.acceptance.to_dict()} if self.acceptance is not None else {})
+        } | ({"acceptance": self.acceptance.to_dict()} if self.acceptance is not None else {}) | _sections(self)
 
     def to_json_bytes(self) -> bytes:
         """Canonical strict JSON (sorted keys, no NaN) so equal manifests give equal bytes.
@@ -664,7 +671,23 @@ class Manifest:
             created_at=_str(d.get("created_at", ""), "created_at"),
             format_version=fv,
             min_runtime_version=mrv,
+            explain=_section(d, "explain"),
+            drift=_section(d, "drift"),
+            model_card=_section(d, "model_card"),
         )
+
+
+#: the optional sections of :class:`Manifest` (plain objects; absent means None)
+SECTIONS = ("explain", "drift", "model_card")
+
+
+def _section(d: Mapping[str, Any], key: str) -> dict[str, Any] | None:
+    value = d.get(key)
+    return None if value is None else dict(_typed(value, dict, key))
+
+
+def _sections(m: Manifest) -> dict[str, Any]:
+    return {k: v for k in SECTIONS if (v := getattr(m, k)) is not None}
 
 
 def _field_dict(f: FieldSpec) -> dict[str, Any]:

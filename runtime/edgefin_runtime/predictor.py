@@ -16,7 +16,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import repeat
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
@@ -45,6 +45,12 @@ COLUMN_BLOCK = 16384
 #: batches up to this size go record by record through the microsecond path: the vectorised
 #: columns path costs ~20 numpy calls per field, which only pays off on larger batches
 SMALL_BATCH = 64
+
+
+if TYPE_CHECKING:
+    from .explain import ExplainedResult, Explainer, Explanation
+
+_EXPLAINER_LOCK = threading.Lock()
 
 
 # ---------------------------------------------------------------- the predictor
@@ -154,14 +160,60 @@ class Predictor:
         self._local.slot = slot
         return slot
 
+    # ------------------------------------------------------------ reason codes
+    def explain(self, record: Mapping[str, Any], *, max_reasons: int = 4, method: str | None = None) -> Explanation:
+        """Score one record and give its principal reasons (fields that raised the risk score above the
+        bundle's reference applicant's, largest first, protected fields never). ``method``: None (the
+        bundle's), 'auto', 'exact', 'paired' or 'sampled' (:mod:`~edgefin_runtime.explain`).
+        Raises an :class:`InputError` subclass like ``score``, ManifestError if the bundle has no
+        explain section."""
+        return self.explainer().explain(record, max_reasons, method)
+
+    def explainer(self) -> Explainer:
+        """The Predictor's :class:`~edgefin_runtime.explain.Explainer` (built on first use)."""
+        ex = self.__dict__.get("_explainer")
+        if ex is None:
+            from .explain import Explainer
+
+            with _EXPLAINER_LOCK:
+                ex = self.__dict__.get("_explainer")
+                if ex is None:
+                    ex = self.__dict__["_explainer"] = Explainer(self)
+        return ex
+
     # ------------------------------------------------------------ many records
-    def score_batch(self, records: Iterable[Mapping[str, Any]]) -> list[Result]:
+    @overload
+    def score_batch(
+        self, records: Iterable[Mapping[str, Any]], *, reasons: Literal[False] = ..., max_reasons: int = ...
+    ) -> list[Result]: ...
+
+    @overload
+    def score_batch(
+        self, records: Iterable[Mapping[str, Any]], *, reasons: Literal[True], max_reasons: int = ...
+    ) -> list[ExplainedResult]: ...
+
+    @overload
+    def score_batch(
+        self, records: Iterable[Mapping[str, Any]], *, reasons: bool, max_reasons: int = ...
+    ) -> list[Result] | list[ExplainedResult]: ...
+
+    def score_batch(
+        self, records: Iterable[Mapping[str, Any]], *, reasons: bool = False, max_reasons: int = 4
+    ) -> list[Result] | list[ExplainedResult]:
         """Score many records; a bad record is reported as rejected and never sinks the others.
 
         Plain dicts are gathered into columns and encoded in one vectorised pass; any row that
         pass rejects, and any record that is not a plain dict, goes through the single-record
         encoder, so each rejection carries exactly the error ``score`` would raise.
+
+        ``reasons=True``: every row is an :class:`~edgefin_runtime.explain.ExplainedResult` (the
+        Result's fields plus ``explanation``, None for a rejected row), all coalitions of a block of
+        records scored as one batch.
         """
+        if reasons:
+            from .explain import explain_records
+
+            return explain_records(self.explainer(), records, max_reasons)
         recs = records if isinstance(records, list) else list(records)
         if len(recs) <= SMALL_BATCH:
             return self._score_each(recs)

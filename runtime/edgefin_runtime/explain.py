@@ -1,0 +1,537 @@
+"""Reason codes on the device: Baseline-Shapley attributions against the bundle's reference applicant.
+
+The game. A record ``x`` and the bundle's reference applicant ``r`` (manifest section ``explain``:
+by default the mean of the numeric fields and the mode of the categorical fields over the training
+applicants scored just above the decision threshold, see :mod:`edgefin_converters.sections`) are
+both encoded once. For a coalition ``S`` of schema fields, ``v(S)`` is the model's score of the
+feature vector holding ``x``'s encoded columns for the fields in ``S`` and ``r``'s for the others.
+Every feature column belongs to exactly one schema field (one-hot columns, piecewise-linear bins and
+missing indicators included), so a categorical or missing-value indicator is attributed to its
+source field, never to a column. A field whose encoded columns equal the reference's is a null
+player: its attribution is exactly 0 and it is left out of every coalition ("active" fields are
+the others; ``k`` below is their number).
+
+The attribution of field ``i`` is its Shapley value in that game, so attributions always add up to
+``v(all) - v(none) = score(x) - score(r)`` (efficiency). Every coalition needed is one row of ONE
+batch through the predictor's own engine (the int8 model explains the int8 model).
+
+Methods (``method=``; the bundle names a default):
+
+* ``exact`` - all ``2**k`` coalitions and the Shapley formula (one matrix product). Exact. Beyond
+  :data:`EXACT_LIMIT` active fields it becomes ``sampled``.
+* ``paired`` - for each active field, the score change of adding it to the reference and of removing
+  it from the record (``2k`` rows); the attribution is their mean. That is the Shapley value exactly
+  when the game has no interaction of three or more fields (it halves every pairwise interaction,
+  as Shapley does); what higher-order interaction leaves over is spread over the fields in
+  proportion to ``|attribution|``, so efficiency holds exactly and null players stay at 0.
+* ``sampled`` - antithetic permutation sampling (:data:`SAMPLED_PERMUTATIONS` permutations, each
+  with its reverse, ``k`` rows each, a fixed seed: the same record always gets the same reasons);
+  unbiased, efficient by construction.
+* ``auto`` - ``exact`` when ``2**k`` rows cost no more than ``paired`` plus :data:`AUTO_SLACK`,
+  else ``paired``.
+
+Reasons. The positive class is the risk ('bad'): a reason is a field whose attribution is positive,
+i.e. that pushed the risk score up from the reference applicant's; for a decline these are the
+principal reasons. Reasons are ordered by attribution (largest first, ties by schema order), at most
+``max_reasons``, and a protected field (``--protected`` at train/convert) is never one - its
+attribution is still computed and reported in ``contributions``, so the sum stays exact. The
+direction compares the record's value with the reference: ``higher`` / ``lower`` (numeric),
+``missing`` (no value, imputed), ``category`` (a category other than the reference's). The text is
+the bundle's reason table entry for that direction (placeholders ``{value}``, ``{reference}``).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .errors import BackendError, InputError, ManifestError
+from .manifest import CategoricalStep, Manifest, NumericStep
+from .results import Score
+
+#: active-field count up to which ``exact`` enumerates every coalition (2**16 rows); above, it samples
+EXACT_LIMIT = 16
+#: permutations (each also run reversed) of the ``sampled`` method
+SAMPLED_PERMUTATIONS = 32
+SAMPLED_SEED = 20240607
+#: ``auto`` picks ``exact`` while 2**k <= 2k + AUTO_SLACK rows (k <= 4 with the default)
+AUTO_SLACK = 8
+METHODS = ("auto", "exact", "paired", "sampled")
+DIRECTIONS = ("higher", "lower", "missing", "category")
+#: rows scored together when many records are explained at once (score_batch(reasons=True))
+EXPLAIN_BLOCK = 4096
+
+
+# ---------------------------------------------------------------- results
+@dataclass(frozen=True)
+class Reason:
+    """One principal reason: the field, how its value differs from the reference applicant's
+    (``higher``, ``lower``, ``missing``, ``category``), its attribution (> 0: it raised the risk
+    score) and the bundle's text for it."""
+
+    field: str
+    direction: str
+    contribution: float
+    text: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"field": self.field, "direction": self.direction, "contribution": self.contribution, "text": self.text}
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """A record's score, its ordered reasons and every field's attribution.
+
+    ``sum(contributions.values()) == score.probability - reference_score`` (to float rounding).
+    """
+
+    score: Score
+    reasons: tuple[Reason, ...]
+    reference_score: float
+    contributions: Mapping[str, float]
+    method: str
+
+    def to_dict(self) -> dict[str, Any]:
+        s = self.score
+        return {
+            "score": s.probability,
+            "decision": s.decision,
+            "label": s.label,
+            "flags": list(s.flags),
+            "reference_score": self.reference_score,
+            "method": self.method,
+            "reasons": [r.to_dict() for r in self.reasons],
+            "contributions": dict(self.contributions),
+        }
+
+
+class ExplainedResult(NamedTuple):
+    """A row of ``score_batch(..., reasons=True)``: a :class:`~edgefin_runtime.results.Result` plus the
+    explanation (None when the record was rejected)."""
+
+    row: int
+    status: str
+    score: Score | None = None
+    error: InputError | None = None
+    explanation: Explanation | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "scored"
+
+
+# ---------------------------------------------------------------- the bundle's explain section
+@dataclass(frozen=True)
+class ExplainSpec:
+    """The manifest's ``explain`` section, validated."""
+
+    reference: Mapping[str, Any]
+    texts: Mapping[str, Mapping[str, str]]
+    protected: tuple[str, ...]
+    method: str
+    reference_rule: str
+
+    @classmethod
+    def from_manifest(cls, m: Manifest) -> ExplainSpec:
+        d = getattr(m, "explain", None)
+        if d is None:
+            raise ManifestError(
+                "manifest explain: this bundle has no explain section (built before reason codes); "
+                "rebuild it with edgefin convert to explain its decisions"
+            )
+        return cls.from_dict(d, m)
+
+    @classmethod
+    def from_dict(cls, d: Any, m: Manifest, where: str = "explain") -> ExplainSpec:
+        if not isinstance(d, Mapping):
+            raise ManifestError(f"manifest {where}: expected an object, got {type(d).__name__}")
+        names = m.schema.names
+        ref_d = d.get("reference")
+        if not isinstance(ref_d, Mapping) or not isinstance(ref_d.get("record"), Mapping):
+            raise ManifestError(f"manifest {where}.reference.record: expected an object of field values")
+        record = dict(ref_d["record"])
+        for name in names:
+            if name not in record:
+                raise ManifestError(f"manifest {where}.reference.record: field '{name}' is missing")
+        extra = sorted(set(record) - set(names))
+        if extra:
+            raise ManifestError(f"manifest {where}.reference.record: {extra} are not fields of the schema")
+        texts_d = d.get("reasons", {})
+        if not isinstance(texts_d, Mapping):
+            raise ManifestError(f"manifest {where}.reasons: expected an object of field -> texts")
+        texts: dict[str, dict[str, str]] = {}
+        for name in names:
+            given = texts_d.get(name, {})
+            if not isinstance(given, Mapping):
+                raise ManifestError(f"manifest {where}.reasons.{name}: expected an object of direction -> text")
+            for k, v in given.items():
+                if k not in DIRECTIONS or not isinstance(v, str):
+                    raise ManifestError(
+                        f"manifest {where}.reasons.{name}.{k}: expected a text for one of {', '.join(DIRECTIONS)}"
+                    )
+            texts[name] = {**default_texts(name), **given}
+        unknown = sorted(set(texts_d) - set(names))
+        if unknown:
+            raise ManifestError(f"manifest {where}.reasons: {unknown} are not fields of the schema")
+        protected = d.get("protected", [])
+        if not isinstance(protected, list) or any(p not in names for p in protected):
+            raise ManifestError(f"manifest {where}.protected: expected a list of schema fields, got {protected!r}")
+        method = d.get("method", "auto")
+        if method not in METHODS:
+            raise ManifestError(f"manifest {where}.method: expected one of {', '.join(METHODS)}, got {method!r}")
+        return cls(
+            reference=record,
+            texts=texts,
+            protected=tuple(protected),
+            method=method,
+            reference_rule=str(ref_d.get("rule", "")),
+        )
+
+
+def humanise(name: str) -> str:
+    """A field name as words: ``loan_amount`` / ``LoanAmount`` -> ``Loan amount``."""
+    out: list[str] = []
+    prev = ""
+    for ch in name.replace("_", " ").replace("-", " "):
+        if ch.isupper() and prev and (prev.islower() or prev.isdigit()):
+            out.append(" ")
+        out.append(ch)
+        prev = ch
+    words = " ".join("".join(out).split())
+    if not words:
+        return name
+    parts = words.split(" ")
+    rest = [w if w.isupper() and len(w) > 1 else w.lower() for w in parts[1:]]
+    return " ".join([parts[0][:1].upper() + parts[0][1:], *rest])
+
+
+def default_texts(name: str) -> dict[str, str]:
+    """The reason texts generated from a field's name (a bundle's ``reasons`` table overrides them)."""
+    label = humanise(name)
+    return {
+        "higher": f"{label} is higher than typical",
+        "lower": f"{label} is lower than typical",
+        "missing": f"{label} is missing",
+        "category": f"{label} is {{value}} (typical: {{reference}})",
+    }
+
+
+# ---------------------------------------------------------------- coalition tables (cached per k)
+_tables_lock = threading.Lock()
+_exact_tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+_paired_tables: dict[int, np.ndarray] = {}
+
+
+def _exact_table(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(Z, W) for k players: Z[s, j] = bit j of s (2**k coalitions, plus a False column for the
+    inactive fields); W (k, 2**k) with phi = W @ v the Shapley values of the game v."""
+    got = _exact_tables.get(k)
+    if got is not None:
+        return got
+    n = 1 << k
+    s = np.arange(n, dtype=np.int64)
+    z = ((s[:, None] >> np.arange(k, dtype=np.int64)) & 1).astype(bool)
+    size = z.sum(axis=1)
+    fact = [math.factorial(i) for i in range(k + 1)]
+    # weight of the marginal contribution v(S + i) - v(S) with |S| = t: t! (k - t - 1)! / k!
+    w_of = np.array([fact[t] * fact[k - t - 1] / fact[k] if t < k else 0.0 for t in range(k + 1)])
+    w = np.where(z.T, w_of[np.maximum(size - 1, 0)][None, :], -w_of[size][None, :])
+    zext = np.concatenate([z, np.zeros((n, 1), dtype=bool)], axis=1)
+    table = (zext, w)
+    with _tables_lock:
+        if k <= 14:  # 2**14 x 15 bools + 14 x 2**14 floats: keep; larger ones are rebuilt on use
+            _exact_tables[k] = table
+    return table
+
+
+def _paired_table(k: int) -> np.ndarray:
+    """Rows: the record (all players), then each player added to the reference, then each removed
+    from the record; plus the False column for inactive fields."""
+    got = _paired_tables.get(k)
+    if got is not None:
+        return got
+    eye = np.eye(k, dtype=bool)
+    z = np.concatenate([np.ones((1, k), dtype=bool), eye, ~eye])
+    zext = np.concatenate([z, np.zeros((len(z), 1), dtype=bool)], axis=1)
+    with _tables_lock:
+        _paired_tables[k] = zext
+    return zext
+
+
+def _sampled_table(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Antithetic permutations: rows are the growing prefixes (the empty one excluded, the full one
+    once per permutation) and ``order`` says which player each step adds."""
+    rng = np.random.default_rng(SAMPLED_SEED + k)
+    perms = [rng.permutation(k) for _ in range(SAMPLED_PERMUTATIONS)]
+    perms += [p[::-1] for p in perms]
+    order = np.array(perms, dtype=np.int64)  # (P, k)
+    rows = np.zeros((len(perms), k, k + 1), dtype=bool)
+    for p, perm in enumerate(perms):
+        for step in range(k):
+            rows[p, step, perm[: step + 1]] = True
+    return rows.reshape(-1, k + 1), order
+
+
+# ---------------------------------------------------------------- the explainer
+class Explainer:
+    """Explains records for one Predictor (built on first use of ``Predictor.explain``; thread-safe:
+    immutable after construction; the engine gives each thread its own interpreter)."""
+
+    def __init__(self, predictor: Any, method: str | None = None) -> None:
+        m: Manifest = predictor.info
+        self.spec = ExplainSpec.from_manifest(m)
+        self.method = method or self.spec.method
+        if self.method not in METHODS:
+            raise ValueError(f"method: expected one of {', '.join(METHODS)}, got {self.method!r}")
+        self._predictor = predictor
+        self._engine = predictor.engine
+        self._pre = predictor._pre
+        self._threshold = float(m.decision.threshold)
+        self._pos, self._neg = m.schema.positive_label, m.schema.negative_label
+        steps = m.preprocessing.steps
+        self._fields = tuple(s.field for s in steps)
+        spans: list[tuple[int, int]] = []
+        pos = 0
+        for s in steps:
+            spans.append((pos, pos + s.width))
+            pos += s.width
+        self._spans = tuple(spans)
+        # column -> index of its field in preprocessing order
+        self._col_field = np.concatenate([np.full(b - a, i, dtype=np.int64) for i, (a, b) in enumerate(spans)])
+        self._kinds = tuple(isinstance(s, NumericStep) for s in steps)
+        self._protected = frozenset(self.spec.protected)
+        try:
+            ref_row, _ = self._pre.record(self.spec.reference)
+        except InputError as err:
+            raise ManifestError(
+                f"manifest explain.reference.record: the bundle's own preprocessing rejects it ({err.reason})"
+            ) from None
+        self._ref = np.array(ref_row, dtype=np.float32)
+        ref_p = self._engine.run(self._ref[None, :])
+        self.reference_score = float(ref_p[0])
+        if not 0.0 <= self.reference_score <= 1.0:
+            raise BackendError(f"{self._engine.name}: the reference applicant scored {self.reference_score!r}")
+        self._ref_values = tuple(self.spec.reference[f] for f in self._fields)
+        self._cat_steps = {s.field: s for s in steps if isinstance(s, CategoricalStep)}
+
+    # ------------------------------------------------------------ one record
+    def explain(self, record: Mapping[str, Any], max_reasons: int = 4, method: str | None = None) -> Explanation:
+        row, flags = self._pre.record(record)
+        return self._explain_rows([(record, row, flags)], max_reasons, method or self.method)[0]
+
+    def explain_encoded(
+        self,
+        items: Sequence[tuple[Mapping[str, Any], Sequence[float], tuple[str, ...]]],
+        max_reasons: int = 4,
+        method: str | None = None,
+    ) -> list[Explanation]:
+        """Explain already-encoded records ``(record, features, flags)``: all coalitions of a block of
+        them go through the engine as one batch."""
+        out: list[Explanation] = []
+        chosen = method or self.method
+        block: list[tuple[Mapping[str, Any], Sequence[float], tuple[str, ...]]] = []
+        rows = 0
+        for item in items:
+            block.append(item)
+            rows += _rows_bound(chosen, len(self._fields))
+            if rows >= EXPLAIN_BLOCK:
+                out.extend(self._explain_rows(block, max_reasons, chosen))
+                block, rows = [], 0
+        if block:
+            out.extend(self._explain_rows(block, max_reasons, chosen))
+        return out
+
+    def _explain_rows(
+        self,
+        items: Sequence[tuple[Mapping[str, Any], Sequence[float], tuple[str, ...]]],
+        max_reasons: int,
+        method: str,
+    ) -> list[Explanation]:
+        ref = self._ref
+        col_field = self._col_field
+        plans: list[tuple[np.ndarray, np.ndarray, str, Any, int, int]] = []
+        mats: list[np.ndarray] = []
+        start = 0
+        for _record, row, _flags in items:
+            x = np.asarray(row, dtype=np.float32)
+            diff = x != ref
+            active_mask = np.zeros(len(self._fields), dtype=bool)
+            active_mask[col_field[diff]] = True
+            active = np.flatnonzero(active_mask)
+            k = len(active)
+            colpos = np.full(len(self._fields), k, dtype=np.int64)
+            colpos[active] = np.arange(k)
+            colpos = colpos[col_field]
+            how = _resolve(method, k)
+            extra: Any = None
+            if how == "exact":
+                z, extra = _exact_table(k)
+            elif how == "paired":
+                z = _paired_table(k)
+            else:
+                z, extra = _sampled_table(k)
+            mat = np.where(z[:, colpos], x, ref)
+            if how == "exact":
+                mat = mat[1:]  # coalition 0 is the reference: its score is known
+            plans.append((x, active, how, extra, start, len(mat)))
+            mats.append(mat)
+            start += len(mat)
+        big = mats[0] if len(mats) == 1 else np.concatenate(mats)
+        v_all = self._engine.run(big).astype(np.float64) if len(big) else np.zeros(0)
+        if len(v_all) and not ((v_all >= 0.0) & (v_all <= 1.0)).all():
+            raise BackendError(f"{self._engine.name}: the model returned a value outside [0, 1] while explaining")
+        out = []
+        v0 = self.reference_score
+        for (record, _row, flags), (_x, active, how, extra, s0, n) in zip(items, plans):
+            v = v_all[s0 : s0 + n]
+            k = len(active)
+            phi_active, p = _attribute(how, k, v, v0, extra)
+            phi = np.zeros(len(self._fields))
+            phi[active] = phi_active
+            out.append(self._explanation(record, flags, p, phi, how, max_reasons))
+        return out
+
+    def _explanation(
+        self, record: Mapping[str, Any], flags: tuple[str, ...], p: float, phi: np.ndarray, how: str, max_reasons: int
+    ) -> Explanation:
+        d = p >= self._threshold
+        score = Score(p, d, self._pos if d else self._neg, flags)
+        contributions = {f: float(c) for f, c in zip(self._fields, phi.tolist())}
+        order = sorted(
+            (i for i, c in enumerate(phi.tolist()) if c > 0.0 and self._fields[i] not in self._protected),
+            key=lambda i: (-phi[i], i),
+        )
+        reasons = tuple(self._reason(i, record, float(phi[i])) for i in order[: max(0, max_reasons)])
+        return Explanation(score, reasons, self.reference_score, contributions, how)
+
+    def _reason(self, i: int, record: Mapping[str, Any], contribution: float) -> Reason:
+        name = self._fields[i]
+        value = record.get(name)
+        ref = self._ref_values[i]
+        texts = self.spec.texts[name]
+        if _missing(value):
+            direction = "missing"
+        elif self._kinds[i]:
+            try:
+                direction = "higher" if float(value) > float(ref) else "lower"  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                direction = "higher"
+        else:
+            direction = "category"
+        text = texts[direction].replace("{value}", _text(value)).replace("{reference}", _text(ref))
+        return Reason(name, direction, contribution, text)
+
+
+def _rows_bound(method: str, k: int) -> int:
+    """At most how many engine rows one record of ``k`` active fields needs under ``method``."""
+    how = _resolve(method, k)
+    if how == "exact":
+        return 1 << k
+    if how == "paired":
+        return 2 * k + 1
+    return 2 * SAMPLED_PERMUTATIONS * k
+
+
+def _resolve(method: str, k: int) -> str:
+    if k == 0:
+        return "exact"
+    if method == "auto":
+        return "exact" if (1 << k) <= 2 * k + AUTO_SLACK else "paired"
+    if method == "exact" and k > EXACT_LIMIT:
+        return "sampled"
+    return method
+
+
+def _attribute(how: str, k: int, v: np.ndarray, v0: float, extra: Any) -> tuple[np.ndarray, float]:
+    """(attributions of the k active fields, the record's score) from the coalition scores ``v``."""
+    if how == "exact":
+        full = np.empty(len(v) + 1)
+        full[0] = v0
+        full[1:] = v
+        p = float(full[-1])
+        if k == 0:
+            return np.zeros(0), p
+        return extra @ full, p
+    if how == "paired":
+        p = float(v[0])
+        add = v[1 : 1 + k] - v0
+        rem = p - v[1 + k : 1 + 2 * k]
+        phi = 0.5 * (add + rem)
+        _make_efficient(phi, p - v0)
+        return phi, p
+    # sampled: each permutation's chain v(empty)=v0, prefixes...; marginal of each added player
+    order = extra
+    chains = v.reshape(len(order), k)
+    prev = np.concatenate([np.full((len(order), 1), v0), chains[:, :-1]], axis=1)
+    marg = chains - prev
+    phi = np.zeros(k)
+    np.add.at(phi, order.ravel(), marg.ravel())
+    phi /= len(order)
+    return phi, float(chains[0, -1])
+
+
+def _make_efficient(phi: np.ndarray, total: float) -> None:
+    """Spread ``total - sum(phi)`` over the players in proportion to ``|phi|`` (in place)."""
+    residual = total - float(phi.sum())
+    weight = np.abs(phi)
+    s = float(weight.sum())
+    if s > 0.0:
+        phi += residual * weight / s
+    elif len(phi):
+        phi += residual / len(phi)
+
+
+def _missing(v: Any) -> bool:
+    if v is None or (isinstance(v, str) and v.strip() == ""):
+        return True
+    if isinstance(v, float):
+        return math.isnan(v)
+    return False
+
+
+def _text(v: Any) -> str:
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def explain_records(
+    explainer: Explainer, records: Iterable[Mapping[str, Any]], max_reasons: int = 4
+) -> list[ExplainedResult]:
+    """``score_batch(records, reasons=True)``: every record scored and explained, a bad one rejected
+    with exactly the error ``score`` raises (it never sinks the others)."""
+    encode = explainer._pre.record
+    good: list[tuple[Mapping[str, Any], Sequence[float], tuple[str, ...]]] = []
+    where: list[int] = []
+    out: list[ExplainedResult] = []
+    for i, r in enumerate(records):
+        try:
+            row, flags = encode(r)
+        except InputError as err:
+            out.append(ExplainedResult(i, "rejected", None, err.at_row(i), None))
+            continue
+        good.append((r, row, flags))
+        where.append(len(out))
+        out.append(ExplainedResult(i, "scored"))
+    for j, e in zip(where, explainer.explain_encoded(good, max_reasons)):
+        out[j] = ExplainedResult(out[j].row, "scored", e.score, None, e)
+    return out
+
+
+__all__ = [
+    "Reason",
+    "Explanation",
+    "ExplainedResult",
+    "ExplainSpec",
+    "Explainer",
+    "default_texts",
+    "humanise",
+    "explain_records",
+    "METHODS",
+    "EXACT_LIMIT",
+]
