@@ -41,7 +41,7 @@ OK, FAILURE, USAGE, SELF_TEST = 0, 1, 2, 3
 # defines ``HELP: str``, ``add_arguments(parser, common)`` (``common(parser, engine=True)`` adds BUNDLE,
 # --key, --require-signature and, with engine, --backend/--threads) and ``run(args) -> int``. Modules
 # must import only argparse-level things at import time: heavy imports belong inside ``run``.
-COMMAND_MODULES: dict[str, str] = {}
+COMMAND_MODULES: dict[str, str] = {"serve": "cli_serve"}
 
 
 class StrictStop(Exception):

@@ -1,0 +1,92 @@
+"""Run the service under uvicorn: bind, announce, serve, and drain on SIGTERM (exit 0)."""
+
+from __future__ import annotations
+
+import math
+import signal
+import socket
+from types import FrameType
+from typing import Any
+
+import uvicorn
+
+from ..cli_io import UsageProblem
+from ..holder import ModelHolder
+from .accesslog import EventLog
+from .app import Service
+from .config import ServeConfig, is_loopback
+from .reload import model_id
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling the service when shutdown starts (so /readyz answers 503)."""
+
+    def __init__(self, config: uvicorn.Config, service: Service) -> None:
+        super().__init__(config)
+        self.service = service
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if not self.service.draining:
+            self.service.draining = True
+            self.service.log.write("draining", signal=signal.Signals(sig).name)
+        super().handle_exit(sig, frame)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket (port 0: any free port); a clear usage error if it cannot be had."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host.strip("[]"), port), family=family, backlog=2048)
+    except OSError as exc:
+        raise UsageProblem(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def _drained(sig: int, frame: FrameType | None) -> None:
+    """uvicorn re-raises SIGTERM after its graceful shutdown; by then every request has been answered."""
+
+
+def serve(config: ServeConfig, holder: ModelHolder, log: EventLog, access: EventLog) -> int:
+    """Serve until SIGTERM or SIGINT; returns 0 after a graceful drain. Service events go to ``log``
+    (stderr), one line per request to ``access``."""
+    sock = bind(config.host, config.port)
+    host, port = sock.getsockname()[:2]
+    service = Service(config, holder, log, access)
+    ucfg = uvicorn.Config(
+        service.app(),
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        server_header=False,
+        limit_concurrency=config.max_connections,
+        timeout_graceful_shutdown=int(math.ceil(config.timeout)) + 5,
+    )
+    server = _Server(ucfg, service)
+    shown = f"[{host}]" if ":" in host else host
+    network = not is_loopback(config.host)
+    auth = (
+        "bearer token required on every route but /healthz and /readyz"
+        if config.token is not None
+        else "no authentication (loopback only)"
+    )
+    if network:
+        auth = f"NOT loopback ({config.host}): reachable from the network; " + auth
+    log.write(
+        "listening",
+        url=f"http://{shown}:{port}",
+        host=host,
+        port=port,
+        network=network,
+        auth=auth,
+        model=model_id(holder.model),
+        workers=config.workers,
+        queue_depth=config.queue_depth,
+        watch=config.watch,
+    )
+    previous: Any = signal.signal(signal.SIGTERM, _drained)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        sock.close()
+    log.write("stopped", requests=server.server_state.total_requests)
+    return 0
