@@ -113,7 +113,7 @@ def parse_threshold(text: str | float) -> tuple[ThresholdMethod, float | None]:
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         text = str(text)
     if not isinstance(text, str):
-        raise UsageError(f"--threshold: expected max-ks, a probability like 0.35, or rate:0.2; got {text!r}")
+        raise UsageError(f"`threshold`: expected max-ks, a probability like 0.35, or rate:0.2; got {text!r}")
     t = text.strip().lower()
     if t in ("max-ks", "max_ks", "maxks", "ks"):
         return "max_ks", None
@@ -124,12 +124,12 @@ def parse_threshold(text: str | float) -> tuple[ThresholdMethod, float | None]:
         value = float(t)
     except ValueError:
         raise UsageError(
-            f"--threshold: expected max-ks, a probability like 0.35, or rate:0.2 (flag 20% of rows); got {text!r}"
+            f"`threshold`: expected max-ks, a probability like 0.35, or rate:0.2 (flag 20% of rows); got {text!r}"
         ) from None
     if method == "fixed" and not 0.0 <= value <= 1.0:
-        raise UsageError(f"--threshold: a fixed threshold is a probability in [0, 1], got {value}")
+        raise UsageError(f"`threshold`: a fixed threshold is a probability in [0, 1], got {value}")
     if method == "rate" and not 0.0 < value < 1.0:
-        raise UsageError(f"--threshold rate:R: R is the share of rows to flag, in (0, 1); got {value}")
+        raise UsageError(f"`threshold=rate:R`: R is the share of rows to flag, in (0, 1); got {value}")
     return method, value
 
 
@@ -180,3 +180,79 @@ def flip_rate(a: Any, b: Any, threshold: float) -> float:
     if a.size == 0:
         return 0.0
     return float(np.mean((a >= threshold) != (b >= threshold)))
+
+
+# ---------------------------------------------------------------- confidence intervals
+BOOTSTRAP_METRICS = ("auc", "gini", "ks", "brier", "logloss")
+
+
+def _auc_rows(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """AUC of each row of (B, n) resampled labels/scores: the Mann-Whitney statistic with average ranks
+    for ties, which is what roc_auc_score computes (a test checks they agree), vectorised over rows."""
+    from scipy.stats import rankdata
+
+    r = rankdata(p, axis=1)
+    n1 = y.sum(axis=1)
+    n0 = y.shape[1] - n1
+    return ((r * y).sum(axis=1) - n1 * (n1 + 1) / 2.0) / (n1 * n0)
+
+
+def _ks_row(y: np.ndarray, p: np.ndarray) -> float:
+    """Two-sample KS statistic of one resample (the largest gap between the classes' empirical CDFs)."""
+    a, b = np.sort(p[y == 1]), np.sort(p[y == 0])
+    grid = np.concatenate([a, b])
+    gap = np.searchsorted(a, grid, "right") / a.size - np.searchsorted(b, grid, "right") / b.size
+    return float(np.max(np.abs(gap)))
+
+
+def _boot_values(metric: str, y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    if metric in ("auc", "gini"):
+        a = _auc_rows(y, p)
+        return a if metric == "auc" else 2.0 * a - 1.0
+    if metric == "ks":
+        return np.array([_ks_row(yr, pr) for yr, pr in zip(y, p)])
+    if metric == "brier":
+        return ((p - y) ** 2).mean(axis=1)
+    q = np.clip(p, 1e-15, 1 - 1e-15)
+    return -(y * np.log(q) + (1 - y) * np.log(1 - q)).mean(axis=1)
+
+
+def bootstrap_ci(
+    y: Any,
+    p: Any,
+    metrics: tuple[str, ...] = BOOTSTRAP_METRICS,
+    *,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, dict[str, float | int]]:
+    """Percentile bootstrap confidence intervals of split-level metrics (rows resampled with replacement).
+
+    Every metric uses the same resamples; a resample holding one class only is drawn again (AUC and KS
+    need both). Deterministic for a seed. Returns ``{metric: {value, lo, hi}}`` (value: the metric on
+    the split itself) plus a ``_meta`` entry (level, n_boot, seed, rows)."""
+    y, p = _check(y, p)
+    if y.min() == y.max():
+        raise ValueError("a bootstrap of AUC/KS needs rows of both classes")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    funcs = {"auc": auc, "gini": gini, "ks": ks, "brier": brier, "logloss": logloss}
+    unknown = [m for m in metrics if m not in funcs]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {unknown}; expected some of {sorted(funcs)}")
+    rng = np.random.default_rng(seed)
+    n = y.size
+    rows: list[np.ndarray] = []
+    while len(rows) < n_boot:
+        idx = rng.integers(0, n, (n_boot - len(rows), n))
+        yb = y[idx]
+        rows.extend(idx[(yb.min(axis=1) != yb.max(axis=1))])
+    idx = np.asarray(rows[:n_boot])
+    yb, pb = y[idx], p[idx]
+    a = (1.0 - level) / 2.0
+    out: dict[str, dict[str, float | int]] = {}
+    for m in metrics:
+        d = _boot_values(m, yb, pb)
+        out[m] = {"value": funcs[m](y, p), "lo": float(np.quantile(d, a)), "hi": float(np.quantile(d, 1 - a))}
+    out["_meta"] = {"level": level, "n_boot": n_boot, "seed": seed, "rows": int(n)}
+    return out
