@@ -106,7 +106,7 @@ def convert_run(run_dir: str | Path, options: ConvertOptions | None = None, *, p
     metrics = run.read_json(run.metrics_json, "train")
     stage = opts.stage or run.latest_stage()
     if stage not in STAGES:
-        raise UsageError(f"--stage: expected one of {', '.join(STAGES)}, got {stage!r}")
+        raise UsageError(f"`stage`: expected one of {', '.join(STAGES)}, got {stage!r}")
     run.require(run.model_path(stage), "compress" if stage != "dense" else "train")
     if stage == "qat":
         sources = Sources(float=_source(run, run.qat_float_stage()), quantized=_source(run, "qat"))

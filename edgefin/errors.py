@@ -3,13 +3,25 @@
 Messages follow the four-part rule: what happened, where (file, column, row), what was expected,
 what to do. ``edgefin.cli.main`` maps these classes to exit codes in one place.
 Runtime errors (``edgefin_runtime.errors``) keep their own tree; the CLI maps both.
+
+A message names an option by its ``Options`` field in backticks, never by a command-line flag:
+`` `sparsity` `` for the option, `` `drop=Id` `` for advice to set it (`` `qat=False` `` for a
+switch). The CLI shows each as its flag (``--sparsity``, ``--drop Id``, ``--no-qat``):
+:func:`edgefin.cli.options.cli_text`. :func:`option` spells one.
 """
 
 from __future__ import annotations
 
 
+def option(name: str, value: object = None) -> str:
+    """How a message names the option ``name`` (an ``Options`` field), with the value to set it to."""
+    return f"`{name}`" if value is None else f"`{name}={value}`"
+
+
 class EdgefinError(Exception):
     """Base of every error raised by the edgefin toolkit."""
+
+    step: str | None = None  # the pipeline step that raised it (set by edgefin.pipeline), for the CLI's flag names
 
 
 class UsageError(EdgefinError):

@@ -162,7 +162,7 @@ class DenseClassifier:
         losses = hist.history.get("loss", [])
         if not losses or not np.all(np.isfinite(losses)):
             raise ModelError(
-                "training diverged (the loss became NaN or infinite); lower --learning-rate "
+                "training diverged (the loss became NaN or infinite); lower `learning_rate` "
                 "or check the data for extreme values"
             )
         self.model_ = model

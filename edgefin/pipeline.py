@@ -11,18 +11,19 @@ rerun the steps that read them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import __version__
 from .atomic import write_json
-from .errors import QualityGateError
+from .errors import EdgefinError, QualityGateError
 from .reporter import SILENT, Reporter
 from .rundir import SPLITS, RunDir
 from .steps import STEPS
@@ -62,7 +63,8 @@ class PipelineOptions:
     def check(self) -> None:
         """Every step's options checked before anything runs: a typo must not cost a training run."""
         for step in self.steps():
-            STEP_MODULES[step].check(self.of(step))
+            with raised_by(step):
+                STEP_MODULES[step].check(self.of(step))
 
 
 # ---------------------------------------------------------------- hashing
@@ -223,7 +225,8 @@ def run_pipeline(
         rep.step_started(step, i, len(steps))
         t0 = time.perf_counter()
         try:
-            RUNNERS[step](rd.root, options.of(step), rep)
+            with raised_by(step):
+                RUNNERS[step](rd.root, options.of(step), rep)
         except Exception as exc:
             if not (step == "convert" and _is_gate_failure(exc) and _bundles_written(rd)):
                 raise
@@ -258,6 +261,17 @@ class PipelineGateError(QualityGateError):
             f"variant(s), and they are never recommended."
         )
         self.result = result
+
+
+@contextlib.contextmanager
+def raised_by(step: str) -> Iterator[None]:
+    """Mark an edgefin error raised inside with the step it belongs to (the CLI names that step's flags)."""
+    try:
+        yield
+    except EdgefinError as exc:
+        if exc.step is None:
+            exc.step = step
+        raise
 
 
 def _is_gate_failure(exc: BaseException) -> bool:

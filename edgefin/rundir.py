@@ -10,7 +10,7 @@ Layout (one place that names every artefact)::
       data/{train,validation,test}.parquet   raw split rows, target column included
       models/dense.keras       trained dense model (tf_keras native format)
       models/pruned.keras      pruned, stripped model
-      models/clustered.keras   clustered (sparsity-preserving) model, only with compress --cluster
+      models/clustered.keras   clustered (sparsity-preserving) model, only when compress clusters
       models/qat.keras         quantisation-aware (PQAT when pruned) model
       metrics.json             dense model metrics + threshold
       compress.json            compression report

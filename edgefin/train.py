@@ -354,27 +354,27 @@ def normalised(o: TrainOptions) -> TrainOptions:
     try:
         hidden = parse_hidden(o.hidden)
     except ValueError as exc:
-        raise UsageError(f"--hidden: {exc}") from None
+        raise UsageError(f"`hidden`: {exc}") from None
     if o.encoding not in ("onehot", "index"):
-        raise UsageError(f"--encoding: expected onehot or index, got {o.encoding!r}")
+        raise UsageError(f"`encoding`: expected onehot or index, got {o.encoding!r}")
     try:
         bins = check_bins(o.bins)
     except ValueError as exc:
-        raise UsageError(f"--bins: {exc}") from None
+        raise UsageError(f"`bins`: {exc}") from None
     if o.augment != "none":
         from .data.augment import METHODS
 
         if o.augment not in METHODS:
-            raise UsageError(f"--augment: expected one of {', '.join(METHODS)}, got {o.augment!r}")
+            raise UsageError(f"`augment`: expected one of {', '.join(METHODS)}, got {o.augment!r}")
     for name, share, given in (
         ("test", o.test_size, o.test_data),
         ("validation", o.validation_size, o.validation_data),
     ):
         if given is None and not 0.0 < share < 1.0:
-            raise UsageError(f"--{name}-size: expected a share in (0, 1), got {share}; or pass --{name}-data FILE")
+            raise UsageError(f"`{name}_size`: expected a share in (0, 1), got {share}; or pass `{name}_data=FILE`")
     if o.test_data is None and o.validation_data is None and o.test_size + o.validation_size >= 0.9:
         raise UsageError(
-            f"--test-size {o.test_size} and --validation-size {o.validation_size} leave "
+            f"`test_size={o.test_size}` and `validation_size={o.validation_size}` leave "
             f"too little data for training; keep their sum below 0.9"
         )
     return replace(

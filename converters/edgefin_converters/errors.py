@@ -52,7 +52,7 @@ class ParityGateError(ConverterError):
         super().__init__(
             f"{len(self.failures)} parity check(s) failed:\n  - {lines}\n"
             f"The bundles and parity.json were written and marked failed; inspect parity.json, "
-            f"or pass --no-gate to accept them anyway."
+            f"or pass `gate=False` to accept them anyway."
         )
 
 

@@ -2,7 +2,7 @@
 
 :func:`export_variants` is the converters' one entry point. It never writes files and never raises
 for a failed parity gate: it returns every variant's bundle bytes, parity and metrics, so the caller
-writes all bundles and the parity report first and then decides (exit code 3 unless --no-gate).
+writes all bundles and the parity report first and then decides (exit code 3 unless the caller turns the gate off).
 
 Per variant: build the model bytes -> read its real I/O tensors -> a provisional bundle ->
 ``edgefin_runtime.load`` -> score the held-out rows (raw records, through the runtime's preprocessing

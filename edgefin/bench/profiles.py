@@ -57,7 +57,7 @@ class Profile:
         if self.cores > len(avail):
             raise UsageError(
                 f"profile '{self.name}' wants {self.cores} cores, but only {len(avail)} "
-                f"are available to this process ({avail}); use a smaller profile or --profile unconstrained"
+                f"are available to this process ({avail}); use a smaller profile or `profile=unconstrained`"
             )
         return avail[: self.cores]
 
@@ -143,6 +143,6 @@ def get_profile(name: str, profiles_file: str | os.PathLike[str] | None = None) 
     if name not in registry:
         raise UsageError(
             f"unknown hardware profile '{name}'; valid profiles: {', '.join(sorted(registry))}"
-            + ("" if profiles_file else " (define your own in a TOML file with --profiles FILE)")
+            + ("" if profiles_file else " (define your own in a TOML file given as `profiles_file`)")
         )
     return registry[name]

@@ -38,10 +38,10 @@ class Constraints:
         for name in ("max_latency_us", "max_size_kb", "max_auc_drop"):
             v = getattr(self, name)
             if v is not None and not (isinstance(v, (int, float)) and v >= 0):
-                raise UsageError(f"--{name.replace('_', '-')}: expected a number >= 0, got {v!r}")
+                raise UsageError(f"`{name}`: expected a number >= 0, got {v!r}")
         if self.latency_percentile not in PERCENTILES:
             raise UsageError(
-                f"--latency-percentile: expected one of {', '.join(PERCENTILES)}, got {self.latency_percentile!r}"
+                f"`latency_percentile`: expected one of {', '.join(PERCENTILES)}, got {self.latency_percentile!r}"
             )
 
     def to_dict(self) -> dict[str, Any]:

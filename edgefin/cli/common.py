@@ -93,8 +93,12 @@ def handle_errors(f: F) -> F:
         except (EdgefinError, EdgefinRuntimeError, ConverterError) as exc:
             status = exit_status_for(exc)
             label = "quality gate failed" if status == ExitStatus.GATE_FAILED else "error"
-            # the message is plain text (it may quote data, paths, TOML tables, pip extras): never markup
-            stderr.print(f"[bold red]{label}:[/] {escape(str(exc))}", soft_wrap=True)
+            from .options import cli_text
+
+            # options named by field become this command's flags; the message is plain text (it may
+            # quote data, paths, TOML tables, pip extras): never markup
+            message = cli_text(str(exc), getattr(exc, "step", None))
+            stderr.print(f"[bold red]{label}:[/] {escape(message)}", soft_wrap=True)
             sys.exit(int(status))
         except KeyboardInterrupt:
             stderr.print("interrupted")

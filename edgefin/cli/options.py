@@ -12,10 +12,12 @@ default lives in one place (the dataclass). Config files (``--config``) may name
 from __future__ import annotations
 
 import dataclasses
+import functools
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -26,6 +28,9 @@ from ..steps import bench as bench_step
 from ..steps import compress as compress_step
 from ..steps import train as train_step
 from ..steps.train import TrainOptions
+
+if TYPE_CHECKING:
+    from ..pipeline import PipelineOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -88,7 +93,7 @@ class Threshold(click.ParamType):
         try:
             parse_threshold(value)
         except UsageError as exc:
-            self.fail(str(exc).removeprefix("--threshold: "), param, ctx)
+            self.fail(str(exc).removeprefix("`threshold`: "), param, ctx)
         return str(value)
 
 
@@ -548,6 +553,61 @@ def user_model_flags(step: str, values: Mapping[str, Any]) -> list[str]:
     ]
 
 
+# ---------------------------------------------------------------- option names in library messages
+OPTION_REF = re.compile(r"`([a-z][a-z0-9_]*)(?:=([^`\n]*))?`")
+
+
+def _spelling(p: click.Option, value: str | None) -> str:
+    """How the command line says ``field`` (value None) or ``field=value`` with the option ``p``."""
+    primary = p.opts[-1] if p.opts else p.name or ""
+    if value is None:
+        return primary
+    if p.is_flag:
+        if p.secondary_opts:
+            return primary if value == "True" else p.secondary_opts[-1]
+        return primary if value == str(p.flag_value) else f"without {primary}"
+    return f"{primary} {value}"
+
+
+def _param_for(field: str, params: Iterable[click.Parameter], step: str | None) -> click.Option | None:
+    options = [p for p in params if isinstance(p, click.Option) and p.name]
+    for name in ([f"{step}{SEP}{field}"] if step else []) + [field]:
+        for p in options:
+            if p.name == name:
+                return p
+    for p in options:  # the pipeline, step unknown: the first step that has the field
+        if (p.name or "").partition(SEP)[2] == field:
+            return p
+    return None
+
+
+@functools.cache
+def _spec_params() -> tuple[click.Option, ...]:
+    """Every single command's options (for a name the running command does not have)."""
+    return tuple(fl.option(defaults) for flags, defaults in SPECS.values() for fl in flags)
+
+
+def cli_text(message: str, step: str | None = None, ctx: click.Context | None = None) -> str:
+    """A library message with every option named as the running command's flag.
+
+    The library writes `` `sparsity` `` or `` `drop=Id` `` (:func:`edgefin.errors.option`); this shows
+    ``--sparsity`` or ``--drop Id`` - ``--compress-epochs`` for the compress step's `` `epochs` `` in
+    ``edgefin pipeline`` (``step`` says which step raised it). Names no option has are left as written.
+    """
+    if "`" not in message:
+        return message
+    ctx = ctx or click.get_current_context(silent=True)
+    command = ctx.command if ctx is not None else None
+    params = list(command.params) if command is not None else []
+
+    def spell(m: re.Match[str]) -> str:
+        field = m.group(1)
+        p = _param_for(field, params, step) or _param_for(field, _spec_params(), None)
+        return _spelling(p, m.group(2)) if p is not None else m.group(0)
+
+    return OPTION_REF.sub(spell, message)
+
+
 # ---------------------------------------------------------------- config files
 Keys = dict[str, tuple[str, Callable[[Any], Any]]]  # config key -> (parameter name, value transform)
 
@@ -652,16 +712,19 @@ def route(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
 def pipeline_options(
     data: str | Path | None, routed: Mapping[str, Mapping[str, Any]], *, no_compress: bool = False
-) -> Any:
+) -> PipelineOptions:
     """PipelineOptions from the pipeline command's values, routed per step."""
-    from ..pipeline import PipelineOptions
+    from ..pipeline import PipelineOptions, raised_by
 
-    return PipelineOptions(
-        train=train_options(routed["train"], None if data is None else str(data)),
-        compress=None if no_compress else compress_options(routed["compress"]),
-        convert=convert_options(routed["convert"]),
-        bench=bench_options(routed["bench"]),
-    )
+    with raised_by("train"):
+        train = train_options(routed["train"], None if data is None else str(data))
+    with raised_by("compress"):
+        compress = None if no_compress else compress_options(routed["compress"])
+    with raised_by("convert"):
+        convert = convert_options(routed["convert"])
+    with raised_by("bench"):
+        bench = bench_options(routed["bench"])
+    return PipelineOptions(train=train, compress=compress, convert=convert, bench=bench)
 
 
 __all__ = [
@@ -677,4 +740,5 @@ __all__ = [
     "pipeline_params",
     "pipeline_options",
     "route",
+    "cli_text",
 ]

@@ -1,7 +1,8 @@
 """The one rich rendering of :class:`edgefin.reporter.Reporter`: lines and progress bars on stderr.
 
 Every text that comes from the library (messages, variant names, file paths) is printed with rich
-markup escaped, so square brackets in it show as they are. Use it as a context manager: an open
+markup escaped, so square brackets in it show as they are; options the library names by field
+(`` `drop=Id` ``) show as the command's flags (``--drop Id``). Use it as a context manager: an open
 progress bar is closed however the command ends.
 """
 
@@ -28,20 +29,22 @@ class RichReporter:
         self._bar: Any = None
         self._task: Any = None
         self._name: str | None = None
+        self._step: str | None = None  # the pipeline step running (for its flag names)
 
     # ------------------------------------------------------------ lines
     def note(self, message: str) -> None:
         self._close()
-        self._line(f"[dim]-[/] {escape(message)}")
+        self._line(f"[dim]-[/] {escape(self._text(message))}")
 
     def warn(self, message: str) -> None:
-        self._line(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
+        self._line(f"[yellow]warning:[/] {escape(self._text(message))}", soft_wrap=True)
 
     def checked(self, name: str, passed: bool, detail: str) -> None:
         mark = "[green]pass[/]" if passed else "[red]FAIL[/]"
         self._line(f"  {mark} {escape(name)}: {escape(detail)}")
 
     def step_started(self, step: str, index: int, total: int) -> None:
+        self._step = step
         self._line(f"[bold]{escape(f'[{index + 1}/{total}] {step}')}[/]")
 
     def step_skipped(self, step: str, reason: str) -> None:
@@ -84,6 +87,12 @@ class RichReporter:
             self._close()
 
     # ------------------------------------------------------------ plumbing
+    def _text(self, message: str) -> str:
+        """The library's option names (`` `drop=Id` ``) as this command's flags (``--drop Id``)."""
+        from .options import cli_text
+
+        return cli_text(message, self._step)
+
     def _line(self, markup: str, *, soft_wrap: bool = False) -> None:
         if not self.quiet:
             self.console.print(markup, soft_wrap=soft_wrap, highlight=False)

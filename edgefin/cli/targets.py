@@ -34,7 +34,7 @@ Exit codes: 0 all pass, 2 unknown target or missing emulator, 3 a bundle fails o
 @click.argument("run_dir", type=click.Path(file_okay=False), required=False)
 @click.option(
     "--target",
-    "target",
+    "targets",
     default="native,x86-64-v2,x86-64-v3,arm64",
     show_default=True,
     metavar="NAME,NAME",
@@ -57,7 +57,7 @@ Exit codes: 0 all pass, 2 unknown target or missing emulator, 3 a bundle fails o
 @handle_errors
 def targets(
     run_dir: str | None,
-    target: str,
+    targets: str,
     rows: int | None,
     timeout: float,
     no_gate: bool,
@@ -83,10 +83,10 @@ def targets(
         return
     if run_dir is None:
         raise UsageError("missing RUN_DIR: pass a run directory with bundles (e.g. runs/demo), or --list")
-    resolve_targets(target)  # an unknown or unavailable target fails before anything loads
+    resolve_targets(targets)  # an unknown or unavailable target fails before anything loads
     with RichReporter(quiet=quiet) as reporter:
         try:
-            result = run_targets(run_dir, target, rows=rows, reporter=reporter, timeout=timeout, gate=not no_gate)
+            result = run_targets(run_dir, targets, rows=rows, reporter=reporter, timeout=timeout, gate=not no_gate)
         except TargetGateError as exc:
             if exc.result is not None:
                 _render(exc.result, as_json, quiet)

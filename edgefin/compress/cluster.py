@@ -48,11 +48,11 @@ def cluster(
     if bad:
         names = ", ".join(f"'{b.name}' ({type(b).__name__})" for b in bad)
         raise UnsupportedLayerError(
-            f"TFMOT cannot cluster {names}; pass --skip-layer "
-            f"{' --skip-layer '.join(b.name for b in bad)} or drop --cluster"
+            f"TFMOT cannot cluster {names}; pass "
+            f"{' '.join(f'`skip_layers={b.name}`' for b in bad)} or leave out `cluster`"
         )
     if not targets:
-        raise UnsupportedLayerError(f"no layer has enough weights for {clusters} clusters; lower --cluster")
+        raise UnsupportedLayerError(f"no layer has enough weights for {clusters} clusters; lower `cluster`")
     params = {
         "number_of_clusters": int(clusters),
         "cluster_centroids_init": tfmot.clustering.keras.CentroidInitialization.KMEANS_PLUS_PLUS,

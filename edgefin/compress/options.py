@@ -26,13 +26,13 @@ class Block:
         if m:
             zeros, group = int(m.group(1)), int(m.group(2))
             if not 0 < zeros < group:
-                raise UsageError(f"--block {text}: N:M sparsity needs 0 < N < M (N zeros in every M weights), e.g. 2:4")
+                raise UsageError(f"`block={text}`: N:M sparsity needs 0 < N < M (N zeros in every M weights), e.g. 2:4")
             return cls(m_by_n=(zeros, group))
         m = re.fullmatch(r"(\d+)\s*x\s*(\d+)", t)
         if m and int(m.group(1)) >= 1 and int(m.group(2)) >= 1:
             return cls(rows=int(m.group(1)), cols=int(m.group(2)))
         raise UsageError(
-            f"--block: expected 1x1 (unstructured), RxC blocks such as 1x4, or 2:4 (structured), got {text!r}"
+            f"`block`: expected 1x1 (unstructured), RxC blocks such as 1x4, or 2:4 (structured), got {text!r}"
         )
 
     @property
@@ -84,17 +84,17 @@ class CompressOptions:
             try:
                 sparsity = float(sparsity)
             except (TypeError, ValueError):
-                raise UsageError(f"--sparsity: expected a number in (0, 1), got {self.sparsity!r}") from None
+                raise UsageError(f"`sparsity`: expected a number in (0, 1), got {self.sparsity!r}") from None
             if not 0.0 < sparsity < 1.0:
                 raise UsageError(
-                    f"--sparsity: expected a share of weights to zero, strictly between 0 and 1 "
+                    f"`sparsity`: expected a share of weights to zero, strictly between 0 and 1 "
                     f"(e.g. 0.8), got {sparsity}"
                 )
         if block.fixed_sparsity is not None:
             if sparsity is not None and abs(sparsity - block.fixed_sparsity) > 1e-9:
                 raise UsageError(
-                    f"--block {block} zeroes exactly {block.m_by_n[0]} of every {block.m_by_n[1]} "  # type: ignore[index]
-                    f"weights ({block.fixed_sparsity:.0%}); drop --sparsity or set it to "
+                    f"`block={block}` zeroes exactly {block.m_by_n[0]} of every {block.m_by_n[1]} "  # type: ignore[index]
+                    f"weights ({block.fixed_sparsity:.0%}); leave out `sparsity` or set it to "
                     f"{block.fixed_sparsity:g}"
                 )
             sparsity = block.fixed_sparsity
@@ -103,27 +103,27 @@ class CompressOptions:
         problems = []
         for name in ("epochs", "qat_epochs", "cluster_epochs"):
             if int(getattr(self, name)) < 1:
-                problems.append(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+                problems.append(f"`{name}` must be >= 1, got {getattr(self, name)}")
         for name in ("learning_rate", "qat_learning_rate", "cluster_learning_rate"):
             if not float(getattr(self, name)) > 0:
-                problems.append(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
+                problems.append(f"`{name}` must be > 0, got {getattr(self, name)}")
         if self.cluster and not 2 <= int(self.cluster) <= 256:
-            problems.append(f"--cluster: expected 2..256 clusters per weight tensor, got {self.cluster}")
+            problems.append(f"`cluster`: expected 2..256 clusters per weight tensor, got {self.cluster}")
         if self.begin_epoch < 0:
-            problems.append(f"--begin-epoch must be >= 0, got {self.begin_epoch}")
+            problems.append(f"`begin_epoch` must be >= 0, got {self.begin_epoch}")
         if self.end_epoch is not None and not self.begin_epoch < self.end_epoch <= self.epochs:
             problems.append(
-                f"--end-epoch must be after --begin-epoch ({self.begin_epoch}) and at most --epochs "
+                f"`end_epoch` must be after `begin_epoch` ({self.begin_epoch}) and at most `epochs` "
                 f"({self.epochs}), got {self.end_epoch}"
             )
         if self.begin_step is not None and self.begin_step < 0:
-            problems.append(f"--begin-step must be >= 0, got {self.begin_step}")
+            problems.append(f"`begin_step` must be >= 0, got {self.begin_step}")
         if self.end_step is not None and self.end_step <= (self.begin_step or 0):
-            problems.append(f"--end-step must be after --begin-step, got {self.end_step}")
+            problems.append(f"`end_step` must be after `begin_step`, got {self.end_step}")
         if self.frequency is not None and self.frequency < 1:
-            problems.append(f"--frequency must be >= 1 step, got {self.frequency}")
+            problems.append(f"`frequency` must be >= 1 step, got {self.frequency}")
         if self.batch_size is not None and self.batch_size < 1:
-            problems.append(f"--batch-size must be >= 1, got {self.batch_size}")
+            problems.append(f"`batch_size` must be >= 1, got {self.batch_size}")
         if problems:
             raise UsageError("; ".join(problems))
         skip = tuple(dict.fromkeys(s.strip() for s in self.skip_layers if s and s.strip()))

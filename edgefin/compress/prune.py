@@ -57,7 +57,7 @@ def schedule(opts: CompressOptions, steps_per_epoch: int) -> Schedule:
     if end >= total:
         raise UsageError(
             f"the pruning schedule ends at step {end} but {opts.epochs} epochs of {spe} steps give only "
-            f"{total}; raise --epochs or lower --end-epoch/--end-step"
+            f"{total}; raise `epochs` or lower `end_epoch`/`end_step`"
         )
     return Schedule(begin, end, freq, spe, max(1, math.ceil(end / spe)))
 

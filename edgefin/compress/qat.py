@@ -147,5 +147,7 @@ def bake_cqat(cqat: Any, base: Any, x_check: np.ndarray, skip_layers: tuple[str,
 
     diff = float(np.max(np.abs(predict(baked, x_check) - predict(cqat, x_check)))) if len(x_check) else 0.0
     if diff > 1e-4:
-        raise ModelError(f"baking the CQAT model changed its scores by up to {diff:.2g}; use --no-qat with --cluster")
+        raise ModelError(
+            f"baking the CQAT model changed its scores by up to {diff:.2g}; use `qat=False` with `cluster`"
+        )
     return baked, diff

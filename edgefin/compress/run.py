@@ -3,7 +3,7 @@
 Reads the dense model, the splits and the threshold the train step wrote; writes
 ``models/pruned.keras``, ``models/clustered.keras`` (with ``cluster``), ``models/qat.keras`` (with
 ``qat``) and ``compress.json`` last, so a run with a compress.json is complete. Artefacts of an
-earlier compression that the new one makes stale (a qat.keras from an earlier --qat run, bundles
+earlier compression that the new one makes stale (a qat.keras from an earlier QAT run, bundles
 converted from old models) are removed and said so.
 """
 
@@ -65,8 +65,8 @@ def compress_run(
     started = time.perf_counter()
     if not rd.root.is_dir():
         raise UsageError(
-            f"{rd.root} is not a run directory; run 'edgefin train ... --out {rd.root}' first, or "
-            f"give a MODEL.keras with --data and --target"
+            f"{rd.root} is not a run directory: train into it first, or compress a Keras model of "
+            f"your own (MODEL.keras) with its `data` and `target`"
         )
 
     # ------------------------------------------------------------ read the run

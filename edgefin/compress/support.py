@@ -63,13 +63,13 @@ def check_skip(model: Any, skip: Iterable[str]) -> None:
     unknown = [s for s in skip if s not in names]
     if unknown:
         raise UnsupportedLayerError(
-            f"--skip-layer {', '.join(unknown)}: no such layer in the model (its layers: {', '.join(names)})"
+            f"`skip_layers`: no such layer in the model: {', '.join(unknown)} (its layers: {', '.join(names)})"
         )
 
 
 def _unsupported(layers: list[Any], what: str, fix: str) -> UnsupportedLayerError:
     named = ", ".join(f"'{layer.name}' ({type(layer).__name__})" for layer in layers)
-    skip = " ".join(f"--skip-layer {layer.name}" for layer in layers)
+    skip = " ".join(f"`skip_layers={layer.name}`" for layer in layers)
     return UnsupportedLayerError(
         f"TFMOT cannot {what} layer{'s' if len(layers) > 1 else ''} {named}. "
         f"Pass {skip} to leave {'them' if len(layers) > 1 else 'it'} as {fix}, "
@@ -97,7 +97,7 @@ def check_prunable(model: Any, skip: Iterable[str]) -> list[str]:
     if not targets:
         raise UnsupportedLayerError(
             "no layer with prunable weights is left to prune (all skipped, or the model "
-            "has no Dense/Conv layers); remove a --skip-layer"
+            "has no Dense/Conv layers); remove one of `skip_layers`"
         )
     return targets
 
@@ -121,7 +121,7 @@ def check_quantizable(model: Any, skip: Iterable[str], registry: Any) -> None:
         and not (registry.supports(layer) and base.supports(layer))
     ]
     if bad:
-        raise _unsupported(bad, "quantise (QAT)", "float32 in the QAT model; or use --no-qat")
+        raise _unsupported(bad, "quantise (QAT)", "float32 in the QAT model; or use `qat=False`")
 
 
 def clone(model: Any, clone_function: Any = None) -> Any:
@@ -162,8 +162,8 @@ def tfmot_errors(stage: str) -> Iterator[None]:
         lowered = text.lower()
         if any(k in lowered for k in ("not supported", "unsupported", "supported layer", "layer")):
             raise UnsupportedLayerError(
-                f"{stage}: TFMOT cannot handle this model: {text[:400]}. Pass --skip-layer "
-                f"NAME for the layer it names, or rebuild it with built-in Keras layers"
+                f"{stage}: TFMOT cannot handle this model: {text[:400]}. Pass "
+                f"`skip_layers=NAME` for the layer it names, or rebuild it with built-in Keras layers"
             ) from None
         raise ModelError(f"{stage} failed: {text[:400]}") from None
 

@@ -49,7 +49,7 @@ def augment(
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Return (training rows + synthetic minority rows, their labels); never modifies its inputs."""
     if method not in METHODS:
-        raise UsageError(f"--augment: expected one of {', '.join(METHODS)}, got {method!r}")
+        raise UsageError(f"`augment`: expected one of {', '.join(METHODS)}, got {method!r}")
     if not 0.0 < ratio <= 1.0:
         raise UsageError(f"augmentation ratio (minority / majority after oversampling) must be in (0, 1], got {ratio}")
     if noise <= 0:
@@ -159,12 +159,12 @@ class _Encoding:
         if n_min < 2:
             raise DataError(
                 f"augment smote: the minority class has {n_min} training row(s); SMOTE needs at least 2 "
-                f"(use --augment jitter)"
+                f"(use `augment=jitter`)"
             )
         k = min(5, n_min - 1)
         strategy = {minority: int(target_count)}
         if not self.numeric:
-            raise DataError("augment smote: SMOTE-NC needs at least one numeric feature; use --augment jitter")
+            raise DataError("augment smote: SMOTE-NC needs at least one numeric feature; use `augment=jitter`")
         if nominal:
             sampler: Any = SMOTENC(
                 categorical_features=nominal, sampling_strategy=strategy, random_state=seed, k_neighbors=k

@@ -26,7 +26,7 @@ Encoding = Literal["onehot", "index"]
 MISSING_SENTINEL = "__missing__"  # a fill that is not a category, so missing values use the OOV slot
 
 
-#: bins per numeric column that ``--bins auto`` tries against the plain input (benchmarks/baselines.py:
+#: bins per numeric column that ``bins="auto"`` tries against the plain input (benchmarks/baselines.py:
 #: on threshold-shaped data they close the gap to tuned gradient boosting)
 DEFAULT_BINS = 16
 #: validation AUC the binned input must gain over the plain one to be chosen: it makes the model's
@@ -69,7 +69,7 @@ def fit_preprocess(
             if not (np.isfinite(mean) and np.isfinite(fill)):
                 raise DataError(
                     f"numeric column '{f.name}' in {source} has values too large to average "
-                    f"(beyond about 1e308); rescale the column or leave it out with --drop {f.name}"
+                    f"(beyond about 1e308); rescale the column or leave it out with `drop={f.name}`"
                 )
             scale = std if np.isfinite(std) and std > 1e-12 else 1.0
             steps.append(

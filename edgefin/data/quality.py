@@ -42,7 +42,7 @@ def quality_report(
     if n and 0 < balance["positive_share"] < RARE_POSITIVE:
         warnings.append(
             f"the positive class is rare ({pos} of {n} rows, {balance['positive_share']:.1%}); "
-            f"AUC and KS stay meaningful, but accuracy does not; consider --augment smote"
+            f"AUC and KS stay meaningful, but accuracy does not; consider `augment=smote`"
         )
     if rows_without_target:
         warnings.append(f"{rows_without_target} rows have no '{target}' value and were left out")
@@ -51,17 +51,17 @@ def quality_report(
     missing = {c: float(frame[c].isna().mean()) for c in features}
     for c, share in missing.items():
         if share >= HIGH_MISSING:
-            warnings.append(f"column '{c}' is missing in {share:.0%} of rows; consider --drop {c}")
+            warnings.append(f"column '{c}' is missing in {share:.0%} of rows; consider `drop={c}`")
 
     constant = [c for c in features if frame[c].nunique(dropna=False) <= 1]
     for c in constant:
-        warnings.append(f"column '{c}' has a single value in every row; it carries no signal (--drop {c})")
+        warnings.append(f"column '{c}' has a single value in every row; it carries no signal (`drop={c}`)")
 
     identifiers = [c for c in features if c not in constant and _looks_like_id(frame[c], kinds[c])]
     for c in identifiers:
         warnings.append(
             f"column '{c}' looks like an identifier (almost every value is unique); "
-            f"a model would memorise it: --drop {c}"
+            f"a model would memorise it: `drop={c}`"
         )
 
     leakage: dict[str, float] = {}
@@ -73,7 +73,7 @@ def quality_report(
             leakage[c] = round(auc, 6)
             warnings.append(
                 f"column '{c}' alone predicts '{target}' with AUC {auc:.4f}; it probably leaks "
-                f"the outcome (recorded after the decision) - check it, or --drop {c}"
+                f"the outcome (recorded after the decision) - check it, or `drop={c}`"
             )
 
     cols = features + [target] if target in frame.columns else features

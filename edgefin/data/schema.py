@@ -51,17 +51,17 @@ def resolve_target(frame: pd.DataFrame, target: str, positive: str | None, sourc
     """Find the target column, check it has exactly two classes, and decide which one is positive.
 
     Without ``positive``, a 0/1 target uses 1 and a boolean target uses true; other labels must be
-    named with ``--positive``.
+    named with ``positive``.
     """
     if target not in frame.columns:
         raise DataError(
-            f"target column '{target}' is not in {source} (columns: {_names(frame.columns)}); pick one with --target"
+            f"target column '{target}' is not in {source} (columns: {_names(frame.columns)}); pick one with `target`"
         )
     labels = _target_labels(frame[target], target, source)
     if not labels:
         raise DataError(
             f"target column '{target}' in {source} has no values (every row is missing); "
-            f"pick another column with --target"
+            f"pick another column with `target`"
         )
     if len(labels) == 1:
         raise DataError(
@@ -72,7 +72,7 @@ def resolve_target(frame: pd.DataFrame, target: str, positive: str | None, sourc
         raise DataError(
             f"target column '{target}' in {source} has {len(labels)} classes "
             f"({_names(labels)}); edgefin trains binary classifiers: map it to two classes "
-            f"first or pick another --target"
+            f"first or pick another `target`"
         )
     if positive is None:
         if set(labels) == {"0", "1"}:
@@ -82,7 +82,7 @@ def resolve_target(frame: pd.DataFrame, target: str, positive: str | None, sourc
         else:
             raise DataError(
                 f"target column '{target}' has classes {labels[0]!r} and {labels[1]!r}; say which one "
-                f"is the positive (risk) class with --positive, e.g. --positive {labels[0]}"
+                f"is the positive (risk) class with `positive`, e.g. `positive={labels[0]}`"
             )
     else:
         positive = _match_label(str(positive), labels, target)
@@ -150,7 +150,7 @@ def _match_label(positive: str, labels: Sequence[str], target: str) -> str:
     if positive.strip().lower() in lower:
         return lower[positive.strip().lower()]
     raise DataError(
-        f"--positive {positive!r} is not a class of target column '{target}' "
+        f"`positive={positive!r}` is not a class of target column '{target}' "
         f"(classes: {_names(labels)}); pass one of them"
     )
 
@@ -172,7 +172,7 @@ def infer_kinds(
     """
     categorical, numeric, drop = list(categorical), list(numeric), list(drop)
     cols = list(frame.columns)
-    for opt, names in (("--categorical", categorical), ("--numeric", numeric), ("--drop", drop)):
+    for opt, names in (("`categorical`", categorical), ("`numeric`", numeric), ("`drop`", drop)):
         for n in names:
             if n not in cols:
                 raise DataError(f"column '{n}' given to {opt} is not in {source} (columns: {_names(cols)})")
@@ -180,7 +180,7 @@ def infer_kinds(
                 raise UsageError(f"column '{n}' is the target; it cannot also be given to {opt}")
     both = sorted(set(categorical) & set(numeric))
     if both:
-        raise UsageError(f"column '{both[0]}' is given to both --categorical and --numeric; pick one")
+        raise UsageError(f"column '{both[0]}' is given to both `categorical` and `numeric`; pick one")
     kinds: dict[str, str] = {}
     for name in cols:
         if name == target or name in drop:
@@ -211,7 +211,7 @@ def _infer_kind(col: pd.Series, name: str, source: str) -> str:
     if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
         raise DataError(
             f"column '{name}' in {source} holds dates or times; turn it into a number "
-            f"(e.g. days since an event) or leave it out with --drop {name}"
+            f"(e.g. days since an event) or leave it out with `drop={name}`"
         )
     if isinstance(dtype, pd.CategoricalDtype):
         return CATEGORICAL
@@ -225,7 +225,7 @@ def _infer_kind(col: pd.Series, name: str, source: str) -> str:
         raise DataError(
             f"column '{name}' in {describe_row(source, _row(pos))} holds "
             f"{type(values.loc[pos]).__name__} {values.loc[pos]!r}; expected numbers or text; "
-            f"convert it or leave the column out with --drop {name}"
+            f"convert it or leave the column out with `drop={name}`"
         )
     if present == {"number"}:
         return NUMERIC
@@ -237,8 +237,8 @@ def _infer_kind(col: pd.Series, name: str, source: str) -> str:
             pos = looks_numeric[~looks_numeric].index[0]
             raise DataError(
                 f"column '{name}' is mixed: mostly numbers, but {describe_row(source, _row(pos))} holds "
-                f"{values.loc[pos]!r}. If that means missing, add --na-values {values.loc[pos]!r}; if the column "
-                f"is a category, declare it with --categorical {name}; otherwise clean the file"
+                f"{values.loc[pos]!r}. If that means missing, add `na_values={values.loc[pos]!r}`; if the column "
+                f"is a category, declare it with `categorical={name}`; otherwise clean the file"
             )
         return CATEGORICAL
     # numbers, text and booleans mixed in one object column: name the first odd one out
@@ -248,7 +248,7 @@ def _infer_kind(col: pd.Series, name: str, source: str) -> str:
     raise DataError(
         f"column '{name}' is mixed: mostly {_plural(counts.index[0])}, but "
         f"{describe_row(source, _row(pos))} holds {values.loc[pos]!r}. Declare the column "
-        f"with --categorical {name} or --numeric {name}, or clean the file"
+        f"with `categorical={name}` or `numeric={name}`, or clean the file"
     )
 
 
@@ -283,7 +283,7 @@ def numeric_values(col: pd.Series, name: str, source: str) -> np.ndarray:
     """A column as float64 with NaN for missing; text that is not a number or infinity is an error."""
     if pd.api.types.is_bool_dtype(col.dtype):
         raise DataError(
-            f"column '{name}' in {source} holds true/false values but is numeric; declare it with --categorical {name}"
+            f"column '{name}' in {source} holds true/false values but is numeric; declare it with `categorical={name}`"
         )
     if pd.api.types.is_numeric_dtype(col.dtype):
         out = col.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -293,7 +293,7 @@ def numeric_values(col: pd.Series, name: str, source: str) -> np.ndarray:
             pos = text[text.map(lambda v: isinstance(v, (bool, np.bool_)))].index[0]
             raise DataError(
                 f"column '{name}' is numeric, but {describe_row(source, _row(pos))} holds "
-                f"a boolean ({text.loc[pos]!r}); clean the file or declare --categorical {name}"
+                f"a boolean ({text.loc[pos]!r}); clean the file or declare `categorical={name}`"
             )
         conv = pd.to_numeric(text, errors="coerce")
         bad = conv.isna() & text.notna()
@@ -301,8 +301,8 @@ def numeric_values(col: pd.Series, name: str, source: str) -> np.ndarray:
             pos = bad[bad].index[0]
             raise DataError(
                 f"column '{name}' is numeric, but {describe_row(source, _row(pos))} holds "
-                f"{text.loc[pos]!r}, not a number. If that means missing, add --na-values "
-                f"{text.loc[pos]!r}; otherwise clean the file or declare --categorical {name}"
+                f"{text.loc[pos]!r}, not a number. If that means missing, add "
+                f"`na_values={text.loc[pos]!r}`; otherwise clean the file or declare `categorical={name}`"
             )
         out = conv.to_numpy(dtype=np.float64, na_value=np.nan)
     inf = np.isinf(out)
@@ -378,7 +378,7 @@ def fit_schema(
             if counts.empty:
                 raise DataError(
                     f"categorical column '{name}' has no values in the training split of {source}; "
-                    f"leave it out with --drop {name}"
+                    f"leave it out with `drop={name}`"
                 )
             ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:max_categories]
             fields.append(

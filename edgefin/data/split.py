@@ -65,5 +65,5 @@ def _check_enough(y: np.ndarray, test_size: float, validation_size: float, sourc
             raise DataError(
                 f"{source} has only {c} rows of the {label} class; splitting it into {parts} parts "
                 f"needs at least {int(np.ceil(MIN_PER_CLASS / smallest))} of each class. "
-                f"Add rows, or pass --test-data and --validation-data files"
+                f"Add rows, or pass `test_data` and `validation_data` files"
             )

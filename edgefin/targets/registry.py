@@ -56,7 +56,7 @@ def get_target(name: str) -> Target:
     try:
         return TARGETS[name]
     except KeyError:
-        raise UnknownTargetError(f"--target: unknown target {name!r}; expected one of {', '.join(TARGETS)}") from None
+        raise UnknownTargetError(f"`targets`: unknown target {name!r}; expected one of {', '.join(TARGETS)}") from None
 
 
 def resolve_targets(spec: str | list[str] | tuple[str, ...]) -> list[Target]:
@@ -66,7 +66,7 @@ def resolve_targets(spec: str | list[str] | tuple[str, ...]) -> list[Target]:
     """
     names = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s and s.strip()]
     if not names:
-        raise UnknownTargetError(f"--target: no target given; expected one or more of {', '.join(TARGETS)}")
+        raise UnknownTargetError(f"`targets`: no target given; expected one or more of {', '.join(TARGETS)}")
     out: list[Target] = []
     for name in names:
         t = get_target(name)

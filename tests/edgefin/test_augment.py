@@ -97,7 +97,7 @@ def test_none_ratio_and_bad_input(split):
     half, yh = augment(train, y, method="smote", schema=schema, seed=1, ratio=0.5)
     assert (yh == 1).sum() == pytest.approx(0.5 * (yh == 0).sum(), abs=1)
     assert set(METHODS) == {"none", "smote", "jitter", "smote+jitter"}
-    with pytest.raises(UsageError, match="--augment"):
+    with pytest.raises(UsageError, match="`augment`"):
         augment(train, y, method="mixup", schema=schema, seed=1)
 
 

@@ -45,7 +45,7 @@ def test_custom_layer_with_weights_cannot_be_pruned(data):
     with pytest.raises(UnsupportedLayerError) as err:
         prune(custom_layer_model(), data, CompressOptions(epochs=2), seed=1)
     msg = str(err.value)
-    assert "'scale' (Scale)" in msg and "--skip-layer scale" in msg
+    assert "'scale' (Scale)" in msg and "`skip_layers=scale`" in msg
     assert "Traceback" not in msg and len(msg.splitlines()) == 1
 
 
@@ -63,7 +63,7 @@ def test_lambda_layer_cannot_be_quantised(data):
     with pytest.raises(UnsupportedLayerError) as err:
         quantize_aware(pruned, data, scheme="pqat", epochs=1, learning_rate=1e-4, seed=1)
     msg = str(err.value)
-    assert "'double' (Lambda)" in msg and "--skip-layer double" in msg and "--no-qat" in msg
+    assert "'double' (Lambda)" in msg and "`skip_layers=double`" in msg and "`qat=False`" in msg
     qat, _ = quantize_aware(pruned, data, scheme="pqat", epochs=1, learning_rate=1e-4, seed=1, skip_layers=("double",))
     assert qat.get_layer("double").__class__.__name__ == "Lambda"  # left in float
 

@@ -82,7 +82,7 @@ def test_block_sparsity_zeroes_whole_blocks(data, trained):
 
 @pytest.mark.parametrize("bad", [0, 0.0, 1, 1.0, -0.2, 1.5, "x"])
 def test_sparsity_outside_open_interval_is_usage_error(bad):
-    with pytest.raises(UsageError, match="--sparsity"):
+    with pytest.raises(UsageError, match="`sparsity`"):
         CompressOptions(sparsity=bad).validated()
 
 
@@ -93,11 +93,11 @@ def test_options_defaults_and_errors():
     with pytest.raises(UsageError, match="2:4"):
         CompressOptions(block="2:4", sparsity=0.8).validated()
     for bad in ("3x", "0x4", "4:2", "abc"):
-        with pytest.raises(UsageError, match="--block"):
+        with pytest.raises(UsageError, match="`block"):
             Block.parse(bad)
-    with pytest.raises(UsageError, match="--end-epoch"):
+    with pytest.raises(UsageError, match="`end_epoch`"):
         CompressOptions(epochs=4, end_epoch=6).validated()
-    with pytest.raises(UsageError, match="--cluster"):
+    with pytest.raises(UsageError, match="`cluster`"):
         CompressOptions(cluster=1).validated()
 
 
@@ -105,5 +105,5 @@ def test_schedule_lands_on_a_pruning_step_and_fits_the_epochs():
     s = schedule(CompressOptions(epochs=10).validated(), steps_per_epoch=42)
     assert (s.end_step - s.begin_step) % s.frequency == 0
     assert s.end_step < 10 * 42 and s.select_from == -(-s.end_step // 42)
-    with pytest.raises(UsageError, match="--epochs"):
+    with pytest.raises(UsageError, match="`epochs`"):
         schedule(CompressOptions(epochs=3, end_step=500).validated(), steps_per_epoch=42)

@@ -60,12 +60,12 @@ def test_numeric_override_names_the_row_that_is_not_a_number():
 
 
 def test_unknown_override_column():
-    with pytest.raises(DataError, match=r"column 'nope' given to --categorical is not in t\.csv"):
+    with pytest.raises(DataError, match=r"column 'nope' given to `categorical` is not in t\.csv"):
         kinds_of(loans(20), categorical=["nope"])
 
 
 def test_override_conflicts_are_usage_errors():
-    with pytest.raises(UsageError, match="both --categorical and --numeric"):
+    with pytest.raises(UsageError, match="both `categorical` and `numeric`"):
         kinds_of(loans(20), categorical=["age"], numeric=["age"])
     with pytest.raises(UsageError, match="is the target"):
         kinds_of(loans(20), drop=["default"])
@@ -85,7 +85,7 @@ def test_mixed_column_in_a_csv_names_column_and_line(tmp_path):
         infer_kinds(frame, target="default", source=str(tmp_path / "m.csv"))
     msg = str(err.value)
     assert "column 'income' is mixed" in msg and "m.csv line 9" in msg and "'unknown'" in msg
-    assert "--na-values" in msg and "--categorical income" in msg
+    assert "`na_values='unknown'`" in msg and "`categorical=income`" in msg  # the CLI: test_cli_option_names
 
 
 def test_mixed_python_objects_name_the_odd_row():
@@ -101,7 +101,7 @@ def test_text_with_a_few_codes_is_categorical():
 
 def test_dates_are_an_error_with_advice():
     frame = pd.DataFrame({"when": pd.to_datetime(["2024-01-01", "2024-02-01"]), "default": ["yes", "no"]})
-    with pytest.raises(DataError, match="dates or times.*--drop when"):
+    with pytest.raises(DataError, match="dates or times.*`drop=when`"):
         kinds_of(frame)
 
 
@@ -157,11 +157,11 @@ def test_default_positive_for_binary_targets(values, positive, negative):
 
 def test_text_target_needs_positive():
     frame = pd.DataFrame({"y": ["bad", "good", "good"]})
-    with pytest.raises(DataError, match="with --positive"):
+    with pytest.raises(DataError, match="with `positive`"):
         resolve_target(frame, "y", None, "t.csv")
     assert resolve_target(frame, "y", "bad", "t.csv") == TargetSpec("y", "bad", "good")
     assert resolve_target(frame, "y", "BAD", "t.csv").positive_label == "bad"
-    with pytest.raises(DataError, match=r"--positive 'ugly' is not a class .*'bad', 'good'"):
+    with pytest.raises(DataError, match=r"`positive='ugly'` is not a class .*'bad', 'good'"):
         resolve_target(frame, "y", "ugly", "t.csv")
 
 
