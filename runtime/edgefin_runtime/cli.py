@@ -130,6 +130,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     p_score.add_argument("--batch-size", type=_positive, default=1024, help="records scored together")
     p_score.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
+    p_score.add_argument(
+        "--engine",
+        choices=("local", "dask", "spark"),
+        default=None,
+        help="score Parquet INPUT (a file, directory or glob) into --output DIR: local (one process, "
+        "streamed), dask or spark (default for a Parquet INPUT: local)",
+    )
+    p_score.add_argument("--workers", type=_positive, default=2, help="--engine dask/spark: local worker processes")
+    p_score.add_argument("--cluster", default=None, metavar="ADDRESS", help="a Dask scheduler or Spark master address")
     for name, module_name in COMMAND_MODULES.items():
         module = importlib.import_module(f".{module_name}", __package__)
         module.add_arguments(sub.add_parser(name, help=module.HELP), common)
@@ -282,7 +291,10 @@ def _acceptance_text(rep: Any) -> str:
 
 def cmd_score(args: argparse.Namespace) -> int:
     from .cli_io import Writer, detect_format, open_input, open_output, read_rows
+    from .cli_scale import is_parquet_input, run_scaled
 
+    if args.engine is not None or is_parquet_input(args.input):
+        return run_scaled(args)
     fmt_in = detect_format(args.input, args.input_format)
     fmt_out = args.output_format or ("csv" if (args.output or "").lower().endswith(".csv") else "jsonl")
     t_load = time.perf_counter()
