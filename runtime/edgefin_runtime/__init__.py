@@ -6,6 +6,8 @@ own), so a device restart pays for no more than scoring (``benchmarks/runtime_be
 ``cold_start_ratio_vs_bare_engine``).
 """
 
+from __future__ import annotations
+
 from typing import TYPE_CHECKING, Any
 
 from .errors import (

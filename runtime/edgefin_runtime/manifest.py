@@ -12,7 +12,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, Literal, Union, cast
 
 from .errors import ManifestError, VersionError
 from .version import __version__, version_tuple
@@ -193,7 +193,7 @@ class CategoricalStep:
         return len(self.categories) + 1 if self.encoding == "onehot" else 1
 
 
-Step = NumericStep | CategoricalStep
+Step = Union[NumericStep, CategoricalStep]  # not `A | B`: evaluated at import, and 3.9 has no type union
 
 
 @dataclass(frozen=True)

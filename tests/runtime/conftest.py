@@ -50,9 +50,24 @@ def build_fixture_bundles(out: Path, family: str = "tiny") -> None:
         pytest.fail(f"building fixture bundles failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
 
 
+#: a directory of fixture bundles built beforehand (``python -m tests.fixtures.bundles DIR``): the Python
+#: matrix (noxfile.py) builds them once with the toolkit and runs these tests where TensorFlow is absent
+PREBUILT_ENV = "EDGEFIN_TEST_BUNDLES"
+
+
 @pytest.fixture(scope="session")
 def tiny_dir(request: pytest.FixtureRequest) -> Path:
     """A directory holding tiny-<variant>.efb for every fixture variant and tiny-keras.h5."""
+    prebuilt = os.environ.get(PREBUILT_ENV)
+    if prebuilt:
+        d = Path(prebuilt)
+        missing = [v for v in VARIANTS if not (d / f"tiny-{v}.efb").is_file()]
+        if missing:
+            pytest.fail(
+                f"{PREBUILT_ENV}={prebuilt}: no tiny-<variant>.efb for {missing}; build them with "
+                f"'python -m tests.fixtures.bundles {prebuilt}'"
+            )
+        return d
     d = Path(request.config.cache.mkdir(f"edgefin-tiny-{_code_key()}"))
     if not all((d / f"tiny-{v}.efb").is_file() for v in VARIANTS):
         build_fixture_bundles(d)
