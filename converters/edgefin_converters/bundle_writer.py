@@ -84,6 +84,9 @@ def make_manifest(
     producer_info: Mapping[str, Any] | None = None,
     source: Mapping[str, Any] | None = None,
     created_at: str = "",
+    explain: Mapping[str, Any] | None = None,
+    drift: Mapping[str, Any] | None = None,
+    model_card: Mapping[str, Any] | None = None,
 ) -> Manifest:
     """A Manifest for one variant (member hashes are filled in by build_bundle)."""
     return Manifest(
@@ -100,6 +103,9 @@ def make_manifest(
         producer=_json_safe(dict(producer_info or {})),
         source=_json_safe(dict(source or {})),
         created_at=created_at,
+        explain=None if explain is None else _json_safe(dict(explain)),
+        drift=None if drift is None else _json_safe(dict(drift)),
+        model_card=None if model_card is None else _json_safe(dict(model_card)),
     )
 
 

@@ -101,6 +101,12 @@ class ExportOptions:
     acceptance_records: int = acceptance.DEFAULT_COUNT
     #: a failed post-training int8 variant gets accuracy repair (:mod:`.repair`) before it is reported
     repair: bool = True
+    #: fields never given as a reason (still attributed), reason-text overrides {field: {direction: text}},
+    #: the default explain method, and a model card carried into every manifest (:mod:`.sections`)
+    protected: tuple[str, ...] = ()
+    reasons: Mapping[str, Mapping[str, str]] | None = None
+    explain_method: str = "auto"
+    model_card: Mapping[str, Any] | None = None
 
 
 class Progress(Protocol):
@@ -222,6 +228,8 @@ class _Job:
     source_extra: Mapping[str, Any]
     created_at: str
     calibration_rows: int
+    #: the manifest's explain section (shared by every variant: one reference applicant)
+    explain: Mapping[str, Any] | None = None
 
 
 def export_variants(
@@ -258,6 +266,7 @@ def export_variants(
         source_extra=dict(source_extra or {}),
         created_at=created_at or bw.utc_now(),
         calibration_rows=len(calibration),
+        explain=_explain_section(pre, sources.float, data, opts),
     )
     prepared: dict[str, tuple[BuildContext, np.ndarray, acceptance.Generated]] = {}
     frequencies = acceptance.category_frequencies(data.schema, data.train)
@@ -447,12 +456,17 @@ def _bundle_variant(
         acceptance=accepted,
         metrics=metrics,
         parity={**par.to_dict(), "gated": job.gated},
+        explain=job.explain,
+        drift=_drift_section(predictor, data),
+        model_card=opts.model_card,
     )
     # 3. the final bundle, verified and self-tested exactly as a device will
     bundle, packed = bw.pack(manifest, model_bytes)
     try:
         with quiet():
-            device_acceptance.require(runtime_load(bundle))
+            final = runtime_load(bundle)
+            device_acceptance.require(final)
+            _check_explains(final, accept.records)
     except EdgefinRuntimeError as exc:
         raise ConversionFailedError(
             f"{variant.name}: the finished bundle does not pass the runtime's own checks: {exc}"
@@ -466,6 +480,48 @@ def _bundle_variant(
         parity=par,
         metrics=metrics,
     )
+
+
+def _explain_section(pre: Preprocessor, src: Source, data: ConversionData, opts: ExportOptions) -> dict[str, Any]:
+    """The explain section from the float source model's scores of the training rows (:mod:`.sections`)."""
+    from . import sections
+
+    res = pre.columns({f.name: data.train[f.name] for f in data.schema.fields if f.name in data.train})
+    scores = np.full(len(res.matrix), np.nan)
+    ok = np.ones(len(res.matrix), dtype=bool)
+    ok[list(res.errors)] = False
+    if ok.any():
+        scores[ok] = predict(src.model, res.matrix[ok]).ravel()
+    return sections.explain_section(
+        data.schema,
+        data.preprocessing,
+        data.train,
+        scores,
+        data.threshold,
+        protected=opts.protected,
+        reasons=opts.reasons,
+        method=opts.explain_method,
+    )
+
+
+def _drift_section(predictor: Any, data: ConversionData) -> dict[str, Any]:
+    """The drift section: training bins per field, and this variant's training scores' bins."""
+    from . import sections
+
+    train = {f.name: data.train[f.name] for f in data.schema.fields if f.name in data.train}
+    scores = predictor.score_columns(train).probabilities
+    return sections.drift_section(data.schema, data.train, scores)
+
+
+def _check_explains(predictor: Any, records: Sequence[Mapping[str, Any]]) -> None:
+    """The finished bundle explains: attributions of a few acceptance records add up to the score change."""
+    for rec in list(records)[:4]:
+        e = predictor.explain(rec, method="exact")
+        total = sum(e.contributions.values())
+        if not abs(total - (e.score.probability - e.reference_score)) <= 1e-6:
+            raise ConversionFailedError(
+                f"explanations do not add up: {total!r} vs {e.score.probability - e.reference_score!r}; this is a bug"
+            )
 
 
 def row_record(columns: Mapping[str, Any], schema: Schema, i: int) -> dict[str, Any]:
