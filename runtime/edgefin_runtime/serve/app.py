@@ -25,7 +25,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..cli_io import _no_duplicates, result_row
-from ..errors import BackendError, InputError
+from ..errors import BackendError, InputError, RecordTypeError
 from ..holder import ModelHolder, ModelInfo, SwapReport
 from ..predictor import Predictor
 from .accesslog import AccessLog, ASGIApp, EventLog
@@ -62,11 +62,20 @@ def _pairs(pairs: list[tuple[str, Any]]) -> Any:
         return _Rejected(err)
 
 
+def _record(item: Any) -> Any:
+    """An array element as ``edgefin-run score`` reads a JSON line: an object, else the same error."""
+    if isinstance(item, dict):
+        return item
+    if isinstance(item, _Rejected):
+        return item.error
+    return RecordTypeError(f"expected a JSON object of field names to values, got {type(item).__name__}")
+
+
 def parse_records(body: bytes, max_records: int) -> list[Any]:
     """The records of a body (an object is one record, an array many); bad JSON or shape -> Problem.
 
-    An element that cannot be a record stays in the list (the runtime rejects it individually);
-    an object that repeats a key becomes its InputError.
+    An element that is not an object, or an object that repeats a key, becomes the InputError that
+    ``edgefin-run score`` reports for such a JSON line: rejected individually, the others scored.
     """
     try:
         doc = json.loads(body, object_pairs_hook=_pairs)
@@ -79,7 +88,7 @@ def parse_records(body: bytes, max_records: int) -> list[Any]:
     if isinstance(doc, list):
         if len(doc) > max_records:
             raise Problem(413, "TooManyRecords", f"the body holds {len(doc)} records; the limit is {max_records}")
-        return [d.error if isinstance(d, _Rejected) else d for d in doc]
+        return [_record(d) for d in doc]
     raise Problem(
         400, "MalformedJSON", f"expected a JSON object (one record) or an array of records, got {type(doc).__name__}"
     )
