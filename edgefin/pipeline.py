@@ -19,13 +19,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from . import __version__
-from .atomic import write_json
 from .errors import EdgefinError, QualityGateError
 from .reporter import SILENT, Reporter
-from .rundir import SPLITS, RunDir
+from .rundir import RunDir
 from .steps import STEPS
 from .steps import bench as bench_step
 from .steps import compress as compress_step
@@ -33,7 +32,21 @@ from .steps import convert as convert_step
 from .steps import report as report_step
 from .steps import train as train_step
 
-STEP_MODULES: dict[str, Any] = {
+StepOptions = (
+    train_step.Options | compress_step.Options | convert_step.Options | bench_step.Options | report_step.Options
+)
+
+
+class Step(Protocol):
+    """What a module of :mod:`edgefin.steps` provides (each takes its own ``Options``)."""
+
+    def check(self, options: Any, /) -> None: ...
+    def inputs(self, run_dir: RunDir, options: Any, /) -> list[Path]: ...
+    def outputs(self, run_dir: RunDir, /) -> list[Path]: ...
+    def run(self, run_dir: str | Path, options: Any, reporter: Reporter | None = None, /) -> Any: ...
+
+
+STEP_MODULES: dict[str, Step] = {
     "train": train_step,
     "compress": compress_step,
     "convert": convert_step,
@@ -52,7 +65,7 @@ class PipelineOptions:
     bench: bench_step.Options = field(default_factory=bench_step.Options)
     report: report_step.Options = field(default_factory=report_step.Options)
 
-    def of(self, step: str) -> Any:
+    def of(self, step: str) -> StepOptions | None:
         """The options of one step (None for a disabled compression)."""
         return getattr(self, step)
 
@@ -93,55 +106,31 @@ def _json_sha(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _models(rd: RunDir) -> list[Path]:
-    return sorted((rd.root / "models").glob("*.keras"))
-
-
 def _bundles(rd: RunDir) -> list[Path]:
     return sorted(rd.bundles_dir.glob("*.efb"))
 
 
 def step_inputs(step: str, rd: RunDir, options: PipelineOptions) -> list[Path]:
-    """The files a step reads (besides its options)."""
-    t = options.train
-    data_files = [Path(p) for p in (t.data, t.training.test_data, t.training.validation_data) if p]
-    profiles = [Path(options.bench.profiles_file)] if options.bench.profiles_file else []
-    splits = [rd.split_path(s) for s in SPLITS]
-    meta = [rd.schema_json, rd.preprocess_json, rd.metrics_json]
-    return {
-        "train": data_files,
-        "compress": [rd.model_path("dense"), *splits, *meta],
-        "convert": [*_models(rd), *splits, *meta],
-        "bench": [*_bundles(rd), rd.parity_json, rd.model_path("dense"), rd.split_path("test"), *meta, *profiles],
-        "report": [rd.report_dir / "report.json"],
-    }[step]
+    """The files a step reads besides its options, as the step declares them (``inputs``)."""
+    return list(STEP_MODULES[step].inputs(rd, options.of(step)))
 
 
 def step_outputs(step: str, rd: RunDir) -> list[Path]:
-    """The files a step writes; all must exist for the step to count as done (run.json too, which is
-    not hashed: it holds these records)."""
-    return {
-        "train": [
-            rd.metrics_json,
-            rd.schema_json,
-            rd.preprocess_json,
-            rd.model_path("dense"),
-            *[rd.split_path(s) for s in SPLITS],
-        ],
-        "compress": [rd.compress_json],
-        "convert": [rd.parity_json, *_bundles(rd)],
-        "bench": [rd.report_dir / "report.json"],
-        "report": [rd.report_dir / "report.md", rd.report_dir / "report.html"],
-    }[step]
+    """The files a step writes, as it declares them (``outputs``); all must exist for the step to count
+    as done (run.json too, which is not hashed: it holds these records)."""
+    return list(STEP_MODULES[step].outputs(rd))
 
 
 def fingerprint(step: str, rd: RunDir, options: PipelineOptions) -> str:
     """A hash of the step's options (``dataclasses.asdict``) and of every file it reads."""
+    opts = options.of(step)
+    if opts is None:
+        raise ValueError(f"the {step} step is disabled in these options")
     return _json_sha(
         {
             "step": step,
             "edgefin": __version__,
-            "options": asdict(options.of(step)),
+            "options": asdict(opts),
             "files": files_sha256(step_inputs(step, rd, options), rd.root),
         }
     )
@@ -163,8 +152,8 @@ def is_done(step: str, rd: RunDir, inputs_sha: str) -> tuple[bool, str]:
         return False, "its options or input files changed"
     outs = step_outputs(step, rd)
     missing = [p for p in [*outs, rd.run_json] if not p.exists()]
-    if missing or (step == "convert" and not _bundles(rd)):
-        return False, f"output {missing[0].relative_to(rd.root) if missing else 'bundles/*.efb'} is missing"
+    if missing:
+        return False, f"output {missing[0].relative_to(rd.root)} is missing"
     if rec.get("outputs_sha256") != files_sha256(outs, rd.root):
         return False, "its outputs were replaced since"
     return True, "inputs unchanged and outputs present"
@@ -185,7 +174,7 @@ def record(step: str, rd: RunDir, inputs_sha: str, seconds: float) -> None:
         }
     )
     steps[step] = entry
-    write_json(rd.run_json, run)
+    rd.write_record(run)
 
 
 # ---------------------------------------------------------------- the steps

@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..reporter import Reporter
+from . import matching
 
 if TYPE_CHECKING:
     from ..bench.harness import BenchOptions
+    from ..rundir import RunDir
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,27 @@ class Result:
         return summary(self.report, self.paths)
 
 
+def inputs(run_dir: RunDir, options: Options) -> list[Path]:
+    """The bundles and parity.json, the dense model and test rows (the Keras reference), what training
+    recorded, and the profiles file the options name."""
+    rd = run_dir
+    return [
+        *matching(rd.bundles_dir, "*.efb"),
+        rd.parity_json,
+        rd.model_path("dense"),
+        rd.split_path("test"),
+        rd.schema_json,
+        rd.preprocess_json,
+        rd.metrics_json,
+        *([Path(options.profiles_file)] if options.profiles_file else []),
+    ]
+
+
+def outputs(run_dir: RunDir) -> list[Path]:
+    """report.json in the run's report folder."""
+    return [run_dir.report_dir / "report.json"]
+
+
 def run(run_dir: str | Path, options: Options, reporter: Reporter | None = None) -> Result:
     """Benchmark the run's bundles and write report.json."""
     from ..atomic import write_json
@@ -105,4 +128,4 @@ def run(run_dir: str | Path, options: Options, reporter: Reporter | None = None)
     return Result(report, {name: out / name for name in REPORT_FILES}, resolved.constraints.any)
 
 
-__all__ = ["Options", "Result", "check", "resolve", "run", "summary"]
+__all__ = ["Options", "Result", "check", "inputs", "outputs", "resolve", "run", "summary"]

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..compress.options import CompressOptions
 from ..reporter import Reporter
+from . import trained_files
+
+if TYPE_CHECKING:
+    from ..rundir import RunDir
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,16 @@ def check(options: Options) -> None:
     options.compression.validated()
 
 
+def inputs(run_dir: RunDir, options: Options) -> list[Path]:
+    """The dense model and what training recorded."""
+    return [run_dir.model_path("dense"), *trained_files(run_dir)]
+
+
+def outputs(run_dir: RunDir) -> list[Path]:
+    """compress.json (it holds the SHA-256 of every model it wrote)."""
+    return [run_dir.compress_json]
+
+
 def run(run_dir: str | Path, options: Options, reporter: Reporter | None = None) -> Result:
     """Compress the trained run ``run_dir`` in place; writes the models and compress.json."""
     from ..compress.run import compress_run
@@ -46,4 +60,4 @@ def run(run_dir: str | Path, options: Options, reporter: Reporter | None = None)
     return Result(Path(run_dir), report)
 
 
-__all__ = ["CompressOptions", "Options", "Result", "check", "run"]
+__all__ = ["CompressOptions", "Options", "Result", "check", "inputs", "outputs", "run"]

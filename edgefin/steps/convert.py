@@ -9,11 +9,15 @@ converters report progress through their own small protocol (``started(variant, 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..convert import ConvertOptions, ConvertResult
 from ..errors import UsageError
 from ..reporter import SILENT, Reporter
+from . import at_least_one, matching, trained_files
+
+if TYPE_CHECKING:
+    from ..rundir import RunDir
 
 Options = ConvertOptions
 Result = ConvertResult
@@ -50,6 +54,16 @@ def check(options: Options) -> None:
         raise UsageError(f"convert stage: expected one of {', '.join(STAGES)}, got {options.stage!r}")
 
 
+def inputs(run_dir: RunDir, options: Options) -> list[Path]:
+    """Every model of the run (the stage converted is one of them) and what training recorded."""
+    return [*matching(run_dir.root / "models", "*.keras"), *trained_files(run_dir)]
+
+
+def outputs(run_dir: RunDir) -> list[Path]:
+    """parity.json and the bundles (at least one)."""
+    return [run_dir.parity_json, *at_least_one(run_dir.bundles_dir, "*.efb")]
+
+
 def run(run_dir: str | Path, options: Options, reporter: Reporter | None = None) -> Result:
     """Convert the run's model; bundles and parity.json are written before a failed gate raises."""
     from ..convert import convert_run
@@ -57,4 +71,4 @@ def run(run_dir: str | Path, options: Options, reporter: Reporter | None = None)
     return convert_run(run_dir, options, progress=progress_for(reporter))
 
 
-__all__ = ["Options", "Result", "check", "run", "progress_for"]
+__all__ = ["Options", "Result", "check", "inputs", "outputs", "run", "progress_for"]

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..reporter import Reporter
+
+if TYPE_CHECKING:
+    from ..rundir import RunDir
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,16 @@ def check(options: Options) -> None:
     """Nothing to check before the run: the report step only reads what bench wrote."""
 
 
+def inputs(run_dir: RunDir, options: Options) -> list[Path]:
+    """The run's report.json."""
+    return [run_dir.report_dir / "report.json"]
+
+
+def outputs(run_dir: RunDir) -> list[Path]:
+    """report.md and report.html beside it."""
+    return [run_dir.report_dir / "report.md", run_dir.report_dir / "report.html"]
+
+
 def run(run_dir: str | Path, options: Options, reporter: Reporter | None = None) -> Result:
     """Render report.md and report.html beside report.json."""
     from ..bench.report import load_report, rebuild
@@ -39,4 +52,4 @@ def run(run_dir: str | Path, options: Options, reporter: Reporter | None = None)
     return Result(load_report(paths["report.json"]), paths)
 
 
-__all__ = ["Options", "Result", "check", "run"]
+__all__ = ["Options", "Result", "check", "inputs", "outputs", "run"]

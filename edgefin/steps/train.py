@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
 from ..reporter import Reporter
+
+if TYPE_CHECKING:
+    from ..rundir import RunDir
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,26 @@ def check(options: Options) -> None:
 
 
 def run(run_dir: str | Path, options: Options, reporter: Reporter | None = None) -> Result:
+def inputs(run_dir: RunDir, options: Options) -> list[Path]:
+    """The data files the options name (the run directory holds nothing train reads)."""
+    t = options.training
+    return [Path(p) for p in (options.data, t.test_data, t.validation_data) if p]
+
+
+def outputs(run_dir: RunDir) -> list[Path]:
+    """Metrics, schema, preprocessing, the dense model and the split rows (run.json is not hashed)."""
+    from ..rundir import SPLITS
+
+    rd = run_dir
+    return [
+        rd.metrics_json,
+        rd.schema_json,
+        rd.preprocess_json,
+        rd.model_path("dense"),
+        *(rd.split_path(s) for s in SPLITS),
+    ]
+
+
     """Train on ``options.data`` into ``run_dir``."""
     from ..train import train
 
@@ -82,4 +105,4 @@ def run(run_dir: str | Path, options: Options, reporter: Reporter | None = None)
     return Result(Path(run_dir), train(options.data, run_dir, options.training, reporter=reporter))
 
 
-__all__ = ["TrainOptions", "Options", "Result", "check", "run"]
+__all__ = ["TrainOptions", "Options", "Result", "check", "inputs", "outputs", "run"]
