@@ -14,7 +14,7 @@ from edgefin_converters import sections
 from edgefin_runtime.bundle import build_bundle, read_bundle
 
 
-def _fixture_module() -> Any:
+def fixture_module() -> Any:
     """tests/fixtures/bundles.py by path (a site-packages ``tests`` package can shadow ours)."""
     import importlib.util
     import sys
@@ -42,7 +42,7 @@ def with_sections(
     """``src`` repacked with explain and drift sections (reference from the bundle's own scores of the tiny data)."""
     bundle = read_bundle(str(src))
     m = bundle.manifest
-    fx = _fixture_module()
+    fx = fixture_module()
     cols, _ = fx.tiny_data()
     pred = edgefin_runtime.load(str(src), self_test=False)
     scores = np.asarray(pred.score_columns(cols).probabilities, dtype=np.float64)
