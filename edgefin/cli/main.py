@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("edgefin.cli.pipeline", "demo", "Run the whole pipeline on the bundled credit data."),
     "keygen": ("edgefin.cli.sign", "keygen", "Create an Ed25519 key pair for signing bundles."),
     "sign": ("edgefin.cli.sign", "sign", "Sign a bundle with an Ed25519 private key."),
+    "synth": ("edgefin.cli.synth", "synth", "Write synthetic Parquet rows from a run's schema and statistics."),
 }
 
 EPILOG = """\b

@@ -274,14 +274,18 @@ def spark_session(master: str, app: str = "edgefin-score") -> Any:
 def _score_spark(args: argparse.Namespace, files: list[str], out: str) -> dict[str, Any]:
     from . import spark as efspark
 
+    from pyspark.sql import SparkSession
+
     data, _, _ = _load(args)
     t0 = time.perf_counter()
-    spark = spark_session(args.cluster or f"local[{args.workers}]")
+    active = SparkSession.getActiveSession()  # a caller's session (a notebook, a test) is used, not stopped
+    spark = active or spark_session(args.cluster or f"local[{args.workers}]")
     t1 = time.perf_counter()
     try:
         df = spark.read.parquet(*[os.path.abspath(f) for f in files])
         metrics = efspark.ScoreMetrics(spark)
         efspark.score(df, data, backend=args.backend, policy=args.policy, metrics=metrics).write.parquet(out)
     finally:
-        spark.stop()
+        if active is None:
+            spark.stop()
     return {"start": round(t1 - t0, 3), "job": round(time.perf_counter() - t1, 3), **metrics.to_dict()}
