@@ -272,9 +272,9 @@ def spark_session(master: str, app: str = "edgefin-score") -> Any:
 
 
 def _score_spark(args: argparse.Namespace, files: list[str], out: str) -> dict[str, Any]:
-    from . import spark as efspark
-
     from pyspark.sql import SparkSession
+
+    from . import spark as efspark
 
     data, _, _ = _load(args)
     t0 = time.perf_counter()
