@@ -9,13 +9,11 @@ file and leaves whatever bundle was there before. ``_before_replace`` lets tests
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -25,30 +23,16 @@ from edgefin_runtime import atomic
 from edgefin_runtime.bundle import build_bundle
 from edgefin_runtime.manifest import AcceptanceSet, Decision, GoldenVector, Manifest, ModelSpec, PreprocessSpec, Schema
 
+from .versions import library_versions
+
 BUNDLE_SUFFIX = ".efb"
 _before_replace: Callable[[Path], None] | None = None  # test hook: raise here to simulate a crash
-
-_LIBRARIES = (
-    "tensorflow",
-    "tf-keras",
-    "tensorflow-model-optimization",
-    "tf2onnx",
-    "onnx",
-    "onnxruntime",
-    "ai-edge-litert",
-    "numpy",
-    "edgefin-runtime",
-    "edgefin-converters",
-)
 
 
 # ---------------------------------------------------------------- manifest parts
 def producer(extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The tool and the library versions that produced a bundle (stable across runs on one install)."""
-    libs: dict[str, str] = {"python": ".".join(map(str, sys.version_info[:3]))}
-    for name in _LIBRARIES:
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            libs[name] = metadata.version(name)
+    libs: dict[str, str] = {"python": ".".join(map(str, sys.version_info[:3])), **library_versions()}
     out: dict[str, Any] = {
         "tool": "edgefin-converters",
         "version": libs.get("edgefin-converters", "0"),

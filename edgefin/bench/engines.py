@@ -40,7 +40,8 @@ class LiteRTEngine(BareEngine):
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         self.version = getattr(ai_edge_litert, "__version__", "unknown")
-        # the kernels the runtime uses for this bundle (manifest model.kernels), so the baseline is the same work
+        # the kernels the runtime uses for this bundle (bare_engine applies the runtime's rule), so the
+        # baseline is the same work
         kw = {"experimental_op_resolver_type": OpResolverType.BUILTIN_REF} if reference_kernels else {}
         self._it = Interpreter(model_content=model_bytes, num_threads=threads, **kw)
         self._it.allocate_tensors()
@@ -105,7 +106,9 @@ class OnnxEngine(BareEngine):
 def bare_engine(engine: str, model_bytes: bytes, threads: int, *, kernels: str = "default") -> BareEngine:
     """The engine called directly, on the kernels the bundle's manifest asks for (``model.kernels``)."""
     if engine == "litert":
-        return LiteRTEngine(model_bytes, threads, reference_kernels=kernels == "reference")
+        from edgefin_runtime.backends import uses_reference_kernels
+
+        return LiteRTEngine(model_bytes, threads, reference_kernels=uses_reference_kernels(kernels))
     if engine == "onnx":
         return OnnxEngine(model_bytes, threads)
     raise ValueError(f"unknown engine {engine!r}; expected 'litert' or 'onnx'")

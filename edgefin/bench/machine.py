@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.metadata as md
 import os
 import platform
 import sys
 from typing import Any
 
-LIBRARIES = (
-    "edgefin",
-    "edgefin-runtime",
-    "edgefin-converters",
-    "tensorflow",
-    "tf-keras",
-    "tensorflow-model-optimization",
-    "tf2onnx",
-    "onnx",
-    "onnxruntime",
-    "ai-edge-litert",
-    "numpy",
-    "scikit-learn",
-    "pandas",
-)
+from edgefin_converters.versions import BUILD_LIBRARIES
+from edgefin_converters.versions import library_versions as _versions
+
+# what a conversion depends on (recorded in every bundle too), and the toolkit's own packages
+LIBRARIES = ("edgefin", *BUILD_LIBRARIES, "scikit-learn", "pandas")
 
 
 def _cpu_model() -> str:
@@ -71,10 +60,5 @@ def load_average() -> list[float] | None:
 
 
 def library_versions() -> dict[str, str]:
-    out: dict[str, str] = {}
-    for name in LIBRARIES:
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
+    """Versions of :data:`LIBRARIES` ("not installed" for one that is not)."""
+    return _versions(LIBRARIES, missing="not installed")

@@ -18,6 +18,12 @@ from .base import MAX_CHUNK, Engine
 BACKENDS = {"litert": "litert", "litert-ref": "litert", "onnx": "onnx"}
 
 
+def uses_reference_kernels(kernels: str, backend: str | None = None) -> bool:
+    """Whether LiteRT runs a model on its reference kernels (``OpResolverType.BUILTIN_REF``): the
+    manifest's ``model.kernels`` is ``"reference"``, or the caller chose the ``litert-ref`` backend."""
+    return backend == "litert-ref" or kernels == "reference"
+
+
 def create_engine(
     spec: ModelSpec, model_bytes: bytes, *, backend: str | None = None, threads: int = 1, inter_op_threads: int = 1
 ) -> Engine:
@@ -41,11 +47,11 @@ def create_engine(
         from .litert import LiteRTEngine
 
         return LiteRTEngine(
-            model_bytes, spec, threads=threads, reference_kernels=name == "litert-ref" or spec.kernels == "reference"
+            model_bytes, spec, threads=threads, reference_kernels=uses_reference_kernels(spec.kernels, name)
         )
     from .onnx import OnnxEngine
 
     return OnnxEngine(model_bytes, spec, threads=threads, inter_op_threads=inter_op_threads)
 
 
-__all__ = ["BACKENDS", "Engine", "MAX_CHUNK", "create_engine"]
+__all__ = ["BACKENDS", "Engine", "MAX_CHUNK", "create_engine", "uses_reference_kernels"]
