@@ -41,7 +41,7 @@ OK, FAILURE, USAGE, SELF_TEST = 0, 1, 2, 3
 # defines ``HELP: str``, ``add_arguments(parser, common)`` (``common(parser, engine=True)`` adds BUNDLE,
 # --key, --require-signature and, with engine, --backend/--threads) and ``run(args) -> int``. Modules
 # must import only argparse-level things at import time: heavy imports belong inside ``run``.
-COMMAND_MODULES: dict[str, str] = {"serve": "cli_serve"}
+COMMAND_MODULES: dict[str, str] = {"serve": "cli_serve", "drift": "cli_drift"}
 
 
 class StrictStop(Exception):
@@ -130,6 +130,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     p_score.add_argument("--batch-size", type=_positive, default=1024, help="records scored together")
     p_score.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
+    p_score.add_argument(
+        "--reasons",
+        action="store_true",
+        help="add each record's principal reasons (fields that raised the risk score; needs a bundle with "
+        "an explain section)",
+    )
+    p_score.add_argument(
+        "--max-reasons", type=_positive, default=4, help="reasons per record with --reasons (default 4)"
+    )
     p_score.add_argument(
         "--engine",
         choices=("local", "dask", "spark"),
@@ -294,6 +303,10 @@ def cmd_score(args: argparse.Namespace) -> int:
     from .cli_scale import is_parquet_input, run_scaled
 
     if args.engine is not None or is_parquet_input(args.input):
+        if args.reasons:
+            from .cli_io import UsageProblem
+
+            raise UsageProblem("--reasons works with CSV or JSON Lines input scored locally, not --engine or Parquet")
         return run_scaled(args)
     fmt_in = detect_format(args.input, args.input_format)
     fmt_out = args.output_format or ("csv" if (args.output or "").lower().endswith(".csv") else "jsonl")
@@ -302,29 +315,36 @@ def cmd_score(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     counts = {"in": 0, "scored": 0, "rejected": 0}
     with open_input(args.input) as fin, open_output(args.output) as fout:
-        writer = Writer(fout, fmt_out)
+        reasons = args.max_reasons if args.reasons else 0
+        if reasons:
+            predictor.explainer()  # a bundle without an explain section fails before any output
+        writer = Writer(fout, fmt_out, reasons=reasons)
         batch: list[tuple[int, Any]] = []
         for item in read_rows(fin, fmt_in, predictor.schema):
             batch.append(item)
             if len(batch) >= args.batch_size:
-                _score_batch(predictor, batch, writer, counts, args.strict)
+                _score_batch(predictor, batch, writer, counts, args.strict, reasons)
                 batch = []
         if batch:
-            _score_batch(predictor, batch, writer, counts, args.strict)
+            _score_batch(predictor, batch, writer, counts, args.strict, reasons)
     if not args.quiet:
         _summary(counts, time.perf_counter() - t0, t0 - t_load)
     return OK
 
 
 def _score_batch(
-    predictor: Any, batch: list[tuple[int, Any]], writer: Any, counts: dict[str, int], strict: bool
+    predictor: Any, batch: list[tuple[int, Any]], writer: Any, counts: dict[str, int], strict: bool, reasons: int = 0
 ) -> None:
     from .cli_io import result_row
 
     records = [(row, rec) for row, rec in batch if not isinstance(rec, InputError)]
-    results = iter(predictor.score_batch([rec for _, rec in records]))
+    recs = [rec for _, rec in records]
+    results = iter(
+        predictor.score_batch(recs, reasons=True, max_reasons=reasons) if reasons else predictor.score_batch(recs)
+    )
     for row, rec in batch:
         outcome: Any = rec if isinstance(rec, InputError) else next(results)
+        explanation = getattr(outcome, "explanation", None)
         if not isinstance(outcome, InputError):
             outcome = outcome.score if outcome.ok else outcome.error
         counts["in"] += 1
@@ -334,7 +354,7 @@ def _score_batch(
             counts["rejected"] += 1
         else:
             counts["scored"] += 1
-        writer.write(result_row(row, outcome))
+        writer.write(result_row(row, outcome, explanation))
 
 
 def _summary(counts: dict[str, int], seconds: float, load_seconds: float) -> None:

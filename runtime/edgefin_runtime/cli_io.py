@@ -139,8 +139,9 @@ def _jsonl_rows(fh: Iterable[str]) -> Iterator[tuple[int, Any]]:
 
 
 # ---------------------------------------------------------------- output
-def result_row(row: int, result: Any) -> dict[str, Any]:
-    """One output row: a score, or the error that rejected the record."""
+def result_row(row: int, result: Any, explanation: Any = None) -> dict[str, Any]:
+    """One output row: a score, or the error that rejected the record; with an explanation
+    (``score --reasons``), its reasons and the reference applicant's score."""
     if isinstance(result, InputError):
         return {
             "row": row,
@@ -150,7 +151,7 @@ def result_row(row: int, result: Any) -> dict[str, Any]:
             "error": result.reason,
         }
     s = result
-    return {
+    out = {
         "row": row,
         "status": "scored",
         "score": s.probability,
@@ -158,17 +159,21 @@ def result_row(row: int, result: Any) -> dict[str, Any]:
         "label": s.label,
         "flags": list(s.flags),
     }
+    if explanation is not None:
+        out["reasons"] = [r.to_dict() for r in explanation.reasons]
+        out["reference_score"] = explanation.reference_score
+    return out
 
 
 class Writer:
     """Writes output rows as JSON Lines or CSV to a text stream."""
 
-    def __init__(self, fh: IO[str], fmt: str) -> None:
-        self.fh, self.fmt = fh, fmt
+    def __init__(self, fh: IO[str], fmt: str, reasons: int = 0) -> None:
+        self.fh, self.fmt, self.reasons = fh, fmt, reasons
         self._csv = None
         if fmt == "csv":
             self._csv = csv.writer(fh, lineterminator="\n")
-            self._csv.writerow(CSV_COLUMNS)
+            self._csv.writerow(CSV_COLUMNS + reason_columns(reasons))
 
     def write(self, out: dict[str, Any]) -> None:
         if self._csv is None:
@@ -187,7 +192,25 @@ class Writer:
                 out.get("field") or "",
                 out.get("error", ""),
             ]
+            + _reason_cells(out, self.reasons)
         )
+
+
+def reason_columns(n: int) -> tuple[str, ...]:
+    """CSV columns of ``score --reasons``: the reference score, then field and text of reasons 1..n."""
+    if not n:
+        return ()
+    return ("reference_score", *(f"reason_{i}_{part}" for i in range(1, n + 1) for part in ("field", "text")))
+
+
+def _reason_cells(out: dict[str, Any], n: int) -> list[Any]:
+    if not n:
+        return []
+    cells: list[Any] = [out.get("reference_score", "")]
+    reasons = out.get("reasons") or []
+    for i in range(n):
+        cells.extend((reasons[i]["field"], reasons[i]["text"]) if i < len(reasons) else ("", ""))
+    return cells
 
 
 @contextmanager
