@@ -140,7 +140,10 @@ def convert_run(run_dir: str | Path, options: ConvertOptions | None = None, *, p
         "run": str(run.root.resolve()),
         "run_fingerprint": record.get("steps", {}).get("train", {}).get("fingerprint"),
     }
-    return _export_and_write(sources, data, opts, out, stage, progress, source_extra=extra)
+    from .explain.analysis import card_at_convert
+
+    card = card_at_convert(run.root, sources.float.model, sources.float.stage)
+    return _export_and_write(sources, data, opts, out, stage, progress, source_extra=extra, model_card=card)
 
 
 def _source(run: RunDir, stage: str) -> Any:
@@ -349,6 +352,7 @@ def _export_and_write(
     *,
     source_extra: Mapping[str, Any] | None = None,
     notes: list[str] | None = None,
+    model_card: Mapping[str, Any] | None = None,
 ) -> ConvertResult:
     from edgefin_converters import BuildOptions, ExportOptions, Gates, ParityGateError, export_variants, write_bundle
     from edgefin_converters.bundle_writer import BUNDLE_SUFFIX
@@ -367,6 +371,7 @@ def _export_and_write(
         calibration_rows=opts.calibration_rows,
         seed=opts.seed,
         repair=opts.repair,
+        model_card=model_card,
     )
     result = export_variants(
         sources,
@@ -384,6 +389,9 @@ def _export_and_write(
     report = result.parity_report(
         gated=opts.gate, extra={"stage": stage, "bundles": {k: v.name for k, v in bundles.items()}}
     )
+    from .explain.validation import parity_top4
+
+    report["explain_top4"] = parity_top4(bundles, data.test, data.schema)  # explanations after quantisation
     parity_path = atomic.write_json(out / "parity.json", report)
     repaired = [_repair_note(r.repair, r.name) for r in result.results if r.repair is not None]
     done = ConvertResult(

@@ -192,6 +192,9 @@ def render_html(report: Mapping[str, Any]) -> str:
     if isinstance(report.get("targets"), Mapping):
         body.append(_targets_section(report["targets"]))
     body.append("<h2>Compression</h2>" + _compression(report.get("compression")))
+    from .explainreport import render_html as explain_html
+
+    body.append(explain_html(report))
     warnings = _quality_warnings(report.get("data_quality"))
     body.append(
         "<h2>Data-quality warnings</h2>"

@@ -157,6 +157,9 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     )
     if isinstance(report.get("targets"), Mapping):
         parts.append(md_targets(report["targets"]))
+    from .explainreport import render_markdown as explain_markdown
+
+    parts.append(explain_markdown(report))
     dq = _quality_warnings(report.get("data_quality"))
     if dq:
         parts.append("## Data-quality warnings\n")
@@ -279,6 +282,10 @@ def write_report(report: Mapping[str, Any], out_dir: str | os.PathLike[str]) -> 
     report = json.loads(paths["report.json"].read_text(encoding="utf-8"))  # render exactly what report.json says
     write_text(paths["report.md"], render_markdown(report))
     write_text(paths["report.html"], render_html(report))
+    if isinstance(report.get("model_card"), Mapping):
+        from ..explain.model_card import render_markdown as card_markdown
+
+        paths["model_card.md"] = write_text(d / "model_card.md", card_markdown(report["model_card"]))
     return paths
 
 

@@ -65,8 +65,10 @@ class Axes:
         h: int = H,
         ml: int = ML,
         yticks: bool = True,
+        xticks: bool = True,
     ) -> None:
         self.w, self.h, self.xlog, self.ylog, self.ml, self.yticks = w, h, xlog, ylog, ml, yticks
+        self.xticks = xticks
         self.x0, self.x1 = self._pad(*x, xlog)
         self.y0, self.y1 = self._pad(*y, ylog)
 
@@ -109,7 +111,7 @@ class Axes:
             f"{escape(title)}</text>",
         ]
         ml = self.ml
-        xt = self._ticks(self.x0, self.x1, self.xlog)
+        xt = self._ticks(self.x0, self.x1, self.xlog) if self.xticks else []
         xstep = None if self.xlog or len(xt) < 2 else xt[1] - xt[0]
         for t in xt:
             x = self.px(t)
@@ -243,5 +245,67 @@ def boxes(title: str, xlabel: str, rows: Sequence[tuple[str, Sequence[float]]], 
             f'<line x1="{x50:.1f}" y1="{yc - 8:.1f}" x2="{x50:.1f}" y2="{yc + 8:.1f}" stroke="#000" stroke-width="2"/>'
         )
         out.append(f'<text x="{ax.ml - 6}" y="{yc + 4:.1f}" text-anchor="end">{escape(name)}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def hbars(
+    title: str, xlabel: str, rows: Sequence[tuple[str, float, float | None]], *, value_fmt: str = "{:.4f}"
+) -> str:
+    """Horizontal bars, largest first as given, with an optional +- error whisker (e.g. one sd)."""
+    if not rows:
+        return "<p>(nothing to draw)</p>"
+    h = MT + MB + 20 * len(rows) + 10
+    lo = min(0.0, min(v - (e or 0.0) for _, v, e in rows))
+    hi = max(max(v + (e or 0.0) for _, v, e in rows), lo + 1e-9)
+    ax = Axes((lo, hi), (0, len(rows)), w=W, h=h, ml=110, yticks=False)
+    ax.y0, ax.y1 = 0.0, float(len(rows))
+    out = ax.frame(title, xlabel, "")
+    x0 = ax.px(0.0)
+    for i, (name, v, err) in enumerate(rows):
+        yc = ax.py(len(rows) - i - 0.5)
+        xv = ax.px(v)
+        out.append(
+            f'<rect x="{min(x0, xv):.1f}" y="{yc - 6:.1f}" width="{max(abs(xv - x0), 1):.1f}" height="12" '
+            f'fill="{color(0)}" fill-opacity="0.7"><title>{escape(name)}: {value_fmt.format(v)}'
+            f"{'' if err is None else ' +- ' + value_fmt.format(err)}</title></rect>"
+        )
+        if err:
+            a, b = ax.px(v - err), ax.px(v + err)
+            out.append(f'<line x1="{a:.1f}" y1="{yc:.1f}" x2="{b:.1f}" y2="{yc:.1f}" stroke="#333"/>')
+        out.append(f'<text x="{ax.ml - 6}" y="{yc + 4:.1f}" text-anchor="end">{escape(name)}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def dependence(
+    title: str,
+    xlabel: str,
+    grid: Sequence[float | str],
+    pd: Sequence[float],
+    ice: Sequence[Sequence[float]] = (),
+) -> str:
+    """Partial dependence (thick line, left axis: mean score) over centred ICE curves (thin, drawn
+    from the PD's first point so both share the axis). A categorical grid is drawn at even positions
+    with its labels."""
+    if not grid or len(pd) != len(grid):
+        return "<p>(no grid to draw)</p>"
+    categorical = any(isinstance(g, str) for g in grid)
+    xs = [float(i) for i in range(len(grid))] if categorical else [float(g) for g in grid]  # type: ignore[arg-type]
+    curves = [[pd[0] + d for d in row] for row in ice if len(row) == len(grid)]
+    ally = list(pd) + [v for c in curves for v in c]
+    ax = Axes((min(xs), max(xs)), (min(ally), max(ally)), xticks=not categorical)
+    out = ax.frame(title, xlabel, "mean score (PD); ICE from PD's start")
+    if categorical:  # the categories as x labels
+        out.extend(
+            f'<text x="{ax.px(x):.1f}" y="{ax.h - MB + 14}" text-anchor="middle">{escape(str(g))}</text>'
+            for x, g in zip(xs, grid)
+        )
+    for c in curves:
+        pts = " ".join(f"{ax.px(x):.1f},{ax.py(y):.1f}" for x, y in zip(xs, c))
+        out.append(f'<polyline points="{pts}" fill="none" stroke="#999" stroke-opacity="0.45" stroke-width="1"/>')
+    pts = " ".join(f"{ax.px(x):.1f},{ax.py(y):.1f}" for x, y in zip(xs, pd))
+    out.append(f'<polyline points="{pts}" fill="none" stroke="{color(0)}" stroke-width="3"/>')
+    out.extend(f'<circle cx="{ax.px(x):.1f}" cy="{ax.py(y):.1f}" r="3" fill="{color(0)}"/>' for x, y in zip(xs, pd))
     out.append("</svg>")
     return "".join(out)

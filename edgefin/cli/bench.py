@@ -105,13 +105,18 @@ def bench(run_dir: str, as_json: bool, quiet: bool, **values: Any) -> None:
 
 @click.command()
 @click.argument("path", type=click.Path())
+@apply("report")
 @output_options
 @handle_errors
-def report(path: str, as_json: bool, quiet: bool) -> None:
-    """Rebuild report.md and report.html from a run's report.json (RUN_DIR, its report/ folder or the file)."""
+def report(path: str, as_json: bool, quiet: bool, slices: tuple[str, ...] = ()) -> None:
+    """Rebuild report.md and report.html from a run's report.json (RUN_DIR, its report/ folder or the file).
+
+    With --slice COL, the slices of COL are computed again from the run (its bundles, dense model and
+    test split) into report.json first."""
     from ..steps import report as step
 
-    result = step.run(path, step.Options(source=path))
+    with RichReporter(quiet) as reporter:
+        result = step.run(path, step.Options(source=path, slices=tuple(slices)), reporter)
     if not quiet:
         render_summary(result.report)
         stderr.print(f"report: {result.paths['report.html']}", highlight=False, markup=False)

@@ -26,6 +26,7 @@ from ..convert import ConvertOptions
 from ..errors import UsageError
 from ..steps import bench as bench_step
 from ..steps import compress as compress_step
+from ..steps import report as report_step
 from ..steps import train as train_step
 from ..steps.train import TrainOptions
 
@@ -486,7 +487,33 @@ BENCH: tuple[Flag, ...] = (
         "Also time the source Keras model (model(x), model.predict) for the ratios.",
         show_default=True,
     ),
+    flag(
+        "--slice",
+        "slices",
+        "Report AUC, KS, approval and every variant's flip rate per value (or quantile band) of this "
+        "test-split column (repeatable).",
+        multiple=True,
+        metavar="COL",
+    ),
+    flag(
+        "--explain/--no-explain",
+        "explain",
+        "Validate the bundles' reason codes against exact Shapley values of the float model; "
+        "permutation importance and PDP/ICE plots.",
+        show_default=True,
+    ),
     flag("--out", "out", "Report folder [default: RUN_DIR/report].", COMMAND, type=click.Path(file_okay=False)),
+)
+
+REPORT_DEFAULTS = field_defaults(report_step.Options)
+REPORT: tuple[Flag, ...] = (
+    flag(
+        "--slice",
+        "slices",
+        "Recompute the slices of this test-split column into report.json before rendering (repeatable).",
+        multiple=True,
+        metavar="COL",
+    ),
 )
 
 SPECS: dict[str, tuple[tuple[Flag, ...], Mapping[str, Any]]] = {
@@ -494,6 +521,7 @@ SPECS: dict[str, tuple[tuple[Flag, ...], Mapping[str, Any]]] = {
     "compress": (COMPRESS, COMPRESS_DEFAULTS),
     "convert": (CONVERT, CONVERT_DEFAULTS),
     "bench": (BENCH, BENCH_DEFAULTS),
+    "report": (REPORT, REPORT_DEFAULTS),
 }
 
 

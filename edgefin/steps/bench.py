@@ -32,6 +32,8 @@ class Options:
     latency_percentile: str = "p99"  # which percentile max_latency_us limits
     repeat: str = "default"  # repetition preset: quick, default, thorough
     keras: bool = True  # also time the source Keras model (for the ratios)
+    slices: tuple[str, ...] = ()  # test-split columns to slice quality and flip rates by (edgefin.explain.slices)
+    explain: bool = True  # validate the bundles' reason codes against exact float Shapley, global view
     out: str | None = None  # report folder; None: RUN_DIR/report
 
 
@@ -123,6 +125,9 @@ def run(run_dir: str | Path, options: Options, reporter: Reporter | None = None)
 
     resolved = resolve(options)
     report = run_bench(run_dir, resolved, reporter)
+    from ..explain.analysis import AnalysisOptions, analyse_run  # after the timing: it imports TensorFlow
+
+    report.update(analyse_run(run_dir, AnalysisOptions(slices=options.slices, explain=options.explain), reporter))
     out = Path(options.out) if options.out else RunDir.at(run_dir).report_dir
     write_json(out / "report.json", report)
     return Result(report, {name: out / name for name in REPORT_FILES}, resolved.constraints.any)

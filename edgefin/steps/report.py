@@ -17,6 +17,7 @@ class Options:
     """The report step: which report.json to render (a file, its folder or a run directory)."""
 
     source: str | None = None  # None: the run directory's report/report.json
+    slices: tuple[str, ...] = ()  # recompute the slices of these test-split columns into report.json first
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,10 @@ def run(run_dir: str | Path, options: Options, reporter: Reporter | None = None)
     """Render report.md and report.html beside report.json."""
     from ..bench.report import load_report, rebuild
 
+    if options.slices:
+        from ..explain.analysis import refresh_slices
+
+        refresh_slices(options.source or run_dir, options.slices, reporter)
     paths = rebuild(options.source or run_dir)
     return Result(load_report(paths["report.json"]), paths)
 
