@@ -8,32 +8,26 @@ Keras model it was converted from. Calibration rows come from the training split
 split. Bundles go to RUN_DIR/bundles/NAME.efb (or ``out``) with bundles/parity.json; all are written
 before a failed gate raises :class:`~edgefin_converters.errors.ParityGateError` (exit code 3).
 
-User model: ``MODEL.keras`` + a data file with a target column. Without a schema, every other column
-is a numeric input in the model's input order (identity preprocessing: mean 0, scale 1, no
-imputation, so rows with missing values are left out). With ``schema`` (an edgefin schema.json and
-the preprocess.json beside it, or given with ``preprocess``) raw fields are encoded as edgefin does.
-The data is split (seeded, stratified) into a calibration part and a held-out parity part.
+User model: any model :mod:`edgefin.ingest` reads (Keras 3 or tf_keras ``.keras``, ``.h5``, a SavedModel
+directory, an ONNX file) + a data file with a target column. :func:`convert_user_model` ingests it into a
+run directory (splits, schema, threshold, lineage: the one behaviour for user models) and converts that
+run. An ONNX model gives the ONNX variants only (``edgefin_converters.sources.ONNX_NO_TFLITE`` says why).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from edgefin_converters.parity import Gates
 
 from . import atomic
-from .errors import DataError, RunDirError, UsageError
+from .errors import RunDirError, UsageError
 from .keras_io import load_model
 from .rundir import STAGES, RunDir
-
-USER_STAGE = "user"
-USER_HELD_OUT = 0.3
 
 
 @dataclass(frozen=True)
@@ -56,6 +50,10 @@ class ConvertOptions:
     #: a post-training int8 variant that fails its gate gets accuracy repair (per-channel weights, more
     #: calibration rows, then the fewest sensitive layers kept in float; edgefin_converters.repair)
     repair: bool = True
+    #: fields never given as a reason code (added to the run's own, recorded by train), and a TOML file of
+    #: reason texts (edgefin.reason_texts)
+    protected: tuple[str, ...] = ()
+    reasons: str | None = None
 
 
 @dataclass
@@ -107,7 +105,7 @@ def convert_run(run_dir: str | Path, options: ConvertOptions | None = None, *, p
     stage = opts.stage or run.latest_stage()
     if stage not in STAGES:
         raise UsageError(f"`stage`: expected one of {', '.join(STAGES)}, got {stage!r}")
-    run.require(run.model_path(stage), "compress" if stage != "dense" else "train")
+    run.require(run.stored_model(stage), "compress" if stage != "dense" else "train")
     if stage == "qat":
         sources = Sources(float=_source(run, run.qat_float_stage()), quantized=_source(run, "qat"))
     else:
@@ -136,201 +134,117 @@ def convert_run(run_dir: str | Path, options: ConvertOptions | None = None, *, p
         other=validation,
     )
     out = Path(opts.out) if opts.out is not None else run.bundles_dir
-    extra = {
+    extra: dict[str, Any] = {
         "run": str(run.root.resolve()),
         "run_fingerprint": record.get("steps", {}).get("train", {}).get("fingerprint"),
     }
+    variants, notes = _variants_for(sources.float.model, opts.variants)
+    lineage = record.get("lineage") if isinstance(record, dict) else None
+    if isinstance(lineage, dict):  # a user's model brought by edgefin.ingest
+        src = lineage.get("source") or {}
+        extra.update(
+            {
+                "source_format": src.get("format"),
+                "keras_flavour": src.get("keras_flavour"),
+                "source_file": src.get("file"),
+                "source_sha256": src.get("sha256"),
+                "model_preprocessing": _inside_text(
+                    lineage.get("model_preprocessing"), lineage.get("columns"), lineage.get("lifted")
+                ),
+            }
+        )
+    opts = replace(opts, variants=variants)
+    import dataclasses
+
     from .explain.analysis import card_at_convert
 
-    card = card_at_convert(run.root, sources.float.model, sources.float.stage)
-    return _export_and_write(sources, data, opts, out, stage, progress, source_extra=extra, model_card=card)
+    trained_protected = record.get("options", {}).get("protected") or []
+    opts = dataclasses.replace(opts, protected=tuple(dict.fromkeys([*trained_protected, *opts.protected])))
+    card = card_at_convert(run.root, sources.float.model, sources.float.stage, protected=opts.protected)
+    return _export_and_write(
+        sources, data, opts, out, stage, progress, source_extra=extra, notes=notes, model_card=card
+    )
 
 
 def _source(run: RunDir, stage: str) -> Any:
     from edgefin_converters import Source
 
-    path = run.require(run.model_path(stage), "compress" if stage != "dense" else "train")
+    path = run.require(run.stored_model(stage), "compress" if stage != "dense" else "train")
+    if stage == "dense" and (path.suffix != ".keras" or _keras3_file(path)):
+        from .ingest.formats import detect, load_for_conversion
+
+        mf = detect(path)  # a user's Keras 3 model, ONNX model or SavedModel: converted as it is
+        return Source(model=load_for_conversion(mf), stage=stage, sha256=mf.sha256, path=f"models/{path.name}")
     return Source(model=load_model(path), stage=stage, sha256=_sha256(path), path=f"models/{path.name}")
+
+
+def _keras3_file(path: Path) -> bool:
+    from .keras_io import _is_keras3
+
+    return _is_keras3(path)
+
+
+def _variants_for(model: Any, requested: str) -> tuple[str, list[str]]:
+    """The variants a source model can give: an ONNX model only the ONNX ones (a note says why when
+    "all" was asked for; naming a TFLite variant is a UsageError)."""
+    from edgefin_converters.registry import REGISTRY, resolve_variants
+    from edgefin_converters.sources import ONNX_NO_TFLITE, OnnxModel
+
+    if not isinstance(model, OnnxModel):
+        return requested, []
+    chosen = resolve_variants(requested)
+    tflite = [v.name for v in chosen if v.engine == "litert"]
+    names = [s.strip() for s in requested.split(",")] if isinstance(requested, str) else []
+    if tflite and "all" not in names:
+        raise UsageError(f"variants {', '.join(tflite)}: the model is an ONNX model. {ONNX_NO_TFLITE}")
+    onnx = [v.name for v in chosen if v.engine == "onnx"] or [v.name for v in REGISTRY.values() if v.engine == "onnx"]
+    notes = [ONNX_NO_TFLITE] if tflite else []
+    return ",".join(onnx), notes
+
+
+def _inside_text(layers: Any, columns: Any, lifted: Any = None) -> str | None:
+    """What ``edgefin inspect`` says about preprocessing that lives inside the user's model."""
+    if isinstance(lifted, dict):
+        return (
+            f"lifted into the bundle's spec: layer {lifted.get('layer')} ({lifted.get('class')}) is the "
+            f"(x - mean) / scale of each column, so the runtime validates and standardises the raw columns; the "
+            f"model keeps the layers after it (proven on {lifted.get('rows')} training rows, max |dp| "
+            f"{float(lifted.get('max_abs_delta') or 0.0):.1e})"
+        )
+    if not isinstance(layers, list):
+        return None
+    if not layers:
+        return "none inside the model" if columns != "schema" else "edgefin schema and preprocess spec"
+    names = ", ".join(f"{d.get('layer')} ({d.get('class')})" for d in layers if isinstance(d, dict))
+    return (
+        f"inside the model: {names}; the bundle's spec passes the raw columns to it unchanged "
+        f"(identity scaling, missing values filled with the training median)"
+    )
 
 
 # ---------------------------------------------------------------- a user's own model
 def convert_user_model(
     model_path: str | Path,
-    data_path: str | Path,
-    target: str,
+    ingest_options: Any,
     *,
-    positive: str | None = None,
-    schema_path: str | Path | None = None,
-    preprocess_path: str | Path | None = None,
-    threshold: str | float = 0.5,
-    na_values: tuple[str, ...] = (),
+    run_dir: str | Path | None = None,
     options: ConvertOptions | None = None,
     progress: Any = None,
+    reporter: Any = None,
 ) -> ConvertResult:
-    """Convert a user's Keras model, calibrating and checking parity on their data file."""
-    from edgefin_converters import ConversionData, Source, Sources
-    from edgefin_converters.keras_io import check_model, predict
-
-    from .data.io import file_sha256, read_table
-    from .data.schema import resolve_target, target_vector, to_columns
-    from .data.split import split_indices
-    from .metrics import choose_threshold, parse_threshold
+    """Ingest a user's model and data (:func:`edgefin.ingest.ingest`) into ``run_dir`` (default:
+    ``MODEL-run`` beside the model), then convert that run; bundles go to ``options.out`` or RUN/bundles."""
+    from .ingest import ingest
 
     opts = options or ConvertOptions()
-    if opts.stage not in (None, USER_STAGE):
-        raise UsageError("--stage applies to run directories only; a user model is converted as given")
+    if opts.stage not in (None, "dense"):
+        raise UsageError("convert stage: a user model is converted as given (its run's dense stage)")
     mpath = Path(model_path)
-    model = load_model(mpath)
-    frame = read_table(data_path, na_values=na_values, role="data")
-    src_label = str(data_path)
-    tspec = resolve_target(frame, target, positive, src_label)
-    y_all, has = target_vector(frame, tspec, src_label)
-    frame, y_all = frame[has].reset_index(drop=True), y_all[has].astype(np.int64)
-    if schema_path is not None:
-        schema, spec = _user_schema(Path(schema_path), preprocess_path, tspec)
-    else:
-        if preprocess_path is not None:
-            raise UsageError("--preprocess needs --schema (the fields it encodes)")
-        schema, spec = _identity_schema(frame, tspec, model, src_label)
-    info = check_model(model, n_features=spec.n_features, label=f"model {mpath}")
-    idx = split_indices(y_all, seed=opts.seed, test_size=USER_HELD_OUT, validation_size=0.0, source=src_label)
-    cols = to_columns(frame, schema, src_label)
-    train = {k: v[idx.train] for k, v in cols.items()}
-    test = {k: v[idx.test] for k, v in cols.items()}
-    method, value = parse_threshold(threshold)
-    if method == "fixed":
-        t = float(value)  # type: ignore[arg-type]
-    else:  # chosen on the calibration part with the user's own model, never on the held-out part
-        from edgefin_runtime.preprocess import Preprocessor
-
-        res = Preprocessor(schema, spec).columns(train)
-        ok = np.ones(len(res.matrix), dtype=bool)
-        ok[list(res.errors)] = False
-        t = choose_threshold(y_all[idx.train][ok], predict(model, res.matrix[ok]), method, value)
-    data = ConversionData(
-        schema=schema,
-        preprocessing=spec,
-        train=train,
-        test=test,
-        y_test=y_all[idx.test],
-        threshold=t,
-        threshold_method=method,
-        data_sha256=file_sha256(data_path),
-        test_label=f"held-out {int(USER_HELD_OUT * 100)}% of {Path(data_path).name}",
-    )
-    stage = USER_STAGE
-    source = Source(model=model, stage=stage, sha256=_sha256(mpath), path=mpath.name)
-    out = Path(opts.out) if opts.out is not None else mpath.with_name(f"{mpath.stem}-bundles")
-    notes = []
-    if info.qat:
-        notes.append(
-            "the model is quantisation-aware: every variant is converted from it (its fake-quant "
-            "ops stay in the float variants)"
-        )
-    return _export_and_write(
-        Sources(float=source, quantized=source),
-        data,
-        opts,
-        out,
-        stage,
-        progress,
-        source_extra={"data_file": Path(data_path).name},
-        notes=notes,
-    )
-
-
-def _identity_schema(frame: Any, tspec: Any, model: Any, source: str) -> tuple[Any, Any]:
-    """Every non-target column as a numeric input, in file order, with identity scaling and no imputation."""
-    import pandas as pd
-
-    from edgefin_runtime.manifest import FieldSpec, NumericStep, PreprocessSpec, Schema
-
-    from .data.schema import numeric_values, robust_range
-
-    names = [c for c in frame.columns if c != tspec.name]
-    k = _model_features(model)
-    if k is not None and len(names) != k:
-        raise DataError(
-            f"{source} has {len(names)} feature columns besides the target '{tspec.name}' "
-            f"({', '.join(names[:12])}{'...' if len(names) > 12 else ''}) but the model expects {k} "
-            f"inputs; keep exactly the model's inputs in its input order, or pass --schema"
-        )
-    fields, steps = [], []
-    for name in names:
-        col = frame[name]
-        if not pd.api.types.is_numeric_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype):
-            raise DataError(
-                f"column '{name}' in {source} is not numeric ({col.dtype}); without --schema every "
-                f"column except the target must be a numeric model input (in the model's input "
-                f"order). Encode it first, or pass an edgefin --schema and preprocess spec"
-            )
-        values = numeric_values(col, name, source)
-        lo, hi = robust_range(values)  # rounded robust quantiles: a bundle reveals no single row's value
-        fields.append(
-            FieldSpec(
-                name=name,
-                kind="numeric",
-                allow_missing=False,
-                min=lo,
-                max=hi,
-                missing_share=float(np.isnan(values).mean()),
-            )
-        )
-        steps.append(NumericStep(field=name, fill=0.0, mean=0.0, scale=1.0))
-    return (
-        Schema(
-            fields=tuple(fields),
-            target=tspec.name,
-            positive_label=tspec.positive_label,
-            negative_label=tspec.negative_label,
-        ),
-        PreprocessSpec(steps=tuple(steps)),
-    )
-
-
-def _user_schema(schema_path: Path, preprocess_path: str | Path | None, tspec: Any) -> tuple[Any, Any]:
-    """An edgefin schema.json plus its preprocess spec (beside it, or given), checked against each other."""
-    import json
-    from dataclasses import replace
-
-    from edgefin_runtime.errors import ManifestError
-    from edgefin_runtime.manifest import PreprocessSpec
-
-    from .data.schema import schema_from_dict
-
-    def read(p: Path, what: str) -> Any:
-        try:
-            return json.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise DataError(f"{what} file {p} not found") from None
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{what} file {p} is not readable JSON ({exc})") from None
-
-    schema = schema_from_dict(read(schema_path, "schema"))
-    pre = Path(preprocess_path) if preprocess_path is not None else schema_path.with_name("preprocess.json")
-    if not pre.exists():
-        raise DataError(
-            f"no preprocessing spec for {schema_path}: expected {pre} (an edgefin preprocess.json, as "
-            f"in a run's data/ folder) or --preprocess FILE"
-        )
-    try:
-        spec = PreprocessSpec.from_dict(read(pre, "preprocess spec"))
-    except ManifestError as exc:
-        raise DataError(f"preprocess spec {pre} is invalid: {exc}") from None
-    if schema.target != tspec.name:
-        raise DataError(f"schema {schema_path} is for target '{schema.target}', but --target is '{tspec.name}'")
-    schema = replace(schema, positive_label=tspec.positive_label, negative_label=tspec.negative_label)
-    missing = [s.field for s in spec.steps if s.field not in schema.names]
-    if missing:
-        raise DataError(f"preprocess spec {pre} encodes fields {missing} that schema {schema_path} does not have")
-    return schema, spec
-
-
-def _model_features(model: Any) -> int | None:
-    try:
-        return int(model.inputs[0].shape[-1])
-    except (AttributeError, IndexError, TypeError, ValueError):
-        return None
+    target = Path(run_dir) if run_dir is not None else mpath.with_name(f"{mpath.stem or mpath.name}-run")
+    done = ingest(mpath, target, ingest_options, reporter)
+    result = convert_run(done.run.root, replace(opts, stage="dense"), progress=progress)
+    result.notes[:0] = done.notes
+    return result
 
 
 # ---------------------------------------------------------------- shared
@@ -359,6 +273,7 @@ def _export_and_write(
 
     from . import __version__
     from .metrics import evaluate
+    from .reason_texts import load_reason_texts
 
     export_opts = ExportOptions(
         build=BuildOptions(opset=opts.opset, int8_io=opts.int8_io, per_channel=opts.per_channel),
@@ -372,6 +287,8 @@ def _export_and_write(
         seed=opts.seed,
         repair=opts.repair,
         model_card=model_card,
+        protected=tuple(opts.protected),
+        reasons=load_reason_texts(opts.reasons) if opts.reasons else None,
     )
     result = export_variants(
         sources,

@@ -32,6 +32,11 @@ class DataError(EdgefinError):
     """Input data cannot be used: missing or unreadable file, bad target, mixed types (exit code 2)."""
 
 
+class ModelFormatError(UsageError):
+    """A user's model file or directory is not a model edgefin can read, or not in a form the step
+    needs; the message names the path and what was expected (exit code 2)."""
+
+
 class RunDirError(EdgefinError):
     """A run directory is missing a step's outputs or is inconsistent (exit code 2)."""
 

@@ -61,6 +61,10 @@ def load_model(path: str | os.PathLike[str]) -> Any:
         raise ModelError(f"model file {path} is a directory; expected a .keras file saved by tf_keras")
     from .tfcompat import keras
 
+    if _is_keras3(path):  # a user's Keras 3 model (edgefin.ingest): its tf_keras rebuild, same weights
+        from .ingest import keras3
+
+        return keras3.rebuild_in_tf_keras(keras3.load(path))
     scope = _tfmot_scope(_holds_tfmot_layers(path))  # outside the try: a DependencyError stays one
     try:
         with scope:
@@ -89,6 +93,18 @@ def _holds_tfmot_layers(path: Path) -> bool:
             return _TFMOT.encode() in zf.read("config.json")
     except (OSError, KeyError, ValueError, zipfile.BadZipFile):
         return False
+
+
+def _is_keras3(path: Path) -> bool:
+    """True when the ``.keras`` archive was written by Keras 3 (metadata.json's keras_version 3.x)."""
+    import json
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            version = json.loads(zf.read("metadata.json")).get("keras_version", "")
+    except (OSError, KeyError, ValueError, AttributeError, zipfile.BadZipFile):
+        return False
+    return isinstance(version, str) and version.startswith("3.")
 
 
 def _tfmot_scope(needed: bool) -> contextlib.AbstractContextManager[Any]:

@@ -8,7 +8,9 @@ Layout (one place that names every artefact)::
       data/preprocess.json     the preprocessing spec (edgefin_runtime.manifest.PreprocessSpec)
       data/quality.json        the data-quality report
       data/{train,validation,test}.parquet   raw split rows, target column included
-      models/dense.keras       trained dense model (tf_keras native format)
+      models/dense.keras       trained dense model (tf_keras native format), or a user's model brought by
+                               ``edgefin.ingest`` (tf_keras or Keras 3 .keras; models/dense.onnx for an ONNX
+                               model, models/dense.savedmodel/ for a SavedModel without Keras layers)
       models/pruned.keras      pruned, stripped model
       models/clustered.keras   clustered (sparsity-preserving) model, only when compress clusters
       models/qat.keras         quantisation-aware (PQAT when pruned) model
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,8 @@ from .errors import RunDirError
 
 SPLITS = ("train", "validation", "test")
 STAGES = ("dense", "pruned", "clustered", "qat")
+#: other forms a run's dense model may be stored in (a user's model brought by edgefin.ingest)
+DENSE_FORMS = (".onnx", ".savedmodel")
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,18 @@ class RunDir:
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r}; expected one of {STAGES}")
         return self.root / "models" / f"{stage}.keras"
+
+    def stored_model(self, stage: str) -> Path:
+        """The file (or SavedModel directory) holding ``stage``'s model: ``model_path(stage)``, or for
+        dense a user's ONNX model or SavedModel (``models/dense.onnx``, ``models/dense.savedmodel``).
+        The ``.keras`` path when none exists."""
+        path = self.model_path(stage)
+        if stage == "dense" and not path.exists():
+            for suffix in DENSE_FORMS:
+                other = path.with_suffix(suffix)
+                if other.exists():
+                    return other
+        return path
 
     @property
     def metrics_json(self) -> Path:
@@ -106,6 +123,26 @@ class RunDir:
                 f"({exc}); re-run 'edgefin {step}'"
             ) from None
 
+    # ------------------------------------------------------------ run.json: its only writer
+    def write_record(self, record: Mapping[str, Any]) -> Path:
+        """Write run.json (atomically): the one function that writes it; a step that starts a run
+        (train, ingest) writes the whole record, later steps go through :meth:`update_record`."""
+        from .atomic import write_json
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        return write_json(self.run_json, dict(record))
+
+    def update_record(self, change: Callable[[dict[str, Any]], None], step: str = "train") -> Path | None:
+        """Read run.json, let ``change`` edit it in place, write it back; None (nothing written) when the
+        run has no run.json. ``step`` names what writes run.json, for the error of an unreadable one."""
+        if not self.run_json.exists():
+            return None
+        record = self.read_json(self.run_json, step)
+        if not isinstance(record, dict):
+            raise RunDirError(f"run directory {self.root}: run.json is not a JSON object; re-run 'edgefin {step}'")
+        change(record)
+        return self.write_record(record)
+
     # ------------------------------------------------------------ lineage
     def compressed_stages(self) -> tuple[str, ...] | None:
         """The stages compress recorded in compress.json, in STAGES order (dense first, the final one last), or
@@ -133,7 +170,7 @@ class RunDir:
         if recorded is not None:
             return recorded[-1]
         for stage in reversed(STAGES):
-            if self.model_path(stage).exists():
+            if self.stored_model(stage).exists():
                 return stage
         raise RunDirError(f"run directory {self.root}: no model found under models/; run 'edgefin train' first")
 

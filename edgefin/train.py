@@ -146,7 +146,7 @@ def train(
         write_parquet(run.split_path(s), d.frames[s])
     clf.save(run.model_path("dense"))
     atomic.write_json(run.metrics_json, metrics)
-    atomic.write_json(run.run_json, _run_record(opts, d.files, d.target, started))
+    run.write_record(_run_record(opts, d.files, d.target, started))
     return metrics
 
 

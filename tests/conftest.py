@@ -30,7 +30,7 @@ TRAINS_MODELS = {
     "tests/converters/test_variants.py",
     "tests/edgefin/test_bench_harness.py",
     "tests/edgefin/test_cli_train.py",
-    "tests/edgefin/test_compress_byo.py",
+    "tests/edgefin/ingest/test_*.py",
     "tests/edgefin/test_compress_errors.py",
     "tests/edgefin/test_compress_prune.py",
     "tests/edgefin/test_compress_qat.py",

@@ -107,8 +107,12 @@ def check_model(model: Any, *, n_features: int | None = None, label: str = "mode
 
 def predict(model: Any, x: np.ndarray) -> np.ndarray:
     """The model's probabilities for a float32 matrix, as a float32 vector (inference mode, fixed batches)."""
-    tf = _tf()
     x = np.ascontiguousarray(x, dtype=np.float32)
+    from .sources import OnnxModel
+
+    if isinstance(model, OnnxModel):  # ONNX Runtime; no TensorFlow needed
+        return model.predict(x).reshape(-1)
+    tf = _tf()
     out = np.empty(len(x), dtype=np.float32)
     for start in range(0, len(x), PREDICT_BATCH):
         chunk = tf.constant(x[start : start + PREDICT_BATCH])

@@ -77,18 +77,36 @@ def check_opset(opset: int) -> int:
 
 # ---------------------------------------------------------------- variants
 def to_onnx_fp32(model: Any, n_features: int, *, opset: int = DEFAULT_OPSET, variant: str = "onnx-fp32") -> bytes:
-    """Convert a Keras model with tf2onnx; raise UnsupportedOpError for ops ONNX cannot express."""
+    """Convert a Keras model (or a :class:`.sources.GraphModel`) with tf2onnx; raise UnsupportedOpError for
+    ops ONNX cannot express. An :class:`.sources.OnnxModel` is returned as it is."""
     import tensorflow as tf
     import tf2onnx
 
+    from .sources import GraphModel, OnnxModel
+
+    if isinstance(model, OnnxModel):  # an ONNX source is its own float variant, as given
+        return model.model_bytes
     check_opset(opset)
     spec = [tf.TensorSpec((None, n_features), tf.float32, name=INPUT_NAME)]
     try:
         with quiet():
-            proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
+            if isinstance(model, GraphModel):  # the same function TFLite converts, variables frozen
+                frozen = model.frozen()
+                proto, _ = tf2onnx.convert.from_graph_def(
+                    frozen.graph.as_graph_def(),
+                    input_names=[t.name for t in frozen.inputs],
+                    output_names=[t.name for t in frozen.outputs],
+                    opset=opset,
+                )
+            else:
+                proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
     except Exception as exc:  # noqa: BLE001 - every converter failure becomes a typed error
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise ConversionFailedError(f"{variant}: tf2onnx failed: {first}") from None
+    if isinstance(model, GraphModel):  # the frozen graph's input is named like its tensor ("features:0")
+        from .sources import rename_tensor
+
+        rename_tensor(proto.graph, proto.graph.input[0].name, INPUT_NAME)
     _check_ops(proto, model, variant)
     _normalise(proto)
     data: bytes = proto.SerializeToString()

@@ -252,7 +252,7 @@ def _convert(model: Any, variant: str, setup: Callable[[Any], None]) -> bytes:
     captured: list[str] = []
     try:
         with quiet(captured):
-            converter = tf.lite.TFLiteConverter.from_keras_model(model)
+            converter = _converter_for(model, variant)
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
             setup(converter)
             return bytes(converter.convert())
@@ -260,6 +260,18 @@ def _convert(model: Any, variant: str, setup: Callable[[Any], None]) -> bytes:
         raise
     except Exception as exc:  # noqa: BLE001 - every converter failure becomes a typed error
         raise _explain(exc, model, variant, "".join(captured)) from None
+
+
+def _converter_for(model: Any, variant: str) -> Any:
+    """TFLite's converter for a tf_keras model, or for a :class:`.sources.GraphModel`'s concrete function."""
+    from .sources import ONNX_NO_TFLITE, GraphModel, OnnxModel
+
+    tf = _tf()
+    if isinstance(model, GraphModel):
+        return tf.lite.TFLiteConverter.from_concrete_functions([model.function], model.owner)
+    if isinstance(model, OnnxModel):
+        raise ModelInputError(f"{variant}: {ONNX_NO_TFLITE}")
+    return tf.lite.TFLiteConverter.from_keras_model(model)
 
 
 _OP_RE = re.compile(r"'tf\.(\w+)' op is neither a custom op nor a flex op")

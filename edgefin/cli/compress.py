@@ -1,4 +1,4 @@
-"""`edgefin compress`: prune -> (cluster) -> QAT a trained run, or a user's own MODEL.keras plus data."""
+"""`edgefin compress`: prune -> (cluster) -> QAT a trained run, or a user's own model plus data (ingested first)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ pruned weights under half the dense gzip size at >= 80% sparsity) is missed.
 
 
 @click.command(epilog=EPILOG)
-@click.argument("source", metavar="RUN_DIR|MODEL.keras")
+@click.argument("source", metavar="RUN_DIR|MODEL")
 @apply("compress")
 @config_option
 @output_options
@@ -40,55 +40,71 @@ def compress(
     positive: str | None,
     raw_features: bool,
     out: str | None,
+    schema: str | None,
+    preprocess: str | None,
     as_json: bool,
     quiet: bool,
     **values: Any,
 ) -> None:
-    """Prune (then cluster and/or quantisation-aware train) the model of RUN_DIR, or your own MODEL.keras."""
+    """Prune (then cluster and/or quantisation-aware train) the model of RUN_DIR, or your own MODEL
+    (a Keras 3 or tf_keras .keras, .h5 or tf_keras SavedModel; ingested into --out first)."""
     from ..errors import UsageError
+    from ..ingest import Options as IngestOptions
+    from ..ingest import ingest, is_saved_model
     from ..steps import compress as step
 
     options = compress_options(values)  # bad values fail before anything is read
     path = Path(source)
     with RichReporter(quiet) as reporter:
-        if path.is_dir():
+        if path.is_dir() and not is_saved_model(path):
             given = user_model_flags(
                 "compress",
-                {"data": data, "target": target, "positive": positive, "raw_features": raw_features, "out": out},
+                {
+                    "data": data,
+                    "target": target,
+                    "positive": positive,
+                    "raw_features": raw_features,
+                    "out": out,
+                    "schema": schema,
+                    "preprocess": preprocess,
+                },
             )
             if given:
                 raise UsageError(
-                    f"{source} is a run directory: {', '.join(given)} are only for compressing your own MODEL.keras"
+                    f"{source} is a run directory: {', '.join(given)} are only for compressing your own model"
                 )
             run = path
-        elif path.suffix == ".keras":
+        elif path.exists():
             if not (data and target and out):
                 raise UsageError(
                     f"compressing your own model needs its data: edgefin compress {source} --data FILE "
                     f"--target COLUMN [--positive VALUE] --out RUN_DIR"
                 )
-            if not path.is_file():
-                raise UsageError(f"model file {source} not found")
-            from ..compress.byo import import_model
-
-            reporter.note(f"importing {source} with {data} into {out}")
+            reporter.note(f"ingesting {source} with {data} into {out}")
             seed = options.compression.seed
-            rd, reused = import_model(
+            done = ingest(
                 path,
-                data,
                 out,
-                target=target,
-                positive=positive,
-                raw_features=raw_features,
-                seed=42 if seed is None else seed,
+                IngestOptions(
+                    data=data,
+                    target=target,
+                    positive=positive,
+                    schema=schema,
+                    preprocess=preprocess,
+                    raw_features=raw_features,
+                    seed=42 if seed is None else seed,
+                    for_compression=True,
+                ),
+                reporter,
             )
-            if reused:
-                reporter.note(f"{out} already holds this model and data; compressing it again")
-            run = rd.root
+            for note in done.notes:
+                reporter.note(note)
+            options = _skip_preprocessing(options, done.lineage, reporter)
+            run = done.run.root
         else:
             raise UsageError(
-                f"{source}: expected an edgefin run directory (from 'edgefin train') or a Keras model "
-                f"file ending in .keras"
+                f"{source} does not exist: expected an edgefin run directory (from 'edgefin train') or a model "
+                f"(.keras, .h5, SavedModel directory)"
             )
         result = step.run(run, options, reporter)
     if not quiet:
@@ -97,3 +113,19 @@ def compress(
         render(result.report, stderr)
     if as_json:
         emit_json(result.to_dict())
+
+
+def _skip_preprocessing(options: Any, lineage: dict[str, Any], reporter: Any) -> Any:
+    """Preprocessing layers inside a user's model (Normalization, Rescaling...) hold no weights to prune
+    and TFMOT does not wrap them: they are left as they are (added to ``skip_layers``), and said so."""
+    from dataclasses import replace
+
+    inside = [d["layer"] for d in lineage.get("model_preprocessing") or [] if isinstance(d, dict)]
+    extra = [n for n in inside if n not in options.compression.skip_layers]
+    if not extra:
+        return options
+    reporter.note(
+        f"preprocessing layers inside the model stay as they are (not pruned or quantised): {', '.join(extra)}"
+    )
+    compression = replace(options.compression, skip_layers=tuple(options.compression.skip_layers) + tuple(extra))
+    return replace(options, compression=compression)

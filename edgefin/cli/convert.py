@@ -38,6 +38,7 @@ Examples:
   edgefin convert runs/credit --variants tflite-int8,onnx-fp32 --out dist/
   edgefin convert runs/credit --stage pruned --no-gate --json
   edgefin convert model.keras --data loans.csv --target default --positive 1
+  edgefin convert model.onnx --data loans.csv --target default --run-dir runs/mine
 \b
 {variants}
 Parity gates: float32 max|dp| <= {delta(d.exact_max_delta)}, fp16 <= {delta(d.fp16_max_delta)}; int8 and dynamic-range variants:
@@ -47,7 +48,7 @@ AUC drop <= {d.max_auc_drop:g} and at most {d.max_flip_rate:.0%} flipped decisio
 
 
 @click.command(epilog=_epilog())
-@click.argument("source", metavar="RUN_DIR|MODEL.keras", type=click.Path())
+@click.argument("source", metavar="RUN_DIR|MODEL", type=click.Path())
 @apply("convert")
 @config_option
 @output_options
@@ -60,51 +61,70 @@ def convert(
     schema: str | None,
     preprocess: str | None,
     threshold: str,
+    raw_features: bool,
+    run_dir: str | None,
     as_json: bool,
     quiet: bool,
     **values: Any,
 ) -> None:
-    """Convert a run directory's model (or your own MODEL.keras) into TFLite/ONNX variants, check each
-    against its source model on held-out data, and write one .efb bundle per variant plus parity.json."""
+    """Convert a run directory's model (or your own MODEL: Keras 3 or tf_keras .keras, .h5, a SavedModel
+    directory, an ONNX file) into TFLite/ONNX variants, check each against its source model on held-out
+    data, and write one .efb bundle per variant plus parity.json."""
     from edgefin_converters import ParityGateError
 
     from ..convert import convert_user_model
     from ..errors import UsageError
+    from ..ingest import Options as IngestOptions
+    from ..ingest import is_saved_model
     from ..steps import convert as step
 
     opts = convert_options(values)
     step.check(opts)  # an unknown variant fails before TensorFlow loads
     path = Path(source)
+    user = {
+        "data": data,
+        "target": target,
+        "positive": positive,
+        "schema": schema,
+        "preprocess": preprocess,
+        "threshold": threshold,
+        "raw_features": raw_features,
+        "run_dir": run_dir,
+    }
     try:
         with RichReporter(quiet) as reporter:
-            if path.is_dir():
-                given = user_model_flags(
-                    "convert",
-                    {"data": data, "target": target, "positive": positive, "schema": schema, "preprocess": preprocess},
-                )
+            if path.is_dir() and not is_saved_model(path):
+                given = user_model_flags("convert", user)
                 if given:
-                    raise UsageError(f"{', '.join(given)} apply to a user model file, but {path} is a run directory")
+                    raise UsageError(f"{', '.join(given)} apply to a user model, but {path} is a run directory")
                 result = step.run(path, opts, reporter)
             elif path.exists():
                 if data is None or target is None:
                     raise UsageError(
-                        f"{path} is a model file: converting your own model needs --data FILE and "
-                        f"--target COLUMN (the data is used for calibration and parity)"
+                        f"{path} is a model: converting your own model needs --data FILE and "
+                        f"--target COLUMN (the data is split for calibration, the threshold and parity)"
                     )
+                ingest_opts = IngestOptions(
+                    data=data,
+                    target=target,
+                    positive=positive,
+                    schema=schema,
+                    preprocess=preprocess,
+                    raw_features=raw_features,
+                    threshold=threshold,
+                )
                 result = convert_user_model(
                     path,
-                    data,
-                    target,
-                    positive=positive,
-                    schema_path=schema,
-                    preprocess_path=preprocess,
-                    threshold=threshold,
+                    ingest_opts,
+                    run_dir=run_dir,
                     options=opts,
                     progress=step.progress_for(reporter),
+                    reporter=reporter,
                 )
             else:
                 raise UsageError(
-                    f"{path} does not exist; pass a run directory (from 'edgefin train') or a .keras model file"
+                    f"{path} does not exist; pass a run directory (from 'edgefin train') or a model "
+                    f"(.keras, .h5, SavedModel directory, .onnx)"
                 )
     except ParityGateError as exc:
         if exc.result is not None:
@@ -272,6 +292,8 @@ def _inspect_text(b: Any, path: str, self_test: dict[str, Any] | None, *, signat
     if details:
         lines.append("conversion " + "; ".join(details))
     lines.append(f"preprocess {len(m.preprocessing.steps)} steps -> {m.preprocessing.n_features} features")
+    if m.source.get("model_preprocessing"):  # a user's model (edgefin.ingest): where preprocessing lives
+        lines.append(f"  model preprocessing: {m.source['model_preprocessing']}")
     width = max((len(s.field) for s in m.preprocessing.steps), default=0)
     for s in m.preprocessing.steps:
         if s.kind == "numeric":
@@ -285,6 +307,12 @@ def _inspect_text(b: Any, path: str, self_test: dict[str, Any] | None, *, signat
         f"source     data sha256 {str(m.source.get('data_sha256') or '?')[:16]}..., model sha256 "
         f"{str(m.source.get('model_sha256') or '?')[:16]}..."
     )
+    if m.source.get("source_format"):
+        flavour = f", {m.source['keras_flavour']}" if m.source.get("keras_flavour") else ""
+        lines.append(
+            f"user model {m.source.get('source_file')} ({m.source['source_format']}{flavour}), sha256 "
+            f"{str(m.source.get('source_sha256') or '?')[:16]}..."
+        )
     libs = m.producer.get("libraries", {})
     if isinstance(libs, dict) and libs:
         lines.append("libraries  " + ", ".join(f"{k} {v}" for k, v in sorted(libs.items())))

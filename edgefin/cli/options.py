@@ -123,6 +123,13 @@ TRAIN: tuple[Flag, ...] = (
     flag("--categorical", "categorical", "Treat a column as categorical (repeatable).", multiple=True, metavar="COL"),
     flag("--numeric", "numeric", "Treat a column as numeric (repeatable).", multiple=True, metavar="COL"),
     flag(
+        "--protected",
+        "protected",
+        "A protected attribute (repeatable): never given as a reason code; convert reads it from the run.",
+        multiple=True,
+        metavar="COL",
+    ),
+    flag(
         "--na-values", "na_values", "Extra text that means missing in CSV (repeatable).", multiple=True, metavar="TEXT"
     ),
     flag(
@@ -326,21 +333,35 @@ COMPRESS: tuple[Flag, ...] = (
     flag(
         "--data",
         "data",
-        "MODEL.keras only: labelled CSV/Parquet data to split, fit preprocessing on, and fine-tune with.",
+        "User model only: labelled CSV/Parquet data to split, calibrate and fine-tune with.",
         USER_MODEL,
         type=click.Path(dir_okay=False),
     ),
-    flag("--target", "target", "MODEL.keras only: the column to predict.", USER_MODEL),
-    flag("--positive", "positive", "MODEL.keras only: target value of the positive (risk) class.", USER_MODEL),
+    flag("--target", "target", "User model only: the column to predict.", USER_MODEL),
+    flag("--positive", "positive", "User model only: target value of the positive (risk) class.", USER_MODEL),
     flag(
         "--raw-features",
         "raw_features",
-        "MODEL.keras only: the model takes the data's numeric columns as they are, in file order.",
+        "User model only (without --schema): leave non-numeric columns out; the model takes the numeric ones.",
         USER_MODEL,
         is_flag=True,
     ),
     flag(
-        "--out", "out", "MODEL.keras only: the run directory to create.", USER_MODEL, type=click.Path(file_okay=False)
+        "--out", "out", "User model only: the run directory to create.", USER_MODEL, type=click.Path(file_okay=False)
+    ),
+    flag(
+        "--schema",
+        "schema",
+        "User model only: an edgefin schema.json (preprocess.json beside it, or --preprocess).",
+        USER_MODEL,
+        type=click.Path(dir_okay=False),
+    ),
+    flag(
+        "--preprocess",
+        "preprocess",
+        "User model only: the edgefin preprocess.json that goes with --schema.",
+        USER_MODEL,
+        type=click.Path(dir_okay=False),
     ),
 )
 
@@ -365,6 +386,19 @@ CONVERT: tuple[Flag, ...] = (
     ),
     flag("--opset", "opset", "ONNX opset.", type=click.IntRange(13, 21), show_default=True),
     flag("--int8-io", "int8_io", "Full-int8 TFLite variants take and return int8 tensors too.", is_flag=True),
+    flag(
+        "--protected",
+        "protected",
+        "A field never given as a reason code (repeatable; added to those given at train).",
+        multiple=True,
+        metavar="COL",
+    ),
+    flag(
+        "--reasons",
+        "reasons",
+        "TOML file of reason texts: a [FIELD] table with higher/lower/missing/category texts.",
+        type=click.Path(dir_okay=False),
+    ),
     flag(
         "--per-channel",
         "per_channel",
@@ -440,10 +474,24 @@ CONVERT: tuple[Flag, ...] = (
     flag(
         "--threshold",
         "threshold",
-        "User model only: decision threshold: a probability, max-ks or rate:R (chosen on the calibration part).",
+        "User model only: decision threshold: max-ks (on the validation split), a probability, or rate:R.",
         USER_MODEL,
-        default="0.5",
+        default="max-ks",
         show_default=True,
+    ),
+    flag(
+        "--raw-features",
+        "raw_features",
+        "User model only (without --schema): leave non-numeric columns out; the model takes the numeric ones.",
+        USER_MODEL,
+        is_flag=True,
+    ),
+    flag(
+        "--run-dir",
+        "run_dir",
+        "User model only: the run directory ingest writes (default: MODEL-run beside the model).",
+        USER_MODEL,
+        type=click.Path(file_okay=False),
     ),
 )
 

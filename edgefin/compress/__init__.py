@@ -14,7 +14,6 @@ __all__ = [
     "CompressOptions",
     "Block",
     "compress_run",
-    "import_model",
     "prune",
     "cluster",
     "quantize_aware",
@@ -24,7 +23,6 @@ __all__ = [
 
 _LAZY = {
     "compress_run": ("run", "compress_run"),
-    "import_model": ("byo", "import_model"),
     "prune": ("prune", "prune"),
     "cluster": ("cluster", "cluster"),
     "quantize_aware": ("qat", "quantize_aware"),

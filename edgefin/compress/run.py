@@ -22,7 +22,7 @@ import numpy as np
 from .. import __version__, atomic
 from ..errors import QualityGateError, UsageError
 from ..reporter import SILENT, Reporter
-from ..rundir import RunDir
+from ..rundir import STAGES, RunDir
 from .finetune import FitData
 from .options import CompressOptions
 
@@ -388,16 +388,22 @@ def _notes(report: dict[str, Any]) -> list[str]:
 
 def _record_step(rd: RunDir, report: dict[str, Any]) -> None:
     """Add the compress step to run.json (when the run has one), so the run says what produced it."""
-    if not rd.run_json.exists():
-        return
-    rec = rd.read_json(rd.run_json, "train")
-    rec.setdefault("steps", {})["compress"] = {
-        "options": report["options"],
-        "final_stage": report["final_stage"],
-        "seconds": report["seconds"],
-        "models": {k: v["sha256"] for k, v in report["stages"].items()},
-    }
-    atomic.write_json(rd.run_json, rec)
+    stages = [s for s in STAGES if s in report["stages"]]
+
+    def change(rec: dict[str, Any]) -> None:
+        rec.setdefault("steps", {})["compress"] = {
+            "options": report["options"],
+            "final_stage": report["final_stage"],
+            "seconds": report["seconds"],
+            "models": {k: v["sha256"] for k, v in report["stages"].items()},
+        }
+        lineage = rec.get("lineage")
+        if isinstance(lineage, dict):  # a user's model (edgefin.ingest): which stage each model came from
+            lineage.setdefault("stages", {}).update(
+                {s: {"from": p, "file": f"models/{s}.keras", "by": "compress"} for p, s in zip(stages, stages[1:])}
+            )
+
+    rd.update_record(change)
 
 
 def _versions() -> dict[str, str]:

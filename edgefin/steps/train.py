@@ -40,6 +40,8 @@ class TrainOptions:
     bins: int | str = "auto"
     threshold: str = "max-ks"
     augment: str = "none"
+    #: protected attributes: never given as a reason code (edgefin_runtime.explain); convert reads them here
+    protected: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
