@@ -11,7 +11,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-HELP = "serve a bundle over HTTP: /v1/score, /v1/info, /healthz, /readyz, /metrics (needs [serve])"
+HELP = "serve a bundle over HTTP: /v1/score, /v1/explain, /v1/info, /metrics ... (needs [serve])"
 
 
 def _count(minimum: int) -> Callable[[str], int]:
@@ -72,6 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser, common: Callable[..., None]) 
         default="lenient",
         help="input policy, as for score (default lenient)",
     )
+    parser.add_argument("--no-drift", action="store_true", help="do not count records against the bundle's drift bins")
     parser.add_argument(
         "--access-log", default="-", metavar="FILE|-|off", help="JSON lines per request: stderr (-), a file, or off"
     )
@@ -116,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
         watch=args.watch,
         watch_interval=args.watch_interval,
         max_connections=args.max_connections,
+        drift=not args.no_drift,
         load_kwargs=load_kwargs,
     )
     import sys

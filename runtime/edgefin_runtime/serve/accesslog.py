@@ -29,6 +29,7 @@ ROUTES = frozenset(
     {
         "/v1/score",
         "/v1/explain",
+        "/v1/drift",
         "/v1/info",
         "/v1/admin/reload",
         "/healthz",

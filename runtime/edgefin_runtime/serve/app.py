@@ -30,6 +30,7 @@ from ..holder import ModelHolder, ModelInfo, SwapReport
 from ..predictor import Predictor
 from .accesslog import AccessLog, ASGIApp, EventLog
 from .config import ServeConfig, bearer_ok
+from .drift import DriftTracker, drift_gauges
 from .limits import Limiter, Overloaded, TimedOut
 from .metrics import ServeMetrics
 from .openapi import openapi
@@ -104,23 +105,51 @@ class Scored:
     rejected: dict[str, int]
 
 
-def score_body(holder: ModelHolder, body: bytes, max_records: int) -> Scored:
-    """Parse, score and render one request, with the runtime's own result rows (as ``edgefin-run score``)."""
+def score_body(
+    holder: ModelHolder,
+    body: bytes,
+    max_records: int,
+    drift: DriftTracker | None = None,
+    reasons: int = 0,
+) -> Scored:
+    """Parse, score (and with ``reasons``, explain) one request and render it with the runtime's own
+    result rows, as ``edgefin-run score [--reasons]`` writes them. One predictor for the whole call."""
     items = parse_records(body, max_records)
-    served = holder.score_batch([r for r in items if not isinstance(r, InputError)])
-    results = iter(served.result)
+    predictor, model = serving(holder)
+    good = [r for r in items if not isinstance(r, InputError)]
+    if reasons:
+        if predictor.info.explain is None:
+            raise Problem(
+                409,
+                "NoExplainSection",
+                f"the serving bundle ({model.variant}) has no explain section: it was built before reason "
+                "codes; convert it again with a current edgefin to serve /v1/explain",
+            )
+        scored: list[Any] = predictor.score_batch(good, reasons=True, max_reasons=reasons)
+    else:
+        scored = predictor.score_batch(good)
+    results = iter(scored)
     rows: list[dict[str, Any]] = []
     rejected: Tally[str] = Tally()
+    kept: list[Any] = []
+    probabilities: list[float] = []
     for row, item in enumerate(items, 1):
         outcome: Any = item
+        explanation = None
         if not isinstance(item, InputError):
             r = next(results)
+            explanation = getattr(r, "explanation", None)
             outcome = r.score if r.ok else r.error
+            if r.ok:
+                kept.append(item)
+                probabilities.append(r.score.probability)
         if isinstance(outcome, InputError):
             rejected[type(outcome).__name__] += 1
-        rows.append(result_row(row, outcome))
-    payload = {"model": model_id(served.model), "results": rows}
-    return Scored(_dumps(payload), served.model, len(items), dict(rejected))
+        rows.append(result_row(row, outcome, explanation))
+    if drift is not None:
+        drift.observe(predictor, kept, probabilities)
+    payload = {"model": model_id(model), "results": rows}
+    return Scored(_dumps(payload), model, len(items), dict(rejected))
 
 
 def _dumps(payload: Any) -> bytes:
@@ -146,6 +175,7 @@ class Service:
         self.metrics = ServeMetrics()
         self.limiter = Limiter(config.workers, config.queue_depth, config.timeout)
         self.reloader = Reloader(holder, config.bundle, self._reported)
+        self.drift = DriftTracker(config.drift)
         self.draining = False
         self._openapi: tuple[str, bytes] = ("", b"")
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -206,14 +236,24 @@ class Service:
 
     # ------------------------------------------------------------ endpoints
     async def score(self, request: Request) -> Response:
+        return await self._scoring(request, 0)
+
+    async def explain(self, request: Request) -> Response:
+        text = request.query_params.get("max_reasons", "4")
+        if not text.isdigit() or not 1 <= int(text) <= 32:
+            raise Problem(400, "BadRequest", f"max_reasons: expected an integer from 1 to 32, got {text[:20]!r}")
+        return await self._scoring(request, int(text))
+
+    async def _scoring(self, request: Request, reasons: int) -> Response:
         body = await self._body(request)
         info = request.scope["edgefin"]
         info["bytes"] = len(body)
+        args = (self.holder, body, self.config.max_records, self.drift, reasons)
         try:
-            if len(body) <= self.config.inline_bytes:
-                out = score_body(self.holder, body, self.config.max_records)
+            if len(body) <= self.config.inline_bytes and not reasons:
+                out = score_body(*args)  # microseconds: cheaper than a thread hand-off
             else:
-                out = await self.limiter.run(score_body, self.holder, body, self.config.max_records)
+                out = await self.limiter.run(score_body, *args)
         except Overloaded:
             self.metrics.overloaded.inc()
             raise Problem(
@@ -230,6 +270,15 @@ class Service:
         self.metrics.scored(out.records - sum(out.rejected.values()), out.rejected)
         info.update(records=out.records, rejected=sum(out.rejected.values()), rejected_by=out.rejected)
         return Response(out.body, media_type=JSON, headers={"x-edgefin-model": out.model.sha256})
+
+    async def drift_counts(self, request: Request) -> Response:
+        predictor, model = serving(self.holder)
+        mon = self.drift.monitor(predictor)
+        if mon is None:
+            why = "drift counting is off (--no-drift)" if not self.config.drift else "its bundle has no drift section"
+            raise Problem(409, "NoDriftSection", f"no drift counts for the serving model: {why}")
+        payload = {"model": model_id(model), "report": mon.report().to_dict(), "counts": json.loads(mon.to_json())}
+        return self._response(payload, headers={"x-edgefin-model": model.sha256})
 
     async def info(self, request: Request) -> Response:
         predictor, model = serving(self.holder)
@@ -285,6 +334,9 @@ class Service:
         }
         labels = {"id": model.sha256, "variant": model.variant, "engine": model.engine}
         text = self.metrics.render(labels, model.generation, gauges)
+        mon = self.drift.monitor(serving(self.holder)[0])
+        if mon is not None:
+            text += "\n".join(drift_gauges(mon)) + "\n"
         return Response(
             text, media_type="text/plain; version=0.0.4; charset=utf-8", headers={"x-edgefin-model": model.sha256}
         )
@@ -356,6 +408,8 @@ class Service:
         g = self._guard
         routes = [
             Route("/v1/score", g(self.score), methods=["POST"]),
+            Route("/v1/explain", g(self.explain), methods=["POST"]),
+            Route("/v1/drift", g(self.drift_counts), methods=["GET"]),
             Route("/v1/info", g(self.info), methods=["GET"]),
             Route("/v1/admin/reload", g(self.reload, auth=False), methods=["POST"]),
             Route("/healthz", g(self.healthz, auth=False), methods=["GET"]),

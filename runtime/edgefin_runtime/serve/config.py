@@ -30,6 +30,7 @@ class ServeConfig:
     watch: bool = False
     watch_interval: float = 1.0
     max_connections: int = 512
+    drift: bool = True
     load_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
