@@ -291,7 +291,7 @@ def dependence(
     if not grid or len(pd) != len(grid):
         return "<p>(no grid to draw)</p>"
     categorical = any(isinstance(g, str) for g in grid)
-    xs = [float(i) for i in range(len(grid))] if categorical else [float(g) for g in grid]  # type: ignore[arg-type]
+    xs = [float(i) for i in range(len(grid))] if categorical else [float(g) for g in grid]
     curves = [[pd[0] + d for d in row] for row in ice if len(row) == len(grid)]
     ally = list(pd) + [v for c in curves for v in c]
     ax = Axes((min(xs), max(xs)), (min(ally), max(ally)), xticks=not categorical)

@@ -221,7 +221,7 @@ def explain_section(run: _Run, predictors: Mapping[str, Any], opts: AnalysisOpti
     out["reference"] = {"record": reference, **facts}
     protected = facts["protected"]
     rows = sample_rows(len(run.y), opts.rows, opts.seed)
-    records = run.records(rows)
+    records = run.records(rows.tolist())
     x = run.encode({k: v[rows] for k, v in run.columns.items()})
     ref_enc = run.pre.transform_record(reference)[0]
     rep.note(f"exact Shapley of {len(rows)} test rows x {1 << run.groups.n} coalitions ({stage} model)")
@@ -339,7 +339,7 @@ def _drift_summary(predictors: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def card_at_convert(run_dir: str | Path, model: Any, stage: str) -> dict[str, Any]:
+def card_at_convert(run_dir: str | Path, model: Any, stage: str, protected: Sequence[str] = ()) -> dict[str, Any]:
     """The compact model card convert puts into every manifest: the run's records, bootstrap intervals of
     the converted (float source) model on the test split, protected fields and the compression lineage.
     Parity and the explanation validation are measured later (the manifest holds this bundle's parity;
@@ -358,7 +358,7 @@ def card_at_convert(run_dir: str | Path, model: Any, stage: str) -> dict[str, An
         metrics=run.metrics,
         test_ci=test_ci,
         compress=_read(run.rd.compress_json),
-        protected=list(run.run.get("options", {}).get("protected") or []),
+        protected=list(protected) or list(run.run.get("options", {}).get("protected") or []),
     )
     card["metrics"]["model"] = f"models/{stage}.keras"
     return compact(card)

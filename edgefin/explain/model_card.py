@@ -38,6 +38,12 @@ LIMITATIONS = (
 )
 
 
+def _sub(d: Any, key: str) -> Mapping[str, Any]:
+    """``d[key]`` when both are mappings, else an empty mapping (records of older runs lack sections)."""
+    v = d.get(key) if isinstance(d, Mapping) else None
+    return v if isinstance(v, Mapping) else {}
+
+
 def _r(v: Any, digits: int = 4) -> Any:
     return round(float(v), digits) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
 
@@ -58,8 +64,8 @@ def _schema(schema: Mapping[str, Any], protected: Sequence[str]) -> list[dict[st
 
 
 def _training(run: Mapping[str, Any], metrics: Mapping[str, Any]) -> dict[str, Any]:
-    opts = run.get("options") if isinstance(run.get("options"), Mapping) else {}
-    model = metrics.get("model") if isinstance(metrics.get("model"), Mapping) else {}
+    opts = _sub(run, "options")
+    model = _sub(metrics, "model")
     keep = ("hidden", "dropout", "l2", "learning_rate", "batch_size", "class_weight", "encoding", "augment")
     out = {k: opts.get(k) for k in keep if k in opts}
     out.update(
@@ -80,8 +86,8 @@ def _training(run: Mapping[str, Any], metrics: Mapping[str, Any]) -> dict[str, A
 
 
 def _data(run: Mapping[str, Any], metrics: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
-    d = run.get("data") if isinstance(run.get("data"), Mapping) else {}
-    splits = metrics.get("splits") if isinstance(metrics.get("splits"), Mapping) else {}
+    d = _sub(run, "data")
+    splits = _sub(metrics, "splits")
     path = d.get("path")
     return {
         "file": PurePath(str(path)).name if path else None,  # the name only: a path can say who ran it
@@ -102,8 +108,8 @@ def _lineage(compress: Mapping[str, Any] | None, parity: Mapping[str, Any] | Non
         for name, st in stages.items():
             if not isinstance(st, Mapping):
                 continue
-            test = st.get("test") if isinstance(st.get("test"), Mapping) else {}
-            sp = st.get("sparsity") if isinstance(st.get("sparsity"), Mapping) else {}
+            test = _sub(st, "test")
+            sp = _sub(st, "sparsity")
             out["stages"].append(
                 {
                     "stage": name,
@@ -148,7 +154,7 @@ def build_card(
     intended_use: str | None = None,
 ) -> dict[str, Any]:
     """The full model card (see the module docstring); every argument is a run's own JSON record."""
-    test = metrics.get("test") if isinstance(metrics.get("test"), Mapping) else {}
+    test = _sub(metrics, "test")
     metric_rows: dict[str, Any] = {}
     for m in ("auc", "gini", "ks", "brier", "logloss"):
         ci = (test_ci or {}).get(m)

@@ -7,7 +7,8 @@ import json
 import numpy as np
 
 from edgefin.bench.explainreport import card_html, render_html, render_markdown
-from edgefin.explain.model_card import build_card, compact, render_markdown as card_markdown
+from edgefin.explain.model_card import build_card, compact
+from edgefin.explain.model_card import render_markdown as card_markdown
 from edgefin.explain.slices import slice_table
 from edgefin.metrics import bootstrap_ci
 
