@@ -262,6 +262,11 @@ def prepare_data(
     kinds = infer_kinds(
         frame, target=opts.target, source=src, categorical=opts.categorical, numeric=opts.numeric, drop=opts.drop
     )
+    unknown = [c for c in opts.protected if c not in kinds]
+    if unknown:
+        from .errors import UsageError
+
+        raise UsageError(f"`protected`: {unknown} are not input columns of {src} (columns: {sorted(kinds)})")
     y_all, has = target_vector(frame, target, src)
     no_target = int((~has).sum())
     frame, y_all = frame[has], y_all[has].astype(np.int64)
