@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import signal
+import time
 from collections import Counter as Tally
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -211,7 +212,9 @@ class Service:
                 {"www-authenticate": 'Bearer realm="edgefin"'},
             )
 
-    async def _body(self, request: Request) -> bytes:
+    async def _body(self, request: Request, deadline: float, keep: bool = True) -> bytes:
+        """The body, at most ``max_body_bytes`` (413 beyond), by ``deadline`` (408 after it); with
+        ``keep=False`` it is read and dropped (an overloaded service still answers on a clean connection)."""
         cap = self.config.max_body_bytes
         length = request.headers.get("content-length")
         if length is not None:
@@ -226,11 +229,12 @@ class Service:
                 total += len(chunk)
                 if total > cap:
                     raise Problem(413, "BodyTooLarge", f"the body is over the limit of {cap} bytes")
-                chunks.append(chunk)
+                if keep:
+                    chunks.append(chunk)
             return b"".join(chunks)
 
         try:
-            return await asyncio.wait_for(read(), self.config.timeout)
+            return await asyncio.wait_for(read(), max(0.0, deadline - time.monotonic()))
         except asyncio.TimeoutError:
             raise Problem(408, "RequestTimeout", f"the body did not arrive within {self.config.timeout:g} s") from None
 
@@ -245,15 +249,28 @@ class Service:
         return await self._scoring(request, int(text))
 
     async def _scoring(self, request: Request, reasons: int) -> Response:
-        body = await self._body(request)
+        deadline = time.monotonic() + self.config.timeout
         info = request.scope["edgefin"]
-        info["bytes"] = len(body)
-        args = (self.holder, body, self.config.max_records, self.drift, reasons)
+        length = request.headers.get("content-length")
+        small = length is not None and length.isdigit() and int(length) <= self.config.inline_bytes
         try:
-            if len(body) <= self.config.inline_bytes and not reasons:
-                out = score_body(*args)  # microseconds: cheaper than a thread hand-off
+            if small and not reasons:  # a record or a handful: microseconds, cheaper than a thread hand-off
+                body = await self._body(request, deadline)
+                info["bytes"] = len(body)
+                out = score_body(self.holder, body, self.config.max_records, self.drift)
             else:
-                out = await self.limiter.run(score_body, *args)
+                try:
+                    admission = self.limiter.admit()  # before the body: at most workers + queue bodies held
+                except Overloaded:
+                    await self._body(request, deadline, keep=False)
+                    raise
+                try:
+                    body = await self._body(request, deadline)
+                    info["bytes"] = len(body)
+                    args = (self.holder, body, self.config.max_records, self.drift, reasons)
+                    out = await self.limiter.run(admission, deadline, score_body, *args)
+                finally:
+                    self.limiter.release(admission)
         except Overloaded:
             self.metrics.overloaded.inc()
             raise Problem(
@@ -329,8 +346,11 @@ class Service:
         gauges = {
             "edgefin_workers": ("Scoring threads (requests scored at once).", float(self.config.workers)),
             "edgefin_workers_busy": ("Scoring threads busy now.", float(self.limiter.running)),
-            "edgefin_queue_depth": ("Requests allowed to wait for a worker.", float(self.config.queue_depth)),
-            "edgefin_queued": ("Requests waiting for a worker now.", float(self.limiter.queued)),
+            "edgefin_queue_depth": ("Requests admitted beyond the workers (then 503).", float(self.config.queue_depth)),
+            "edgefin_queued": (
+                "Requests admitted but not on a worker (reading their body or waiting).",
+                float(self.limiter.queued),
+            ),
         }
         labels = {"id": model.sha256, "variant": model.variant, "engine": model.engine}
         text = self.metrics.render(labels, model.generation, gauges)
