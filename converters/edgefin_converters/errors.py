@@ -39,6 +39,11 @@ class ConversionFailedError(ConverterError):
     """A converter or quantiser failed for a reason that is not an unsupported op (exit code 1)."""
 
 
+class DependencyError(ConverterError):
+    """An installed library lacks an API the converters rely on, or is a version they were not written
+    for; the message names the library, the version and what to install (exit code 1)."""
+
+
 class ParityGateError(ConverterError):
     """One or more variants failed their parity gate; ``failures`` lists every one of them.
 
@@ -58,6 +63,7 @@ class ParityGateError(ConverterError):
 
 __all__ = [
     "ConverterError",
+    "DependencyError",
     "UnknownVariantError",
     "ModelInputError",
     "UnsupportedOpError",

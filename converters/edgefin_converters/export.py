@@ -15,12 +15,13 @@ exactly what the runtime computes.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -44,6 +45,9 @@ from .errors import ConversionFailedError, ModelInputError
 from .keras_io import ModelInfo, check_model, predict
 from .parity import Evaluate, Gates, Parity, basic_metrics, compare
 from .registry import BuildContext, BuildOptions, Variant, resolve_variants
+
+if TYPE_CHECKING:  # pragma: no cover - repair imports this module
+    from .repair import Attempt
 
 CALIBRATION_ROWS = 500
 
@@ -110,7 +114,11 @@ class ExportOptions:
 
 
 class Progress(Protocol):
+    """What export_variants reports while it works: each variant, each accuracy-repair attempt, each result."""
+
     def started(self, variant: str, index: int, total: int) -> None: ...
+
+    def repairing(self, variant: str, attempt: Attempt) -> None: ...
 
     def done(self, result: VariantResult) -> None: ...
 
@@ -307,6 +315,7 @@ def export_variants(
                 ctx,
                 result,
                 lambda j, b: _bundle_variant(j, variant, src, ctx.info, b, ref, accept),  # noqa: B023
+                None if progress is None else functools.partial(progress.repairing, variant.name),
             )
         results.append(result)
         if progress is not None:
@@ -322,6 +331,7 @@ def _repair(
     ctx: BuildContext,
     failed: VariantResult,
     bundle_with: Callable[[_Job, bytes], VariantResult],
+    on_attempt: Callable[[Attempt], None] | None = None,
 ) -> VariantResult:
     """Accuracy repair of a failed post-training int8 variant (:mod:`.repair`); other variants are returned
     as they are. Every attempt is bundled and gated like the original; the result carries the record."""
@@ -346,7 +356,7 @@ def _repair(
         return res
 
     return repair_mod.repair_variant(
-        variant, ctx, failed, src.model, pool, job.data.threshold, job.calibration_rows, bundle
+        variant, ctx, failed, src.model, pool, job.data.threshold, job.calibration_rows, bundle, on_attempt
     )
 
 

@@ -133,13 +133,20 @@ def repair_variant(
     threshold: float,
     calibration_rows: int,
     bundle: Bundle,
+    on_attempt: Callable[[Attempt], None] | None = None,
 ) -> VariantResult:
     """Repair ``failed`` (a VariantResult that missed its gate); return the first passing result, else
-    the unrepaired one re-bundled with the record of every attempt. See the module docstring."""
+    the unrepaired one re-bundled with the record of every attempt. See the module docstring.
+    ``on_attempt`` hears of every attempt as it is recorded (progress for a caller's user)."""
     pool = np.ascontiguousarray(pool, dtype=np.float32)
     rank_x = pool[:RANK_ROWS]
     rank_ref = predict(source_model, rank_x)
     rec = RepairRecord(variant=variant.name, ranking_rows=len(rank_x))
+
+    def record(att: Attempt) -> None:
+        rec.attempts.append(att)
+        if on_attempt is not None:
+            on_attempt(att)
 
     def build(per_channel: bool, rows: int, nodes: tuple[str, ...]) -> bytes:
         opts = dataclasses.replace(ctx.options, per_channel=per_channel, keep_float=nodes)
@@ -174,7 +181,7 @@ def repair_variant(
             size=res.size,
             failures=tuple(p.failures),
         )
-        rec.attempts.append(att)
+        record(att)
         return att, res
 
     def finish(att: Attempt, model_bytes: bytes) -> VariantResult:
@@ -187,7 +194,7 @@ def repair_variant(
     best_err = train_error(failed.model_bytes)
     base_bytes = failed.model_bytes
     fp = failed.parity
-    rec.attempts.append(
+    record(
         Attempt(
             step="original",
             per_channel=per_channel,
@@ -213,7 +220,7 @@ def repair_variant(
         model_bytes = build(pc, n, ())
         if model_bytes == base_bytes:  # e.g. a variant whose build fixes per-channel itself: nothing to gate
             rec.per_channel_fixed = rec.per_channel_fixed or step == "per-channel"
-            rec.attempts.append(
+            record(
                 Attempt(
                     step=step,
                     per_channel=pc,

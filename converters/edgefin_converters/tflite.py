@@ -17,7 +17,7 @@ import numpy as np
 from edgefin_runtime.manifest import Quantization, TensorSpec
 
 from ._native import quiet
-from .errors import ConversionFailedError, ModelInputError, UnsupportedOpError
+from .errors import ConversionFailedError, DependencyError, ModelInputError, UnsupportedOpError
 from .keras_io import layer_for_op
 
 _INT_TYPES = {"int8", "uint8"}
@@ -73,10 +73,8 @@ def to_tflite_int8(
     quantises dense-layer weights per output unit (default: one scale per tensor).
 
     ``keep_float`` names op output tensors (see :func:`quantisable_layers`) that stay float32
-    (selective quantisation): the model is calibrated once and quantised by ``mlir_quantize`` with
-    those nodes denylisted - what ``tf.lite.experimental.QuantizationDebugger``'s
-    ``get_nondebug_quantized_model`` does, called directly because the debugger forwards neither the
-    dense-layer per-channel switch nor int8 I/O types."""
+    (selective quantisation): the model is calibrated once and quantised by
+    :func:`quantize_selectively` with those nodes denylisted."""
     tf = _tf()
     rep = np.ascontiguousarray(representative, dtype=np.float32)
     if rep.ndim != 2 or len(rep) == 0:
@@ -109,8 +107,66 @@ def to_tflite_int8(
             f"{variant}: keep_float names {unknown}, which are not quantisable nodes of this "
             f"model (known: {sorted(known)})"
         )
-    from tensorflow.lite.python.convert import mlir_quantize
+    return quantize_selectively(
+        calibrated, keep_float=keep_float, per_channel=per_channel, int8_io=int8_io, variant=variant
+    )
 
+
+# ---------------------------------------------------------------- the one TensorFlow internal
+#: TensorFlow versions (major.minor) whose internal ``mlir_quantize`` selective quantisation was written
+#: and tested against; another version is refused before the internal is called
+MLIR_QUANTIZE_TESTED = ("2.21",)
+_MLIR_QUANTIZE_ARGS = (
+    "disable_per_channel",
+    "input_data_type",
+    "output_data_type",
+    "denylisted_nodes",
+    "disable_per_channel_for_dense_layers",
+)
+
+
+def mlir_quantizer() -> Callable[..., Any]:
+    """TensorFlow's internal ``tensorflow.lite.python.convert.mlir_quantize``, after checking that the
+    installed TensorFlow is a version it was tested with and that it takes the arguments used here.
+
+    No public API does this: ``tf.lite.experimental.QuantizationDebugger`` (whose
+    ``get_nondebug_quantized_model`` calls it with ``denylisted_nodes``) forwards neither the
+    dense-layer per-channel switch nor int8 input/output types. Raises :class:`DependencyError`.
+    """
+    import inspect
+
+    tf = _tf()
+    version = str(getattr(tf, "__version__", "unknown"))
+    if ".".join(version.split(".")[:2]) not in MLIR_QUANTIZE_TESTED:
+        raise DependencyError(
+            f"tensorflow {version} is installed, but selective int8 quantisation (keeping layers in float, "
+            f"used by accuracy repair) relies on a TensorFlow internal tested with "
+            f"{', '.join(MLIR_QUANTIZE_TESTED)}; install tensorflow=={MLIR_QUANTIZE_TESTED[-1]}.* or turn repair off"
+        )
+    try:
+        from tensorflow.lite.python.convert import mlir_quantize
+    except ImportError as exc:
+        raise DependencyError(
+            f"tensorflow {version} has no tensorflow.lite.python.convert.mlir_quantize ({exc}); selective "
+            f"int8 quantisation needs it"
+        ) from None
+    params = inspect.signature(mlir_quantize).parameters
+    missing = [a for a in _MLIR_QUANTIZE_ARGS if a not in params]
+    if missing:
+        raise DependencyError(
+            f"tensorflow {version}'s mlir_quantize takes no {', '.join(missing)}; selective int8 quantisation "
+            f"was written for tensorflow {', '.join(MLIR_QUANTIZE_TESTED)}"
+        )
+    return mlir_quantize  # type: ignore[no-any-return]
+
+
+def quantize_selectively(
+    calibrated: bytes, *, keep_float: Sequence[str], per_channel: bool, int8_io: bool, variant: str = "tflite-int8"
+) -> bytes:
+    """Quantise a calibrated flatbuffer (:func:`calibrate_tflite`) to int8, the ``keep_float`` nodes left in
+    float32 (the one call of a TensorFlow internal: :func:`mlir_quantizer`)."""
+    mlir_quantize = mlir_quantizer()
+    tf = _tf()
     io = tf.int8 if int8_io else tf.float32
     try:
         with quiet():
@@ -319,6 +375,8 @@ __all__ = [
     "to_tflite_dynamic",
     "to_tflite_int8",
     "calibrate_tflite",
+    "mlir_quantizer",
+    "quantize_selectively",
     "quantisable_layers",
     "layer_name",
     "describe_tflite",

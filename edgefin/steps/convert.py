@@ -3,13 +3,14 @@
 A thin step over :func:`edgefin.convert.convert_run`: its :class:`~edgefin.convert.ConvertOptions` are
 this step's ``Options`` and its :class:`~edgefin.convert.ConvertResult` the ``Result``. The
 converters report progress through their own small protocol (``started(variant, index, total)``,
-``done(result)``); :func:`progress_for` tells it to a :class:`~edgefin.reporter.Reporter`.
+``repairing(variant, attempt)`` for each accuracy-repair attempt, ``done(result)``);
+:func:`progress_for` tells it to a :class:`~edgefin.reporter.Reporter`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..convert import ConvertOptions, ConvertResult
 from ..errors import UsageError
@@ -17,6 +18,9 @@ from ..reporter import SILENT, Reporter
 from . import at_least_one, matching, trained_files
 
 if TYPE_CHECKING:
+    from edgefin_converters.export import VariantResult
+    from edgefin_converters.repair import Attempt
+
     from ..rundir import RunDir
 
 Options = ConvertOptions
@@ -32,10 +36,31 @@ class _Progress:
     def started(self, variant: str, index: int, total: int) -> None:
         self.reporter.note(f"converting {variant} ({index + 1}/{total})")
 
-    def done(self, result: Any) -> None:
+    def repairing(self, variant: str, attempt: Attempt) -> None:
+        self.reporter.note(f"repairing {variant}: {repair_text(attempt)}")
+
+    def done(self, result: VariantResult) -> None:
         self.reporter.checked(
             result.name, bool(result.passed), f"{result.size / 1024:.1f} KB, parity on {result.parity.n} rows"
         )
+
+
+def repair_text(attempt: Attempt) -> str:
+    """One accuracy-repair attempt in a line: what it tried, and what the held-out gate said."""
+    tried = [
+        "per-channel weights" if attempt.per_channel else "per-tensor weights",
+        f"{attempt.calibration_rows} calibration rows",
+    ]
+    if attempt.kept_float:
+        tried.append(f"float: {', '.join(attempt.kept_float)}")
+    if attempt.passed is None:
+        verdict = attempt.note or "not gated"
+    else:
+        auc = "n/a" if attempt.auc_delta is None else f"{attempt.auc_delta:+.4f}"
+        flips = "n/a" if attempt.flip_rate is None else f"{attempt.flip_rate:.2%}"
+        figures = f"AUC {auc}, {flips} flipped"
+        verdict = f"passes ({figures})" if attempt.passed else f"fails ({figures})"
+    return f"{attempt.step} ({', '.join(tried)}) -> {verdict}"
 
 
 def progress_for(reporter: Reporter | None) -> _Progress:

@@ -77,7 +77,23 @@ def case():
     return _case()
 
 
-def _export(case, variants, *, repair: bool, test=None):
+class Heard:
+    """A progress object that keeps what export_variants told it."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+
+    def started(self, variant, index, total):
+        self.events.append(("started", variant))
+
+    def repairing(self, variant, attempt):
+        self.events.append(("repairing", variant, attempt))
+
+    def done(self, result):
+        self.events.append(("done", result.name))
+
+
+def _export(case, variants, *, repair: bool, test=None, progress=None):
     model, train, x_test, y_test = case
     if test is not None:
         x_test, y_test = test
@@ -86,6 +102,7 @@ def _export(case, variants, *, repair: bool, test=None):
         _data(train, x_test, y_test),
         variants,
         ExportOptions(repair=repair),
+        progress=progress,
     )
 
 
@@ -96,8 +113,9 @@ def unrepaired(case):
 
 @pytest.fixture(scope="module")
 def repaired(case):
-    res = _export(case, ("tflite-fp32", *INT8), repair=True)
-    return res, {r.name: r for r in res.results}
+    heard = Heard()
+    res = _export(case, ("tflite-fp32", *INT8), repair=True, progress=heard)
+    return res, {r.name: r for r in res.results}, heard
 
 
 @pytest.mark.parametrize("name", INT8)
@@ -112,7 +130,7 @@ def test_without_repair_the_int8_variant_fails_its_gate(unrepaired, name):
 def test_repair_keeps_the_fewest_layers_in_float_and_passes(repaired, unrepaired, name):
     import edgefin_runtime
 
-    res, by_name = repaired
+    res, by_name, _ = repaired
     r = by_name[name]
     assert r.passed and r.parity.flip_rate <= 0.01 and -r.parity.auc_delta <= 0.005
     rec = r.repair
@@ -140,7 +158,7 @@ def test_repair_keeps_the_fewest_layers_in_float_and_passes(repaired, unrepaired
 
 
 def test_a_passing_variant_is_left_alone(repaired):
-    _, by_name = repaired
+    _, by_name, _ = repaired
     assert by_name["tflite-fp32"].passed and by_name["tflite-fp32"].repair is None
     assert "repair" not in manifest_of(by_name["tflite-fp32"].bundle)["producer"]
 
@@ -241,3 +259,21 @@ def test_cli_no_repair_flag_and_config_keys_reach_convert_options(tmp_path, monk
         res = CliRunner().invoke(cli, ["convert", str(tmp_path), *map(str, args)])
         assert res.exit_code == 2 and "stop here" in res.output + res.stderr, res.output
     assert seen == [True, False, False, False]
+
+
+def test_every_repair_attempt_is_reported_as_it_happens(repaired):
+    """The progress object hears each attempt between the variant's start and its result, in the order
+    the record keeps them; the toolkit prints each as one line."""
+    from edgefin.steps.convert import repair_text
+
+    _, by_name, heard = repaired
+    assert not [e for e in heard.events if e[0] == "repairing" and e[1] == "tflite-fp32"]  # passed: no repair
+    for name in INT8:
+        start = heard.events.index(("started", name))
+        end = heard.events.index(("done", name))
+        attempts = [e[2] for e in heard.events[start:end] if e[0] == "repairing"]
+        assert [a.to_dict() for a in attempts] == by_name[name].repair["attempts"]
+        assert all(e[1] == name for e in heard.events[start + 1 : end])
+        lines = [repair_text(a) for a in attempts]
+        assert lines[0].startswith("original (") and "-> fails (AUC " in lines[0]
+        assert lines[-1].startswith("keep-float (") and "-> passes (AUC " in lines[-1] and "float: " in lines[-1]

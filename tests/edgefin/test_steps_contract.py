@@ -45,3 +45,25 @@ def test_declared_paths_are_the_run_directorys_names(tmp_path) -> None:
     (tmp_path / "bundles").mkdir()
     (tmp_path / "bundles" / "a.efb").write_bytes(b"x")
     assert [p.name for p in step_outputs("convert", rd)] == ["parity.json", "a.efb"]
+
+
+def test_convert_progress_tells_each_repair_attempt_to_the_reporter() -> None:
+    from edgefin_converters.repair import Attempt
+
+    from edgefin.steps.convert import progress_for
+
+    notes: list[str] = []
+
+    class Notes:
+        def note(self, message: str) -> None:
+            notes.append(message)
+
+    att = Attempt(step="per-channel", per_channel=True, calibration_rows=500, kept_float=(), passed=False)
+    progress_for(Notes()).repairing("tflite-int8-ptq", att)  # type: ignore[arg-type]
+    skipped = Attempt(step="calibration-rows", per_channel=True, calibration_rows=2000, kept_float=(), note="skipped")
+    progress_for(Notes()).repairing("tflite-int8-ptq", skipped)  # type: ignore[arg-type]
+    assert notes == [
+        "repairing tflite-int8-ptq: per-channel (per-channel weights, 500 calibration rows)"
+        " -> fails (AUC n/a, n/a flipped)",
+        "repairing tflite-int8-ptq: calibration-rows (per-channel weights, 2000 calibration rows) -> skipped",
+    ]
