@@ -20,7 +20,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgefin_converters.parity import Gates
 
@@ -28,6 +28,9 @@ from . import atomic
 from .errors import RunDirError, UsageError
 from .keras_io import load_model
 from .rundir import STAGES, RunDir
+
+if TYPE_CHECKING:
+    from edgefin_converters.export import Progress
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,9 @@ class ConvertResult:
 
 
 # ---------------------------------------------------------------- run directory
-def convert_run(run_dir: str | Path, options: ConvertOptions | None = None, *, progress: Any = None) -> ConvertResult:
+def convert_run(
+    run_dir: str | Path, options: ConvertOptions | None = None, *, progress: Progress | None = None
+) -> ConvertResult:
     """Convert a run directory's model into every requested variant; write bundles and parity.json."""
     from edgefin_converters import ConversionData, Sources
 

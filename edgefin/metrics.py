@@ -7,9 +7,10 @@ at or above the decision threshold (``score >= threshold``), everywhere in edgef
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.stats import ks_2samp
 from sklearn.metrics import (
     accuracy_score,
@@ -28,7 +29,7 @@ from .errors import UsageError
 ThresholdMethod = Literal["fixed", "max_ks", "rate"]
 
 
-def _check(y: Any, p: Any) -> tuple[np.ndarray, np.ndarray]:
+def _check(y: ArrayLike, p: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(y).astype(int).ravel()
     p = np.asarray(p, dtype=np.float64).ravel()
     if y.shape != p.shape:
@@ -43,18 +44,18 @@ def _check(y: Any, p: Any) -> tuple[np.ndarray, np.ndarray]:
     return y, p
 
 
-def auc(y: Any, p: Any) -> float:
+def auc(y: ArrayLike, p: ArrayLike) -> float:
     """Area under the ROC curve (needs both classes)."""
     y, p = _check(y, p)
     return float(roc_auc_score(y, p))
 
 
-def gini(y: Any, p: Any) -> float:
+def gini(y: ArrayLike, p: ArrayLike) -> float:
     """Gini coefficient as credit scorers use it: 2 * AUC - 1."""
     return 2.0 * auc(y, p) - 1.0
 
 
-def ks(y: Any, p: Any) -> float:
+def ks(y: ArrayLike, p: ArrayLike) -> float:
     """Kolmogorov-Smirnov statistic: the largest gap between the score CDFs of the two classes."""
     y, p = _check(y, p)
     if y.min() == y.max():
@@ -62,20 +63,20 @@ def ks(y: Any, p: Any) -> float:
     return float(ks_2samp(p[y == 1], p[y == 0]).statistic)
 
 
-def brier(y: Any, p: Any) -> float:
+def brier(y: ArrayLike, p: ArrayLike) -> float:
     """Mean squared error of the probabilities (lower is better)."""
     y, p = _check(y, p)
     return float(brier_score_loss(y, p))
 
 
-def logloss(y: Any, p: Any) -> float:
+def logloss(y: ArrayLike, p: ArrayLike) -> float:
     """Binary cross-entropy of the probabilities (lower is better)."""
     y, p = _check(y, p)
     eps = 1e-15
     return float(log_loss(y, np.clip(p, eps, 1 - eps), labels=[0, 1]))
 
 
-def at_threshold(y: Any, p: Any, threshold: float) -> dict[str, float | int]:
+def at_threshold(y: ArrayLike, p: ArrayLike, threshold: float) -> dict[str, float | int]:
     """Accuracy, precision, recall, F1 and the flagged share when ``score >= threshold`` is positive."""
     y, p = _check(y, p)
     pred = (p >= threshold).astype(int)
@@ -93,7 +94,7 @@ def at_threshold(y: Any, p: Any, threshold: float) -> dict[str, float | int]:
     }
 
 
-def evaluate(y: Any, p: Any, threshold: float) -> dict[str, float | int]:
+def evaluate(y: ArrayLike, p: ArrayLike, threshold: float) -> dict[str, float | int]:
     """Every metric edgefin reports for one split, in one flat dict."""
     y, p = _check(y, p)
     out: dict[str, float | int] = {"n": int(y.size), "positives": int(y.sum())}
@@ -133,7 +134,7 @@ def parse_threshold(text: str | float) -> tuple[ThresholdMethod, float | None]:
     return method, value
 
 
-def max_ks_threshold(y: Any, p: Any) -> float:
+def max_ks_threshold(y: ArrayLike, p: ArrayLike) -> float:
     """The score where TPR - FPR (the KS gap) is largest; flag rows with score >= it."""
     y, p = _check(y, p)
     fpr, tpr, thr = roc_curve(y, p)
@@ -142,7 +143,7 @@ def max_ks_threshold(y: Any, p: Any) -> float:
     return 1.0 if not math.isfinite(t) else min(max(t, 0.0), 1.0)
 
 
-def rate_threshold(p: Any, rate: float) -> float:
+def rate_threshold(p: ArrayLike, rate: float) -> float:
     """The lowest threshold that flags at most ``rate`` of the rows (ties may flag a little less)."""
     p = np.sort(np.asarray(p, dtype=np.float64).ravel())[::-1]
     if not 0.0 < rate < 1.0:
@@ -156,7 +157,7 @@ def rate_threshold(p: Any, rate: float) -> float:
     return float(min(t, 1.0))
 
 
-def choose_threshold(y: Any, p: Any, method: ThresholdMethod, value: float | None = None) -> float:
+def choose_threshold(y: ArrayLike, p: ArrayLike, method: ThresholdMethod, value: float | None = None) -> float:
     """Threshold by method: 'fixed' (value), 'max_ks' (on these labels), 'rate' (flag a share)."""
     if method == "fixed":
         if value is None:
@@ -171,7 +172,7 @@ def choose_threshold(y: Any, p: Any, method: ThresholdMethod, value: float | Non
     raise ValueError(f"unknown threshold method {method!r}; expected fixed, max_ks or rate")
 
 
-def flip_rate(a: Any, b: Any, threshold: float) -> float:
+def flip_rate(a: ArrayLike, b: ArrayLike, threshold: float) -> float:
     """Share of rows whose decision (score >= threshold) differs between two score vectors."""
     a = np.asarray(a, dtype=np.float64).ravel()
     b = np.asarray(b, dtype=np.float64).ravel()
@@ -218,8 +219,8 @@ def _boot_values(metric: str, y: np.ndarray, p: np.ndarray) -> np.ndarray:
 
 
 def bootstrap_ci(
-    y: Any,
-    p: Any,
+    y: ArrayLike,
+    p: ArrayLike,
     metrics: tuple[str, ...] = BOOTSTRAP_METRICS,
     *,
     n_boot: int = 1000,

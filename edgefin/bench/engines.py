@@ -15,7 +15,10 @@ import numpy as np
 
 
 class BareEngine:
-    """``run(x)`` scores a prepared float32 matrix with nothing but the engine in between."""
+    """``run(x)`` scores a prepared float32 matrix with nothing but the engine in between.
+
+    What ``prepare`` returns is each engine's own input form (a quantised array, a feed dict, a list of
+    them), passed back to ``call`` as it is; ``call`` returns the engine's raw output."""
 
     engine: str
     version: str
@@ -24,10 +27,10 @@ class BareEngine:
     def prepare(self, x: np.ndarray) -> Any:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def call(self, prepared: Any) -> Any:  # pragma: no cover - interface
+    def call(self, prepared: Any) -> object:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def runner(self, prepared: Any) -> Callable[[], Any]:
+    def runner(self, prepared: Any) -> Callable[[], object]:
         call = self.call
         return lambda: call(prepared)
 
@@ -61,7 +64,7 @@ class LiteRTEngine(BareEngine):
             self._batch = x.shape[0]
         return np.ascontiguousarray(x)
 
-    def call(self, prepared: np.ndarray) -> Any:
+    def call(self, prepared: np.ndarray) -> np.ndarray:
         it = self._it
         it.set_tensor(self._in["index"], prepared)
         it.invoke()
@@ -96,7 +99,7 @@ class OnnxEngine(BareEngine):
             return [{self._in: x[i : i + fb]} for i in range(0, x.shape[0], fb)]
         return {self._in: x}
 
-    def call(self, prepared: Any) -> Any:
+    def call(self, prepared: Any) -> object:
         if isinstance(prepared, list):
             run, outs = self._sess.run, [self._out]
             return [run(outs, feed) for feed in prepared]

@@ -277,8 +277,8 @@ def assemble_variant(
     res: dict[str, Any],
     labels: list[int],
     dense_scores: list[float] | None,
-    metrics: Any,
-    parity: Any,
+    metrics: object,  # metrics.json and parity.json as parsed (None when absent); checked where read
+    parity: object,
 ) -> dict[str, Any]:
     """One row of the report: sizes, quality on the test split, parity and the measurements."""
     row: dict[str, Any] = {"name": name, "bundle": str(bundle), "status": res.get("status", "error")}

@@ -15,7 +15,7 @@ ROC_POINTS = 120
 CALIBRATION_BINS = 10
 
 
-def threshold_of(row: Mapping[str, Any], metrics_json: Any) -> float:
+def threshold_of(row: Mapping[str, Any], metrics_json: object) -> float:
     """The decision threshold: the bundle's own, else the run's metrics.json, else 0.5."""
     t = row.get("threshold")
     if isinstance(t, (int, float)):
@@ -55,7 +55,7 @@ def variant_quality(
     return out
 
 
-def source_summary(labels: list[int], dense: list[float] | None, metrics_json: Any) -> dict[str, Any]:
+def source_summary(labels: list[int], dense: list[float] | None, metrics_json: object) -> dict[str, Any]:
     """The dense Keras model's figures on the same test rows (measured here, else from metrics.json)."""
     threshold = threshold_of({}, metrics_json)
     if dense is not None and len(dense) == len(labels):
@@ -72,7 +72,7 @@ def source_summary(labels: list[int], dense: list[float] | None, metrics_json: A
     return {"model": "dense (Keras)", "measured": False, "threshold": threshold}
 
 
-def parity_for(parity_json: Any, name: str) -> dict[str, Any] | None:
+def parity_for(parity_json: object, name: str) -> dict[str, Any] | None:
     """This variant's entry of bundles/parity.json, whatever its exact nesting."""
     if parity_json is None:
         return None

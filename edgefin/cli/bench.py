@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.markup import escape
@@ -13,6 +13,9 @@ from .common import config_option, emit_json, handle_errors, output_options, std
 from .exit_codes import ExitStatus
 from .options import apply, bench_options
 from .reporter import RichReporter
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 TERMINAL_COLUMNS = (
     "variant",
@@ -33,7 +36,7 @@ TERMINAL_COLUMNS = (
 )
 
 
-def render_summary(report: Mapping[str, Any], console: Any = stderr) -> None:
+def render_summary(report: Mapping[str, Any], console: Console = stderr) -> None:
     """The summary table and the recommendation, on stderr."""
     from rich.console import Console
     from rich.table import Table

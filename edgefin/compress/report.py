@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .sparsity import _fake_quant, _layer_tensors
 from .support import KERNEL_NAMES
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def gz(data: bytes) -> int:
@@ -77,7 +80,7 @@ def _kb(n: int | None) -> str:
     return "-" if n is None else (f"{n / 1024:.1f} KiB" if n >= 1024 else f"{n} B")
 
 
-def render(report: dict[str, Any], console: Any) -> None:
+def render(report: dict[str, Any], console: Console) -> None:
     """Two narrow tables (quality and decisions; sparsity and sizes), per-layer sparsity, the quality bar."""
     from rich.box import SIMPLE
     from rich.markup import escape

@@ -16,9 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # the probe imports this module without the converters
+    from edgefin_converters.parity import Gates
+    from edgefin_runtime.manifest import Manifest
 
 PATHS = ("single", "batch")
 
@@ -36,7 +40,7 @@ class ReferenceSet:
     threshold: float
 
 
-def reference_set(manifest: Any) -> ReferenceSet:
+def reference_set(manifest: Manifest) -> ReferenceSet:
     """The acceptance set when the bundle has one, else its golden vectors (older bundles)."""
     t, tol = float(manifest.decision.threshold), float(manifest.golden_tolerance)
     acc = getattr(manifest, "acceptance", None)
@@ -176,7 +180,7 @@ def judge_test(
     return out
 
 
-def gates_from(gate: Mapping[str, Any]) -> Any:
+def gates_from(gate: Mapping[str, Any]) -> Gates:
     """convert's Gates from a variant's recorded gate (its thresholds; defaults for the other kinds)."""
     from edgefin_converters.parity import Gates
 

@@ -16,16 +16,20 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .. import atomic
 from ..errors import RunDirError
+from ..reporter import SILENT, Reporter
 from . import compare as cmp
 from .errors import TargetGateError
 from .launch import ProbeRun, run_probe
 from .registry import DEFAULT_TARGETS, Target, check_tools, resolve_targets
+
+if TYPE_CHECKING:
+    from ..rundir import RunDir
 
 TARGETS_JSON = "targets.json"
 FORMAT = 1
@@ -77,7 +81,7 @@ def run_targets(
     targets: str | Sequence[str] = DEFAULT_TARGETS,
     *,
     rows: int | None = None,
-    reporter: Any = None,
+    reporter: Reporter | None = None,
     timeout: float = 3600.0,
     gate: bool = True,
 ) -> TargetsResult:
@@ -98,7 +102,7 @@ def run_targets(
             f"run directory {run.root}: no .efb bundles in bundles/; run 'edgefin convert {run.root}' first"
         )
     check_tools(chosen)
-    rep = _reporter(reporter)
+    rep = reporter or SILENT
     _prepare(chosen, rep)
     cases = [bundle_case(p) for p in paths]
     rep.note(
@@ -114,7 +118,7 @@ def run_targets(
     return result
 
 
-def _prepare(chosen: list[Target], rep: Any) -> None:
+def _prepare(chosen: list[Target], rep: Reporter) -> None:
     """Build (or refresh) the ARM64 root when arm64 is asked for and the cached one is missing."""
     if any(t.kind == "arm64" for t in chosen):
         from . import arm64root
@@ -145,7 +149,7 @@ def bundle_case(path: Path) -> BundleCase:
     )
 
 
-def load_test_split(run: Any, cases: Sequence[BundleCase], rows: int | None) -> TestSplit:
+def load_test_split(run: RunDir, cases: Sequence[BundleCase], rows: int | None) -> TestSplit:
     """Raw test records (as convert scores them) and each needed source model's scores on them."""
     from edgefin_converters.export import row_record
     from edgefin_converters.keras_io import predict
@@ -203,11 +207,11 @@ def check_bundles(
     targets: Sequence[Target],
     *,
     test: TestSplit | None = None,
-    reporter: Any = None,
+    reporter: Reporter | None = None,
     timeout: float = 3600.0,
 ) -> TargetsResult:
     """Probe every target (one process each) and judge every bundle x target cell; no file is written."""
-    rep = _reporter(reporter)
+    rep = reporter or SILENT
     job = _job(cases, test)
     runs: dict[str, dict[str, Any]] = {}
     for t in targets:
@@ -286,7 +290,7 @@ def _job(cases: Sequence[BundleCase], test: TestSplit | None) -> dict[str, Any]:
 
 
 def _probe_target(
-    t: Target, job: dict[str, Any], cases: Sequence[BundleCase], rep: Any, timeout: float
+    t: Target, job: dict[str, Any], cases: Sequence[BundleCase], rep: Reporter, timeout: float
 ) -> dict[str, Any]:
     """Run the probe once for all bundles; if the process dies, once per bundle to find the culprit."""
     total = len(job["bundles"])
@@ -366,7 +370,7 @@ def report_summary(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _update_report(run: Any, data: dict[str, Any], rep: Any) -> None:
+def _update_report(run: RunDir, data: dict[str, Any], rep: Reporter) -> None:
     """Add the grid to the run's report (report.json/md/html) when a bench report exists."""
     from ..bench.report import write_report
 
@@ -386,13 +390,6 @@ def _update_report(run: Any, data: dict[str, Any], rep: Any) -> None:
 
 
 # ---------------------------------------------------------------- helpers
-class _Silent:
-    def __getattr__(self, _name: str) -> Any:
-        return lambda *a, **k: None
-
-
-def _reporter(reporter: Any) -> Any:
-    return reporter if reporter is not None else _Silent()
 
 
 def _sha256(path: Path) -> str:
