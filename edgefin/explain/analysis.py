@@ -32,6 +32,15 @@ from .ranking import agreement, top_reasons
 from .shapley import FieldGroups, exact_shapley
 
 TOP_FIELDS = 4  # PDP/ICE plots for this many fields
+EXPLAIN_METHOD = (
+    "Baseline-Shapley over the schema's fields against one reference applicant (one-hot columns, bins and "
+    "missing indicators attributed to their source field); reasons: the fields with the largest positive "
+    "attributions, at most 4, protected fields never"
+)
+DRIFT_TEXT = (
+    "Reference bins frozen at training quantiles for every input field and the score; PSI levels 0.1 (watch) "
+    "and 0.25 (act) with a sample-size-aware critical value (edgefin-run drift BUNDLE DATA)"
+)
 
 
 @dataclass(frozen=True)
@@ -280,21 +289,22 @@ def explain_section(run: _Run, predictors: Mapping[str, Any], opts: AnalysisOpti
 def _card_explanation(ex: Mapping[str, Any]) -> dict[str, Any]:
     ref = ex.get("reference") or {}
     out: dict[str, Any] = {
-        "method": "Baseline-Shapley over the schema's fields against one reference applicant "
-        f"(device default method: {ref.get('method', '-')}; one-hot, bins and missing indicators attributed "
-        "to their source field); reasons = the fields with the largest positive attributions, at most 4",
+        "method": f"{EXPLAIN_METHOD} (device default method: {ref.get('method', '-')})",
         "reference_rule": ref.get("rule"),
         "reference": ref.get("record"),
     }
     val: dict[str, Any] = {}
     for name, v in (ex.get("variants") or {}).items():
-        a = (v.get("default") or {}).get("agreement_vs_exact_float") if isinstance(v, Mapping) else None
-        if isinstance(a, Mapping):
-            val[f"top-4 agreement with exact float Shapley, {name}"] = round(float(a["set"]), 4)
-        d = v.get("deletion") if isinstance(v, Mapping) else None
-        if isinstance(d, Mapping) and d.get("rate") is not None:
-            val[f"deletion test, {name}"] = round(float(d["rate"]), 4)
+        if not isinstance(v, Mapping) or "default" not in v:
+            continue
+        d = v.get("deletion") or {}
+        val[name] = {
+            "top4_set_agreement_default_method": round(float(v["default"]["agreement_vs_exact_float"]["set"]), 4),
+            "top4_set_agreement_exact_method": round(float(v["exact"]["agreement_vs_exact_float"]["set"]), 4),
+            "deletion_test": None if d.get("rate") is None else round(float(d["rate"]), 4),
+        }
     out["validation"] = val
+    out["validation_rows"] = ex.get("rows")
     return out
 
 
@@ -332,9 +342,7 @@ def _drift_summary(predictors: Mapping[str, Any]) -> dict[str, Any]:
     fields = d.get("fields")
     n = len(fields) if isinstance(fields, (Mapping, list)) else None
     return {
-        "text": f"Reference bins frozen at training quantiles for {n if n is not None else 'every'} input "
-        "field(s) and the score; PSI levels 0.1 (watch) and 0.25 (act), with a sample-size-aware critical value "
-        "(edgefin-run drift BUNDLE DATA).",
+        "text": f"{DRIFT_TEXT}; {n if n is not None else 'every'} input field(s) and the score.",
         "fields": n,
     }
 
@@ -359,6 +367,8 @@ def card_at_convert(run_dir: str | Path, model: Any, stage: str, protected: Sequ
         test_ci=test_ci,
         compress=_read(run.rd.compress_json),
         protected=list(protected) or list(run.run.get("options", {}).get("protected") or []),
+        explanation={"method": EXPLAIN_METHOD + " (reference applicant and reason texts: the explain section)"},
+        drift={"text": DRIFT_TEXT + " (bins: the drift section)"},
     )
     card["metrics"]["model"] = f"models/{stage}.keras"
     return compact(card)

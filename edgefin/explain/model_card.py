@@ -313,8 +313,22 @@ def render_markdown(card: Mapping[str, Any]) -> str:
         lines.append(f"- Reference applicant: {e['reference_rule']}")
     if isinstance(e.get("reference"), Mapping):
         lines.append("- Reference values: " + ", ".join(f"{k} {_fmt(v)}" for k, v in e["reference"].items()))
-    for k, v in (e.get("validation") or {}).items():
-        lines.append(f"- {k}: {_fmt(v)}")
+    val = e.get("validation") or {}
+    if val:
+        lines += [
+            "",
+            f"Validation against exact Shapley values of the float model ({e.get('validation_rows', '-')} test rows): "
+            "share of rows with the same top-4 reasons (as a set), and the deletion test (declined applicants "
+            "whose risk score falls when the top reason takes the reference value).\n",
+            "| variant | top-4, device default method | top-4, exact method | deletion test |",
+            "|---|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {n} | {_fmt(v.get('top4_set_agreement_default_method'))} | "
+            f"{_fmt(v.get('top4_set_agreement_exact_method'))} | {_fmt(v.get('deletion_test'))} |"
+            for n, v in val.items()
+            if isinstance(v, Mapping)
+        ]
     dr = card.get("drift", {})
     lines += ["", "## Drift reference\n", f"{dr.get('text', 'No drift reference in the bundles.')}\n"]
     comp = card.get("compression", {})

@@ -58,7 +58,14 @@ def _inputs():
         "method": "Baseline-Shapley",
         "reference_rule": "mean applicant just above the threshold",
         "reference": {"Income": round(float(np.mean(income)), 1), "Home": "owner", "Age": 38.0},
-        "validation": {"top-4 agreement, tflite-int8": 0.97},
+        "validation": {
+            "tflite-int8": {
+                "top4_set_agreement_default_method": 0.81,
+                "top4_set_agreement_exact_method": 0.97,
+                "deletion_test": 1.0,
+            }
+        },
+        "validation_rows": 300,
     }
     card = build_card(
         run=run,
@@ -109,6 +116,7 @@ def test_every_section_is_there() -> None:
     ):
         assert heading in md
     assert "Protected fields (never given as a reason): Age" in md
+    assert "| tflite-int8 | 0.81 | 0.97 | 1 |" in md
     small = compact(card)
     assert len(json.dumps(small)) < 8192 and small["protected_fields"] == ["Age"]
     assert "schema" not in small
