@@ -7,11 +7,12 @@ from typing import Any
 
 import click
 
+from ..compress.options import AUC_TOLERANCE
 from .common import config_option, emit_json, handle_errors, output_options, stderr
 from .options import apply, compress_options, user_model_flags
 from .reporter import RichReporter
 
-EPILOG = """\b
+EPILOG = f"""\b
 Examples:
   edgefin compress runs/credit                       # 80% sparsity, then PQAT
   edgefin compress runs/credit --sparsity 0.9 --epochs 30 --no-qat
@@ -22,7 +23,7 @@ Examples:
 Writes models/pruned.keras, models/clustered.keras (--cluster), models/qat.keras (--qat) and
 compress.json (test AUC, Gini, KS, Brier, decision flips against the dense model, per-layer
 sparsity measured on the kernels, parameter counts, raw and gzip sizes) into the run directory.
---gate exits with 3 when the quality bar (AUC within 0.005 of dense, sparsity reached and kept,
+--gate exits with 3 when the quality bar (AUC within {AUC_TOLERANCE} of dense, sparsity reached and kept,
 pruned weights under half the dense gzip size at >= 80% sparsity) is missed.
 """
 

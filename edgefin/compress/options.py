@@ -9,6 +9,7 @@ from typing import Any
 from ..errors import UsageError
 
 DEFAULT_SPARSITY = 0.8
+AUC_TOLERANCE = 0.005  # the quality bar: a compressed model loses at most this much test AUC
 
 
 @dataclass(frozen=True)

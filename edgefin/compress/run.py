@@ -24,9 +24,8 @@ from ..errors import QualityGateError, UsageError
 from ..reporter import SILENT, Reporter
 from ..rundir import STAGES, RunDir
 from .finetune import FitData
-from .options import CompressOptions
+from .options import AUC_TOLERANCE, CompressOptions
 
-AUC_TOLERANCE = 0.005  # the quality bar: a compressed model loses at most this much test AUC
 SPARSITY_SLACK = 0.01  # measured kernel sparsity may fall this far below the target
 STALE_AFTER_COMPRESS = ("bundles", "report")
 
