@@ -65,6 +65,10 @@ METHODS = ("auto", "exact", "paired", "sampled")
 DIRECTIONS = ("higher", "lower", "missing", "category")
 #: rows scored together when many records are explained at once (score_batch(reasons=True))
 EXPLAIN_BLOCK = 4096
+#: coalition plans kept per Explainer (one per set of fields that differ from the reference), and the
+#: largest plan kept (cells of its boolean mask: exact plans of many fields are rebuilt instead)
+MAX_PLANS = 1024
+PLAN_CACHE_CELLS = 1 << 16
 
 
 # ---------------------------------------------------------------- results
@@ -263,9 +267,15 @@ def _paired_table(k: int) -> np.ndarray:
     return zext
 
 
+_sampled_tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+
 def _sampled_table(k: int) -> tuple[np.ndarray, np.ndarray]:
     """Antithetic permutations: rows are the growing prefixes (the empty one excluded, the full one
     once per permutation) and ``order`` says which player each step adds."""
+    got = _sampled_tables.get(k)
+    if got is not None:
+        return got
     rng = np.random.default_rng(SAMPLED_SEED + k)
     perms = [rng.permutation(k) for _ in range(SAMPLED_PERMUTATIONS)]
     perms += [p[::-1] for p in perms]
@@ -274,7 +284,11 @@ def _sampled_table(k: int) -> tuple[np.ndarray, np.ndarray]:
     for p, perm in enumerate(perms):
         for step in range(k):
             rows[p, step, perm[: step + 1]] = True
-    return rows.reshape(-1, k + 1), order
+    table = (rows.reshape(-1, k + 1), order)
+    with _tables_lock:
+        if k <= 64:
+            _sampled_tables[k] = table
+    return table
 
 
 # ---------------------------------------------------------------- the explainer
@@ -318,6 +332,11 @@ class Explainer:
             raise BackendError(f"{self._engine.name}: the reference applicant scored {self.reference_score!r}")
         self._ref_values = tuple(self.spec.reference[f] for f in self._fields)
         self._cat_steps = {s.field: s for s in steps if isinstance(s, CategoricalStep)}
+        self._starts = np.array([a for a, _ in spans], dtype=np.intp)
+        self._protected_idx = frozenset(i for i, f in enumerate(self._fields) if f in self._protected)
+        # (active fields, method) -> the plan for that set: most records share few sets (the fields
+        # equal to the reference, typically categories at the reference's mode, are the same ones)
+        self._plans: dict[tuple[bytes, str], tuple[tuple[int, ...], str, Any, np.ndarray]] = {}
 
     # ------------------------------------------------------------ one record
     def explain(self, record: Mapping[str, Any], max_reasons: int = 4, method: str | None = None) -> Explanation:
@@ -354,66 +373,78 @@ class Explainer:
     ) -> list[Explanation]:
         ref = self._ref
         col_field = self._col_field
-        plans: list[tuple[np.ndarray, np.ndarray, str, Any, int, int]] = []
+        plans: list[tuple[np.ndarray, tuple[int, ...], str, Any, int, int]] = []
         mats: list[np.ndarray] = []
         start = 0
+        starts = self._starts
+        cache = self._plans
         for _record, row, _flags in items:
-            x = np.asarray(row, dtype=np.float32)
-            diff = x != ref
-            active_mask = np.zeros(len(self._fields), dtype=bool)
-            active_mask[col_field[diff]] = True
-            active = np.flatnonzero(active_mask)
-            k = len(active)
-            colpos = np.full(len(self._fields), k, dtype=np.int64)
-            colpos[active] = np.arange(k)
-            colpos = colpos[col_field]
-            how = _resolve(method, k)
-            extra: Any = None
-            if how == "exact":
-                z, extra = _exact_table(k)
-            elif how == "paired":
-                z = _paired_table(k)
-            else:
-                z, extra = _sampled_table(k)
-            mat = np.where(z[:, colpos], x, ref)
-            if how == "exact":
-                mat = mat[1:]  # coalition 0 is the reference: its score is known
+            x = np.array(row, dtype=np.float32)
+            active_mask = np.logical_or.reduceat(x != ref, starts)
+            key = (active_mask.tobytes(), method)
+            plan = cache.get(key)
+            if plan is None:
+                plan = self._plan(active_mask, method, col_field)
+                if len(cache) < MAX_PLANS and plan[3].size <= PLAN_CACHE_CELLS:
+                    cache[key] = plan
+            active, how, extra, mask = plan
+            mat = np.where(mask, x, ref)
             plans.append((x, active, how, extra, start, len(mat)))
             mats.append(mat)
             start += len(mat)
         big = mats[0] if len(mats) == 1 else np.concatenate(mats)
         v_all = self._engine.run(big).astype(np.float64) if len(big) else np.zeros(0)
-        if len(v_all) and not ((v_all >= 0.0) & (v_all <= 1.0)).all():
+        if len(v_all) and not (0.0 <= v_all.min() and v_all.max() <= 1.0):  # also catches NaN
             raise BackendError(f"{self._engine.name}: the model returned a value outside [0, 1] while explaining")
         out = []
         v0 = self.reference_score
+        nf = len(self._fields)
         for (record, _row, flags), (_x, active, how, extra, s0, n) in zip(items, plans):
-            v = v_all[s0 : s0 + n]
-            k = len(active)
-            phi_active, p = _attribute(how, k, v, v0, extra)
-            phi = np.zeros(len(self._fields))
-            phi[active] = phi_active
+            phi_active, p = _attribute(how, len(active), v_all[s0 : s0 + n], v0, extra)
+            phi = [0.0] * nf
+            for i, c in zip(active, phi_active):
+                phi[i] = c
             out.append(self._explanation(record, flags, p, phi, how, max_reasons))
         return out
 
+    def _plan(
+        self, active_mask: np.ndarray, method: str, col_field: np.ndarray
+    ) -> tuple[tuple[int, ...], str, Any, np.ndarray]:
+        """(active fields, method used, its table, the coalition mask over feature columns)."""
+        active = np.flatnonzero(active_mask)
+        k = len(active)
+        colpos = np.full(len(self._fields), k, dtype=np.int64)
+        colpos[active] = np.arange(k)
+        colpos = colpos[col_field]
+        how = _resolve(method, k)
+        extra: Any = None
+        if how == "exact":
+            z, extra = _exact_table(k)
+            z = z[1:]  # coalition 0 is the reference: its score is known
+        elif how == "paired":
+            z = _paired_table(k)
+        else:
+            z, extra = _sampled_table(k)
+        mask = np.ascontiguousarray(z[:, colpos])
+        mask.flags.writeable = False
+        return tuple(active.tolist()), how, extra, mask
+
     def _explanation(
-        self, record: Mapping[str, Any], flags: tuple[str, ...], p: float, phi: np.ndarray, how: str, max_reasons: int
+        self, record: Mapping[str, Any], flags: tuple[str, ...], p: float, vals: list[float], how: str, max_reasons: int
     ) -> Explanation:
         d = p >= self._threshold
         score = Score(p, d, self._pos if d else self._neg, flags)
-        contributions = {f: float(c) for f, c in zip(self._fields, phi.tolist())}
-        order = sorted(
-            (i for i, c in enumerate(phi.tolist()) if c > 0.0 and self._fields[i] not in self._protected),
-            key=lambda i: (-phi[i], i),
-        )
-        reasons = tuple(self._reason(i, record, float(phi[i])) for i in order[: max(0, max_reasons)])
+        contributions = dict(zip(self._fields, vals))
+        skip = self._protected_idx
+        order = [i for i, c in enumerate(vals) if c > 0.0 and i not in skip]
+        order.sort(key=vals.__getitem__, reverse=True)  # stable, also reversed: ties keep schema order
+        reasons = tuple(self._reason(i, record, vals[i]) for i in order[: max(0, max_reasons)])
         return Explanation(score, reasons, self.reference_score, contributions, how)
 
     def _reason(self, i: int, record: Mapping[str, Any], contribution: float) -> Reason:
         name = self._fields[i]
         value = record.get(name)
         ref = self._ref_values[i]
-        texts = self.spec.texts[name]
         if _missing(value):
             direction = "missing"
         elif self._kinds[i]:
@@ -423,7 +454,9 @@ class Explainer:
                 direction = "higher"
         else:
             direction = "category"
-        text = texts[direction].replace("{value}", _text(value)).replace("{reference}", _text(ref))
+        text = self.spec.texts[name][direction]
+        if "{" in text:
+            text = text.replace("{value}", _text(value)).replace("{reference}", _text(ref))
         return Reason(name, direction, contribution, text)
 
 
@@ -447,43 +480,43 @@ def _resolve(method: str, k: int) -> str:
     return method
 
 
-def _attribute(how: str, k: int, v: np.ndarray, v0: float, extra: Any) -> tuple[np.ndarray, float]:
-    """(attributions of the k active fields, the record's score) from the coalition scores ``v``."""
+def _attribute(how: str, k: int, v: np.ndarray, v0: float, extra: Any) -> tuple[list[float], float]:
+    """(attributions of the k active fields, the record's score) from the coalition scores ``v``
+    (float64). The paired method, the one on the microsecond path, stays in plain Python: for ~10
+    fields a dozen numpy calls cost more than the arithmetic."""
+    if how == "paired":
+        vals = v.tolist()
+        p = vals[0]
+        phi = [0.5 * ((vals[1 + j] - v0) + (p - vals[1 + k + j])) for j in range(k)]
+        return _efficient(phi, p - v0), p
     if how == "exact":
+        p = float(v[-1]) if len(v) else v0
+        if k == 0:
+            return [], p
         full = np.empty(len(v) + 1)
         full[0] = v0
         full[1:] = v
-        p = float(full[-1])
-        if k == 0:
-            return np.zeros(0), p
-        return extra @ full, p
-    if how == "paired":
-        p = float(v[0])
-        add = v[1 : 1 + k] - v0
-        rem = p - v[1 + k : 1 + 2 * k]
-        phi = 0.5 * (add + rem)
-        _make_efficient(phi, p - v0)
-        return phi, p
+        out: list[float] = (extra @ full).tolist()
+        return out, p
     # sampled: each permutation's chain v(empty)=v0, prefixes...; marginal of each added player
     order = extra
     chains = v.reshape(len(order), k)
     prev = np.concatenate([np.full((len(order), 1), v0), chains[:, :-1]], axis=1)
     marg = chains - prev
-    phi = np.zeros(k)
-    np.add.at(phi, order.ravel(), marg.ravel())
-    phi /= len(order)
-    return phi, float(chains[0, -1])
+    acc = np.zeros(k)
+    np.add.at(acc, order.ravel(), marg.ravel())
+    acc /= len(order)
+    return acc.tolist(), float(chains[0, -1])
 
 
-def _make_efficient(phi: np.ndarray, total: float) -> None:
-    """Spread ``total - sum(phi)`` over the players in proportion to ``|phi|`` (in place)."""
-    residual = total - float(phi.sum())
-    weight = np.abs(phi)
-    s = float(weight.sum())
-    if s > 0.0:
-        phi += residual * weight / s
-    elif len(phi):
-        phi += residual / len(phi)
+def _efficient(phi: list[float], total: float) -> list[float]:
+    """``phi`` with ``total - sum(phi)`` spread over the players in proportion to ``|phi|`` (so the sum
+    is ``total`` and a player at 0 stays at 0; all at 0: spread equally)."""
+    residual = total - sum(phi)
+    weight = sum(map(abs, phi))
+    if weight > 0.0:
+        return [c + residual * abs(c) / weight for c in phi]
+    return [c + residual / len(phi) for c in phi] if phi else phi
 
 
 def _missing(v: Any) -> bool:
