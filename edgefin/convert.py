@@ -57,6 +57,8 @@ class ConvertOptions:
     #: reason texts (edgefin.reason_texts)
     protected: tuple[str, ...] = ()
     reasons: str | None = None
+    #: the bundles' default explanation method (edgefin_runtime.explain: auto, exact, paired, sampled)
+    explain_method: str = "auto"
 
 
 @dataclass
@@ -294,6 +296,7 @@ def _export_and_write(
         model_card=model_card,
         protected=tuple(opts.protected),
         reasons=load_reason_texts(opts.reasons) if opts.reasons else None,
+        explain_method=opts.explain_method,
     )
     result = export_variants(
         sources,

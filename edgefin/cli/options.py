@@ -400,6 +400,14 @@ CONVERT: tuple[Flag, ...] = (
         type=click.Path(dir_okay=False),
     ),
     flag(
+        "--explain-method",
+        "explain_method",
+        "The bundles' default reason-code method: auto (paired, exact for <= 4 differing fields), exact "
+        "(all coalitions: slow, exact), paired (fast, exact without 3-way interactions), sampled.",
+        type=click.Choice(["auto", "exact", "paired", "sampled"]),
+        show_default=True,
+    ),
+    flag(
         "--per-channel",
         "per_channel",
         "Static int8 variants quantise weights per output unit (default: per tensor, smaller).",
