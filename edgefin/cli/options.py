@@ -224,6 +224,31 @@ TRAIN: tuple[Flag, ...] = (
     flag("--out", "out", "Run directory to write.", COMMAND, required=True, type=click.Path(file_okay=False)),
 )
 
+# how a user's own model reads its data (the compress and convert commands both take them)
+USER_COLUMNS: tuple[Flag, ...] = (
+    flag(
+        "--schema",
+        "schema",
+        "User model only: an edgefin schema.json (preprocess.json beside it, or --preprocess).",
+        USER_MODEL,
+        type=click.Path(dir_okay=False),
+    ),
+    flag(
+        "--preprocess",
+        "preprocess",
+        "User model only: the edgefin preprocess.json that goes with --schema.",
+        USER_MODEL,
+        type=click.Path(dir_okay=False),
+    ),
+    flag(
+        "--raw-features",
+        "raw_features",
+        "User model only (without --schema): leave non-numeric columns out; the model takes the numeric ones.",
+        USER_MODEL,
+        is_flag=True,
+    ),
+)
+
 COMPRESS_DEFAULTS = {**field_defaults(CompressOptions), **field_defaults(compress_step.Options)}
 COMPRESS: tuple[Flag, ...] = (
     flag(
@@ -339,30 +364,8 @@ COMPRESS: tuple[Flag, ...] = (
     ),
     flag("--target", "target", "User model only: the column to predict.", USER_MODEL),
     flag("--positive", "positive", "User model only: target value of the positive (risk) class.", USER_MODEL),
-    flag(
-        "--raw-features",
-        "raw_features",
-        "User model only (without --schema): leave non-numeric columns out; the model takes the numeric ones.",
-        USER_MODEL,
-        is_flag=True,
-    ),
-    flag(
-        "--out", "out", "User model only: the run directory to create.", USER_MODEL, type=click.Path(file_okay=False)
-    ),
-    flag(
-        "--schema",
-        "schema",
-        "User model only: an edgefin schema.json (preprocess.json beside it, or --preprocess).",
-        USER_MODEL,
-        type=click.Path(dir_okay=False),
-    ),
-    flag(
-        "--preprocess",
-        "preprocess",
-        "User model only: the edgefin preprocess.json that goes with --schema.",
-        USER_MODEL,
-        type=click.Path(dir_okay=False),
-    ),
+    flag("--out", "out", "User model only: the run directory to create.", USER_MODEL, type=click.Path(file_okay=False)),
+    *USER_COLUMNS,
 )
 
 CONVERT_DEFAULTS = field_defaults(ConvertOptions)
@@ -465,20 +468,7 @@ CONVERT: tuple[Flag, ...] = (
     ),
     flag("--target", "target", "User model only: the target column of --data.", USER_MODEL),
     flag("--positive", "positive", "User model only: the positive (risk) class of --target.", USER_MODEL),
-    flag(
-        "--schema",
-        "schema",
-        "User model only: an edgefin schema.json (preprocess.json beside it, or --preprocess).",
-        USER_MODEL,
-        type=click.Path(dir_okay=False),
-    ),
-    flag(
-        "--preprocess",
-        "preprocess",
-        "User model only: the edgefin preprocess.json that goes with --schema.",
-        USER_MODEL,
-        type=click.Path(dir_okay=False),
-    ),
+    *USER_COLUMNS,
     flag(
         "--threshold",
         "threshold",
@@ -486,13 +476,6 @@ CONVERT: tuple[Flag, ...] = (
         USER_MODEL,
         default="max-ks",
         show_default=True,
-    ),
-    flag(
-        "--raw-features",
-        "raw_features",
-        "User model only (without --schema): leave non-numeric columns out; the model takes the numeric ones.",
-        USER_MODEL,
-        is_flag=True,
     ),
     flag(
         "--run-dir",
