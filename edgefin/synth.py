@@ -118,9 +118,8 @@ def fit(schema: Schema, frame: pd.DataFrame) -> SynthModel:
             )
             ranks = _category_ranks(col, cats, freq)
         scores.append(_ndtri(ranks))
-    z = np.vstack(scores)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        corr = np.corrcoef(z) if len(scores) > 1 else np.ones((1, 1))
+    # pairwise over the rows where both fields have a value: missing values carry no rank
+    corr = pd.DataFrame(np.column_stack(scores)).corr(min_periods=2).to_numpy()
     corr = np.nan_to_num(corr, nan=0.0)
     np.fill_diagonal(corr, 1.0)
     corr = _nearest_pd(corr)
@@ -128,8 +127,8 @@ def fit(schema: Schema, frame: pd.DataFrame) -> SynthModel:
 
 
 def _ranks(vals: np.ndarray) -> np.ndarray:
-    """Mid-ranks in (0, 1); missing values get 0.5 (no information)."""
-    out = np.full(len(vals), 0.5)
+    """Mid-ranks in (0, 1); NaN where the value is missing."""
+    out = np.full(len(vals), np.nan)
     ok = np.isfinite(vals)
     if ok.sum() > 1:
         out[ok] = (pd.Series(vals[ok]).rank(method="average").to_numpy() - 0.5) / ok.sum()
@@ -140,13 +139,13 @@ def _category_ranks(col: pd.Series, cats: Sequence[str], freq: np.ndarray) -> np
     """Each category's mid-point on the cumulative frequency scale (the copula's latent position)."""
     upper = np.cumsum(freq)
     mid = dict(zip(cats, (upper - freq / 2).tolist()))
-    return np.array([mid.get(str(v), 0.5) if v is not None and v == v else 0.5 for v in col.tolist()])
+    return np.array([mid.get(str(v), np.nan) if v is not None and v == v else np.nan for v in col.tolist()])
 
 
 def _ndtri(u: np.ndarray) -> np.ndarray:
     from scipy.special import ndtri
 
-    return np.asarray(ndtri(np.clip(u, 1e-6, 1 - 1e-6)), dtype=np.float64)
+    return np.asarray(ndtri(np.clip(u, 1e-6, 1 - 1e-6)), dtype=np.float64)  # NaN stays NaN
 
 
 def _nearest_pd(c: np.ndarray) -> np.ndarray:
