@@ -15,7 +15,7 @@ export UV_LINK_MODE ?= copy
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: demo test test-fast lint sync bench targets clean
+.PHONY: demo test test-fast lint sync bench targets clean java
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -30,11 +30,11 @@ sync: .venv/.synced
 demo: sync
 	$(UV) run --frozen --no-sync edgefin demo --out runs/demo
 
-test: sync
+test: sync java
 	$(UV) run --frozen --no-sync pytest -q
 
 # the edit-run loop: every test that trains no TensorFlow model (tests/conftest.py marks the rest slow)
-test-fast: sync
+test-fast: sync java
 	$(UV) run --frozen --no-sync pytest -q -m "not slow"
 
 # ruff (lint rules and the formatter's check) and mypy (strict on runtime/ and converters/; see pyproject.toml)
@@ -63,6 +63,16 @@ targets: sync
 	  { echo "make targets: apt-get could not install them (no network to Debian's mirror, or not a Debian/Ubuntu system);"; \
 	    echo "  install qemu-user, qemu-user-static and debootstrap yourself"; exit 2; }; fi
 	$(UV) run --frozen --no-sync edgefin targets runs/demo --target native,x86-64-v2,x86-64-v3,arm64
+
+# The Spark tests (tests/runtime/test_spark*.py) need a Java runtime: Debian's openjdk-17-jre-headless is
+# installed as root when `java` is missing; otherwise those tests skip and say why (in CI they fail).
+java:
+	@command -v java >/dev/null 2>&1 || [ -n "$$JAVA_HOME" ] || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "make: installing openjdk-17-jre-headless for the Spark tests"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless; } || \
+	    echo "make: apt-get could not install openjdk-17-jre-headless; the Spark tests will skip"; \
+	  else echo "make: no java and no root/apt-get to install it; the Spark tests will skip (install a Java 17 runtime)"; fi; }
 
 clean:
 	rm -rf runs .pytest_cache
