@@ -9,17 +9,19 @@ from html import escape
 from typing import Any
 
 from . import svg
+from .htmlreport import _table
+from .report import _md_table, fmt
 
 AGREEMENT_TARGET = 0.95
 DELETION_TARGET = 0.90
 
 
 def _pct(v: Any) -> str:
-    return "-" if not isinstance(v, (int, float)) else f"{v:.1%}"
+    return fmt(v, "{:.1%}")
 
 
 def _num(v: Any, pattern: str = "{:.4f}") -> str:
-    return "-" if not isinstance(v, (int, float)) else pattern.format(v)
+    return fmt(v, pattern)
 
 
 def _deletion(d: Any) -> str:
@@ -108,12 +110,6 @@ def _attribution_rows(ex: Mapping[str, Any]) -> list[tuple[str, float, float | N
 
 
 # ---------------------------------------------------------------- markdown
-def _md_table(headers: list[str], rows: list[list[str]]) -> str:
-    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
-    return "\n".join(out)
-
-
 def render_markdown(report: Mapping[str, Any]) -> str:
     """The explanation, global-view, slices and model-card sections of report.md ('' without them)."""
     parts: list[str] = []
@@ -179,17 +175,6 @@ def slice_markdown(s: Mapping[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------- html
-def _table(headers: list[str], rows: list[list[str]], classes: list[str] | None = None) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    body = "".join(
-        f"<tr{' class=' + repr(classes[i]) if classes and classes[i] else ''}>"
-        + "".join(f"<td>{escape(c)}</td>" for c in r)
-        + "</tr>"
-        for i, r in enumerate(rows)
-    )
-    return f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
-
-
 def render_html(report: Mapping[str, Any]) -> str:
     """The same sections for report.html, with the charts as inline SVG ('' without them)."""
     parts: list[str] = []
@@ -201,7 +186,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         else:
             parts += [f"<p class='muted'>{escape(line)}</p>" for line in _intro(ex)]
             rows = validation_rows(ex)
-            classes = ["" if r[-2] == "yes" and r[-1] == "yes" else "bad" for r in rows]
+            classes = ["" if r[-2] == "yes" and r[-1] == "yes" else "warn" for r in rows]
             parts.append(_table(VALIDATION_HEADERS, rows, classes))
         parts.append("<h2>Global view</h2><div class='grid'>")
         parts.append(
