@@ -178,6 +178,8 @@ class Service:
         self.reloader = Reloader(holder, config.bundle, self._reported)
         self.drift = DriftTracker(config.drift)
         self.draining = False
+        #: the 'listening' event, written when signals are handled (a test may act on it at once)
+        self.announce: dict[str, Any] = {}
         self._openapi: tuple[str, bytes] = ("", b"")
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -413,6 +415,8 @@ class Service:
             loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reloader.reload("sighup")))
         if self.config.watch:
             self._spawn(self.reloader.watch(self.config.watch_interval))
+        if self.announce:
+            self.log.write("listening", **self.announce)
         try:
             yield
         finally:

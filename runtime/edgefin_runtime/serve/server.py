@@ -48,10 +48,6 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _drained(sig: int, frame: FrameType | None) -> None:
-    """uvicorn re-raises SIGTERM after its graceful shutdown; by then every request has been answered."""
-
-
 def serve(config: ServeConfig, holder: ModelHolder, log: EventLog, access: EventLog) -> int:
     """Serve until SIGTERM or SIGINT; returns 0 after a graceful drain. Service events go to ``log``
     (stderr), one line per request to ``access``."""
@@ -77,8 +73,7 @@ def serve(config: ServeConfig, holder: ModelHolder, log: EventLog, access: Event
     )
     if network:
         auth = f"NOT loopback ({config.host}): reachable from the network; " + auth
-    log.write(
-        "listening",
+    service.announce = dict(  # written once SIGHUP and SIGTERM are handled (lifespan startup)
         url=f"http://{shown}:{port}",
         host=host,
         port=port,
@@ -89,7 +84,13 @@ def serve(config: ServeConfig, holder: ModelHolder, log: EventLog, access: Event
         queue_depth=config.queue_depth,
         watch=config.watch,
     )
-    previous: Any = signal.signal(signal.SIGTERM, _drained)
+
+    def stop(sig: int, frame: FrameType | None) -> None:
+        """SIGTERM outside uvicorn's own handler: before it is installed, ask for a shutdown; after
+        its graceful shutdown (it re-raises the signal) every request has been answered: nothing to do."""
+        server.should_exit = True
+
+    previous: Any = signal.signal(signal.SIGTERM, stop)
     try:
         server.run(sockets=[sock])
     finally:
