@@ -4,6 +4,8 @@
 #   make lint   - ruff check, ruff format --check, mypy
 #   make test-fast - the tests that train no TensorFlow model (well under a minute once fixtures are cached)
 #   make targets - re-check runs/demo's bundles on emulated CPUs (x86-64-v2/v3, ARM64); needs root
+#   make test-runtime-matrix - the runtime's tests on every Python 3.9-3.13 found x LiteRT / ONNX Runtime (nox)
+#   make dist    - wheels and sdists of the runtime, the converters and the toolkit into dist/
 # uv is bootstrapped into .tools/ when it is not on PATH.
 
 SHELL := /bin/bash
@@ -15,7 +17,7 @@ export UV_LINK_MODE ?= copy
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: demo test test-fast lint sync bench targets clean java
+.PHONY: demo test test-fast lint sync bench targets clean test-runtime-matrix dist java
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -73,6 +75,21 @@ java:
 	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless; } || \
 	    echo "make: apt-get could not install openjdk-17-jre-headless; the Spark tests will skip"; \
 	  else echo "make: no java and no root/apt-get to install it; the Spark tests will skip (install a Java 17 runtime)"; fi; }
+
+# The runtime from its wheel on Python 3.9, 3.10, 3.11, 3.12 and 3.13 (pyenv's or pythonX.Y on PATH; a missing
+# one fails) x LiteRT and ONNX Runtime, fixture bundles built once by the toolkit; scores compared across
+# Pythons (noxfile.py). MATRIX_PYTHONS=3.9,3.13 runs a subset (CI does).
+MATRIX_PYTHONS ?= 3.9,3.10,3.11,3.12,3.13
+test-runtime-matrix: sync
+	PATH="$(abspath $(dir $(UV))):$$PATH" EDGEFIN_MATRIX_PYTHONS=$(MATRIX_PYTHONS) \
+	  $(UV) run --frozen --no-sync nox -f noxfile.py -s interpreters fixtures wheel matrix matrix_check
+
+# wheels + sdists of edgefin-runtime, edgefin-converters and edgefin into dist/ (the runtime wheel holds only
+# edgefin_runtime: tests/runtime/test_wheel.py checks it, installs it in a fresh venv and scores a bundle)
+dist: | $(UV)
+	rm -rf dist
+	$(UV) build --all-packages --out-dir dist
+	@ls -l dist
 
 clean:
 	rm -rf runs .pytest_cache

@@ -20,11 +20,11 @@ import os
 import stat
 import struct
 import zlib
-from dataclasses import dataclass, replace
 from typing import Any, Union
 
 from .errors import BundleFormatError, EdgefinRuntimeError, IntegrityError, ManifestError
 from .jsonutil import strict_loads
+from .lazy_dataclass import dataclass, replace
 from .manifest import MANIFEST_NAME, MODEL_NAMES, SIGNATURE_NAME, Manifest
 
 MAX_BUNDLE_BYTES = 64 * 1024 * 1024

@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Union, cast
 
 from .errors import ManifestError, VersionError
+from .lazy_dataclass import asdict, dataclass, field  # dataclasses without their import-time cost
 from .version import __version__, version_tuple
 
 FORMAT_VERSION = 1

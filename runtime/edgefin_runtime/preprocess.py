@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -35,6 +34,7 @@ from .errors import (
     RecordTypeError,
     UnknownFieldError,
 )
+from .lazy_dataclass import dataclass
 from .manifest import Z_LIMIT, NumericStep, PreprocessSpec, Schema
 from .plan import (
     ABSENT,

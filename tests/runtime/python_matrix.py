@@ -1,0 +1,172 @@
+"""The Python matrix's helpers (``make test-runtime-matrix``, noxfile.py): what each session records and
+the final check over all of them.
+
+Each session (one Python x one engine, the runtime installed from its wheel) runs the TensorFlow-free
+runtime tests with a JUnit report, then :func:`write_scores` scores the credit fixture bundles of its
+engine and writes the probabilities to JSON. :func:`check` then asserts, over every session:
+- no test failed anywhere, and every test passed on every Python in at least one engine session (a test
+  that needs the other engine is skipped in a one-engine venv, so it must pass in the other one);
+- scores are identical, bit for bit, across Python versions for the same engine version.
+
+Runs on Python 3.9 (it is executed inside the matrix's venvs): no 3.10+ syntax evaluated at run time.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+#: the credit fixture bundles each engine scores (tests/fixtures/bundles.py build_credit)
+CREDIT_VARIANTS = {"litert": ("tflite-fp32", "tflite-int8"), "onnx": ("onnx-fp32",)}
+
+
+def write_scores(bundles: Path, engine: str, out: Path) -> dict[str, Any]:
+    """Score credit-sample.jsonl with the engine's credit bundles (single records and columns) and write
+    ``{python, engine, engine_version, numpy, runtime_file, scores: {variant: [...]}}`` to ``out``."""
+    import numpy as np
+
+    import edgefin_runtime
+
+    records = [json.loads(line) for line in (bundles / "credit-sample.jsonl").read_text().splitlines()]
+    scores: dict[str, list[float]] = {}
+    for variant in CREDIT_VARIANTS[engine]:
+        pred = edgefin_runtime.load(bundles / f"credit-{variant}.efb")
+        single = [pred.score(r).probability for r in records]
+        cols = pred.score_columns({k: [r.get(k) for r in records] for k in records[0]})
+        as_float32 = np.asarray(single, dtype=np.float32)
+        if not np.array_equal(as_float32, cols.probabilities):
+            raise AssertionError(f"{variant}: the record and columns paths disagree on this Python")
+        scores[variant] = single
+    if engine == "litert":
+        from importlib.metadata import version
+
+        engine_version = version("ai-edge-litert")
+    else:
+        import onnxruntime
+
+        engine_version = onnxruntime.__version__
+    result = {
+        "python": ".".join(map(str, sys.version_info[:3])),
+        "engine": engine,
+        "engine_version": engine_version,
+        "numpy": np.__version__,
+        "runtime_file": edgefin_runtime.__file__,
+        "records": len(records),
+        "scores": scores,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def junit_outcomes(path: Path) -> dict[str, str]:
+    """test id -> 'passed' | 'failed' | 'skipped' from a pytest JUnit XML report."""
+    out: dict[str, str] = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        tid = f"{case.get('classname')}::{case.get('name')}"
+        if case.find("failure") is not None or case.find("error") is not None:
+            out[tid] = "failed"
+        elif case.find("skipped") is not None:
+            out[tid] = "skipped" if out.get(tid) != "failed" else "failed"
+        else:
+            out.setdefault(tid, "passed")
+    return out
+
+
+def check_tests(runs: dict[tuple[str, str], dict[str, str]]) -> list[str]:
+    """Problems across sessions keyed (python, engine): failures, and tests no engine session of a
+    Python passed."""
+    problems: list[str] = []
+    by_python: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for (python, engine), outcomes in sorted(runs.items()):
+        for tid, outcome in outcomes.items():
+            if outcome == "failed":
+                problems.append(f"python {python} / {engine}: {tid} failed")
+            by_python[python][tid].append(outcome)
+    for python, tests in sorted(by_python.items()):
+        never = sorted(t for t, outcomes in tests.items() if "passed" not in outcomes and "failed" not in outcomes)
+        problems.extend(f"python {python}: {t} passed in no engine session (skipped in every one)" for t in never)
+    return problems
+
+
+def check_scores(results: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """(problems, summary lines): within one engine version, every Python's scores must be identical."""
+    problems: list[str] = []
+    summary: list[str] = []
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in results:
+        groups[(r["engine"], r["engine_version"])].append(r)
+        if "site-packages" not in r["runtime_file"]:
+            problems.append(f"python {r['python']} / {r['engine']}: scored with {r['runtime_file']}, not the wheel")
+    for (engine, ver), rs in sorted(groups.items()):
+        ref = rs[0]
+        pythons = ", ".join(r["python"] for r in rs)
+        for r in rs[1:]:
+            for variant, vals in ref["scores"].items():
+                other = r["scores"].get(variant)
+                if other != vals:
+                    n = sum(a != b for a, b in zip(vals, other or [])) if other else len(vals)
+                    problems.append(
+                        f"{engine} {ver}: {variant} scores differ between Python {ref['python']} and "
+                        f"{r['python']} ({n} of {len(vals)} records)"
+                    )
+        n = sum(len(v) for v in ref["scores"].values())
+        summary.append(
+            f"{engine} {ver}: {n} scores identical across Python {pythons}"
+            if len(rs) > 1
+            else f"{engine} {ver}: only Python {pythons} (nothing to compare with)"
+        )
+    return problems, summary
+
+
+def max_diff_between_versions(results: list[dict[str, Any]]) -> list[str]:
+    """Informative: the largest score difference between engine versions of the same engine."""
+    lines = []
+    for engine in sorted({r["engine"] for r in results}):
+        by_ver = {r["engine_version"]: r for r in results if r["engine"] == engine}
+        vers = sorted(by_ver)
+        for a, b in zip(vers, vers[1:]):
+            d = max(
+                (
+                    abs(x - y)
+                    for v in by_ver[a]["scores"]
+                    for x, y in zip(by_ver[a]["scores"][v], by_ver[b]["scores"][v])
+                ),
+                default=0.0,
+            )
+            lines.append(f"{engine}: {a} vs {b}: largest score difference {d:.3g}")
+    return lines
+
+
+def check(results_dir: Path) -> tuple[list[str], list[str]]:
+    """Read every session's junit-*.xml and scores-*.json under ``results_dir``: (problems, summary)."""
+    runs = {}
+    for xml in sorted(results_dir.glob("junit-*.xml")):
+        python, engine = xml.stem[len("junit-") :].rsplit("-", 1)
+        runs[(python, engine)] = junit_outcomes(xml)
+    scores = [json.loads(p.read_text()) for p in sorted(results_dir.glob("scores-*.json"))]
+    problems = check_tests(runs)
+    score_problems, summary = check_scores(scores)
+    problems += score_problems
+    if not runs:
+        problems.append(f"no session reports (junit-*.xml) in {results_dir}")
+    if len(scores) != len(runs):
+        problems.append(f"{len(runs)} test reports but {len(scores)} score files in {results_dir}")
+    passed = {k: sum(o == "passed" for o in v.values()) for k, v in runs.items()}
+    summary = [f"python {p} / {e}: {n} passed" for (p, e), n in sorted(passed.items())] + summary
+    return problems, summary + max_diff_between_versions(scores)
+
+
+if __name__ == "__main__":  # python -m / path: write_scores BUNDLES ENGINE OUT | check DIR
+    if sys.argv[1] == "write_scores":
+        r = write_scores(Path(sys.argv[2]), sys.argv[3], Path(sys.argv[4]))
+        print(f"scores: {r['engine']} {r['engine_version']} on Python {r['python']} -> {sys.argv[4]}")
+    else:
+        probs, lines = check(Path(sys.argv[2]))
+        print("\n".join(lines))
+        print("\n".join(probs), file=sys.stderr)
+        raise SystemExit(1 if probs else 0)
