@@ -303,11 +303,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from .cli_scale import is_parquet_input, run_scaled
 
     if args.engine is not None or is_parquet_input(args.input):
-        if args.reasons:
-            from .cli_io import UsageProblem
-
-            raise UsageProblem("--reasons works with CSV or JSON Lines input scored locally, not --engine or Parquet")
-        return run_scaled(args)
+        return run_scaled(args)  # --reasons: a reasons column (JSON) in the Parquet output
     fmt_in = detect_format(args.input, args.input_format)
     fmt_out = args.output_format or ("csv" if (args.output or "").lower().endswith(".csv") else "jsonl")
     t_load = time.perf_counter()

@@ -174,7 +174,15 @@ def _load(args: argparse.Namespace) -> tuple[bytes, str, Any]:
             from .predictor import load
 
             load(data, args.backend, policy=args.policy, trusted_keys=args.key or None, require_signature=True)
-        return data, sha, worker_predictor(data, sha, args.backend, args.policy)
+        predictor = worker_predictor(data, sha, args.backend, args.policy)
+        if _reasons(args):
+            predictor.explainer()  # a bundle without an explain section fails before any work
+        return data, sha, predictor
+
+
+def _reasons(args: argparse.Namespace) -> int:
+    """--max-reasons when --reasons was given, else 0."""
+    return int(args.max_reasons) if getattr(args, "reasons", False) else 0
 
 
 # ---------------------------------------------------------------- local: one process, streamed
@@ -203,7 +211,8 @@ def _score_local(args: argparse.Namespace, files: list[str], out: str) -> dict[s
             if batch is None:
                 break
             cols = {c: batch.column(c).to_numpy(zero_copy_only=False) for c in names}
-            result = to_arrow(score_block(predictor, cols, batch.num_rows), {k: batch.column(k) for k in keys})
+            out_cols = score_block(predictor, cols, batch.num_rows, _reasons(args))
+            result = to_arrow(out_cols, {k: batch.column(k) for k in keys})
             t2 = time.perf_counter()
             t["score"] += t2 - t1
             if writer is None or in_part >= LOCAL_PART_ROWS:
@@ -219,7 +228,7 @@ def _score_local(args: argparse.Namespace, files: list[str], out: str) -> dict[s
         if writer is not None:
             writer.close()
     if writer is None:  # an empty input still gives a readable (empty) output
-        empty = to_arrow(score_block(predictor, {c: [] for c in names}, 0), {k: [] for k in keys})
+        empty = to_arrow(score_block(predictor, {c: [] for c in names}, 0, _reasons(args)), {k: [] for k in keys})
         pq.write_table(empty.schema.empty_table(), os.path.join(out, "part-00000.parquet"))
     return {k: round(v, 3) for k, v in t.items()}
 
@@ -244,7 +253,15 @@ def _score_dask(args: argparse.Namespace, files: list[str], out: str) -> dict[st
     t1 = time.perf_counter()
     try:
         ddf = dd.read_parquet(files)
-        efdask.score(ddf, data, backend=args.backend, policy=args.policy).to_parquet(out, write_index=False)
+        scored = efdask.score(
+            ddf,
+            data,
+            backend=args.backend,
+            policy=args.policy,
+            reasons=bool(_reasons(args)),
+            max_reasons=args.max_reasons,
+        )
+        scored.to_parquet(out, write_index=False)
     finally:
         client.close()  # type: ignore[no-untyped-call]
         if cluster is not None:
@@ -284,7 +301,16 @@ def _score_spark(args: argparse.Namespace, files: list[str], out: str) -> dict[s
     try:
         df = spark.read.parquet(*[os.path.abspath(f) for f in files])
         metrics = efspark.ScoreMetrics(spark)
-        efspark.score(df, data, backend=args.backend, policy=args.policy, metrics=metrics).write.parquet(out)
+        scored = efspark.score(
+            df,
+            data,
+            backend=args.backend,
+            policy=args.policy,
+            metrics=metrics,
+            reasons=bool(_reasons(args)),
+            max_reasons=args.max_reasons,
+        )
+        scored.write.parquet(out)
     finally:
         if active is None:
             spark.stop()

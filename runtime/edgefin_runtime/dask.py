@@ -22,10 +22,10 @@ from .scale import BundleSource, bundle_bytes, key_columns_for, score_block, to_
 
 
 def _score_partition(
-    part: Any, data: bytes, sha: str, backend: str | None, policy: str, names: list[str], keys: list[str]
+    part: Any, data: bytes, sha: str, backend: str | None, policy: str, names: list[str], keys: list[str], k: int
 ) -> Any:
     p = worker_predictor(data, sha, backend, policy)
-    out = score_block(p, {c: part[c].to_numpy() for c in names}, len(part))
+    out = score_block(p, {c: part[c].to_numpy() for c in names}, len(part), k)
     return to_pandas(out, {k: part[k] for k in keys}, part.index)
 
 
@@ -37,28 +37,31 @@ def score(
     key_columns: Sequence[str] | None = None,
     backend: str | None = None,
     policy: str = "lenient",
+    max_reasons: int = 4,
 ) -> Any:
     """A Dask DataFrame of the key columns, score, decision, label, flags, error_type, field, error,
     partition by partition with the input's index.
 
     ``key_columns`` default to every column the bundle's schema does not use. The bundle is loaded
-    here once first, so a bad bundle fails before any task runs. ``reasons`` needs a runtime with
-    explanations (not in this version: it raises NotImplementedError).
+    here once first, so a bad bundle fails before any task runs. ``reasons``: a ``reasons`` column
+    too, each scored row's ``max_reasons`` principal reasons as JSON (the bundle needs an explain
+    section; checked here).
     """
     import dask
 
-    if reasons:
-        raise NotImplementedError("reasons: this runtime version has no Predictor.explain yet")
     data, sha = bundle_bytes(bundle)
     predictor = worker_predictor(data, sha, backend, policy)
+    if reasons:
+        predictor.explainer()  # a bundle without an explain section fails here, not in a task
+    k = max_reasons if reasons else 0
     columns = list(ddf.columns)
     keys = key_columns_for(columns, predictor.schema.names, key_columns)
     names = [c for c in columns if c in set(predictor.schema.names)]
     empty = ddf._meta
-    meta = to_pandas(score_block(predictor, {c: empty[c].to_numpy() for c in names}, 0), {k: empty[k] for k in keys})
+    meta = to_pandas(score_block(predictor, {c: empty[c].to_numpy() for c in names}, 0, k), {c: empty[c] for c in keys})
     shipped = dask.delayed(data, pure=True, traverse=False)
     return ddf.map_partitions(
-        _score_partition, shipped, sha, backend, policy, names, keys, meta=meta, align_dataframes=False
+        _score_partition, shipped, sha, backend, policy, names, keys, k, meta=meta, align_dataframes=False
     )
 
 

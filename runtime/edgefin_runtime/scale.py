@@ -108,18 +108,23 @@ def key_columns_for(
     return list(key_columns)
 
 
-def score_block(predictor: Predictor, columns: Mapping[str, Any], n: int) -> dict[str, Any]:
+def score_block(predictor: Predictor, columns: Mapping[str, Any], n: int, max_reasons: int = 0) -> dict[str, Any]:
     """Score one batch's columns; the output columns as arrays of length ``n``.
 
     Only the schema's fields reach the encoder (key columns never do). A problem of the whole batch
     (a required column absent) rejects every row with that error, so no row is dropped.
+    ``max_reasons`` > 0 adds ``reasons``: each scored row's principal reasons as a JSON list of
+    ``{"field", "direction", "contribution", "text"}`` (``Predictor.score_batch(reasons=True)``).
     """
     known = set(predictor.schema.names)
     fields = {k: v for k, v in columns.items() if k in known}
     try:
         res = predictor.score_columns(fields)
     except InputError as err:
-        return _all_rejected(err, n)
+        out = _all_rejected(err, n)
+        if max_reasons:
+            out["reasons"] = np.full(n, None, dtype=object)
+        return out
     probs = res.probabilities
     rejected = res.rejected
     decisions = res.decisions
@@ -139,7 +144,7 @@ def score_block(predictor: Predictor, columns: Mapping[str, Any], n: int) -> dic
     if rejected.any():
         label[rejected] = None
         flags[rejected] = None
-    return {
+    out = {
         "score": probs,
         "decision": decisions,
         "label": label,
@@ -149,6 +154,36 @@ def score_block(predictor: Predictor, columns: Mapping[str, Any], n: int) -> dic
         "error": error,
         "_rejected": rejected,
     }
+    if max_reasons:
+        out["reasons"] = _reasons(predictor, fields, rejected, max_reasons)
+    return out
+
+
+def _reasons(predictor: Predictor, fields: Mapping[str, Any], rejected: np.ndarray, max_reasons: int) -> np.ndarray:
+    """Reasons of the scored rows as JSON text (None for rejected rows). Records are rebuilt from the
+    columns with every null (None, NaN, pandas.NA) as None, the columns path's meaning of missing."""
+    import json
+
+    rows = np.flatnonzero(~rejected)
+    out = np.full(len(rejected), None, dtype=object)
+    if not len(rows):
+        return out
+    values = {k: [_plain(v) for v in np.asarray(col, dtype=object)[rows].tolist()] for k, col in fields.items()}
+    names = list(values)
+    records = [dict(zip(names, vals)) for vals in zip(*values.values())]
+    results = predictor.score_batch(records, reasons=True, max_reasons=max_reasons)
+    for i, r in zip(rows.tolist(), results):
+        if r.explanation is not None:
+            out[i] = json.dumps([x.to_dict() for x in r.explanation.reasons], sort_keys=True)
+    return out
+
+
+def _plain(v: Any) -> Any:
+    if v is None or (isinstance(v, float) and v != v):
+        return None
+    if type(v).__name__ in ("NAType", "NaTType"):
+        return None
+    return v
 
 
 def _all_rejected(err: InputError, n: int) -> dict[str, Any]:
@@ -173,7 +208,7 @@ def to_pandas(out: Mapping[str, Any], keys: Mapping[str, Any], index: Any = None
     cols: dict[str, Any] = {k: (v.array if isinstance(v, pd.Series) else v) for k, v in keys.items()}
     cols["score"] = pd.arrays.FloatingArray(np.asarray(out["score"], dtype=np.float32), rejected.copy())
     cols["decision"] = pd.arrays.BooleanArray(np.asarray(out["decision"], dtype=bool), rejected.copy())
-    for name in OUTPUT_COLUMNS[2:]:
+    for name in OUTPUT_COLUMNS[2:] + (("reasons",) if "reasons" in out else ()):
         cols[name] = pd.array(out[name], dtype="string")
     return pd.DataFrame(cols, index=index if index is not None else pd.RangeIndex(len(rejected)))
 
@@ -187,9 +222,10 @@ def to_arrow(out: Mapping[str, Any], keys: Mapping[str, Any]) -> Any:
     names: list[str] = list(keys)
     arrays.append(pa.array(out["score"], type=pa.float32(), mask=rejected))
     arrays.append(pa.array(np.asarray(out["decision"], dtype=bool), type=pa.bool_(), mask=rejected))
-    for name in OUTPUT_COLUMNS[2:]:
+    extra = ("reasons",) if "reasons" in out else ()
+    for name in OUTPUT_COLUMNS[2:] + extra:
         arrays.append(pa.array(out[name], type=pa.string()))
-    names.extend(OUTPUT_COLUMNS)
+    names.extend(OUTPUT_COLUMNS + extra)
     return pa.RecordBatch.from_arrays(arrays, names=names)
 
 

@@ -66,3 +66,37 @@ def assert_same(got: pd.DataFrame, want: pd.DataFrame) -> None:
 def _plain(col: pd.Series) -> list[Any]:
     """Values with every kind of null (None, NaN, pd.NA: pandas 3 string columns) as None."""
     return [None if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else v for v in col]
+
+
+def with_explain(bundle: Any) -> bytes:
+    """The tiny bundle with an explain section (a reference applicant), re-hashed consistently."""
+    import json
+
+    from edgefin_runtime.bundle import pack_members, read_bundle
+
+    b = read_bundle(bundle)
+    d = json.loads(b.manifest_bytes)
+    reference = {"Income": 120.0, "Age": 40, "Home": "owner", "Job": "fixed"}
+    d["explain"] = {"method": "auto", "reference": {"record": reference, "rule": "a test applicant", "rows": 1}}
+    return pack_members(json.dumps(d, sort_keys=True, indent=1).encode(), b.manifest.model.file, b.model_bytes, None)
+
+
+def expected_reasons(predictor: Any, pdf: pd.DataFrame, max_reasons: int) -> list[Any]:
+    """Each row's reasons as score_batch(reasons=True) gives them for the row as a record (NaN -> None)."""
+    import json
+
+    records = [
+        {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in rec.items()}
+        for rec in pdf.drop(columns=["id"]).to_dict("records")
+    ]
+    out = []
+    for r in predictor.score_batch(records, reasons=True, max_reasons=max_reasons):
+        e = r.explanation
+        out.append(None if e is None else json.dumps([x.to_dict() for x in e.reasons], sort_keys=True))
+    return out
+
+
+def assert_same_reasons(got: pd.DataFrame, want: list[Any]) -> None:
+    got = got.sort_values("id").reset_index(drop=True)
+    assert sum(w is not None for w in want) > 0
+    assert _plain(got["reasons"]) == want

@@ -99,6 +99,32 @@ def test_mixed_types_in_an_object_column_are_rejected_row_by_row(
     scale_data.assert_same(out, want)
 
 
+def test_reasons_are_those_of_the_record_path(client: Any, data: pd.DataFrame, tiny_bundles: dict[str, Path]) -> None:
+    import edgefin_runtime
+
+    raw = scale_data.with_explain(tiny_bundles["onnx-fp32"])
+    sub = data.iloc[:800]
+    scored = efdask.score(dd.from_pandas(sub, npartitions=3), raw, reasons=True, max_reasons=2)
+    out = scored.compute()
+    assert list(scored._meta.columns)[-1] == "reasons" and out.dtypes.to_dict() == scored._meta.dtypes.to_dict()
+    p = edgefin_runtime.load(raw)
+    scale_data.assert_same(out, scale_data.expected(p, sub))
+    scale_data.assert_same_reasons(out, scale_data.expected_reasons(p, sub, 2))
+
+
+def test_cli_local_reasons(data: pd.DataFrame, tiny_bundles: dict[str, Path], tmp_path: Path) -> None:
+    import edgefin_runtime
+
+    raw = scale_data.with_explain(tiny_bundles["tflite-int8"])
+    (tmp_path / "b.efb").write_bytes(raw)
+    sub = data.iloc[:500]
+    sub.to_parquet(tmp_path / "in.parquet")
+    argv = ["score", str(tmp_path / "b.efb"), str(tmp_path / "in.parquet"), "--output", str(tmp_path / "o")]
+    assert main([*argv, "--reasons", "--max-reasons", "2", "-q"]) == 0
+    want = scale_data.expected_reasons(edgefin_runtime.load(raw), sub, 2)
+    scale_data.assert_same_reasons(pd.read_parquet(tmp_path / "o"), want)
+
+
 def _write_parts(data: pd.DataFrame, d: Path) -> Path:
     d.mkdir()
     data.iloc[:1000].to_parquet(d / "part-0.parquet")

@@ -113,6 +113,24 @@ def test_a_wrong_type_column_rejects_every_row_with_its_error(
     assert out["error_type"].notna().all()
 
 
+def test_reasons_are_those_of_the_record_path(df: Any, data: pd.DataFrame, tiny_bundles: dict[str, Path]) -> None:
+    import edgefin_runtime
+
+    raw = scale_data.with_explain(tiny_bundles["tflite-int8"])
+    out = efspark.score(df, raw, reasons=True, max_reasons=3).toPandas()
+    assert out.columns[-1] == "reasons"
+    p = edgefin_runtime.load(raw)
+    scale_data.assert_same(out, scale_data.expected(p, data))
+    scale_data.assert_same_reasons(out, scale_data.expected_reasons(p, data, 3))
+
+
+def test_reasons_need_an_explain_section_checked_on_the_driver(df: Any, tiny_bundles: dict[str, Path]) -> None:
+    from edgefin_runtime.errors import ManifestError
+
+    with pytest.raises(ManifestError, match="no explain section"):
+        efspark.score(df, tiny_bundles["tflite-int8"], reasons=True)
+
+
 def test_a_bad_bundle_fails_on_the_driver_before_any_task(df: Any, tmp_path: Path) -> None:
     from edgefin_runtime.errors import BundleError
 
