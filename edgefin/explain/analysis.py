@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataError, RunDirError
+from ..errors import DataError, EdgefinError, RunDirError
 from ..reporter import SILENT, Reporter
 from ..rundir import RunDir
 from .importance import mean_abs_attribution, permutation_importance, ranked
@@ -95,7 +95,7 @@ class _Run:
         if stage not in self._models:
             from ..keras_io import load_model
 
-            self._models[stage] = load_model(self.rd.require(self.rd.model_path(stage), "train"))
+            self._models[stage] = load_model(self.rd.require(self.rd.stored_model(stage), "train"))
         return self._models[stage]
 
     def float_stage(self) -> str:
@@ -142,13 +142,22 @@ def analyse_run(
         out["slices"] = _slices(run, opts.slices, variant_scores)
     explanation: dict[str, Any] = {}
     if opts.explain:
-        out["explain"] = explain_section(run, predictors, opts, rep)
-        explanation = _card_explanation(out["explain"])
+        try:
+            out["explain"] = explain_section(run, predictors, opts, rep)
+            explanation = _card_explanation(out["explain"])
+        except EdgefinError as exc:  # e.g. a user's ONNX model: no float Keras model to explain with
+            out["explain"] = {"error": f"explanations not validated: {exc}"}
+            rep.warn(out["explain"]["error"])
     from ..metrics import bootstrap_ci
 
     stage = run.float_stage()
-    scores = run.score_columns(stage)(run.columns)
-    test_ci = bootstrap_ci(run.y, scores, n_boot=opts.n_boot, seed=opts.seed)
+    try:
+        test_ci: Mapping[str, Any] | None = bootstrap_ci(
+            run.y, run.score_columns(stage)(run.columns), n_boot=opts.n_boot, seed=opts.seed
+        )
+    except EdgefinError as exc:
+        test_ci = None
+        rep.warn(f"model card without confidence intervals: {exc}")
     out["model_card"] = card_for(run, predictors, test_ci, explanation, out.get("slices", []))
     out["model_card"]["metrics"]["model"] = f"models/{stage}.keras"
     out["explain_seconds"] = round(time.time() - started, 2)
@@ -180,6 +189,22 @@ def _slices(run: _Run, names: Sequence[str], variants: Mapping[str, np.ndarray])
         raise RunDirError(f"run directory {run.rd.root}: models/dense.keras is missing; slices compare with it")
     dense = run.score_columns("dense")(run.columns)
     return slices(cols, names, run.y, dense, variants, run.threshold)
+
+
+def check_slices(run_dir: str | Path, names: Sequence[str]) -> None:
+    """RunDirError naming a slice column the run's test split lacks (cheap: before anything is measured)."""
+    if not names:
+        return
+    import pandas as pd
+
+    rd = RunDir.at(run_dir)
+    target = rd.read_json(rd.schema_json, "train").get("target")
+    have = [str(n) for n in pd.read_parquet(rd.require(rd.split_path("test"), "train")).columns if n != target]
+    missing = [n for n in names if n not in have]
+    if missing:
+        raise RunDirError(
+            f"slice column(s) {', '.join(missing)} are not columns of the run's test split (columns: {', '.join(have)})"
+        )
 
 
 def _reference(predictors: Mapping[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
@@ -410,6 +435,7 @@ __all__ = [
     "AnalysisOptions",
     "analyse_run",
     "card_at_convert",
+    "check_slices",
     "card_for",
     "refresh_slices",
     "explain_section",

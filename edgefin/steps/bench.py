@@ -121,12 +121,13 @@ def run(run_dir: str | Path, options: Options, reporter: Reporter | None = None)
     from ..atomic import write_json
     from ..bench.harness import run_bench
     from ..bench.report import REPORT_FILES
+    from ..explain.analysis import AnalysisOptions, analyse_run, check_slices
     from ..rundir import RunDir
 
     resolved = resolve(options)
+    check_slices(run_dir, options.slices)  # a wrong column fails before minutes of timing
     report = run_bench(run_dir, resolved, reporter)
-    from ..explain.analysis import AnalysisOptions, analyse_run  # after the timing: it imports TensorFlow
-
+    # after the timing: the analysis loads the Keras models (TensorFlow) into this process
     report.update(analyse_run(run_dir, AnalysisOptions(slices=options.slices, explain=options.explain), reporter))
     out = Path(options.out) if options.out else RunDir.at(run_dir).report_dir
     write_json(out / "report.json", report)
