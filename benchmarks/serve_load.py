@@ -160,6 +160,11 @@ class Server:
                 return int(line.split()[1])
         return 0
 
+    def cpu_seconds(self) -> float:
+        """user + system CPU time of the server process, all threads (robust to other jobs' load)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> int:
         self.proc.terminate()
         code = self.proc.wait(60)
@@ -229,8 +234,13 @@ def in_process(bundle: str, records: list[dict[str, Any]], batch: list[dict[str,
             t0 = time.perf_counter_ns()
             fn(i)
             t.append(time.perf_counter_ns() - t0)
+        c0 = time.process_time()
+        for i in range(n):
+            fn(i)
+        cpu = (time.process_time() - c0) * 1e6 / n
         t.sort()
         out[name] = {
+            "cpu_us_per_call": cpu,
             "p50_us": t[len(t) // 2] / 1000,
             "p99_us": t[int(len(t) * 0.99)] / 1000,
             "calls_per_s": 1e9 / statistics.mean(t),
@@ -304,19 +314,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     floor = LUA_COMMON + "\nfunction done(summary, latency, requests) summary_json(summary, latency, nil) end\n"
     try:
         for conns in (1, 8):  # the HTTP floor: uvicorn + Starlette + this machine's scheduling, no scoring
+            c0 = srv.cpu_seconds()
             r = wrk(srv.url, floor, conns, args.duration, args.client_cpu, path="/healthz")
-            r.update(kind="healthz", connections=conns)
+            r.update(
+                kind="healthz", connections=conns, cpu_us_per_request=(srv.cpu_seconds() - c0) * 1e6 / r["requests"]
+            )
             grid.append(r)
         for kind, body in (("single", one_body), ("batch64", batch_body)):
             for conns in (1, 8, 64):
-                r = wrk(
-                    srv.url,
-                    LUA_PLAIN.replace("BODY]==]", lua_str(body) + "]==]"),
-                    conns,
-                    args.duration,
-                    args.client_cpu,
-                )
-                r.update(kind=kind, connections=conns)
+                c0 = srv.cpu_seconds()
+                script = LUA_PLAIN.replace("BODY]==]", lua_str(body) + "]==]")
+                r = wrk(srv.url, script, conns, args.duration, args.client_cpu)
+                cpu = (srv.cpu_seconds() - c0) * 1e6 / max(1, r["requests"])
+                r.update(kind=kind, connections=conns, cpu_us_per_request=cpu)
                 grid.append(r)
                 print(
                     f"{kind:8} c={conns:<3} {r['rps']:9.0f} req/s p50 {r['p50_us']:8.0f} us p99 {r['p99_us']:8.0f} us "
@@ -444,19 +454,27 @@ def markdown(r: dict[str, Any]) -> str:
         f"Bundle `{r['bundle']}`; server pinned to CPU {r['server_cpu']} (2 scoring workers), wrk (1 thread) "
         f"to CPU {r['client_cpu']}; loopback, keep-alive; {r['seconds_per_cell']} s per cell; Python {m['python']}, "
         f"{m['cpus']} CPUs; load average {m['loadavg_before'][0]:.1f} before, {m['loadavg_after'][0]:.1f} after "
-        "(the machine was shared with other jobs: figures are noisy, compare within this run).",
+        "(the machine was shared with other jobs: latencies are mostly scheduling delay; the server's CPU "
+        "time per request, from /proc, is the figure that holds under load).",
         "",
-        "| body | clients | requests/s | p50 | p99 | errors | in-process p50 | HTTP overhead (p50) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| body | clients | requests/s | p50 | p99 | errors | server CPU per request | in-process p50 (CPU per call) "
+        "| HTTP overhead: CPU per request - in-process CPU per call |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     names = {"healthz": "GET /healthz (no scoring)", "single": "1 record", "batch64": "64 records"}
     for g in r["grid"]:
         errs = sum(g["errors"].values())
-        base = ip[g["kind"]]["p50_us"] if g["kind"] in ip else None
+        base = ip.get(g["kind"])
+        cpu = g["cpu_us_per_request"]
         lines.append(
             f"| {names[g['kind']]} | {g['connections']} | {g['rps']:,.0f} | "
-            f"{g['p50_us']:,.0f} us | {g['p99_us']:,.0f} us | {errs} | "
-            + (f"{base:,.1f} us | {g['p50_us'] - base:,.0f} us |" if base is not None else "- | - |")
+            f"{g['p50_us']:,.0f} us | {g['p99_us']:,.0f} us | {errs} | {cpu:,.0f} us | "
+            + (
+                f"{base['p50_us']:,.1f} us ({base['cpu_us_per_call']:,.1f} us) | "
+                f"{cpu - base['cpu_us_per_call']:,.0f} us |"
+                if base is not None
+                else "- | - |"
+            )
         )
     s, mal, ov = r["swaps"], r["malformed"], r["overload"]
     lines += [
