@@ -2,8 +2,13 @@
 
 ``DenseClassifier(hidden=(64, 32)).fit(X, y, validation_data=(Xv, yv))`` trains with Adam and
 binary cross-entropy, stops early on the validation AUC (exact, computed with scikit-learn) and
-always restores the best epoch's weights. Constructor arguments are plain attributes; learned
-state lives in ``model_``, ``history_``, ``best_epoch_``. TensorFlow is imported lazily.
+always restores the best epoch's weights. A linear path from the inputs to the output logit
+(``linear=True``, the default) lets the model hold a logistic regression exactly:
+``blend_linear(coef, intercept, ...)`` mixes one into the trained model's logit with the weight the
+validation split prefers (weight 1 is the logistic regression itself), so the model kept is never
+worse there than the logistic regression.
+Constructor arguments are plain attributes; learned state lives in ``model_``, ``history_``,
+``best_epoch_``. TensorFlow is imported lazily.
 """
 
 from __future__ import annotations
@@ -19,6 +24,13 @@ from .errors import ModelError
 
 INPUT_NAME = "features"
 OUTPUT_NAME = "score"
+#: the layer that joins the last hidden layer and the inputs in front of the output layer
+LINEAR_NAME = "linear_skip"
+#: weights of the logistic regression in the output logit that :meth:`DenseClassifier.blend_linear`
+#: tries (preferred first on a tie: the trained model alone, then the least linear mix)
+BLEND_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+#: the output layer's L2 penalty when it sees the inputs (None: the hidden layers' ``l2``)
+OUTPUT_L2_LINEAR: float | None = None
 EpochCallback = Callable[[int, dict[str, float]], None]
 
 
@@ -29,6 +41,9 @@ class DenseClassifier:
     chosen on the bundled credit data and on synthetic data (benchmarks/baselines.py) against
     logistic regression and gradient boosting; the L2 penalty matters most, as these small
     tabular sets overfit within a few epochs.
+
+    With ``linear`` the output layer sees the inputs beside the last hidden layer (one
+    Concatenate, so the device runs the same single FullyConnected output op, only wider).
     """
 
     def __init__(
@@ -42,6 +57,7 @@ class DenseClassifier:
         epochs: int = 200,
         patience: int = 20,
         class_weight: bool = True,
+        linear: bool = True,
         seed: int = 42,
         verbose: int = 0,
     ) -> None:
@@ -53,6 +69,7 @@ class DenseClassifier:
         self.epochs = epochs
         self.patience = patience
         self.class_weight = class_weight
+        self.linear = linear
         self.seed = seed
         self.verbose = verbose
 
@@ -69,6 +86,7 @@ class DenseClassifier:
                 "epochs",
                 "patience",
                 "class_weight",
+                "linear",
                 "seed",
                 "verbose",
             )
@@ -103,8 +121,10 @@ class DenseClassifier:
             raise UsageError("; ".join(problems))
 
     # ------------------------------------------------------------ building
-    def build(self, n_features: int) -> Any:
-        """A fresh, compiled tf_keras model for ``n_features`` inputs (input layer named 'features')."""
+    def build(self, n_features: int, *, output_l2: float | None = None) -> Any:
+        """A fresh, compiled tf_keras model for ``n_features`` inputs (input layer named 'features').
+
+        ``output_l2`` overrides the output layer's L2 penalty (default: ``l2``)."""
         from .tfcompat import keras
 
         reg = keras.regularizers.L2(self.l2) if self.l2 > 0 else None
@@ -114,6 +134,10 @@ class DenseClassifier:
             x = keras.layers.Dense(units, activation="relu", kernel_regularizer=reg, name=f"dense_{i}")(x)
             if self.dropout > 0:
                 x = keras.layers.Dropout(self.dropout, name=f"dropout_{i}")(x)
+        if self.linear:
+            x = keras.layers.Concatenate(name=LINEAR_NAME)([x, inputs])
+        if output_l2 is not None:
+            reg = keras.regularizers.L2(output_l2) if output_l2 > 0 else None
         outputs = keras.layers.Dense(1, activation="sigmoid", kernel_regularizer=reg, name=OUTPUT_NAME)(x)
         model = keras.Model(inputs, outputs, name="edgefin_dense")
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=self.learning_rate), loss="binary_crossentropy")
@@ -140,7 +164,7 @@ class DenseClassifier:
         from .tfcompat import keras, seed_everything
 
         seed_everything(self.seed)
-        model = self.build(X.shape[1])
+        model = self.build(X.shape[1], output_l2=OUTPUT_L2_LINEAR)
         monitor = _BestOnValAUC(val, self.patience, on_epoch) if val is not None else _Report(on_epoch)
         weights = None
         if self.class_weight:
@@ -172,6 +196,52 @@ class DenseClassifier:
         self.best_epoch_ = monitor.best_epoch if val is not None else self.epochs_run_
         self.best_val_auc_ = monitor.best if val is not None else None
         return self
+
+    # ------------------------------------------------------------ the logistic regression inside
+    def blend_linear(
+        self,
+        coef: np.ndarray,
+        intercept: float,
+        X_val: Any,
+        y_val: Any,
+        weights: Sequence[float] = BLEND_WEIGHTS,
+    ) -> tuple[float, dict[float, float]]:
+        """Mix a linear model (a logistic regression on the same features) into the output logit.
+
+        For each weight w the logit becomes ``(1 - w) * this model's + w * the linear model's``,
+        which the linear path holds exactly (the output layer's weights are mixed; nothing is added
+        to the model). The weight with the best validation AUC is kept (the first on a tie, so list
+        the preferred ones first); returns it and every weight's validation AUC. Weight 1 is the
+        linear model itself, so with it in ``weights`` the result is never worse on validation.
+        """
+        model = self._fitted()
+        if not self.linear:
+            raise ModelError("blend_linear needs the linear path (a model built with linear=True)")
+        X_val, y_val = _check_xy(X_val, y_val, "validation")
+        coef = np.asarray(coef, dtype=np.float64).reshape(-1)
+        if coef.size != X_val.shape[1]:
+            raise ModelError(f"the linear model has {coef.size} coefficients, the data {X_val.shape[1]} features")
+        from sklearn.metrics import roc_auc_score
+
+        from .tfcompat import keras
+
+        out = model.get_layer(OUTPUT_NAME)
+        kernel, bias = (w.astype(np.float64) for w in out.get_weights())
+        joined = keras.Model(model.inputs, model.get_layer(LINEAR_NAME).output)
+        own = joined.predict(X_val, batch_size=8192, verbose=0).astype(np.float64) @ kernel[:, 0] + bias[0]
+        lin = X_val.astype(np.float64) @ coef + float(intercept)
+        aucs = {float(w): float(roc_auc_score(y_val, (1.0 - w) * own + w * lin)) for w in weights}
+        best = max(aucs, key=lambda w: (aucs[w], -list(aucs).index(w)))
+        linear_kernel = np.zeros_like(kernel)
+        linear_kernel[kernel.shape[0] - coef.size :, 0] = coef
+        out.set_weights(
+            [
+                ((1.0 - best) * kernel + best * linear_kernel).astype(np.float32),
+                ((1.0 - best) * bias + best * float(intercept)).astype(np.float32),
+            ]
+        )
+        self.linear_weight_ = best
+        return best, aucs
 
     # ------------------------------------------------------------ scoring
     def _fitted(self) -> Any:
@@ -214,7 +284,7 @@ class DenseClassifier:
 
         model = load_model(path)
         hidden = [layer.units for layer in model.layers if getattr(layer, "units", None) and layer.name != OUTPUT_NAME]
-        clf = cls(hidden=hidden or (1,))
+        clf = cls(hidden=hidden or (1,), linear=any(layer.name == LINEAR_NAME for layer in model.layers))
         clf.model_ = model
         clf.n_features_in_ = int(model.inputs[0].shape[-1])
         return clf

@@ -77,8 +77,8 @@ def train(
     started = time.perf_counter()
     d = prepare_data(data, opts, rep, bins=candidates(opts.bins)[0])
     augmented = _augmented(d, opts, rep)
-    trials: dict[int, float | None] = {}
-    best: tuple[float, PreparedData, Any, np.ndarray, np.ndarray, float] | None = None
+    trials: dict[int, dict[str, Any]] = {}
+    best: tuple[float, PreparedData, Any, np.ndarray, np.ndarray, float, Any] | None = None
     for bins in candidates(opts.bins):
         if bins != d.bins:
             binned = with_bins(d, bins, opts)
@@ -87,19 +87,31 @@ def train(
                 break
             d = binned
         x_train, y_train = _training_rows(d, augmented, opts)
+        rep.note("training the logistic-regression baseline")
+        logistic = _fit_logistic(x_train, y_train, opts)
         clf, fit_seconds = _fit(d, x_train, y_train, opts, rep)
-        val = clf.best_val_auc_ if clf.best_val_auc_ is not None else -1.0
-        trials[bins] = clf.best_val_auc_
+        trial: dict[str, Any] = {"dense": clf.best_val_auc_}
+        if opts.linear:
+            w, aucs = clf.blend_linear(
+                logistic.coef_.reshape(-1), float(logistic.intercept_[0]), d.X["validation"], d.ys["validation"]
+            )
+            trial.update(logistic=aucs[1.0], linear_weight=w, blends={str(k): v for k, v in aucs.items()})
+            trial["chosen"] = aucs[w]
+        else:
+            trial["chosen"] = clf.best_val_auc_
+        val = trial["chosen"] if trial["chosen"] is not None else -1.0
+        trials[bins] = trial
+        rep.note(_describe_trial(bins, trial))
         # a wider, slower input has to earn its place: bins only if they beat the plain input clearly
         if best is None or val > best[0] + (BINS_MARGIN if best[1].bins == 0 else 0.0):
-            best = (val, d, clf, x_train, y_train, fit_seconds)
+            best = (val, d, clf, x_train, y_train, fit_seconds, logistic)
     assert best is not None
-    _, d, clf, x_train, y_train, fit_seconds = best
+    _, d, clf, x_train, y_train, fit_seconds, logistic = best
+    rep.note(f"chose {_describe_choice(opts, d.bins, getattr(clf, 'linear_weight_', None))}")
     X, ys, spec = d.X, d.ys, d.spec
     scores = {s: clf.predict_score(X[s]) for s in SPLITS}
     threshold = choose_threshold(ys["validation"], scores["validation"], method, value)
-    rep.note("training the logistic-regression baseline")
-    baseline = _logistic_baseline(x_train, y_train, X, ys, opts)
+    baseline = _logistic_baseline(logistic, X, ys)
 
     metrics: dict[str, Any] = {s: evaluate(ys[s], scores[s], threshold) for s in ("test", "validation", "train")}
     metrics.update(
@@ -124,10 +136,14 @@ def train(
                 "max_epochs": opts.epochs,
                 "patience": opts.patience,
                 "class_weight": opts.class_weight,
+                "linear": opts.linear,
+                "linear_weight": getattr(clf, "linear_weight_", None),
+                "candidate": _describe_choice(opts, d.bins, getattr(clf, "linear_weight_", None)),
                 "encoding": opts.encoding,
                 "bins": d.bins,
                 "bins_option": opts.bins,
-                "bins_validation_auc": {str(k): v for k, v in trials.items()},
+                "bins_validation_auc": {str(k): v["chosen"] for k, v in trials.items()},
+                "candidates_validation_auc": {str(k): v for k, v in trials.items()},
                 "augment": opts.augment,
                 "train_rows": int(len(y_train)),
                 "train_seconds": round(fit_seconds, 3),
@@ -175,7 +191,11 @@ def _training_rows(
 
 
 def _fit(
-    d: PreparedData, x_train: np.ndarray, y_train: np.ndarray, opts: TrainOptions, rep: Reporter
+    d: PreparedData,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    opts: TrainOptions,
+    rep: Reporter,
 ) -> tuple[Any, float]:
     """Train one dense model with early stopping on the validation split; (model, seconds)."""
     from .model import DenseClassifier
@@ -189,6 +209,7 @@ def _fit(
         epochs=opts.epochs,
         patience=opts.patience,
         class_weight=opts.class_weight,
+        linear=opts.linear,
         seed=opts.seed,
     )
     clf._validate_params()
@@ -208,6 +229,26 @@ def _fit(
     finally:
         rep.done("epoch")
     return clf, time.perf_counter() - start
+
+
+def _describe_trial(bins: int, trial: dict[str, Any]) -> str:
+    """One line about a candidate's validation AUC: the dense model, the logistic regression, the mix kept."""
+    what = f"{bins} bins" if bins else "plain input"
+    dense = trial["dense"]
+    if "logistic" not in trial:
+        return f"{what}: validation AUC {dense:.4f}"
+    return (
+        f"{what}: validation AUC dense {dense:.4f}, logistic {trial['logistic']:.4f}, "
+        f"kept {trial['chosen']:.4f} (logistic weight {trial['linear_weight']:g})"
+    )
+
+
+def _describe_choice(opts: TrainOptions, bins: int, linear_weight: float | None) -> str:
+    """The chosen architecture in words, e.g. '64-32 + linear path (logistic weight 0.25), 16 bins'."""
+    arch = "-".join(map(str, opts.hidden))
+    if opts.linear:
+        arch += f" + linear path (logistic weight {linear_weight:g})"
+    return f"{arch}, {f'{bins} bins' if bins else 'plain input'}"
 
 
 def epoch_info(logs: dict[str, float]) -> str:
@@ -426,16 +467,19 @@ def _augment(frame: pd.DataFrame, y: np.ndarray, opts: TrainOptions, schema: Any
     return augment(frame, y, method=opts.augment, schema=schema, seed=opts.seed)
 
 
-def _logistic_baseline(
-    x_train: np.ndarray, y_train: np.ndarray, X: dict[str, np.ndarray], ys: dict[str, np.ndarray], opts: TrainOptions
-) -> dict[str, Any]:
-    """Logistic regression on the very same encoded features: the bar the dense model must clear."""
+def _fit_logistic(x_train: np.ndarray, y_train: np.ndarray, opts: TrainOptions) -> Any:
+    """Logistic regression on the very same encoded features: the bar the dense model must clear
+    (and, with the linear path, where it starts)."""
     from sklearn.linear_model import LogisticRegression
 
+    lr = LogisticRegression(max_iter=5000, class_weight="balanced" if opts.class_weight else None)
+    return lr.fit(x_train, y_train)
+
+
+def _logistic_baseline(lr: Any, X: dict[str, np.ndarray], ys: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The fitted logistic regression's figures on validation and test."""
     from .metrics import auc, ks
 
-    lr = LogisticRegression(max_iter=5000, class_weight="balanced" if opts.class_weight else None)
-    lr.fit(x_train, y_train)
     out: dict[str, Any] = {"model": "sklearn LogisticRegression(C=1.0, lbfgs)"}
     for s in ("validation", "test"):
         p = lr.predict_proba(X[s])[:, 1]

@@ -36,6 +36,7 @@ class TrainOptions:
     epochs: int = 200
     patience: int = 20
     class_weight: bool = True
+    linear: bool = True  # a linear path to the output, warm-started from the logistic regression
     encoding: str = "onehot"
     bins: int | str = "auto"
     threshold: str = "max-ks"
@@ -78,7 +79,6 @@ def check(options: Options) -> None:
     parse_threshold(normalised(options.training).threshold)
 
 
-def run(run_dir: str | Path, options: Options, reporter: Reporter | None = None) -> Result:
 def inputs(run_dir: RunDir, options: Options) -> list[Path]:
     """The data files the options name (the run directory holds nothing train reads)."""
     t = options.training
@@ -99,6 +99,7 @@ def outputs(run_dir: RunDir) -> list[Path]:
     ]
 
 
+def run(run_dir: str | Path, options: Options, reporter: Reporter | None = None) -> Result:
     """Train on ``options.data`` into ``run_dir``."""
     from ..train import train
 

@@ -143,7 +143,9 @@ def test_auto_bins_trains_both_inputs_and_keeps_the_validation_winner(trained):
     trials = m["bins_validation_auc"]
     assert m["bins_option"] == "auto" and set(trials) == {"0", "16"}
     assert m["bins"] == (16 if trials["16"] > trials["0"] + 0.002 else 0)
-    assert m["best_val_auc"] == trials[str(m["bins"])]
+    kept = m["candidates_validation_auc"][str(m["bins"])]
+    assert m["best_val_auc"] == kept["dense"] and trials[str(m["bins"])] == kept["chosen"]
+    assert kept["chosen"] == pytest.approx(metrics["validation"]["auc"], abs=1e-4)  # the model written is the one kept
     spec = PreprocessSpec.from_dict(json.loads(run_dir.preprocess_json.read_text()))
     assert spec.n_features == m["n_features"]
     assert any(s.kind == "numeric" and s.edges for s in spec.steps) == (m["bins"] == 16)

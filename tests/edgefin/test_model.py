@@ -41,7 +41,7 @@ def test_fit_learns_and_exposes_sklearn_style_state(fitted):
     assert clf.model_.get_layer("features") is not None
     assert [layer.units for layer in clf.model_.layers if hasattr(layer, "units")] == [8, 1]
     assert set(clf.history_) >= {"loss", "val_auc"} and len(clf.history_["loss"]) == clf.epochs_run_
-    assert clf.n_params_ == 5 * 8 + 8 + 8 + 1
+    assert clf.n_params_ == 5 * 8 + 8 + (8 + 5) + 1  # the output layer also sees the 5 inputs (linear path)
     assert set(np.unique(clf.predict(Xv))) <= {0, 1}
 
 
@@ -82,7 +82,9 @@ def test_options_reach_the_graph():
     clf = tiny(hidden=(6, 4), dropout=0.2, l2=0.01)
     model = clf.build(3)
     names = [layer.name for layer in model.layers]
-    assert names == ["features", "dense_1", "dropout_1", "dense_2", "dropout_2", "score"]
+    assert names == ["features", "dense_1", "dropout_1", "dense_2", "dropout_2", "linear_skip", "score"]
+    assert model.get_layer("score").kernel.shape == (4 + 3, 1)
+    assert [layer.name for layer in tiny(linear=False).build(3).layers][-2:] == ["dense_1", "score"]
     assert model.get_layer("dense_1").kernel_regularizer is not None
     assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.01)
 
@@ -93,7 +95,7 @@ def test_save_and_load_round_trip(tmp_path, fitted):
     assert sorted(p.name for p in path.parent.iterdir()) == ["dense.keras"]  # no temp files left
     back = DenseClassifier.load(path)
     np.testing.assert_array_equal(back.predict_score(Xv), clf.predict_score(Xv))
-    assert back.hidden == (8,)
+    assert back.hidden == (8,) and back.linear
     with pytest.raises(ModelError, match="not found"):
         DenseClassifier.load(tmp_path / "missing.keras")
     (tmp_path / "junk.keras").write_bytes(b"junk")
@@ -116,3 +118,43 @@ def test_bad_inputs_and_params():
     clf = tiny(epochs=1).fit(X, y)
     with pytest.raises(ModelError, match="expects 5"):
         clf.predict_score(X[:, :3])
+
+
+def _logistic(X, y):
+    from sklearn.linear_model import LogisticRegression
+
+    lr = LogisticRegression(max_iter=2000, class_weight="balanced").fit(X, y)
+    return lr, lr.coef_.reshape(-1), float(lr.intercept_[0])
+
+
+def test_blend_weight_one_is_the_logistic_regression_exactly():
+    X, y = data(300)
+    Xv, yv = data(200, seed=1)
+    lr, coef, intercept = _logistic(X, y)
+    clf = tiny(epochs=2).fit(X, y, validation_data=(Xv, yv))
+    w, aucs = clf.blend_linear(coef, intercept, Xv, yv, weights=(1.0,))
+    assert w == 1.0
+    np.testing.assert_allclose(clf.predict_score(Xv), lr.predict_proba(Xv)[:, 1], atol=1e-5)
+    assert aucs[1.0] == pytest.approx(roc_auc_score(yv, lr.predict_proba(Xv)[:, 1]), abs=1e-9)
+
+
+def test_blend_keeps_the_validation_winner_and_its_auc_is_the_models():
+    X, y = data(300)
+    Xv, yv = data(200, seed=1)
+    _, coef, intercept = _logistic(X, y)
+    clf = tiny(epochs=3).fit(X, y, validation_data=(Xv, yv))
+    dense_only = roc_auc_score(yv, clf.predict_score(Xv))
+    w, aucs = clf.blend_linear(coef, intercept, Xv, yv)
+    assert list(aucs) == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert aucs[0.0] == pytest.approx(dense_only, abs=1e-4)  # weight 0: the trained model unchanged
+    assert aucs[w] == max(aucs.values()) and clf.linear_weight_ == w
+    assert roc_auc_score(yv, clf.predict_score(Xv)) == pytest.approx(aucs[w], abs=1e-4)
+
+
+def test_blend_needs_the_linear_path_and_matching_features():
+    X, y = data(100)
+    _, coef, intercept = _logistic(X, y)
+    with pytest.raises(ModelError, match="linear path"):
+        tiny(epochs=1, linear=False).fit(X, y).blend_linear(coef, intercept, X, y)
+    with pytest.raises(ModelError, match="4 coefficients, the data 5 features"):
+        tiny(epochs=1).fit(X, y).blend_linear(coef[:4], intercept, X, y)
