@@ -232,12 +232,7 @@ def lift_leading(model: Any) -> Lifted | None:
     if len(inputs) != 1 or len(outputs) != 1:
         return None
     k = int(inputs[0].shape[-1])
-    consumers = [
-        (layer, node)
-        for layer in getattr(model, "layers", [])
-        for node in getattr(layer, "_inbound_nodes", [])
-        if any(t is inputs[0] for t in node.input_tensors)
-    ]
+    consumers = [(op, node) for op, node in _graph_nodes(outputs[0]) if any(t is inputs[0] for t in node.input_tensors)]
     if len(consumers) != 1:
         return None
     layer, node = consumers[0]
@@ -279,6 +274,24 @@ def lift_leading(model: Any) -> Lifted | None:
     except _NotLiftable:
         return None
     return Lifted(layer=str(layer.name), kind=kind, mean=mean, scale=scale, rest=rest)
+
+
+def _graph_nodes(output: Any) -> list[tuple[Any, Any]]:
+    """The (layer, node) pairs the model's output is computed by (a loaded Sequential's layers also keep
+    nodes of earlier builds, which are not part of its graph)."""
+    seen: dict[int, tuple[Any, Any]] = {}
+    stack = [output]
+    while stack:
+        kt = stack.pop()
+        history = getattr(kt, "_keras_history", None)
+        if history is None:
+            continue
+        op, node_index, _ = history
+        node = op._inbound_nodes[node_index]
+        if id(node) not in seen:
+            seen[id(node)] = (op, node)
+            stack.extend(node.input_tensors)
+    return list(seen.values())
 
 
 class _NotLiftable(Exception):

@@ -1,0 +1,103 @@
+"""What ingest refuses, each with a typed error naming the file, column or layer; compress of user models;
+run.json has one writer."""
+
+from __future__ import annotations
+
+import json
+import re
+import zipfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from edgefin.cli.main import cli
+from edgefin.rundir import RunDir
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def test_unreadable_model_files_are_refused(user_data, tmp_path):
+    data, _ = user_data
+    junk = tmp_path / "model.keras"
+    junk.write_bytes(b"not a model at all")
+    res = run("convert", junk, "--data", data, "--target", "label", "--run-dir", tmp_path / "r1")
+    assert res.exit_code == 2 and "is not a model edgefin can read" in res.stderr and "Traceback" not in res.stderr
+    archive = tmp_path / "archive.keras"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("hello.txt", "x")
+    res = run("convert", archive, "--data", data, "--target", "label", "--run-dir", tmp_path / "r2")
+    assert res.exit_code == 2 and "not a Keras model (no config.json and metadata.json)" in res.stderr
+
+
+def test_mismatched_and_non_numeric_columns_are_refused(models, user_data, tmp_path):
+    _, frame = user_data
+    extra = tmp_path / "extra.csv"
+    frame.assign(e=1.0).to_csv(extra, index=False)
+    res = run("convert", models["tf_keras-h5"], "--data", extra, "--target", "label", "--run-dir", tmp_path / "r1")
+    assert res.exit_code == 2
+    assert "takes 4 input features" in res.stderr and "5 numeric feature columns" in res.stderr
+    text = tmp_path / "text.csv"
+    frame.assign(region="north").to_csv(text, index=False)
+    res = run("convert", models["onnx"], "--data", text, "--target", "label", "--run-dir", tmp_path / "r2")
+    assert res.exit_code == 2 and "column 'region'" in res.stderr and "not numeric" in res.stderr
+    # raw_features leaves it out
+    res = run("convert", models["onnx"], "--data", text, "--target", "label", "--raw-features",
+              "--variants", "onnx-fp32", "--run-dir", tmp_path / "r3", "--json")  # fmt: skip
+    assert res.exit_code == 0, res.stderr
+    assert any("left out" in n and "region" in n for n in json.loads(res.stdout)["notes"])
+
+
+def test_tflite_from_onnx_is_refused_with_the_reason(models, user_data, tmp_path):
+    data, _ = user_data
+    res = run("convert", models["onnx"], "--data", data, "--target", "label", "--variants", "tflite-fp32",
+              "--run-dir", tmp_path / "r")  # fmt: skip
+    assert res.exit_code == 2 and "TFLite variants are not built from an ONNX model" in res.stderr
+
+
+def test_compress_refuses_models_without_keras_layers(models, user_data, tmp_path):
+    data, _ = user_data
+    res = run("compress", models["onnx"], "--data", data, "--target", "label", "--out", tmp_path / "r")
+    assert res.exit_code == 2 and "needs Keras layers" in res.output
+
+
+def test_keras3_compress_refuses_an_unmappable_layer_by_name(keras3_unmappable, user_data, tmp_path):
+    data, _ = user_data
+    res = run("compress", keras3_unmappable, "--data", data, "--target", "label", "--out", tmp_path / "r")
+    assert res.exit_code == 2, res.output
+    assert "layer 'ln' (LayerNormalization)" in res.output and "cannot be rebuilt in tf_keras" in res.output
+    # the same model still converts as it is
+    res = run("convert", keras3_unmappable, "--data", data, "--target", "label", "--variants", "tflite-fp32,onnx-fp32",
+              "--run-dir", tmp_path / "c")  # fmt: skip
+    assert res.exit_code == 0, res.stderr
+
+
+@pytest.mark.parametrize("kind", ["keras3-functional", "tf_keras-h5"])
+def test_compress_a_users_model(kind, models, user_data, tmp_path):
+    data, _ = user_data
+    rd = RunDir.at(tmp_path / "run")
+    res = run("compress", models[kind], "--data", data, "--target", "label", "--out", rd.root,
+              "--epochs", "2", "--qat-epochs", "1", "--json", "-q")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    for stage in ("dense", "pruned", "qat"):
+        assert rd.model_path(stage).exists()
+    lineage = json.loads(rd.run_json.read_text())["lineage"]
+    assert lineage["compress"]["possible"]
+    assert lineage["stages"]["pruned"]["from"] == "dense" and lineage["stages"]["qat"]["from"] == "pruned"
+    if kind.startswith("keras3"):
+        assert lineage["compress"]["rebuild_max_abs_delta"] <= 1e-6
+
+
+def test_run_json_has_one_writer():
+    """Only RunDir.write_record writes run.json: no other module names run_json in a write."""
+    root = Path(__file__).resolve().parents[3]
+    writes = re.compile(r"write_\w+\(\s*[\w.]*run_json")
+    offenders = [
+        str(p.relative_to(root))
+        for base in ("edgefin", "converters", "benchmarks")
+        for p in (root / base).rglob("*.py")
+        if writes.search(p.read_text(encoding="utf-8")) and p.name != "rundir.py"
+    ]
+    assert offenders == []
