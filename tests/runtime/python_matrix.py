@@ -63,6 +63,63 @@ def write_scores(bundles: Path, engine: str, out: Path) -> dict[str, Any]:
     return result
 
 
+#: top-level packages a matrix venv does not have: the toolkit and the converters (TensorFlow), and the
+#: serve/spark/dask extras' frameworks (their tests run in make test, on the toolkit's Python)
+TOOLKIT_PACKAGES = (
+    "edgefin", "edgefin_converters", "tensorflow", "tf_keras",
+    "pyspark", "dask", "distributed", "uvicorn", "starlette", "httpx",
+)  # fmt: skip
+
+
+def _imports(path: Path) -> set[str]:
+    import ast
+
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+        elif (  # pytest.importorskip("X"): the module needs X as much as an import does
+            isinstance(node, ast.Call)
+            and getattr(node.func, "attr", None) == "importorskip"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            names.add(node.args[0].value)
+    return names
+
+
+def toolkit_test_modules(test_dir: Path) -> dict[str, str]:
+    """test module -> the toolkit import that keeps it out of the matrix, directly or through a helper
+    module of ``test_dir`` (``tests.runtime.X`` or ``X``) it imports, at any depth. They run in ``make test``."""
+    cache: dict[Path, set[str]] = {}
+
+    def needs(path: Path, seen: frozenset[Path]) -> str | None:
+        if path not in cache:
+            cache[path] = _imports(path)
+        for name in sorted(cache[path]):
+            if name.split(".")[0] in TOOLKIT_PACKAGES:
+                return name
+            local = test_dir / (name.rsplit(".", 1)[-1] + ".py")
+            if (name.startswith("tests.runtime.") or "." not in name) and local.is_file() and local not in seen:
+                found = needs(local, seen | {local})
+                if found:
+                    return f"{found} (through {name})"
+        return None
+
+    out = {}
+    for path in sorted(test_dir.rglob("test_*.py")):
+        reason = needs(path, frozenset({path}))
+        local_conftest = path.parent / "conftest.py"
+        if reason is None and path.parent != test_dir and local_conftest.is_file():
+            reason = needs(local_conftest, frozenset({local_conftest}))
+        if reason:
+            out[path.relative_to(test_dir).as_posix()] = reason
+    return out
+
+
 def junit_outcomes(path: Path) -> dict[str, str]:
     """test id -> 'passed' | 'failed' | 'skipped' from a pytest JUnit XML report."""
     out: dict[str, str] = {}
