@@ -60,3 +60,21 @@ def test_many_categories_are_pooled() -> None:
     labels, idx = groups_of(vals)
     assert len(labels) == 12 and labels[-1] == "other"
     assert idx.max() == 11
+
+
+def test_a_slice_column_the_run_lacks_fails_before_anything_is_measured(tmp_path) -> None:
+    import json
+
+    import pandas as pd
+
+    from edgefin.errors import RunDirError
+    from edgefin.explain.analysis import check_slices
+
+    (tmp_path / "data").mkdir()
+    pd.DataFrame({"Status": ["bad", "good"], "Home": ["rent", "own"], "Region": ["n", "s"]}).to_parquet(
+        tmp_path / "data" / "test.parquet"
+    )
+    (tmp_path / "data" / "schema.json").write_text(json.dumps({"target": "Status", "fields": []}))
+    check_slices(tmp_path, ["Home", "Region"])  # a column the model does not use is a fine slice
+    with pytest.raises(RunDirError, match=r"slice column\(s\) Status, Nope are not columns .*Home, Region"):
+        check_slices(tmp_path, ["Status", "Nope"])
