@@ -75,6 +75,12 @@ class _Run:
         self.pre = run_preprocessor(self.rd)
         self.frame, self.y = load_split(self.rd, "test")
         self.columns = to_columns(self.frame, self.schema, f"{self.rd.root}/data/test.parquet")
+        rejected = sorted(self.pre.columns(self.columns).errors)  # rows no bundle scores either: left out
+        if rejected:
+            keep = np.setdiff1d(np.arange(len(self.y)), rejected)
+            self.frame, self.y = self.frame.iloc[keep], self.y[keep]
+            self.columns = {k: v[keep] for k, v in self.columns.items()}
+        self.rejected = len(rejected)
         self.names = tuple(self.schema.names)
         self.kinds = {f.name: f.kind for f in self.schema.fields}
         self.metrics = self.rd.read_json(self.rd.metrics_json, "train")
@@ -126,20 +132,26 @@ class _Run:
 def analyse_run(
     run_dir: str | Path, options: AnalysisOptions | None = None, reporter: Reporter | None = None
 ) -> dict[str, Any]:
-    """``{"explain", "slices", "model_card"}`` for report.json; writes report/model_card.md too
-    (into ``report_dir`` if given by the caller through :func:`write_card`)."""
+    """``{"explain", "slices", "model_card"}`` for report.json (report.md/html render them, and
+    report/model_card.md from the card). Test rows the preprocessing rejects are left out (counted)."""
     opts = options or AnalysisOptions()
     rep = reporter or SILENT
     started = time.time()
     run = _Run(run_dir)
     from edgefin_runtime import load
+    from edgefin_runtime.errors import EdgefinRuntimeError
 
-    predictors = {name: load(path) for name, path in run.bundles().items()}
-    out: dict[str, Any] = {}
-    variant_scores = {n: _scores(p, run.columns) for n, p in predictors.items()}
+    out: dict[str, Any] = {"explain_rows_left_out": run.rejected}
+    predictors: dict[str, Any] = {}
+    for name, path in run.bundles().items():
+        try:
+            predictors[name] = load(path)
+        except EdgefinRuntimeError as exc:  # the bench reports the bundle's failure; explain the others
+            out.setdefault("bundles_not_loaded", {})[name] = str(exc)
+            rep.warn(f"{name}: left out of the explanations: {exc}")
     if opts.slices:
         rep.note(f"slices: {', '.join(opts.slices)}")
-        out["slices"] = _slices(run, opts.slices, variant_scores)
+        out["slices"] = _slices(run, opts.slices, {n: _scores(p, run.columns) for n, p in predictors.items()})
     explanation: dict[str, Any] = {}
     if opts.explain:
         try:
