@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -48,19 +49,26 @@ def engine_run(bundle: str, data: Path, work: Path, engine: str, workers: int) -
     cmd = [str(BIN / "edgefin-run"), "score", bundle, str(data), "--engine", engine, "--output", str(out), "-q"]
     if engine != "local":
         cmd += ["--workers", str(workers)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         raise SystemExit(f"{engine} x{workers} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     summary = json.loads((out / "_summary.json").read_text())
     subprocess.run(["rm", "-rf", str(out)], check=True)
     summary["process_wall_seconds"] = round(wall, 3)
+    summary["process_tree_cpu_seconds"] = round(cpu, 3)  # every process of the run (JVM, workers) reaped
+    summary["rows_per_cpu_second"] = round(summary["rows_in"] / cpu) if cpu > 0 else None
     return summary
 
 
 def where_time_goes(bundle: str, data: Path) -> dict[str, float]:
-    """Seconds spent reading, preprocessing, in the engine and writing for one process on ``data``."""
+    """CPU seconds (this process; the engine runs one thread) spent reading, converting to numpy,
+    preprocessing, in the engine, building the output columns and writing, for one process on
+    ``data`` - CPU time, so the shares hold on a loaded machine where wall time does not."""
     import tempfile
 
     import numpy as np
@@ -71,6 +79,7 @@ def where_time_goes(bundle: str, data: Path) -> dict[str, float]:
     from edgefin_runtime.cli_scale import input_files
     from edgefin_runtime.scale import score_block, to_arrow
 
+    clock = time.process_time
     p = edgefin_runtime.load(bundle, threads=1)
     names = list(p.schema.names)
     t = {"read": 0.0, "to_numpy": 0.0, "preprocess": 0.0, "engine": 0.0, "output_columns": 0.0, "write": 0.0}
@@ -79,40 +88,46 @@ def where_time_goes(bundle: str, data: Path) -> dict[str, float]:
         writer = None
         batches = ds.dataset(input_files(str(data)), format="parquet").to_batches(batch_size=65536)
         while True:
-            t0 = time.perf_counter()
+            t0 = clock()
             b = next(batches, None)
-            t1 = time.perf_counter()
+            t1 = clock()
             t["read"] += t1 - t0
             if b is None:
                 break
             cols = {c: b.column(c).to_numpy(zero_copy_only=False) for c in names}
-            t2 = time.perf_counter()
+            t2 = clock()
             t["to_numpy"] += t2 - t1
             for start in range(0, b.num_rows, 16384):  # score_columns' blocks, timed apart
                 block = {c: v[start : start + 16384] for c, v in cols.items()}
-                t3 = time.perf_counter()
+                t3 = clock()
                 res = p._pre.columns(block)
-                t4 = time.perf_counter()
+                t4 = clock()
                 keep = np.ones(len(res.matrix), dtype=bool)
                 keep[list(res.errors)] = False
                 p.engine.run(res.matrix[keep])
-                t5 = time.perf_counter()
+                t5 = clock()
                 t["preprocess"] += t4 - t3
                 t["engine"] += t5 - t4
-            t6 = time.perf_counter()
+            t6 = clock()
             out = to_arrow(score_block(p, cols, b.num_rows), {"id": b.column("id")})
-            t7 = time.perf_counter()
+            t7 = clock()
             # score_block repeats preprocess + engine: what it adds beyond them is the output columns
             t["output_columns"] += t7 - t6
             if writer is None:
                 writer = pq.ParquetWriter(os.path.join(tmp, "out.parquet"), out.schema)
             writer.write_batch(out)
-            t["write"] += time.perf_counter() - t7
+            t["write"] += clock() - t7
             rows += b.num_rows
         if writer is not None:
             writer.close()
     t["output_columns"] = max(0.0, t["output_columns"] - t["preprocess"] - t["engine"])
-    return {"rows": rows, **{k: round(v, 3) for k, v in t.items()}}
+    total = sum(t.values())
+    return {
+        "rows": rows,
+        "cpu_seconds": round(total, 3),
+        "rows_per_cpu_second": round(rows / total),
+        **{k: round(v, 3) for k, v in t.items()},
+    }
 
 
 def dask_overheads(bundle: str, data: Path) -> dict[str, float]:

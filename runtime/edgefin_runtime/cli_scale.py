@@ -84,6 +84,7 @@ def run_scaled(args: argparse.Namespace) -> int:
     parent = os.path.dirname(out_dir)
     if not os.path.isdir(parent):
         raise UsageProblem(f"cannot write output {args.output}: {parent} is not a directory")
+    t_start = time.perf_counter()
     rows_in = _count_rows(files)
     tmp = tempfile.mkdtemp(prefix="." + os.path.basename(out_dir) + ".", dir=parent)
     try:
@@ -96,7 +97,10 @@ def run_scaled(args: argparse.Namespace) -> int:
         else:
             timing = _score_spark(args, files, stage)
         seconds = time.perf_counter() - t0
+        t_count = time.perf_counter()
         counts = output_counts(stage)
+        timing["count_input"] = round(t0 - t_start, 3)
+        timing["count_output"] = round(time.perf_counter() - t_count, 3)
         summary = _summary(engine, args, rows_in, counts, seconds, timing)
         if counts["rows"] != rows_in:
             raise RuntimeError(f"the output holds {counts['rows']} rows but the input {rows_in}; no output written")
@@ -240,6 +244,7 @@ def _score_dask(args: argparse.Namespace, files: list[str], out: str) -> dict[st
 
     from . import dask as efdask
 
+    t_import = time.perf_counter()
     data, _, _ = _load(args)
     t0 = time.perf_counter()
     if args.cluster:
@@ -262,11 +267,17 @@ def _score_dask(args: argparse.Namespace, files: list[str], out: str) -> dict[st
             max_reasons=args.max_reasons,
         )
         scored.to_parquet(out, write_index=False)
+        t2 = time.perf_counter()
     finally:
         client.close()  # type: ignore[no-untyped-call]
         if cluster is not None:
             cluster.close()
-    return {"start": round(t1 - t0, 3), "job": round(time.perf_counter() - t1, 3)}
+    return {
+        "load": round(t0 - t_import, 3),
+        "start": round(t1 - t0, 3),
+        "job": round(t2 - t1, 3),
+        "stop": round(time.perf_counter() - t2, 3),
+    }
 
 
 # ---------------------------------------------------------------- spark
@@ -293,6 +304,7 @@ def _score_spark(args: argparse.Namespace, files: list[str], out: str) -> dict[s
 
     from . import spark as efspark
 
+    t_import = time.perf_counter()
     data, _, _ = _load(args)
     t0 = time.perf_counter()
     active = SparkSession.getActiveSession()  # a caller's session (a notebook, a test) is used, not stopped
@@ -311,7 +323,14 @@ def _score_spark(args: argparse.Namespace, files: list[str], out: str) -> dict[s
             max_reasons=args.max_reasons,
         )
         scored.write.parquet(out)
+        t2 = time.perf_counter()
     finally:
         if active is None:
             spark.stop()
-    return {"start": round(t1 - t0, 3), "job": round(time.perf_counter() - t1, 3), **metrics.to_dict()}
+    return {
+        "load": round(t0 - t_import, 3),
+        "start": round(t1 - t0, 3),
+        "job": round(t2 - t1, 3),
+        "stop": round(time.perf_counter() - t2, 3),
+        **metrics.to_dict(),
+    }
