@@ -15,7 +15,6 @@ TensorFlow is imported here (the float model); call it after anything that times
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -56,10 +55,10 @@ class AnalysisOptions:
 
 
 def _read(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    """A JSON record of the run, None when absent or unreadable (as the bench harness reads them)."""
+    from ..bench.harness import _read_optional
+
+    return _read_optional(path)
 
 
 class _Run:
