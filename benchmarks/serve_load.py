@@ -136,11 +136,20 @@ def sample_records(bundle: str, n: int) -> list[dict[str, Any]]:
 class Server:
     """`edgefin-run serve` in a child process pinned to one CPU; port from its 'listening' event."""
 
+    #: set by main(): another interpreter for the server (e.g. a venv with uvicorn[standard]) and extra options
+    python = sys.executable
+    extra_args: tuple[str, ...] = ()
+
     def __init__(self, bundle: str, cpu: int, *extra: str) -> None:
         self.err = tempfile.NamedTemporaryFile("w+", suffix=".serve.log", delete=False)  # noqa: SIM115
-        cmd = [sys.executable, "-m", "edgefin_runtime.cli", "serve", bundle, "--port", "0", "--access-log", "off"]
+        cmd = [self.python, "-m", "edgefin_runtime.cli", "serve", bundle, "--port", "0", "--access-log", "off"]
+        env = {**os.environ, "PYTHONPATH": str(REPO / "runtime")}
         self.proc = subprocess.Popen(
-            ["taskset", "-c", str(cpu), *cmd, *extra], stderr=self.err, stdout=subprocess.DEVNULL, cwd=REPO
+            ["taskset", "-c", str(cpu), *cmd, *extra, *self.extra_args],
+            stderr=self.err,
+            stdout=subprocess.DEVNULL,
+            cwd=REPO,
+            env=env,
         )
         deadline = time.monotonic() + 120
         while True:
@@ -148,6 +157,7 @@ class Server:
             started = [json.loads(x) for x in text.splitlines() if '"event": "listening"' in x]
             if started:
                 self.port = started[0]["port"]
+                self.http = started[0].get("http", "")
                 break
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"serve did not start:\n{text[-2000:]}")
@@ -333,9 +343,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     f"errors {r['errors']}",
                     file=sys.stderr,
                 )
+        results["http"] = srv.http
     finally:
         results["grid_exit"] = srv.stop()
     results["grid"] = grid
+    if args.grid_only:
+        results["machine"]["loadavg_after"] = os.getloadavg()
+        return results
 
     # 2. hot swaps under sustained load
     current = work / "current.efb"
@@ -451,7 +465,8 @@ def markdown(r: dict[str, Any]) -> str:
     lines = [
         "# `edgefin-run serve` under load (benchmarks/serve_load.py, wrk)",
         "",
-        f"Bundle `{r['bundle']}`; server pinned to CPU {r['server_cpu']} (2 scoring workers), wrk (1 thread) "
+        f"Bundle `{r['bundle']}`; server ({r.get('http', '')}) pinned to CPU {r['server_cpu']} (2 scoring workers), "
+        f"wrk (1 thread) "
         f"to CPU {r['client_cpu']}; loopback, keep-alive; {r['seconds_per_cell']} s per cell; Python {m['python']}, "
         f"{m['cpus']} CPUs; load average {m['loadavg_before'][0]:.1f} before, {m['loadavg_after'][0]:.1f} after "
         "(the machine was shared with other jobs: latencies are mostly scheduling delay; the server's CPU "
@@ -516,8 +531,18 @@ def main() -> int:
     ap.add_argument("--server-cpu", type=int, default=0)
     ap.add_argument("--client-cpu", type=int, default=1)
     ap.add_argument("--out", default=None, help="write OUT.json and OUT.md")
+    ap.add_argument("--python", default=sys.executable, help="interpreter that runs the server")
+    ap.add_argument("--server-args", default="", help="extra serve options, e.g. '--http h11 --loop asyncio'")
+    ap.add_argument("--grid-only", action="store_true", help="only the latency/throughput grid")
     args = ap.parse_args()
+    Server.python = args.python
+    Server.extra_args = tuple(args.server_args.split())
     res = run(args)
+    if args.grid_only:
+        print(json.dumps(res, indent=1))
+        if args.out:
+            Path(args.out + ".json").write_text(json.dumps(res, indent=1, sort_keys=True) + "\n")
+        return 0
     text = markdown(res)
     print(text)
     if args.out:

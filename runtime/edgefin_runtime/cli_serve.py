@@ -72,6 +72,15 @@ def add_arguments(parser: argparse.ArgumentParser, common: Callable[..., None]) 
         default="lenient",
         help="input policy, as for score (default lenient)",
     )
+    parser.add_argument(
+        "--http",
+        choices=("auto", "h11", "httptools"),
+        default="auto",
+        help="HTTP parser (auto: httptools when installed, else h11)",
+    )
+    parser.add_argument(
+        "--loop", choices=("auto", "asyncio", "uvloop"), default="auto", help="event loop (auto: uvloop when installed)"
+    )
     parser.add_argument("--no-drift", action="store_true", help="do not count records against the bundle's drift bins")
     parser.add_argument(
         "--access-log", default="-", metavar="FILE|-|off", help="JSON lines per request: stderr (-), a file, or off"
@@ -118,7 +127,8 @@ def run(args: argparse.Namespace) -> int:
         watch_interval=args.watch_interval,
         max_connections=args.max_connections,
         drift=not args.no_drift,
-        load_kwargs=load_kwargs,
+        http=args.http,
+        loop=args.loop,
     )
     import sys
 

@@ -15,7 +15,6 @@ import contextlib
 import json
 import signal
 import time
-from collections import Counter as Tally
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -64,6 +63,10 @@ def _pairs(pairs: list[tuple[str, Any]]) -> Any:
         return _Rejected(err)
 
 
+#: built once: json.loads with options builds a new decoder on every call
+_DECODER = json.JSONDecoder(object_pairs_hook=_pairs)
+
+
 def _record(item: Any) -> Any:
     """An array element as ``edgefin-run score`` reads a JSON line: an object, else the same error."""
     if isinstance(item, dict):
@@ -80,7 +83,7 @@ def parse_records(body: bytes, max_records: int) -> list[Any]:
     ``edgefin-run score`` reports for such a JSON line: rejected individually, the others scored.
     """
     try:
-        doc = json.loads(body, object_pairs_hook=_pairs)
+        doc = _DECODER.decode(body.decode("utf-8-sig"))  # a BOM is dropped, as `edgefin-run score` does
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise Problem(400, "MalformedJSON", f"the body is not valid JSON ({str(exc)[:120]})") from None
     if isinstance(doc, _Rejected):
@@ -131,7 +134,7 @@ def score_body(
         scored = predictor.score_batch(good)
     results = iter(scored)
     rows: list[dict[str, Any]] = []
-    rejected: Tally[str] = Tally()
+    rejected: dict[str, int] = {}
     kept: list[Any] = []
     probabilities: list[float] = []
     for row, item in enumerate(items, 1):
@@ -145,16 +148,21 @@ def score_body(
                 kept.append(item)
                 probabilities.append(r.score.probability)
         if isinstance(outcome, InputError):
-            rejected[type(outcome).__name__] += 1
+            name = type(outcome).__name__
+            rejected[name] = rejected.get(name, 0) + 1
         rows.append(result_row(row, outcome, explanation))
     if drift is not None:
         drift.observe(predictor, kept, probabilities)
     payload = {"model": model_id(model), "results": rows}
-    return Scored(_dumps(payload), model, len(items), dict(rejected))
+    return Scored(_dumps(payload), model, len(items), rejected)
+
+
+#: built once: json.dumps with options builds a new encoder on every call
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def _dumps(payload: Any) -> bytes:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _ENCODER.encode(payload).encode("utf-8")
 
 
 def serving(holder: ModelHolder) -> tuple[Predictor, ModelInfo]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hmac
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Any
 
 from ..cli_io import UsageProblem
 
@@ -31,7 +30,8 @@ class ServeConfig:
     watch_interval: float = 1.0
     max_connections: int = 512
     drift: bool = True
-    load_kwargs: dict[str, Any] = field(default_factory=dict)
+    http: str = "auto"
+    loop: str = "auto"
 
 
 def is_loopback(host: str) -> bool:

@@ -50,6 +50,20 @@ def openapi(schema: Schema, *, auth: bool, max_records: int, max_body_bytes: int
             "error_type": {"type": "string", "description": "the runtime's InputError subclass"},
             "field": {"type": ["string", "null"]},
             "error": {"type": "string"},
+            "reasons": {
+                "type": "array",
+                "description": "/v1/explain only",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "field": {"type": "string"},
+                        "direction": {"enum": ["higher", "lower", "missing", "category"]},
+                        "contribution": {"type": "number"},
+                        "text": {"type": "string"},
+                    },
+                },
+            },
+            "reference_score": {"type": "number", "description": "/v1/explain only"},
         },
     }
     model = {
@@ -108,6 +122,30 @@ def openapi(schema: Schema, *, auth: bool, max_records: int, max_body_bytes: int
                     },
                 }
             },
+            "/v1/explain": {
+                "post": {
+                    "summary": "Score and explain: each scored row gains reasons (fields that raised the risk score, "
+                    "largest first, protected fields never) and reference_score",
+                    "security": secured,
+                    "parameters": [
+                        {
+                            "name": "max_reasons",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 32, "default": 4},
+                        }
+                    ],
+                    "requestBody": score_body,
+                    "responses": {
+                        "200": {
+                            "description": "one result per record, with reasons",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ScoreResponse"}}},
+                        },
+                        "409": _error("the bundle has no explain section"),
+                        **limits,
+                    },
+                }
+            },
+            "/v1/drift": get("Drift counts of the serving model (mergeable) and their PSI report"),
             "/v1/admin/reload": {
                 "post": {
                     "summary": "Verify the bundle file again and swap to it; the old model serves if it fails",

@@ -60,9 +60,12 @@ def serve(config: ServeConfig, holder: ModelHolder, log: EventLog, access: Event
         access_log=False,
         lifespan="on",
         server_header=False,
+        http=config.http,
+        loop=config.loop,
         limit_concurrency=config.max_connections,
         timeout_graceful_shutdown=int(math.ceil(config.timeout)) + 5,
     )
+    ucfg.load()  # resolves the HTTP protocol class 'auto' picks (named in the listening event)
     server = _Server(ucfg, service)
     shown = f"[{host}]" if ":" in host else host
     network = not is_loopback(config.host)
@@ -83,6 +86,8 @@ def serve(config: ServeConfig, holder: ModelHolder, log: EventLog, access: Event
         workers=config.workers,
         queue_depth=config.queue_depth,
         watch=config.watch,
+        http=getattr(ucfg, "http_protocol_class", type(None)).__name__,
+        loop=config.loop,
     )
 
     def stop(sig: int, frame: FrameType | None) -> None:

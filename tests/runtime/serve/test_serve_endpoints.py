@@ -90,6 +90,11 @@ def test_batches_equal_edgefin_run_score(server, predictor, tmp_path, capsys, n)
     assert [x["score"] for x in scored] == [b.score.probability for b in batch if b.ok]
 
 
+def test_a_utf8_bom_is_dropped_like_the_cli(server):
+    r = server.post("/v1/score", content=b"\xef\xbb\xbf" + json.dumps(GOOD).encode())
+    assert r.status_code == 200 and r.json()["results"][0]["status"] == "scored"
+
+
 def test_duplicate_keys_are_rejected_like_the_cli(server):
     body = '[{"Income": 1, "Income": 2, "Age": 30, "Home": "rent"}, {"Income": 1, "Age": 30, "Home": "rent"}]'
     rows = server.post("/v1/score", content=body).json()["results"]
@@ -148,7 +153,11 @@ def test_info(server, predictor):
 def test_openapi(server, predictor):
     doc = server.get("/openapi.json").json()
     assert doc["openapi"].startswith("3.")
-    assert set(doc["paths"]) >= {"/v1/score", "/v1/info", "/healthz", "/readyz", "/metrics", "/v1/admin/reload"}
+    paths = {"/v1/score", "/v1/explain", "/v1/drift", "/v1/info", "/healthz", "/readyz", "/metrics"}
+    assert set(doc["paths"]) == paths | {"/v1/admin/reload", "/openapi.json"}
+    for path, ops in doc["paths"].items():  # every documented route exists with its method
+        for method in ops:
+            assert server.client.request(method.upper(), path, content=b"{}").status_code not in (404, 405), path
     rec = doc["components"]["schemas"]["Record"]
     assert list(rec["properties"]) == list(predictor.schema.names)
     assert rec["required"] == [f.name for f in predictor.schema.fields if not f.allow_missing]
