@@ -1,8 +1,9 @@
 """Run every variant of a run directory in its own fresh worker process, under one hardware profile.
 
 The parent never imports an engine or TensorFlow: it prepares the test split once (a JSON file of
-columns the workers read with the standard library and NumPy), spawns ``python -m
-edgefin.bench.worker`` per variant (and once for the source Keras model), then computes the
+columns the workers read with the standard library and NumPy), spawns the runtime's measuring worker
+(``edgefin_runtime.benchmark.worker``, the code ``edgefin-run bench`` runs on a device) per variant,
+and once for the source Keras model (``edgefin.bench.keras_timing``), then computes the
 quality figures (AUC, Gini, KS, Brier, flip rate) from the scores the workers return.
 
 A worker that dies without a result under a memory cap is started once more without the cap, only
@@ -15,8 +16,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -100,33 +99,10 @@ def write_inputs(rd: RunDir, path: Path) -> tuple[list[int], dict[str, Any]]:
 
 # ---------------------------------------------------------------- workers
 def spawn_worker(spec: dict[str, Any], workdir: Path, name: str, timeout_s: float) -> dict[str, Any]:
-    """Run one worker process; always return a result dict (status ok / does_not_fit / error)."""
-    spec_path = workdir / f"{name}.spec.json"
-    out_path = workdir / f"{name}.result.json"
-    spec = {**spec, "out": str(out_path)}
-    write_json(spec_path, spec)
-    if out_path.exists():
-        out_path.unlink()
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONDONTWRITEBYTECODE": "1"}
-    env["EDGEFIN_BENCH_SPAWN_NS"] = str(time.time_ns())  # last thing before the spawn: cold start starts here
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "edgefin.bench.worker", str(spec_path)],
-            env=env,
-            capture_output=True,
-            timeout=timeout_s,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return {"status": "error", "error": f"timed out after {timeout_s:.0f} s"}
-    if out_path.exists():
-        try:
-            return json.loads(out_path.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            return {"status": "error", "error": f"unreadable worker result ({exc})"}
-    tail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
-    how = f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exit code {proc.returncode}"
-    return {"status": "crashed", "error": f"worker died without a result ({how}): " + " | ".join(tail)}
+    """Run one measuring worker (the runtime's, as ``edgefin-run bench`` does); always return a result dict."""
+    from edgefin_runtime.benchmark.launch import spawn_worker as spawn
+
+    return spawn(spec, workdir, name, timeout_s)
 
 
 def measure_variant(
@@ -235,6 +211,7 @@ def measure_keras(rd: RunDir, inputs: Path, profile: Profile, settings: Settings
         return {"status": "error", "error": f"{model} is missing; the Keras ratios need the dense model"}
     spec = {
         "mode": "keras",
+        "measure": "edgefin.bench.keras_timing:run_keras",
         "model": str(model),
         "schema": str(rd.schema_json),
         "preprocess": str(rd.preprocess_json),

@@ -41,6 +41,10 @@ class SelfTestError(BundleError):
     """The golden vectors did not reproduce their expected scores at load time."""
 
 
+class BenchResultsError(EdgefinRuntimeError, ValueError):
+    """A benchmark results file (``edgefin-run bench --output``) is unreadable or not of a known schema."""
+
+
 class BackendError(EdgefinRuntimeError):
     """The inference engine is missing, cannot load the model, or failed while running it."""
 

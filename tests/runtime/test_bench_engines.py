@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgefin.bench import engines
+from edgefin_runtime.benchmark import engines
 
 
 @pytest.mark.parametrize("kernels, expect_ref", [("default", False), ("reference", True)])

@@ -3,13 +3,13 @@ preprocessing cost on top of LiteRT and ONNX Runtime.
 
 Only the engine's own API runs in the timed loop (set_tensor/invoke/get_tensor, session.run) on a
 feature matrix prepared beforehand; quantised inputs are quantised once, outside the loop.
-Imported by the worker after its profile is applied.
+Imported by the worker after its limits are applied. Moved here from the toolkit so that a device
+run (``edgefin-run bench``) and a build-machine run time the same baseline.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -64,7 +64,7 @@ class LiteRTEngine(BareEngine):
             self._batch = x.shape[0]
         return np.ascontiguousarray(x)
 
-    def call(self, prepared: np.ndarray) -> np.ndarray:
+    def call(self, prepared: np.ndarray) -> object:
         it = self._it
         it.set_tensor(self._in["index"], prepared)
         it.invoke()
@@ -109,7 +109,7 @@ class OnnxEngine(BareEngine):
 def bare_engine(engine: str, model_bytes: bytes, threads: int, *, kernels: str = "default") -> BareEngine:
     """The engine called directly, on the kernels the bundle's manifest asks for (``model.kernels``)."""
     if engine == "litert":
-        from edgefin_runtime.backends import uses_reference_kernels
+        from ..backends import uses_reference_kernels
 
         return LiteRTEngine(model_bytes, threads, reference_kernels=uses_reference_kernels(kernels))
     if engine == "onnx":
