@@ -185,6 +185,29 @@ def _source(run: RunDir, stage: str) -> Any:
     return Source(model=load_model(path), stage=stage, sha256=_sha256(path), path=f"models/{path.name}")
 
 
+def _clear_default_run(target: Path, model: Path, ingest_options: Any) -> None:
+    """The default run directory (MODEL-run) is convert's own: an earlier ingest of the same model file
+    with other data or options is replaced. Anything else there is left alone (ingest refuses it)."""
+    import json
+    import shutil
+
+    from .ingest.formats import detect
+    from .ingest.run import STEP, _fingerprint
+
+    try:
+        record = json.loads((target / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    lineage = record.get("lineage") if isinstance(record, dict) else None
+    ingested = isinstance(lineage, dict) and (lineage.get("source") or {}).get("file") == model.name
+    if not ingested or STEP not in record.get("steps", {}):
+        return
+    if record["steps"][STEP].get("fingerprint") != _fingerprint(
+        detect(model), Path(ingest_options.data), ingest_options
+    ):
+        shutil.rmtree(target)
+
+
 def _keras3_file(path: Path) -> bool:
     from .keras_io import _is_keras3
 
@@ -248,6 +271,8 @@ def convert_user_model(
         raise UsageError("convert stage: a user model is converted as given (its run's dense stage)")
     mpath = Path(model_path)
     target = Path(run_dir) if run_dir is not None else mpath.with_name(f"{mpath.stem or mpath.name}-run")
+    if run_dir is None:
+        _clear_default_run(target, mpath, ingest_options)
     done = ingest(mpath, target, ingest_options, reporter)
     result = convert_run(done.run.root, replace(opts, stage="dense"), progress=progress)
     result.notes[:0] = done.notes

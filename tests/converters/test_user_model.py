@@ -82,17 +82,18 @@ def test_user_model_with_numeric_inputs(user_model, numeric_data, tmp_path):
     assert doc["stage"] == "user" and doc["passed"]
     m = manifest_of(tmp_path / "tflite-int8.efb")
     assert [f["name"] for f in m["schema"]["fields"]] == COLUMNS  # the file's order = the model's order
-    assert all(not f["allow_missing"] for f in m["schema"]["fields"])
+    # the one behaviour for user models (edgefin.ingest): gaps filled with the training median, the
+    # threshold at max-KS on the validation split, parity on the 20% test split
+    assert [f["allow_missing"] for f in m["schema"]["fields"]] == [False, True, False, False]
     assert all((s["mean"], s["scale"]) == (0.0, 1.0) for s in m["preprocessing"]["steps"])
     assert (m["schema"]["target"], m["schema"]["positive_label"]) == ("label", "1")
-    assert m["decision"]["threshold"] == 0.5
-    assert m["parity"]["excluded_rows"] > 0  # held-out rows with a missing x2 cannot be scored
-    assert m["parity"]["n"] + m["parity"]["excluded_rows"] == int(round(len(frame) * 0.3))
-    assert m["source"]["model_file"] == "scorer.keras" and m["source"]["data_file"] == "data.csv"
-    assert m["model"]["source_stage"] == "user"
+    assert m["decision"]["method"] == "max_ks"
+    assert m["parity"]["excluded_rows"] == 0 and m["parity"]["n"] == int(round(len(frame) * 0.2))
+    assert m["source"]["source_file"] == "scorer.keras" and m["source"]["source_format"] == "keras"
+    assert m["model"]["source_stage"] == "dense"
 
 
-def test_user_model_threshold_can_be_chosen_on_the_calibration_part(user_model, numeric_data, tmp_path):
+def test_user_model_threshold_can_be_fixed(user_model, numeric_data, tmp_path):
     data, _ = numeric_data
     result = run(
         "convert",
@@ -104,13 +105,15 @@ def test_user_model_threshold_can_be_chosen_on_the_calibration_part(user_model, 
         "--variants",
         "onnx-fp32",
         "--threshold",
-        "max-ks",
+        "0.35",
+        "--run-dir",
+        tmp_path / "run",
         "--out",
         tmp_path,
     )
     assert result.exit_code == 0, result.stderr
     d = manifest_of(tmp_path / "onnx-fp32.efb")["decision"]
-    assert d["method"] == "max_ks" and 0 < d["threshold"] < 1 and d["threshold"] != 0.5
+    assert d["method"] == "fixed" and d["threshold"] == 0.35
 
 
 def test_user_model_needs_data_and_target(user_model):
@@ -125,7 +128,7 @@ def test_feature_count_must_match_the_model(user_model, numeric_data, tmp_path):
     extra.to_csv(path, index=False)
     result = run("convert", user_model, "--data", path, "--target", "label", "--variants", "tflite-fp32")
     assert result.exit_code == 2
-    assert "5 feature columns" in result.stderr and "expects 4 inputs" in result.stderr
+    assert "5 numeric feature columns" in result.stderr and "takes 4 input features" in result.stderr
 
 
 def test_non_numeric_column_needs_a_schema(user_model, numeric_data, tmp_path):
@@ -134,7 +137,7 @@ def test_non_numeric_column_needs_a_schema(user_model, numeric_data, tmp_path):
     path = tmp_path / "text.csv"
     text.to_csv(path, index=False)
     result = run("convert", user_model, "--data", path, "--target", "label", "--variants", "tflite-fp32")
-    assert result.exit_code == 2 and "column 'x4'" in result.stderr and "--schema" in result.stderr
+    assert result.exit_code == 2 and "column 'x4'" in result.stderr and "not numeric" in result.stderr
 
 
 def test_user_model_with_an_edgefin_schema(run_dir, loans_csv, tmp_path):

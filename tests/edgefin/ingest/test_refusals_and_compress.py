@@ -74,12 +74,19 @@ def test_keras3_compress_refuses_an_unmappable_layer_by_name(keras3_unmappable, 
     assert res.exit_code == 0, res.stderr
 
 
-@pytest.mark.parametrize("kind", ["keras3-functional", "tf_keras-h5"])
-def test_compress_a_users_model(kind, models, user_data, tmp_path):
+@pytest.mark.parametrize(("kind", "skip"), [("keras3-functional", ["bn"]), ("tf_keras-h5", ["bn_in", "bn_h"])])
+def test_compress_a_users_model(kind, skip, models, user_data, tmp_path):
+    """TFMOT's QAT has no quantiser for a BatchNormalization that follows no Dense: compress names it, and
+    with those layers skipped (kept float) the model compresses."""
     data, _ = user_data
     rd = RunDir.at(tmp_path / "run")
-    res = run("compress", models[kind], "--data", data, "--target", "label", "--out", rd.root,
-              "--epochs", "2", "--qat-epochs", "1", "--json", "-q")  # fmt: skip
+    base = ("compress", models[kind], "--data", data, "--target", "label", "--out", rd.root, "--epochs", "2",
+            "--qat-epochs", "1", "--json", "-q")  # fmt: skip
+    refused = run(*base)
+    assert refused.exit_code == 2 and f"layer{'s' if len(skip) > 1 else ''} '{skip[0]}' (BatchNormalization)" in (
+        refused.output
+    )
+    res = run(*base, *[a for name in skip for a in ("--skip-layer", name)])
     assert res.exit_code == 0, res.output
     for stage in ("dense", "pruned", "qat"):
         assert rd.model_path(stage).exists()
