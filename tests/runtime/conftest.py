@@ -142,6 +142,10 @@ def _absent_engine(exc: BaseException | None) -> str | None:
     while exc is not None and seen < 20:
         if isinstance(exc, BackendError) and "which is not installed" in str(exc):
             return str(exc).split(" (")[0]
+        # a child process (CLI, cold start) failed that way: its stderr is in the assertion's message
+        if isinstance(exc, AssertionError) and "BackendError: this bundle needs" in str(exc):
+            text = str(exc)
+            return text[text.index("this bundle needs") :].split(" (")[0]
         exc, seen = exc.__cause__ or exc.__context__, seen + 1
     return None
 
