@@ -112,7 +112,7 @@ def from_keras3(model: Any, *, label: str = "model") -> GraphModel:
     """A Keras 3 model (TensorFlow backend) as its export endpoint: ``ExportArchive.add_endpoint`` with an
     explicit ``(None, k)`` float32 input signature, as ``model.export(format="tf_saved_model")`` builds it."""
     import tensorflow as tf
-    from keras.export import ExportArchive
+    from keras.export import ExportArchive  # type: ignore[import-untyped]
 
     k = _keras3_width(model, label)
     archive = ExportArchive()

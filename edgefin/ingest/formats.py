@@ -117,7 +117,7 @@ def _keras_zip_version(p: Path) -> str:
 
 
 def _h5_version(p: Path) -> str:
-    import h5py
+    import h5py  # type: ignore[import-untyped]
 
     try:
         with h5py.File(p, "r") as f:

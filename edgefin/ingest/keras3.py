@@ -44,7 +44,7 @@ ACTIVATIONS = {
 
 def load(path: str | os.PathLike[str]) -> Any:
     """A Keras 3 model from a ``.keras`` (or Keras 3 ``.h5``) file, uncompiled."""
-    import keras
+    import keras  # type: ignore[import-untyped]
 
     try:
         return keras.saving.load_model(Path(path), compile=False)

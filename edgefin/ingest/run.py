@@ -302,6 +302,7 @@ def _lift(
 
     from edgefin_converters.keras_io import predict
     from edgefin_converters.sources import from_keras3
+    from edgefin_runtime.manifest import NumericStep
 
     from ..data import encode_frame, make_preprocessor
     from . import keras3
@@ -309,9 +310,12 @@ def _lift(
     lifted = keras3.lift_leading(k3)
     if lifted is None or not np.all(lifted.scale > 0) or not np.all(np.isfinite(lifted.mean)):
         return None
+    numeric = [step for step in cols.spec.steps if isinstance(step, NumericStep)]
+    if len(numeric) != len(cols.spec.steps):
+        return None
     steps = tuple(
         replace(step, mean=float(m), scale=float(sc))
-        for step, m, sc in zip(cols.spec.steps, lifted.mean, lifted.scale, strict=True)
+        for step, m, sc in zip(numeric, lifted.mean, lifted.scale, strict=True)
     )
     spec = replace(cols.spec, steps=steps)
     raw = encode_frame(train, cols.schema, make_preprocessor(cols.schema, cols.spec), source=source)
