@@ -32,7 +32,7 @@ import traceback
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from .errors import BundleError, EdgefinRuntimeError, InputError, SelfTestError
+from .errors import BenchResultsError, BundleError, EdgefinRuntimeError, InputError, SelfTestError
 from .version import __version__
 
 OK, FAILURE, USAGE, SELF_TEST = 0, 1, 2, 3
@@ -41,7 +41,7 @@ OK, FAILURE, USAGE, SELF_TEST = 0, 1, 2, 3
 # defines ``HELP: str``, ``add_arguments(parser, common)`` (``common(parser, engine=True)`` adds BUNDLE,
 # --key, --require-signature and, with engine, --backend/--threads) and ``run(args) -> int``. Modules
 # must import only argparse-level things at import time: heavy imports belong inside ``run``.
-COMMAND_MODULES: dict[str, str] = {"serve": "cli_serve", "drift": "cli_drift"}
+COMMAND_MODULES: dict[str, str] = {"serve": "cli_serve", "drift": "cli_drift", "bench": "cli_bench"}
 
 
 class StrictStop(Exception):
@@ -58,7 +58,7 @@ def exit_code_for(exc: BaseException) -> int:
 
     if isinstance(exc, SelfTestError):
         return SELF_TEST
-    if isinstance(exc, (BundleError, InputError, UsageProblem, StrictStop)):
+    if isinstance(exc, (BundleError, InputError, BenchResultsError, UsageProblem, StrictStop)):
         return USAGE
     return FAILURE  # BackendError and anything unexpected
 

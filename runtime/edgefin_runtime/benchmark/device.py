@@ -15,7 +15,8 @@ Results file (JSON, :data:`SCHEMA` version :data:`SCHEMA_VERSION`), documented i
                   "status": "ok" | "error", "error"?, "records": {"source", "count", "rejected"},
                   "cold_start": {...}, "latency": {"runtime": {p50_us...}, "engine": {...}},
                   "throughput": {"runtime_records": [...], "runtime_columns": [...], "engine": [...]},
-                  "memory": {"peak_rss_mib", "peak_vm_mib"}, "acceptance": {"max_abs_diff", "n"}?}]}
+                  "memory": {"peak_rss_mib", "peak_vm_mib"}, "engine_info": {"name", "version"},
+                  "acceptance": {"max_abs_diff", "n"}?}]}
 """
 
 from __future__ import annotations
@@ -46,7 +47,6 @@ _KEEP = (
     "throughput",
     "memory",
     "memory_after_first_score",
-    "engine",
     "versions",
     "profile_applied",
     "heavy_modules_loaded",
@@ -124,6 +124,8 @@ def bench_bundles(
             if res.get("error"):
                 entry["error"] = res["error"]
             entry.update({k: res[k] for k in _KEEP if k in res})
+            if "engine" in res:
+                entry["engine_info"] = res["engine"]  # the bare engine's name, version and fixed batch
             scores = res.get("scores")
             if expected is not None and isinstance(scores, list):
                 diffs = [abs(a - b) for a, b in zip(scores, expected) if a is not None]
