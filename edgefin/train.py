@@ -6,6 +6,12 @@ baseline -> threshold on validation -> metrics -> write every artefact atomicall
 With ``bins="auto"`` (the default) the dense model is trained on the plain input and again with
 piecewise-linear bins on every numeric column; the validation AUC decides (bins must win by
 BINS_MARGIN), and both figures are kept in metrics.json.
+
+With ``linear`` (the default) the model has a linear path from its inputs to the output logit, and
+for each input the logistic regression fitted on the same rows is blended into that logit with the
+weight (0, 0.25, ... 1) the validation split prefers; weight 1 is the logistic regression itself, so
+the model kept is never below it on validation. Every candidate's validation AUC and the choice are
+in metrics.json (``model.candidates_validation_auc``, ``model.candidate``).
 """
 
 from __future__ import annotations
