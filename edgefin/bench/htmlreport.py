@@ -123,7 +123,9 @@ def render_html(report: Mapping[str, Any]) -> str:
     ]
     lines = explain(rec)
     body.append(
-        f"<div class='rec{'' if chosen else ' none'}'><b>Recommendation:</b> {escape(lines[0])}"
+        f"<div class='rec{'' if chosen else ' none'}'><b>Recommendation"
+        + (f" for device {escape(str(rec['device']))}" if rec.get("device") else "")
+        + f":</b> {escape(lines[0])}"
         + ("<ul>" + "".join(f"<li>{escape(x.strip())}</li>" for x in lines[1:]) + "</ul>" if len(lines) > 1 else "")
         + f"<div class='muted'>{escape(rec.get('rule', ''))}</div></div>"
     )
@@ -191,6 +193,9 @@ def render_html(report: Mapping[str, Any]) -> str:
     body.append(_throughput_section(report))
     if isinstance(report.get("targets"), Mapping):
         body.append(_targets_section(report["targets"]))
+    from .devices import render_html as devices_html
+
+    body.append(devices_html(report))
     body.append("<h2>Compression</h2>" + _compression(report.get("compression")))
     from .explainreport import render_html as explain_html
 

@@ -122,7 +122,11 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     parts = [
         "# edgefin benchmark report\n",
         f"Run `{report.get('run_dir')}`, {report.get('created_at')}, {report.get('test_rows')} test rows.\n",
-        "**Recommendation:** " + " ".join(explain(rec)[:1]) + "\n",
+        "**Recommendation"
+        + (f" for device {rec['device']}" if rec.get("device") else "")
+        + ":** "
+        + " ".join(explain(rec)[:1])
+        + "\n",
         f"Rule: {rec.get('rule', '')}.\n",
     ]
     if rec.get("chosen") is None:
@@ -157,8 +161,10 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     )
     if isinstance(report.get("targets"), Mapping):
         parts.append(md_targets(report["targets"]))
+    from .devices import render_markdown as devices_markdown
     from .explainreport import render_markdown as explain_markdown
 
+    parts.append(devices_markdown(report))
     parts.append(explain_markdown(report))
     dq = _quality_warnings(report.get("data_quality"))
     if dq:

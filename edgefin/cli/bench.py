@@ -64,7 +64,9 @@ def render_summary(report: Mapping[str, Any], console: Console = stderr) -> None
     console.print(table)
     lines = explain(rec)
     console.print(
-        ("[bold green]recommended:[/] " if rec.get("chosen") else "[bold red]no fit:[/] ") + escape(lines[0]),
+        ("[bold green]recommended:[/] " if rec.get("chosen") else "[bold red]no fit:[/] ")
+        + (f"(for device {escape(str(rec['device']))}) " if rec.get("device") else "")
+        + escape(lines[0]),
         markup=True,
         highlight=False,
     )
@@ -89,6 +91,7 @@ def bench(run_dir: str, as_json: bool, quiet: bool, **values: Any) -> None:
     Examples:
       edgefin bench runs/credit --profile kiosk-1core
       edgefin bench runs/credit --max-latency-us 50 --max-size-kb 20 --max-auc-drop 0.005
+      edgefin bench runs/credit --device kiosk.json --for-device kiosk-07 --max-latency-us 50
     """
     from ..steps import bench as bench_step
     from ..steps import report as report_step
@@ -111,15 +114,26 @@ def bench(run_dir: str, as_json: bool, quiet: bool, **values: Any) -> None:
 @apply("report")
 @output_options
 @handle_errors
-def report(path: str, as_json: bool, quiet: bool, slices: tuple[str, ...] = ()) -> None:
+def report(
+    path: str,
+    as_json: bool,
+    quiet: bool,
+    slices: tuple[str, ...] = (),
+    devices: tuple[str, ...] = (),
+    for_device: str | None = None,
+) -> None:
     """Rebuild report.md and report.html from a run's report.json (RUN_DIR, its report/ folder or the file).
 
     With --slice COL, the slices of COL are computed again from the run (its bundles, dense model and
-    test split) into report.json first."""
+    test split) into report.json first. With --device FILE.json (from `edgefin-run bench --output` on a
+    device), that device's figures are merged into report.json first; --for-device NAME recommends from
+    them."""
     from ..steps import report as step
 
+    options = step.Options(source=path, slices=tuple(slices), devices=tuple(devices), for_device=for_device)
+    step.check(options)
     with RichReporter(quiet) as reporter:
-        result = step.run(path, step.Options(source=path, slices=tuple(slices)), reporter)
+        result = step.run(path, options, reporter)
     if not quiet:
         render_summary(result.report)
         stderr.print(f"report: {result.paths['report.html']}", highlight=False, markup=False)

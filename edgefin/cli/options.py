@@ -541,6 +541,20 @@ BENCH: tuple[Flag, ...] = (
         "permutation importance and PDP/ICE plots.",
         show_default=True,
     ),
+    flag(
+        "--device",
+        "devices",
+        "Device results from `edgefin-run bench --output` to merge into the report (repeatable).",
+        multiple=True,
+        metavar="FILE.json",
+        type=click.Path(dir_okay=False),
+    ),
+    flag(
+        "--for-device",
+        "for_device",
+        "Recommend from this device's figures (a device name in the --device files); budgets apply to them.",
+        metavar="NAME",
+    ),
     flag("--out", "out", "Report folder [default: RUN_DIR/report].", COMMAND, type=click.Path(file_okay=False)),
 )
 
@@ -552,6 +566,20 @@ REPORT: tuple[Flag, ...] = (
         "Recompute the slices of this test-split column into report.json before rendering (repeatable).",
         multiple=True,
         metavar="COL",
+    ),
+    flag(
+        "--device",
+        "devices",
+        "Device results from `edgefin-run bench --output` to merge into the report (repeatable).",
+        multiple=True,
+        metavar="FILE.json",
+        type=click.Path(dir_okay=False),
+    ),
+    flag(
+        "--for-device",
+        "for_device",
+        "Recommend from this device's figures (a device name in the --device files); budgets apply to them.",
+        metavar="NAME",
     ),
 )
 

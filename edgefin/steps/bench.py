@@ -34,6 +34,8 @@ class Options:
     keras: bool = True  # also time the source Keras model (for the ratios)
     slices: tuple[str, ...] = ()  # test-split columns to slice quality and flip rates by (edgefin.explain.slices)
     explain: bool = True  # validate the bundles' reason codes against exact float Shapley, global view
+    devices: tuple[str, ...] = ()  # device results files (edgefin-run bench --output) merged into the report
+    for_device: str | None = None  # recommend from this device's figures (a device name in ``devices``)
     out: str | None = None  # report folder; None: RUN_DIR/report
 
 
@@ -60,8 +62,24 @@ def resolve(options: Options) -> BenchOptions:
 
 
 def check(options: Options) -> None:
-    """Refuse an unknown profile or preset before anything runs."""
+    """Refuse an unknown profile or preset, or unreadable device results, before anything runs."""
     resolve(options)
+    _devices(options)
+
+
+def _devices(options: Options) -> list[dict[str, Any]]:
+    """The device results files, read and validated; ``for_device`` must name one of them."""
+    from ..bench.devices import load_devices
+    from ..errors import UsageError
+
+    docs = load_devices(options.devices)
+    names = [d["device"]["name"] for d in docs]
+    if options.for_device is not None and options.for_device not in names:
+        raise UsageError(
+            f"for_device: no device named {options.for_device!r} in the device results "
+            f"(have: {', '.join(names) or 'none'})"
+        )
+    return docs
 
 
 def summary(report: Mapping[str, Any], paths: Mapping[str, Any]) -> dict[str, Any]:
@@ -108,6 +126,7 @@ def inputs(run_dir: RunDir, options: Options) -> list[Path]:
         rd.preprocess_json,
         rd.metrics_json,
         *([Path(options.profiles_file)] if options.profiles_file else []),
+        *(Path(p) for p in options.devices),
     ]
 
 
@@ -126,7 +145,12 @@ def run(run_dir: str | Path, options: Options, reporter: Reporter | None = None)
 
     resolved = resolve(options)
     check_slices(run_dir, options.slices)  # a wrong column fails before minutes of timing
+    devices = _devices(options)
     report = run_bench(run_dir, resolved, reporter)
+    if devices:
+        from ..bench.devices import merge
+
+        merge(report, devices, for_device=options.for_device)
     # after the timing: the analysis loads the Keras models (TensorFlow) into this process
     report.update(analyse_run(run_dir, AnalysisOptions(slices=options.slices, explain=options.explain), reporter))
     out = Path(options.out) if options.out else RunDir.at(run_dir).report_dir

@@ -18,6 +18,8 @@ class Options:
 
     source: str | None = None  # None: the run directory's report/report.json
     slices: tuple[str, ...] = ()  # recompute the slices of these test-split columns into report.json first
+    devices: tuple[str, ...] = ()  # device results files (edgefin-run bench --output) merged into report.json first
+    for_device: str | None = None  # make this device's recommendation the report's
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,11 @@ class Result:
 
 
 def check(options: Options) -> None:
-    """Nothing to check before the run: the report step only reads what bench wrote."""
+    """Device results must be readable and ``for_device`` must name a device (here or in report.json)."""
+    if options.devices:
+        from ..bench.devices import load_devices
+
+        load_devices(options.devices)
 
 
 def inputs(run_dir: RunDir, options: Options) -> list[Path]:
@@ -53,6 +59,10 @@ def run(run_dir: str | Path, options: Options, reporter: Reporter | None = None)
         from ..explain.analysis import refresh_slices
 
         refresh_slices(options.source or run_dir, options.slices, reporter)
+    if options.devices or options.for_device:
+        from ..bench.devices import load_devices, merge_into_file
+
+        merge_into_file(options.source or run_dir, load_devices(options.devices), for_device=options.for_device)
     paths = rebuild(options.source or run_dir)
     return Result(load_report(paths["report.json"]), paths)
 
