@@ -1,9 +1,16 @@
-"""Spawn one measuring worker (:mod:`.worker`, by path) and always get a result dict back."""
+"""Spawn one measuring worker (:mod:`.worker`, by path) and always get a result dict back.
+
+The worker runs on this Python (``sys.executable``) unless ``EDGEFIN_BENCH_PYTHON`` gives another
+command (split like a shell would): under user-mode emulation without binfmt, a process cannot exec
+an emulated binary itself, so the emulated Python is named with its emulator, e.g.
+``EDGEFIN_BENCH_PYTHON="/usr/bin/qemu-aarch64-static -cpu cortex-a72 /usr/bin/python3"``.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -29,7 +36,8 @@ def spawn_worker(
     env["EDGEFIN_BENCH_SPAWN_NS"] = str(time.time_ns())  # last thing before the spawn: cold start starts here
     try:
         proc = subprocess.run(
-            [python or sys.executable, str(WORKER), str(spec_path)],
+            [*(shlex.split(python or os.environ.get("EDGEFIN_BENCH_PYTHON", "")) or [sys.executable]), str(WORKER)]
+            + [str(spec_path)],
             env=env,
             capture_output=True,
             timeout=timeout_s,
