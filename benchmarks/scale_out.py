@@ -165,6 +165,11 @@ def spark_overheads(bundle: str, data: Path) -> dict[str, float]:
     return {"job_seconds": round(job, 4), "per_partition_seconds": round((t50 - t2) / 48, 4), "t2": t2, "t50": t50}
 
 
+def _save(path: str | None, result: dict[str, Any]) -> None:
+    if path:
+        Path(path).write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
+
+
 def _best(fn: Any, n: int = 3) -> float:
     times = []
     for _ in range(n):
@@ -200,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         engine, workers = spec.split(":")
         s = engine_run(args.bundle, data, work, engine, int(workers))
         result["engines"][spec] = s
+        _save(args.json, result)  # after every engine: a long run that is stopped keeps what it measured
         print(
             f"{spec:8s} {s['rows_per_second']:>10,.0f} rows/s  {s['seconds']:7.1f} s  timing {s['timing']}",
             file=sys.stderr,
@@ -212,10 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         result["spark_overheads"] = spark_overheads(args.bundle, data)
         print("spark", result["spark_overheads"], file=sys.stderr)
     result["load_average_end"] = os.getloadavg()
-    text = json.dumps(result, indent=1, sort_keys=True)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
-    print(text)
+    _save(args.json, result)
+    print(json.dumps(result, indent=1, sort_keys=True))
     return 0
 
 
