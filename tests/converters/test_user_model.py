@@ -79,7 +79,7 @@ def test_user_model_with_numeric_inputs(user_model, numeric_data, tmp_path):
     )
     assert result.exit_code == 0, result.output + result.stderr
     doc = json.loads(result.stdout)
-    assert doc["stage"] == "user" and doc["passed"]
+    assert doc["stage"] == "dense" and doc["passed"]  # the user model is its run's dense stage
     m = manifest_of(tmp_path / "tflite-int8.efb")
     assert [f["name"] for f in m["schema"]["fields"]] == COLUMNS  # the file's order = the model's order
     # the one behaviour for user models (edgefin.ingest): gaps filled with the training median, the
