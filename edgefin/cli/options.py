@@ -486,6 +486,24 @@ CONVERT: tuple[Flag, ...] = (
     ),
 )
 
+# device results merged into the report (bench and report take them alike)
+DEVICES: tuple[Flag, ...] = (
+    flag(
+        "--device",
+        "devices",
+        "Device results from `edgefin-run bench --output` to merge into the report (repeatable).",
+        multiple=True,
+        metavar="FILE.json",
+        type=click.Path(dir_okay=False),
+    ),
+    flag(
+        "--for-device",
+        "for_device",
+        "Recommend from this device's figures (a device name in the --device files); budgets apply to them.",
+        metavar="NAME",
+    ),
+)
+
 BENCH_DEFAULTS = field_defaults(bench_step.Options)
 BENCH: tuple[Flag, ...] = (
     flag(
@@ -541,20 +559,7 @@ BENCH: tuple[Flag, ...] = (
         "permutation importance and PDP/ICE plots.",
         show_default=True,
     ),
-    flag(
-        "--device",
-        "devices",
-        "Device results from `edgefin-run bench --output` to merge into the report (repeatable).",
-        multiple=True,
-        metavar="FILE.json",
-        type=click.Path(dir_okay=False),
-    ),
-    flag(
-        "--for-device",
-        "for_device",
-        "Recommend from this device's figures (a device name in the --device files); budgets apply to them.",
-        metavar="NAME",
-    ),
+    *DEVICES,
     flag("--out", "out", "Report folder [default: RUN_DIR/report].", COMMAND, type=click.Path(file_okay=False)),
 )
 
@@ -567,20 +572,7 @@ REPORT: tuple[Flag, ...] = (
         multiple=True,
         metavar="COL",
     ),
-    flag(
-        "--device",
-        "devices",
-        "Device results from `edgefin-run bench --output` to merge into the report (repeatable).",
-        multiple=True,
-        metavar="FILE.json",
-        type=click.Path(dir_okay=False),
-    ),
-    flag(
-        "--for-device",
-        "for_device",
-        "Recommend from this device's figures (a device name in the --device files); budgets apply to them.",
-        metavar="NAME",
-    ),
+    *DEVICES,
 )
 
 SPECS: dict[str, tuple[tuple[Flag, ...], Mapping[str, Any]]] = {

@@ -41,14 +41,9 @@ def _say(text: str) -> None:
 
 
 def _cpu_features() -> list[str]:
-    try:
-        from numpy._core._multiarray_umath import __cpu_features__ as feats
-    except ImportError:  # numpy < 2
-        try:
-            from numpy.core._multiarray_umath import __cpu_features__ as feats  # type: ignore[no-redef]
-        except ImportError:
-            return []
-    return sorted(k for k, v in feats.items() if v)
+    from edgefin_runtime.benchmark.machine import cpu_features
+
+    return cpu_features()
 
 
 def _platform() -> dict[str, Any]:
