@@ -191,6 +191,12 @@ TRAIN: tuple[Flag, ...] = (
         show_default=True,
     ),
     flag(
+        "--linear/--no-linear",
+        "linear",
+        "A linear path from the inputs to the output, with the logistic regression blended in as validation prefers.",
+        show_default=True,
+    ),
+    flag(
         "--encoding",
         "encoding",
         "How categories become features.",
