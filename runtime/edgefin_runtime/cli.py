@@ -105,7 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     common(p_verify)
     p_verify.add_argument("--json", action="store_true", help="print the outcome as JSON on stdout")
 
-    p_score = sub.add_parser("score", help="score CSV or JSON Lines records")
+    p_score = sub.add_parser("score", help="score CSV or JSON Lines records, or Parquet with --engine")
     common(p_score)
     p_score.add_argument("input", nargs="?", default=None, metavar="INPUT", help="input file (default: stdin)")
     p_score.add_argument(
