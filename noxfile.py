@@ -68,6 +68,10 @@ os.environ["PATH"] = os.pathsep.join(
 if shutil.which("uv") is None and (REPO / ".tools" / "bin" / "uv").exists():  # the Makefile's bootstrapped uv
     os.environ["PATH"] = f"{REPO / '.tools' / 'bin'}{os.pathsep}{os.environ['PATH']}"
 os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
+# compile the installed packages' bytecode as pip does on a device: without it (uv's default, with
+# PYTHONDONTWRITEBYTECODE set for the tests) every child process the tests start recompiled numpy and
+# the runtime from source, ~0.7 s of CPU each instead of ~0.2 s (measured on 3.9 here)
+os.environ.setdefault("UV_COMPILE_BYTECODE", "1")
 
 
 def _fixture_key() -> str:

@@ -3,9 +3,9 @@
 For every Python found the way the test matrix finds them (noxfile.find_interpreters), a fresh uv venv
 gets the runtime's wheel with both engines (uv resolves the newest engine each Python has); then, with
 this process and its children pinned to one core:
-  cold start   runtime_bench.cold_start: fresh `python -c` children, process start -> import -> load
-               (hashes, self-test) -> first score, median of --cold-runs; peak RSS of the child
-  vs bare      runtime_bench.cold_start_vs_bare: the same against a bare engine child, interleaved
+  cold start   runtime_bench.cold_start_vs_bare: fresh `python -c` children, process start -> import ->
+               load (hashes, self-test) -> first score, interleaved with a bare engine child on the same
+               model (numpy + engine + load + invoke), bytecode cached; medians of --cold-runs (>= 9)
   single       Predictor.score(dict) p50/p99 (runtime_bench.time_calls) in a child of that venv
 
     uv run --no-sync python benchmarks/python_versions.py --bundle B.efb [--bundle B2.efb] \
@@ -31,7 +31,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
 
 from runtime_bench import (  # noqa: E402
-    cold_start,
     cold_start_vs_bare,
     default_records,
     load_records,
@@ -85,23 +84,20 @@ def make_venv(interpreter: str, wheel: Path, venv: Path) -> str:
 
 def measure(py: str, bundles: dict[str, Path], records: Path, record: dict[str, Any], args: Any) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="pyver-", dir=args.work))
-    env = {"PATH": os.environ["PATH"]}
     res: dict[str, Any] = {"load_average_before": os.getloadavg()}
     res["versions"] = json.loads(
         subprocess.run([py, "-c", VERSIONS_CHILD], check=True, capture_output=True, text=True).stdout
     )
     for variant, path in bundles.items():
-        log(f"  {variant}: cold start, vs bare engine, single-record latency ...")
+        log(f"  {variant}: cold start vs bare engine, single-record latency ...")
         lat = subprocess.run(
             [py, "-c", LATENCY_CHILD, str(path), str(records), str(args.reps), str(REPO / "benchmarks")],
             check=True,
             capture_output=True,
             text=True,
-            env=env,
         )
         res[variant] = {
-            "cold_start": cold_start(py, path, record, args.cold_runs, env=env),
-            "vs_bare": cold_start_vs_bare(py, path, record, args.cold_runs, work),
+            "cold_start_vs_bare": cold_start_vs_bare(py, path, record, args.cold_runs, work),
             "single": json.loads(lat.stdout.strip().splitlines()[-1]),
         }
     res["load_average_after"] = os.getloadavg()
@@ -111,7 +107,7 @@ def measure(py: str, bundles: dict[str, Path], records: Path, record: dict[str, 
 def table(results: dict[str, Any], variants: list[str]) -> str:
     head = (
         "| Python | engines | "
-        + " | ".join(f"{v} cold start ms (vs bare) | {v} p50 / p99 us" for v in variants)
+        + " | ".join(f"{v} cold start ms: runtime / bare engine (ratio) | {v} p50 / p99 us" for v in variants)
         + " | load avg |"
     )
     lines = [head, "|" + "---|" * (3 + 2 * len(variants))]
@@ -123,7 +119,8 @@ def table(results: dict[str, Any], variants: list[str]) -> str:
         cells = [f"{pyv} ({vers['python']})", f"litert {vers['ai-edge-litert']}, ort {vers['onnxruntime']}"]
         for v in variants:
             x = r[v]
-            cells.append(f"{x['cold_start']['median']['total_ms']:.0f} ({x['vs_bare']['ratio']:.2f}x)")
+            c = x["cold_start_vs_bare"]
+            cells.append(f"{c['runtime']['wall_ms']:.0f} / {c['bare_engine']['wall_ms']:.0f} ({c['ratio']:.2f})")
             cells.append(f"{x['single']['p50_us']:.1f} / {x['single']['p99_us']:.1f}")
         cells.append(f"{r['load_average_before'][0]:.1f}-{r['load_average_after'][0]:.1f}")
         lines.append("| " + " | ".join(cells) + " |")
