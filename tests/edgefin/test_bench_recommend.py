@@ -71,9 +71,9 @@ def test_nothing_measured_says_so() -> None:
 
 
 def test_bad_constraints_are_usage_errors() -> None:
-    with pytest.raises(UsageError, match="max-latency-us"):
+    with pytest.raises(UsageError, match="`max_latency_us`"):  # the CLI's --max-latency-us: test_cli_option_names
         Constraints(max_latency_us=-1)
-    with pytest.raises(UsageError, match="latency-percentile"):
+    with pytest.raises(UsageError, match="`latency_percentile`"):
         Constraints(latency_percentile="p90")
 
 

@@ -96,6 +96,14 @@ def test_other_library_errors_show_their_commands_flags() -> None:
     )
 
 
+def test_bench_constraint_errors_show_the_bench_flags() -> None:
+    from edgefin.bench.recommend import Constraints
+
+    assert shown(raised(Constraints, max_latency_us=-1), "bench").startswith("--max-latency-us: expected a number")
+    text = shown(raised(Constraints, latency_percentile="p90"), "bench")
+    assert text.startswith("--latency-percentile: expected one of")
+
+
 def test_converter_gate_error_shows_no_gate() -> None:
     from edgefin_converters.errors import ParityGateError
 
