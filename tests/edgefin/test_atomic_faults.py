@@ -192,6 +192,15 @@ ALLOWED = {
     ("converters/edgefin_converters/onnx.py", "to_onnx_int8"),
     # the ARM64 root's build log: appended to, one step at a time, never a file that holds a result
     ("edgefin/targets/arm64root.py", "_run"),
+    # the service's access log: a log appended to line by line, never a file that holds a result
+    ("runtime/edgefin_runtime/serve/accesslog.py", "open_log"),
+    # `edgefin-run score --engine`: parts and _summary.json go into a staging folder beside the output,
+    # renamed into place when complete (cli_scale.run_scaled)
+    ("runtime/edgefin_runtime/cli_scale.py", "run_scaled"),
+    ("runtime/edgefin_runtime/cli_scale.py", "_score_dask"),
+    # DriftMonitor.to_json() returns text (written by open_atomic / sent as a response), not a file
+    ("runtime/edgefin_runtime/cli_drift.py", "run"),
+    ("runtime/edgefin_runtime/serve/app.py", "drift_counts"),
 }
 WRITE_METHODS = {"write_text", "write_bytes", "to_csv", "to_parquet", "to_json", "savez", "tofile"}
 

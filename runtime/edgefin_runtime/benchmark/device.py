@@ -75,6 +75,7 @@ def bench_bundles(
     """Measure each bundle in a fresh process; return the results document (not yet written)."""
     import platform
 
+    from ..atomic import write_bytes
     from ..bundle import read_bundle
 
     settings = preset(repeat)
@@ -99,7 +100,7 @@ def bench_bundles(
             if not rows:
                 raise BenchResultsError(f"{path}: no records to time (the bundle has no acceptance set or golden)")
             inputs = work / f"inputs-{i}.json"
-            inputs.write_text(json.dumps(inputs_document(m.schema, rows)), encoding="utf-8")
+            write_bytes(inputs, json.dumps(inputs_document(m.schema, rows)).encode("utf-8"))
             spec = {
                 "bundle": str(Path(path).resolve()),
                 "input": str(inputs),
