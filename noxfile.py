@@ -84,8 +84,14 @@ def _fixture_key() -> str:
     return h.hexdigest()[:16]
 
 
-#: computed once per nox run, so editing the runtime while the matrix runs does not orphan its bundles
-FIXTURES = WORK / f"bundles-{_fixture_key()}"
+#: computed once per nox run, so editing the runtime while the matrix runs does not orphan its bundles;
+#: EDGEFIN_MATRIX_BUNDLES names an already built directory instead (a second nox run started beside a
+#: first one in a tree others are editing: the same bundles and goldens for every session)
+FIXTURES = (
+    Path(os.environ["EDGEFIN_MATRIX_BUNDLES"]).resolve()
+    if os.environ.get("EDGEFIN_MATRIX_BUNDLES")
+    else WORK / f"bundles-{_fixture_key()}"
+)
 
 
 def _floor(wheel: Path, engine: str) -> str:

@@ -134,6 +134,10 @@ def rebundle(tiny_bundles: dict[str, Path]) -> Callable[..., bytes]:
 ENGINE_ENV = "EDGEFIN_TEST_ENGINE"
 
 
+#: the engine module a one-engine venv lacks
+_OTHER_ENGINE_MODULE = {"litert": "onnxruntime", "onnx": "ai_edge_litert"}
+
+
 def _absent_engine(exc: BaseException | None) -> str | None:
     """The runtime's 'engine not installed' message anywhere in the exception's chain, else None."""
     from edgefin_runtime.errors import BackendError
@@ -146,6 +150,14 @@ def _absent_engine(exc: BaseException | None) -> str | None:
         if isinstance(exc, AssertionError) and "BackendError: this bundle needs" in str(exc):
             text = str(exc)
             return text[text.index("this bundle needs") :].split(" (")[0]
+        # the other engine's module imported by a test, or named in a child's stderr that pytest's
+        # assertion message shortened before "this bundle needs"
+        other = _OTHER_ENGINE_MODULE.get(os.environ.get(ENGINE_ENV, ""))
+        if other and (
+            (isinstance(exc, ModuleNotFoundError) and exc.name == other)
+            or (isinstance(exc, AssertionError) and f"No module named '{other}'" in str(exc))
+        ):
+            return f"needs {other}, which this venv does not have"
         exc, seen = exc.__cause__ or exc.__context__, seen + 1
     return None
 
