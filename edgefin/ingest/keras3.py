@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError, UnsupportedLayerError
+from .lift import Lifted, input_name, lift_keras
 
 #: the rebuilt tf_keras model must score every row within this of the Keras 3 model
 EQUAL_MAX_DELTA = 1e-6
@@ -175,7 +176,7 @@ def rebuild_in_tf_keras(model: Any) -> Any:
             f"with one feature input and one probability output"
         )
     k = int(inputs[0].shape[-1])
-    new_input = tfk.Input((k,), name=_input_name(inputs[0]))
+    new_input = tfk.Input((k,), name=input_name(inputs[0]))
     memo: dict[int, Any] = {id(inputs[0]): new_input}
     made: dict[int, tuple[Any, Any]] = {}  # id(keras3 layer) -> (keras3 layer, tf_keras layer)
 
@@ -204,98 +205,14 @@ def rebuild_in_tf_keras(model: Any) -> Any:
     return rebuilt
 
 
-def _input_name(t: Any) -> str:
-    name = str(getattr(t, "name", "features") or "features")
-    return name.split(":")[0].replace("/", "_") or "features"
-
-
 # ---------------------------------------------------------------- lifting preprocessing into the spec
-@dataclass(frozen=True)
-class Lifted:
-    """A Keras 3 model's leading per-column preprocessing layer, as ``(x - mean) / scale`` per input
-    column, and the rest of the model (the same layer objects, from the layer after it)."""
-
-    layer: str
-    kind: str
-    mean: np.ndarray
-    scale: np.ndarray
-    rest: Any
-
-
 def lift_leading(model: Any) -> Lifted | None:
-    """The Normalization (not inverted, last axis) or Rescaling that alone consumes the model's input,
-    split off; None when the model does not start with one."""
+    """The Normalization (not inverted, last axis), Rescaling or BatchNormalization that alone consumes
+    the Keras 3 model's input, split off (:func:`.lift.lift_keras`); None when the model does not start
+    with one."""
     import keras
 
-    inputs = list(getattr(model, "inputs", None) or [])
-    outputs = list(getattr(model, "outputs", None) or [])
-    if len(inputs) != 1 or len(outputs) != 1:
-        return None
-    k = int(inputs[0].shape[-1])
-    consumers = [(op, node) for op, node in _graph_nodes(outputs[0]) if any(t is inputs[0] for t in node.input_tensors)]
-    if len(consumers) != 1:
-        return None
-    layer, node = consumers[0]
-    kind = type(layer).__name__
-    if kind == "Normalization":
-        axis = layer.axis if isinstance(layer.axis, (tuple, list)) else (layer.axis,)
-        if getattr(layer, "invert", False) or tuple(axis) not in ((-1,), (1,)):
-            return None
-        mean = np.asarray(layer.mean, dtype=np.float64).reshape(-1)
-        scale = np.maximum(np.sqrt(np.asarray(layer.variance, dtype=np.float64).reshape(-1)), keras.backend.epsilon())
-    elif kind == "Rescaling":
-        factor = np.broadcast_to(np.asarray(layer.scale, dtype=np.float64).reshape(-1), (k,))
-        offset = np.broadcast_to(np.asarray(layer.offset, dtype=np.float64).reshape(-1), (k,))
-        if not np.all(factor != 0):
-            return None
-        mean, scale = -offset / factor, 1.0 / factor
-    else:
-        return None
-    mean, scale = np.broadcast_to(mean, (k,)).copy(), np.broadcast_to(scale, (k,)).copy()
-    new_input = keras.Input((k,), name=_input_name(inputs[0]))
-    memo: dict[int, Any] = {id(node.output_tensors[0]): new_input}
-
-    def tensor(kt: Any) -> Any:
-        if id(kt) in memo:
-            return memo[id(kt)]
-        if any(kt is t for t in inputs):
-            raise _NotLiftable
-        op, node_index, _ = kt._keras_history
-        n = op._inbound_nodes[node_index]
-        args = [tensor(t) for t in n.input_tensors]
-        out = op(args[0] if len(args) == 1 else args)
-        outs = out if isinstance(out, (list, tuple)) else [out]
-        for src, dst in zip(n.output_tensors, outs, strict=True):
-            memo[id(src)] = dst
-        return memo[id(kt)]
-
-    try:
-        rest = keras.Model(new_input, tensor(outputs[0]), name=str(getattr(model, "name", "model")))
-    except _NotLiftable:
-        return None
-    return Lifted(layer=str(layer.name), kind=kind, mean=mean, scale=scale, rest=rest)
-
-
-def _graph_nodes(output: Any) -> list[tuple[Any, Any]]:
-    """The (layer, node) pairs the model's output is computed by (a loaded Sequential's layers also keep
-    nodes of earlier builds, which are not part of its graph)."""
-    seen: dict[int, tuple[Any, Any]] = {}
-    stack = [output]
-    while stack:
-        kt = stack.pop()
-        history = getattr(kt, "_keras_history", None)
-        if history is None:
-            continue
-        op, node_index, _ = history
-        node = op._inbound_nodes[node_index]
-        if id(node) not in seen:
-            seen[id(node)] = (op, node)
-            stack.extend(node.input_tensors)
-    return list(seen.values())
-
-
-class _NotLiftable(Exception):
-    """The raw input is used again after the leading layer (e.g. a skip connection): nothing is lifted."""
+    return lift_keras(model, keras, float(keras.backend.epsilon()))
 
 
 def prove_equal(model: Any, rebuilt: Any, x: np.ndarray, *, label: str = "model") -> float:

@@ -39,6 +39,7 @@ from ..reporter import SILENT, Reporter
 from ..rundir import SPLITS, RunDir
 from .columns import Columns, check_width, raw_columns, schema_columns
 from .formats import ModelFile, detect, load_for_conversion, load_tf_keras
+from .lift import Lifted, lift_keras, lift_onnx
 
 STEP = "ingest"
 #: the tf_keras re-save of an .h5 or SavedModel must score like the original within this
@@ -153,10 +154,12 @@ def ingest(model_path: str | Path, out: str | Path, options: Options, reporter: 
         cols = raw_columns(frames, frame, tspec, source=src, raw_features=options.raw_features, drop=options.drop)
     check_width(cols, width, label, src)
     lifted: dict[str, Any] | None = None
-    if k3 is not None and cols.how == "raw":
-        found = _lift(k3, model, cols, frames["train"], src, label)
+    lift: Lifted | None = None
+    if cols.how == "raw":
+        found = _lift(mf, k3, model, cols, frames["train"], src, label)
         if found is not None:
-            cols, k3, model, lifted = found
+            cols, k3_rest, model, lift, lifted = found
+            k3 = k3_rest if k3 is not None else None
     from edgefin_converters.keras_io import check_model, predict
 
     try:
@@ -197,7 +200,7 @@ def ingest(model_path: str | Path, out: str | Path, options: Options, reporter: 
 
     rd.root.mkdir(parents=True, exist_ok=True)
     (rd.root / "models").mkdir(exist_ok=True)
-    stored = _store(mf, rd, model, x["test"], k3 if lifted else None)
+    stored = _store(mf, rd, model, x["test"], lift)
     lineage["stages"]["dense"] = stored
     metrics: dict[str, Any] = {s: evaluate(ys[s], scores[s], thr) for s in ("test", "validation", "train")}
     metrics.update(
@@ -293,39 +296,67 @@ def _reusable(rd: RunDir, fingerprint: str, options: Options) -> bool:
 
 
 def _lift(
-    k3: Any, model: Any, cols: Columns, train: Any, source: str, label: str
-) -> tuple[Columns, Any, Any, dict[str, Any]] | None:
-    """Lift a Keras 3 model's leading Normalization/Rescaling into the spec (so the runtime validates and
-    standardises the columns, and int8 input quantisation sees standardised values) when the model
-    without it, on spec-encoded rows, scores the training rows within EQUAL_MAX_DELTA of the model itself."""
+    mf: ModelFile, k3: Any, model: Any, cols: Columns, train: Any, source: str, label: str
+) -> tuple[Columns, Any, Any, Lifted, dict[str, Any]] | None:
+    """Lift the model's leading per-column affine map (Normalization, Rescaling, BatchNormalization; in an
+    ONNX graph the nodes such a layer became: :mod:`.lift`) into the spec, so the runtime validates and
+    standardises the columns and int8 input quantisation sees standardised values; used only when the
+    rest of the model, on spec-encoded rows, scores the training rows within EQUAL_MAX_DELTA of the model
+    itself. Returns (columns, the rest as Keras 3 model or None, the rest to convert, the lift, record)."""
     from dataclasses import replace
 
     from edgefin_converters.keras_io import predict
-    from edgefin_converters.sources import from_keras3
     from edgefin_runtime.manifest import NumericStep
 
     from ..data import encode_frame, make_preprocessor
     from . import keras3
 
-    lifted = keras3.lift_leading(k3)
-    if lifted is None or not np.all(lifted.scale > 0) or not np.all(np.isfinite(lifted.mean)):
+    found = _leading_map(mf, k3, model, label)
+    if found is None:
+        return None
+    lifted, rest = found
+    if not (np.all(lifted.scale > 0) and np.all(np.isfinite(lifted.scale)) and np.all(np.isfinite(lifted.mean))):
         return None
     numeric = [step for step in cols.spec.steps if isinstance(step, NumericStep)]
-    if len(numeric) != len(cols.spec.steps):
+    if len(numeric) != len(cols.spec.steps) or len(numeric) != len(lifted.mean):
         return None
     steps = tuple(
         replace(step, mean=float(m), scale=float(sc))
         for step, m, sc in zip(numeric, lifted.mean, lifted.scale, strict=True)
     )
     spec = replace(cols.spec, steps=steps)
+    try:
+        spec_check = make_preprocessor(cols.schema, spec)
+    except Exception:  # noqa: BLE001 - e.g. a fill too far from the lifted mean for the runtime's limits
+        return None
     raw = encode_frame(train, cols.schema, make_preprocessor(cols.schema, cols.spec), source=source)
-    enc = encode_frame(train, cols.schema, make_preprocessor(cols.schema, spec), source=source)
-    rest = from_keras3(lifted.rest, label=label)
+    enc = encode_frame(train, cols.schema, spec_check, source=source)
     delta = float(np.max(np.abs(predict(model, raw).astype(np.float64) - predict(rest, enc)))) if len(raw) else 0.0
     if not delta <= keras3.EQUAL_MAX_DELTA:
         return None
     record = {"layer": lifted.layer, "class": lifted.kind, "max_abs_delta": delta, "rows": int(len(raw))}
-    return replace(cols, spec=spec), lifted.rest, rest, record
+    return replace(cols, spec=spec), (lifted.rest if k3 is not None else None), rest, lifted, record
+
+
+def _leading_map(mf: ModelFile, k3: Any, model: Any, label: str) -> tuple[Lifted, Any] | None:
+    """The model's leading affine map and the rest as the converters take it, or None."""
+    from edgefin_converters.sources import OnnxModel, from_keras3, from_onnx
+
+    if k3 is not None:
+        from . import keras3
+
+        lifted = keras3.lift_leading(k3)
+        return (lifted, from_keras3(lifted.rest, label=label)) if lifted is not None else None
+    if isinstance(model, OnnxModel):
+        lifted = lift_onnx(model.model_bytes)
+        return (lifted, from_onnx(lifted.rest, label=label)) if lifted is not None else None
+    if mf.flavour == "tf_keras":
+        from ..tfcompat import keras as tfk
+
+        keras_model = model if mf.format in ("keras", "h5") else load_tf_keras(mf)
+        lifted = lift_keras(keras_model, tfk, float(tfk.backend.epsilon()))
+        return (lifted, lifted.rest) if lifted is not None else None
+    return None
 
 
 def _width(model: Any, label: str) -> int:
@@ -376,21 +407,25 @@ def _compressibility(mf: ModelFile, k3: Any, x_train: np.ndarray, label: str) ->
     }
 
 
-def _store(mf: ModelFile, rd: RunDir, model: Any, x_check: np.ndarray, rest: Any) -> dict[str, Any]:
-    """Put the user's model into models/ as the dense stage (``rest``: a Keras 3 model whose leading
-    preprocessing layer was lifted into the spec); returns its lineage entry."""
+def _store(mf: ModelFile, rd: RunDir, model: Any, x_check: np.ndarray, lift: Lifted | None) -> dict[str, Any]:
+    """Put the user's model into models/ as the dense stage (after ``lift``, its leading preprocessing
+    lifted into the spec, when given); returns its lineage entry."""
     from ..keras_io import save_model
 
     dense = rd.model_path("dense")
-    if rest is not None:
-        from . import keras3
+    if lift is not None:
+        what = f"the model after its leading {lift.kind} ({lift.layer}), lifted into data/preprocess.json"
+        if mf.format == "onnx":
+            dest = dense.with_suffix(".onnx")
+            atomic.write_bytes(dest, lift.rest)
+            return {"from": "source", "file": f"models/{dest.name}", "stored": f"ONNX: {what}"}
+        if mf.flavour == "keras3":
+            from . import keras3
 
-        keras3.save(rest, dense)
-        return {
-            "from": "source",
-            "file": f"models/{dense.name}",
-            "stored": "the Keras 3 model after its leading preprocessing layer (lifted into data/preprocess.json)",
-        }
+            keras3.save(lift.rest, dense)
+            return {"from": "source", "file": f"models/{dense.name}", "stored": f"Keras 3: {what}"}
+        save_model(lift.rest, dense)
+        return {"from": "source", "file": f"models/{dense.name}", "stored": f"tf_keras (.keras): {what}"}
     if mf.format == "onnx":
         dest = dense.with_suffix(".onnx")
         atomic.write_bytes(dest, mf.path.read_bytes())
