@@ -116,3 +116,21 @@ def test_tf_keras_batchnormalization_not_liftable():
     assert lift_keras(model, keras, 1e-7) is None
     model, keras = _tf_keras_bn([1.2, 0.8, 1.5], skip=True)  # the raw input is used again later
     assert lift_keras(model, keras, 1e-7) is None
+
+
+def test_keras3_batchnormalization_on_the_inputs_is_lifted():
+    import keras
+
+    from edgefin.ingest import keras3
+
+    inp = keras.Input((K,), name="x")
+    h = keras.layers.BatchNormalization(name="bn_in")(inp)
+    model = keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(keras.layers.Dense(4, activation="relu")(h)))
+    model.get_layer("bn_in").set_weights(
+        [np.array(w, np.float32) for w in ([1.2, 0.8, 1.5], [0.1, -0.2, 0.3], [0, 5, 50], [1, 100, 1e4])]
+    )
+    lifted = keras3.lift_leading(model)
+    assert lifted is not None and (lifted.layer, lifted.kind) == ("bn_in", "BatchNormalization")
+    z = ((X - lifted.mean) / lifted.scale).astype(np.float32)
+    ref = np.asarray(model(X, training=False)).ravel()
+    assert np.max(np.abs(ref - np.asarray(lifted.rest(z, training=False)).ravel())) <= 1e-6
