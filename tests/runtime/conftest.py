@@ -88,8 +88,15 @@ class _Predictors(dict):  # type: ignore[type-arg]
 
     def __missing__(self, variant: str) -> Any:
         import edgefin_runtime
+        from edgefin_runtime.errors import BackendError
 
-        self[variant] = edgefin_runtime.load(self._paths[variant])
+        try:
+            self[variant] = edgefin_runtime.load(self._paths[variant])
+        except BackendError as exc:
+            # in a one-engine matrix venv: skip now, before hypothesis shrinks an example that cannot pass
+            if os.environ.get(ENGINE_ENV) and "which is not installed" in str(exc):
+                pytest.skip(f"[matrix: {os.environ[ENGINE_ENV]} only] {str(exc).split(' (')[0]}")
+            raise
         return self[variant]
 
 
@@ -178,6 +185,18 @@ def _record_absent_engines() -> None:
             _ABSENT.append(str(self).split(" (")[0])
 
     BackendError.__init__ = recording_init  # type: ignore[method-assign]
+
+    # a child process (the CLI) that failed for the other engine: its stderr says so
+    run = subprocess.run
+
+    def recording_run(*args: Any, **kwargs: Any) -> subprocess.CompletedProcess[Any]:
+        proc = run(*args, **kwargs)
+        err = proc.stderr.decode(errors="replace") if isinstance(proc.stderr, bytes) else proc.stderr
+        if isinstance(err, str) and "which is not installed" in err and "this bundle needs" in err:
+            _ABSENT.append(err[err.index("this bundle needs") :].split(" (")[0])
+        return proc
+
+    subprocess.run = recording_run  # type: ignore[assignment]
 
 
 if os.environ.get(ENGINE_ENV):
