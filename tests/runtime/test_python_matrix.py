@@ -34,9 +34,14 @@ def test_junit_outcomes_reads_passed_skipped_and_failed(tmp_path: Path) -> None:
     p.write_text(JUNIT.format(skip=SKIP, three='<failure message="boom"/>'))
     assert junit_outcomes(p) == {
         "tests.runtime.test_a::test_one": "passed",
-        "tests.runtime.test_a::test_two": "skipped",
+        "tests.runtime.test_a::test_two": "skipped-engine",
         "tests.runtime.test_b::test_three": "failed",
     }
+    p.write_text(
+        JUNIT.format(skip='<skipped message="no reason"/>', three="<skipped message=\"could not import 'uvicorn'\"/>")
+    )
+    assert junit_outcomes(p)["tests.runtime.test_a::test_two"] == "skipped"
+    assert junit_outcomes(p)["tests.runtime.test_b::test_three"] == "skipped-extra"
 
 
 def test_a_test_skipped_in_every_engine_session_of_a_python_is_a_problem() -> None:
@@ -49,6 +54,25 @@ def test_a_test_skipped_in_every_engine_session_of_a_python_is_a_problem() -> No
     assert check_tests(runs) == ["python 3.13: t::b passed in no engine session (skipped in every one)"]
     runs[("3.13", "onnx")]["t::b"] = "failed"
     assert check_tests(runs) == ["python 3.13 / onnx: t::b failed"]
+
+
+def test_a_test_each_one_engine_session_skipped_for_the_other_engine_is_named_not_hidden() -> None:
+    runs = {
+        ("3.9", "litert"): {"t::a": "passed", "t::both": "skipped-engine", "t::serve": "skipped-extra"},
+        ("3.9", "onnx"): {"t::a": "passed", "t::both": "skipped-engine", "t::serve": "skipped-extra"},
+    }
+    notes: list[str] = []
+    assert check_tests(runs, notes) == []
+    assert notes == [
+        "python 3.9: needs both engines in one process, not run here: t::both",
+        "python 3.9: needs the serve extra (uvicorn), not run here: t::serve",
+    ]
+    # one engine session only (the other failed before its tests): nothing excuses the skip
+    del runs[("3.9", "onnx")]
+    assert check_tests(runs) == ["python 3.9: t::both passed in no engine session (skipped in every one)"]
+    # skipped for another reason in one of the sessions: still a problem
+    runs[("3.9", "onnx")] = {"t::a": "passed", "t::both": "skipped", "t::serve": "skipped-extra"}
+    assert check_tests(runs) == ["python 3.9: t::both passed in no engine session (skipped in every one)"]
 
 
 def test_scores_must_be_identical_across_pythons_for_one_engine_version() -> None:
