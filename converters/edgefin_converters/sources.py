@@ -237,6 +237,17 @@ def from_onnx(model_bytes: bytes, *, label: str = "model") -> OnnxModel:
 # ---------------------------------------------------------------- helpers
 def _keras3_width(model: Any, label: str) -> int:
     inputs = list(getattr(model, "inputs", None) or [])
+    text = [t for t in inputs if "float" not in str(getattr(t, "dtype", "float32"))]
+    if text:
+        layers = [type(layer).__name__ for layer in getattr(model, "layers", [])]
+        inside = sorted({n for n in layers if n in ("StringLookup", "IntegerLookup", "CategoryEncoding", "Hashing")})
+        raise ModelInputError(
+            f"{label}: input '{_name(text[0])}' takes {getattr(text[0], 'dtype', '?')} values"
+            + (f" (encoded inside the model by {', '.join(inside)})" if inside else "")
+            + "; a bundle's model takes one float32 feature matrix, so lookup and one-hot layers on "
+            "string or integer inputs cannot stay inside it. Train the model on the encoded features of "
+            "an edgefin schema (its preprocess spec one-hot encodes categorical fields on the device)"
+        )
     if len(inputs) != 1:
         raise ModelInputError(
             f"{label}: expected one input tensor of shape (batch, n_features), got {len(inputs)} inputs; "
@@ -245,13 +256,11 @@ def _keras3_width(model: Any, label: str) -> int:
     shape = tuple(inputs[0].shape)
     if len(shape) != 2 or shape[1] is None:
         raise ModelInputError(f"{label}: expected an input of shape (batch, n_features), got {list(shape)}")
-    dtype = str(getattr(inputs[0], "dtype", "float32"))
-    if "float" not in dtype:
-        raise ModelInputError(
-            f"{label}: expected a float input (features are encoded as float32), got {dtype}; a model that "
-            f"takes strings or integers (e.g. a StringLookup first) cannot take the bundle's feature matrix"
-        )
     return int(shape[1])
+
+
+def _name(t: Any) -> str:
+    return str(getattr(t, "name", "input") or "input").split(":")[0]
 
 
 def _out_info(outputs: Any, label: str) -> TensorInfo:

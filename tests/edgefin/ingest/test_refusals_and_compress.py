@@ -111,3 +111,25 @@ def test_run_json_has_one_writer():
         if writes.search(p.read_text(encoding="utf-8")) and p.name != "rundir.py"
     ]
     assert offenders == []
+
+
+def test_a_lookup_layer_on_a_string_input_is_refused_with_the_reason(tmp_path):
+    """A StringLookup (one-hot) inside a Keras 3 model takes strings: a bundle's model takes one float
+    matrix, so convert refuses it, naming the input and the layer (no Traceback)."""
+    import keras
+    import pandas as pd
+
+    num = keras.Input((2,), name="amounts")
+    region = keras.Input((1,), dtype="string", name="region")
+    onehot = keras.layers.StringLookup(vocabulary=["north", "south"], output_mode="one_hot", name="lookup")(region)
+    h = keras.layers.Concatenate()([num, onehot])
+    path = tmp_path / "lookup.keras"
+    keras.Model([num, region], keras.layers.Dense(1, activation="sigmoid")(h)).save(path)
+    data = tmp_path / "d.csv"
+    pd.DataFrame({"a": range(40), "b": range(40), "region": ["north", "south"] * 20, "label": [0, 1] * 20}).to_csv(
+        data, index=False
+    )
+    res = run("convert", path, "--data", data, "--target", "label", "--run-dir", tmp_path / "r")
+    assert res.exit_code == 2 and "Traceback" not in res.stderr, res.output
+    assert "input 'region' takes string values (encoded inside the model by StringLookup)" in res.stderr
+    assert "one float32 feature matrix" in res.stderr
