@@ -85,6 +85,14 @@ def load_model(path: str | os.PathLike[str]) -> Any:
         ) from None
 
 
+def load_user_tf_keras(path: str | os.PathLike[str]) -> Any:
+    """A user's tf_keras model from a ``.h5`` file or a SavedModel directory, uncompiled (edgefin.ingest
+    turns what tf_keras raises into its own message)."""
+    from .tfcompat import keras
+
+    return keras.models.load_model(path, compile=False)
+
+
 def _holds_tfmot_layers(path: Path) -> bool:
     """True when the ``.keras`` archive's config names a TFMOT class (False for anything unreadable:
     Keras then reports the file itself)."""

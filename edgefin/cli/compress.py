@@ -72,7 +72,8 @@ def compress(
             )
             if given:
                 raise UsageError(
-                    f"{source} is a run directory: {', '.join(given)} are only for compressing your own model"
+                    f"{source} is a run directory: {', '.join(given)} are only for compressing your own model "
+                    f"(edgefin compress MODEL.keras --data FILE --target COL --out RUN_DIR)"
                 )
             run = path
         elif path.exists():

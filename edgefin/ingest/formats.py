@@ -199,7 +199,7 @@ def load_for_conversion(mf: ModelFile) -> Any:
 
 def load_tf_keras(mf: ModelFile) -> Any:
     """The tf_keras model of a tf_keras .keras/.h5 file or a tf_keras SavedModel (ModelFormatError if none)."""
-    from ..tfcompat import keras
+    from ..keras_io import load_user_tf_keras
 
     if mf.format in ("keras", "h5") and mf.flavour == "tf_keras":
         from ..keras_io import load_model
@@ -209,7 +209,7 @@ def load_tf_keras(mf: ModelFile) -> Any:
     if mf.flavour != "tf_keras":
         raise ModelFormatError(f"model {mf.path} has no tf_keras layers (format {mf.format}, flavour {mf.flavour})")
     try:
-        return keras.models.load_model(mf.path, compile=False)
+        return load_user_tf_keras(mf.path)
     except Exception as exc:  # noqa: BLE001 - h5py/SavedModel revival errors of a foreign file
         text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise ModelFormatError(f"cannot load tf_keras model {mf.path}: {type(exc).__name__}: {text}") from None
