@@ -563,27 +563,31 @@ class Manifest:
 
     # ------------------------------------------------------------ serialisation
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "format_version": self.format_version,
-            "min_runtime_version": self.min_runtime_version,
-            "created_at": self.created_at,
-            "producer": self.producer,
-            "source": self.source,
-            "schema": {
-                "fields": [_field_dict(f) for f in self.schema.fields],
-                "target": self.schema.target,
-                "positive_label": self.schema.positive_label,
-                "negative_label": self.schema.negative_label,
-            },
-            "preprocessing": self.preprocessing.to_dict(),
-            "model": _model_dict(self.model),
-            "decision": asdict(self.decision),
-            "metrics": self.metrics,
-            "parity": self.parity,
-            "golden": [{"record": g.record, "score": g.score} for g in self.golden],
-            "golden_tolerance": self.golden_tolerance,
-            "members": dict(sorted(self.members.items())),
-        } | ({"acceptance": self.acceptance.to_dict()} if self.acceptance is not None else {}) | _sections(self)
+        return (
+            {
+                "format_version": self.format_version,
+                "min_runtime_version": self.min_runtime_version,
+                "created_at": self.created_at,
+                "producer": self.producer,
+                "source": self.source,
+                "schema": {
+                    "fields": [_field_dict(f) for f in self.schema.fields],
+                    "target": self.schema.target,
+                    "positive_label": self.schema.positive_label,
+                    "negative_label": self.schema.negative_label,
+                },
+                "preprocessing": self.preprocessing.to_dict(),
+                "model": _model_dict(self.model),
+                "decision": asdict(self.decision),
+                "metrics": self.metrics,
+                "parity": self.parity,
+                "golden": [{"record": g.record, "score": g.score} for g in self.golden],
+                "golden_tolerance": self.golden_tolerance,
+                "members": dict(sorted(self.members.items())),
+            }
+            | ({"acceptance": self.acceptance.to_dict()} if self.acceptance is not None else {})
+            | _sections(self)
+        )
 
     def to_json_bytes(self) -> bytes:
         """Canonical strict JSON (sorted keys, no NaN) so equal manifests give equal bytes.
