@@ -28,6 +28,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from edgefin.bench.report import _get, _thr
+
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
 FIGURES = (  # label, path into a bundle's figures, higher is better
@@ -37,17 +39,6 @@ FIGURES = (  # label, path into a bundle's figures, higher is better
     ("cold start ms", ("cold_start", "spawn_to_first_score_ms")),
     ("peak RSS MiB", ("memory", "peak_rss_mib")),
 )
-
-
-def _dig(d: Any, keys: tuple[str, ...]) -> Any:
-    for k in keys:
-        d = d.get(k) if isinstance(d, dict) else None
-    return d
-
-
-def _columns_rate(fig: dict[str, Any]) -> float | None:
-    rows = [t for t in _dig(fig, ("throughput", "runtime_columns")) or [] if t.get("batch") == 1024]
-    return rows[0].get("records_per_s") if rows else None
 
 
 def _run(argv: list[str], **kw: Any) -> None:
@@ -140,9 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         arm = by_device.get("arm64-emulated-cortex-a72", {}).get(n)
         figs: dict[str, Any] = {}
         for label, keys in (*FIGURES, ("columns rows/s @1024", None)):
-            a = _columns_rate(tool) if keys is None else _dig(tool, keys)
-            b = _columns_rate(dev) if keys is None else _dig(dev, keys)
-            c = None if arm is None else (_columns_rate(arm) if keys is None else _dig(arm, keys))
+            a = _thr(tool, "runtime_columns", 1024) if keys is None else _get(tool, *keys)
+            b = _thr(dev, "runtime_columns", 1024) if keys is None else _get(dev, *keys)
+            c = None if arm is None else (_thr(arm, "runtime_columns", 1024) if keys is None else _get(arm, *keys))
             ratio = b / a if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a else None
             figs[label] = {"edgefin_bench": a, "edgefin_run_bench": b, "ratio": ratio, "arm64_emulated": c}
             cell = (

@@ -137,35 +137,26 @@ def merge_into_file(path: str | Path, docs: Sequence[Mapping[str, Any]], *, for_
 
 
 # ---------------------------------------------------------------- rendering
-def _dig(d: Any, keys: Sequence[str]) -> Any:
-    for k in keys:
-        if not isinstance(d, Mapping):
-            return None
-        d = d.get(k)
-    return d
-
-
 def table(device: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Headers and cells of one device's table (text; the callers escape for their format)."""
-    from .report import fmt
+    from .report import _get, _thr, fmt
 
     headers = ["variant", "status", "matches run", "p50 us", "p99 us", "engine p50 us", "rows/s @1024", "cold ms"]
     headers += ["RSS MiB", "acceptance max |dp|"]
     rows: list[list[str]] = []
     for name, v in device["variants"].items():
-        cols = [t for t in _dig(v, ("throughput", "runtime_columns")) or [] if t.get("batch") == 1024]
         rows.append(
             [
                 name,
                 str(v.get("status")),
                 "yes" if v.get("matches_run") else "NO",
-                fmt(_dig(v, ("latency", "runtime", "p50_us")), "{:.1f}"),
-                fmt(_dig(v, ("latency", "runtime", "p99_us")), "{:.1f}"),
-                fmt(_dig(v, ("latency", "engine", "p50_us")), "{:.1f}"),
-                fmt(cols[0].get("records_per_s") if cols else None, "{:,.0f}"),
-                fmt(_dig(v, ("cold_start", "spawn_to_first_score_ms")), "{:.0f}"),
-                fmt(_dig(v, ("memory", "peak_rss_mib")), "{:.1f}"),
-                fmt(_dig(v, ("acceptance", "max_abs_diff")), "{:.2g}"),
+                fmt(_get(v, "latency", "runtime", "p50_us"), "{:.1f}"),
+                fmt(_get(v, "latency", "runtime", "p99_us"), "{:.1f}"),
+                fmt(_get(v, "latency", "engine", "p50_us"), "{:.1f}"),
+                fmt(_thr(v, "runtime_columns", 1024), "{:,.0f}"),
+                fmt(_get(v, "cold_start", "spawn_to_first_score_ms"), "{:.0f}"),
+                fmt(_get(v, "memory", "peak_rss_mib"), "{:.1f}"),
+                fmt(_get(v, "acceptance", "max_abs_diff"), "{:.2g}"),
             ]
         )
     return headers, rows

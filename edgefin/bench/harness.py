@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgefin_runtime.benchmark.launch import spawn_worker  # the runtime's worker, as edgefin-run bench
+
 from ..atomic import write_json
 from ..errors import RunDirError, UsageError
 from ..reporter import SILENT, Reporter
@@ -98,13 +100,6 @@ def write_inputs(rd: RunDir, path: Path) -> tuple[list[int], dict[str, Any]]:
 
 
 # ---------------------------------------------------------------- workers
-def spawn_worker(spec: dict[str, Any], workdir: Path, name: str, timeout_s: float) -> dict[str, Any]:
-    """Run one measuring worker (the runtime's, as ``edgefin-run bench`` does); always return a result dict."""
-    from edgefin_runtime.benchmark.launch import spawn_worker as spawn
-
-    return spawn(spec, workdir, name, timeout_s)
-
-
 def measure_variant(
     name: str, bundle: Path, inputs: Path, profile: Profile, settings: Settings, workdir: Path
 ) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from . import svg
 from .recommend import explain
-from .report import COLUMNS, _get, _quality_warnings, _thr, fmt, summary_rows, target_cell
+from .report import COLUMNS, _get, _quality_warnings, _thr, fmt, summary_rows, target_cell, target_failures
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1220px;color:#222}
@@ -242,12 +242,7 @@ def _targets_section(t: Mapping[str, Any]) -> str:
         f"checked in {v.get('seconds')} s)</li>"
         for n, v in t.get("targets", {}).items()
     )
-    fails = [
-        f"{b} on {n}: {f}"
-        for b, cells in t.get("grid", {}).items()
-        for n, c in cells.items()
-        for f in c.get("failures", [])
-    ]
+    fails = target_failures(t)
     fail_html = (
         "<p>Failures:</p><ul>" + "".join(f"<li class='warn'>{escape(f)}</li>" for f in fails) + "</ul>" if fails else ""
     )

@@ -116,6 +116,16 @@ def _md_table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def target_failures(t: Mapping[str, Any]) -> list[str]:
+    """'bundle on target: failure' for every failed check of a targets grid (report.json's ``targets``)."""
+    return [
+        f"{b} on {n}: {f}"
+        for b, cells in t.get("grid", {}).items()
+        for n, c in cells.items()
+        for f in c.get("failures", [])
+    ]
+
+
 def render_markdown(report: Mapping[str, Any]) -> str:
     m, p, rec = report.get("machine", {}), report.get("profile", {}), report.get("recommendation", {})
     rows = summary_rows(report)
@@ -253,12 +263,7 @@ def md_targets(t: Mapping[str, Any]) -> str:
         f"- `{n}`: {v.get('isa')} (QEMU CPU {v.get('cpu') or 'none, native'}; checked in {v.get('seconds')} s)"
         for n, v in t.get("targets", {}).items()
     ]
-    fails = [
-        f"{b} on {n}: {f}"
-        for b, cells in t.get("grid", {}).items()
-        for n, c in cells.items()
-        for f in c.get("failures", [])
-    ]
+    fails = target_failures(t)
     if fails:
         lines += ["", "Failures:", *[f"- {f}" for f in fails]]
     return "\n".join(lines) + "\n"
