@@ -85,13 +85,18 @@ java:
 	    echo "make: apt-get could not install openjdk-17-jre-headless; the Spark tests will skip"; \
 	  else echo "make: no java and no root/apt-get to install it; the Spark tests will skip (install a Java 17 runtime)"; fi; }
 
-# The runtime from its wheel on Python 3.9, 3.10, 3.11, 3.12 and 3.13 (pyenv's or pythonX.Y on PATH; a missing
-# one fails) x LiteRT and ONNX Runtime, fixture bundles built once by the toolkit; scores compared across
-# Pythons (noxfile.py). MATRIX_PYTHONS=3.9,3.13 runs a subset (CI does).
+# The runtime from its wheel on Python 3.9, 3.10, 3.11, 3.12 and 3.13 x LiteRT, ONNX Runtime and both engines
+# in one venv; fixture bundles built once by the toolkit; scores compared across Pythons (noxfile.py).
+# Interpreters: pyenv's, else pythonX.Y on PATH, else uv's managed CPython of the pinned patch release, installed
+# with uv when missing (MATRIX_DOWNLOAD=never forbids it); one that cannot be had fails the run, named.
+# MATRIX_PYTHONS=3.9,3.13 runs a subset (CI does).
 MATRIX_PYTHONS ?= 3.9,3.10,3.11,3.12,3.13
+MATRIX_DOWNLOAD ?= auto
 test-runtime-matrix: sync
-	PATH="$(abspath $(dir $(UV))):$$PATH" EDGEFIN_MATRIX_PYTHONS=$(MATRIX_PYTHONS) \
-	  $(UV) run --frozen --no-sync nox -f noxfile.py -s interpreters fixtures wheel matrix matrix_check
+	export PATH="$(abspath $(dir $(UV))):$$PATH" EDGEFIN_MATRIX_PYTHONS=$(MATRIX_PYTHONS) \
+	  EDGEFIN_MATRIX_DOWNLOAD=$(MATRIX_DOWNLOAD); \
+	$(UV) run --frozen --no-sync nox -f noxfile.py -s interpreters && \
+	$(UV) run --frozen --no-sync nox -f noxfile.py -s fixtures wheel matrix matrix_both matrix_check
 
 # wheels + sdists of edgefin-runtime, edgefin-converters and edgefin into dist/ (the runtime wheel holds only
 # edgefin_runtime: tests/runtime/test_wheel.py checks it, installs it in a fresh venv and scores a bundle)

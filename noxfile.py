@@ -1,23 +1,28 @@
 """The runtime on every Python a branch box has (issue 19): ``make test-runtime-matrix``.
 
-For each Python 3.9 ... 3.13 found on this machine (pyenv's versions, then ``pythonX.Y`` on PATH) and
-each engine (LiteRT, ONNX Runtime): a fresh uv venv with the runtime installed from its built wheel (never
-the source tree), that one engine and the test tools; the TensorFlow-free runtime tests run against
-fixture bundles built ONCE by the toolkit (the repository's .venv, Python 3.11, TensorFlow); then the
-credit fixture bundles are scored and the probabilities written to JSON. ``matrix_check`` fails on any
-failed test, on a test no engine session of a Python passed, and on scores that differ between Pythons
-for the same engine version. A Python that is not found fails ``interpreters`` (never silently skipped).
+For each Python 3.9 ... 3.13 and each engine (LiteRT, ONNX Runtime): a fresh uv venv with the runtime
+installed from its built wheel (never the source tree), that one engine and the test tools; the
+TensorFlow-free runtime tests run against fixture bundles built ONCE by the toolkit (the repository's .venv,
+Python 3.11, TensorFlow); then the credit fixture bundles are scored and the probabilities written to JSON.
+A third venv per Python has both engines and runs the tests the one-engine venvs skipped for the engine they
+lacked (a LiteRT and an ONNX bundle in one process). ``matrix_check`` fails on any failed test, on a test no
+session of a Python passed, and on scores that differ between Pythons for the same engine version.
+
+Interpreters (``interpreters`` session, python_matrix.find_interpreter): pyenv's newest X.Y.*, else
+``pythonX.Y`` on PATH, else uv's managed CPython of the pinned patch release (PINNED_PYTHONS), else
+``uv python install`` of it (EDGEFIN_MATRIX_DOWNLOAD=never forbids that). A Python none of these gives
+fails the run, named with what was tried - never silently skipped.
 
 On the oldest Python the engines are pinned to the lowest versions the runtime's extras allow (the
 newest those Pythons get), so the floors declared in runtime/pyproject.toml are the ones tested.
 
-    nox -f noxfile.py -s interpreters fixtures wheel matrix matrix_check     # everything (make)
+    nox -f noxfile.py -s interpreters                                        # find / install, or fail
+    nox -f noxfile.py -s fixtures wheel matrix matrix_both matrix_check      # then everything (make)
     EDGEFIN_MATRIX_PYTHONS=3.9,3.13 nox ...                                  # a reduced matrix (CI)
 """
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import os
 import re
@@ -29,12 +34,24 @@ from pathlib import Path
 import nox
 
 REPO = Path(__file__).resolve().parent
+sys.path.insert(0, str(REPO))
+from tests.runtime.python_matrix import (  # noqa: E402  (the matrix's helpers: they also run inside its venvs)
+    ALL_PYTHONS,
+    BOTH,
+    ENGINES,
+    Interpreter,
+    check,
+    find_interpreter,
+    needing_both_engines,
+    toolkit_test_modules,
+)
+
 WORK = REPO / ".nox" / "_matrix"
 RESULTS = WORK / "results"
 DIST = WORK / "dist"
-ALL_PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
-PYTHONS = tuple(os.environ.get("EDGEFIN_MATRIX_PYTHONS", ",".join(ALL_PYTHONS)).split(","))
-ENGINES = ("litert", "onnx")
+PYTHONS = tuple(v.strip() for v in os.environ.get("EDGEFIN_MATRIX_PYTHONS", ",".join(ALL_PYTHONS)).split(","))
+#: "auto": a Python the machine lacks is installed with uv (pinned patch release); "never": it fails the run
+DOWNLOAD = os.environ.get("EDGEFIN_MATRIX_DOWNLOAD", "auto")
 ENGINE_PACKAGE = {"litert": "ai-edge-litert", "onnx": "onnxruntime"}
 #: the test tools each venv gets besides the wheel (onnx builds the security tests' tiny models; pandas
 #: and pyarrow for the DataFrame input tests; cryptography through the runtime's signing extra)
@@ -46,28 +63,28 @@ nox.options.download_python = "never"  # a Python that is not on the machine is 
 nox.options.reuse_existing_virtualenvs = False
 
 
-def find_interpreters() -> dict[str, str | None]:
-    """X.Y -> the interpreter used for it: pyenv's newest X.Y.*, else pythonX.Y on PATH; None if neither."""
-    root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
-    found: dict[str, str | None] = {}
-    for v in ALL_PYTHONS:
-        pyenv = sorted(
-            glob.glob(f"{root}/versions/{v}.*/bin/python{v}"),
-            key=lambda p: [int(x) for x in re.findall(r"\d+", Path(p).parents[1].name)],
-        )
-        found[v] = pyenv[-1] if pyenv else shutil.which(f"python{v}")
-    return found
-
-
-INTERPRETERS = find_interpreters()
-# nox resolves "3.9" through PATH: put the interpreters found first on it, so each version is the one
-# reported by the `interpreters` session
-os.environ["PATH"] = os.pathsep.join(
-    [str(Path(p).parent) for p in INTERPRETERS.values() if p] + [os.environ.get("PATH", "")]
-)
 if shutil.which("uv") is None and (REPO / ".tools" / "bin" / "uv").exists():  # the Makefile's bootstrapped uv
     os.environ["PATH"] = f"{REPO / '.tools' / 'bin'}{os.pathsep}{os.environ['PATH']}"
-os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
+os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")  # only the interpreters session installs, pinned
+PYENV_ROOT = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+
+
+def _find(version: str, download: bool) -> Interpreter:
+    return find_interpreter(
+        version, pyenv_root=PYENV_ROOT, path_env=os.environ["PATH"], uv=shutil.which("uv"), download=download
+    )
+
+
+def _put_first_on_path(interpreters: dict[str, Interpreter]) -> None:
+    """nox resolves "3.9" through PATH: the chosen interpreters' folders go first, so each version is the one
+    the `interpreters` session reported."""
+    dirs = [str(Path(i.path).parent) for i in interpreters.values() if i.path]
+    os.environ["PATH"] = os.pathsep.join([*dict.fromkeys(dirs), os.environ.get("PATH", "")])
+
+
+#: found without downloading (a version installed by an earlier `interpreters` session is uv-managed now)
+INTERPRETERS = {v: _find(v, download=False) for v in PYTHONS}
+_put_first_on_path(INTERPRETERS)
 # compile the installed packages' bytecode as pip does on a device: without it (uv's default, with
 # PYTHONDONTWRITEBYTECODE set for the tests) every child process the tests start recompiled numpy and
 # the runtime from source, ~0.7 s of CPU each instead of ~0.2 s (measured on 3.9 here)
@@ -116,16 +133,27 @@ def _wheel() -> Path:
 
 @nox.session(python=False)
 def interpreters(session: nox.Session) -> None:
-    """Which interpreter each Python version of the matrix uses; fails naming any that is missing."""
-    for v in ALL_PYTHONS:
-        chosen = "in this run" if v in PYTHONS else "not in this run (EDGEFIN_MATRIX_PYTHONS)"
-        session.log(f"Python {v}: {INTERPRETERS[v] or 'NOT FOUND'} ({chosen})")
+    """Which interpreter each Python of this run uses (installing a missing one with uv unless
+    EDGEFIN_MATRIX_DOWNLOAD=never); fails naming any that could not be had and what was tried."""
     shutil.rmtree(RESULTS, ignore_errors=True)  # a run's check reads this run's reports only
-    missing = [v for v in PYTHONS if not INTERPRETERS.get(v)]
+    for v in PYTHONS:
+        if INTERPRETERS[v].path is None and DOWNLOAD != "never":
+            session.log(f"Python {v}: none on this machine; installing it with uv")
+            INTERPRETERS[v] = _find(v, download=True)
+    _put_first_on_path(INTERPRETERS)
+    for v in ALL_PYTHONS:
+        i = INTERPRETERS.get(v)
+        if i is None:
+            session.log(f"Python {v}: not in this run (EDGEFIN_MATRIX_PYTHONS)")
+        elif i.path:
+            session.log(f"Python {v}: {i.path} ({i.source})")
+    missing = [i for i in INTERPRETERS.values() if i.path is None]
     if missing:
         session.error(
-            f"no interpreter for Python {', '.join(missing)} (looked in pyenv's versions and for pythonX.Y on "
-            "PATH); install them (pyenv install 3.X) or choose the versions with EDGEFIN_MATRIX_PYTHONS"
+            "no interpreter for Python "
+            + "; ".join(f"{i.version} (tried: {i.error})" for i in missing)
+            + ". Install it (pyenv install 3.X, the OS package, or uv python install) or choose the versions "
+            "with MATRIX_PYTHONS / EDGEFIN_MATRIX_PYTHONS"
         )
 
 
@@ -154,6 +182,30 @@ def wheel(session: nox.Session) -> None:
     session.log(f"{_wheel().name}: {_wheel().stat().st_size / 1024:.1f} KiB")
 
 
+def _engine_pin(whl: Path, engine: str, session: nox.Session) -> str:
+    """The engine's floor on the oldest Python (the version the extra declares is the one tested), else
+    its newest release for that Python."""
+    package = ENGINE_PACKAGE[engine]
+    return f"{package}=={_floor(whl, engine)}" if session.python == ALL_PYTHONS[0] else package
+
+
+def _check_interpreter(session: nox.Session) -> None:
+    """The venv runs on the interpreter the `interpreters` session chose for its version; says where the
+    runtime is imported from (the wheel, in site-packages)."""
+    out = session.run(
+        "python", "-c",
+        "import edgefin_runtime, os, sys; print(edgefin_runtime.__file__, sys.version.split()[0]); "
+        "print(os.path.realpath(sys.base_prefix))",
+        silent=True,
+    )  # fmt: skip
+    lines = str(out or "").strip().splitlines()
+    chosen = INTERPRETERS[str(session.python)].path
+    expected = os.path.realpath(Path(chosen).parents[1]) if chosen else None
+    if not lines or lines[-1] != expected:
+        session.error(f"the venv of Python {session.python} runs on {lines[-1:]}, not on the chosen {chosen}")
+    session.log(f"Python {session.python}: {chosen}; runtime {lines[0] if len(lines) > 1 else '?'}")
+
+
 @nox.session(python=PYTHONS)
 @nox.parametrize("engine", ENGINES)
 def matrix(session: nox.Session, engine: str) -> None:
@@ -162,18 +214,13 @@ def matrix(session: nox.Session, engine: str) -> None:
     bundles = FIXTURES
     if not (bundles / "credit-sample.jsonl").is_file():
         session.error(f"no fixture bundles in {bundles}: run the 'fixtures' session first")
-    pin = (
-        f"{ENGINE_PACKAGE[engine]}=={_floor(whl, engine)}"
-        if session.python == ALL_PYTHONS[0]
-        else ENGINE_PACKAGE[engine]
+    session.install(
+        f"edgefin-runtime[{engine},signing] @ {whl.as_uri()}", _engine_pin(whl, engine, session), *TEST_DEPS
     )
-    session.install(f"edgefin-runtime[{engine},signing] @ {whl.as_uri()}", pin, *TEST_DEPS)
-    session.run("python", "-c", "import edgefin_runtime, sys; print(edgefin_runtime.__file__, sys.version)")
-    sys.path.insert(0, str(REPO / "tests" / "runtime"))
-    from python_matrix import toolkit_test_modules
-
+    _check_interpreter(session)
     ignored = toolkit_test_modules(REPO / "tests" / "runtime")
-    ignored["test_wheel.py"] = "builds and installs the wheel itself (this session already runs from it)"
+    for wheel_test in sorted((REPO / "tests" / "runtime").glob("test_wheel*.py")):
+        ignored[wheel_test.name] = "builds and installs the distributions itself (this session runs from the wheel)"
     for name, why in ignored.items():
         session.warn(f"not in the matrix (imports what its venv lacks; runs in make test): {name} <- {why}")
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -200,13 +247,30 @@ def matrix(session: nox.Session, engine: str) -> None:
     )  # fmt: skip
 
 
+@nox.session(python=PYTHONS)
+def matrix_both(session: nox.Session) -> None:
+    """One Python, both engines in one venv: the tests both one-engine sessions of this Python skipped for
+    the engine they lacked (a LiteRT and an ONNX bundle in one process). Runs after the matrix sessions."""
+    whl = _wheel()
+    wanted = needing_both_engines(RESULTS, str(session.python), REPO)
+    if not wanted:
+        session.log(f"Python {session.python}: no test needs both engines in one process")
+        return
+    pins = [_engine_pin(whl, e, session) for e in ENGINES]
+    session.install(f"edgefin-runtime[{','.join(ENGINES)},signing] @ {whl.as_uri()}", *pins, *TEST_DEPS)
+    _check_interpreter(session)
+    session.log(f"Python {session.python}: {len(wanted)} tests need both engines")
+    env = {"EDGEFIN_TEST_BUNDLES": str(FIXTURES), "PYTHONDONTWRITEBYTECODE": "1"}  # no EDGEFIN_TEST_ENGINE: no skip
+    session.run(
+        "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *wanted,
+        f"--junitxml={RESULTS / f'junit-{session.python}-{BOTH}.xml'}", *session.posargs, env=env,
+    )  # fmt: skip
+
+
 @nox.session(python=False)
 def matrix_check(session: nox.Session) -> None:
     """Every session's tests and scores together: fails on a failure, a test no session passed, or
     scores that differ between Pythons for one engine version."""
-    sys.path.insert(0, str(REPO / "tests" / "runtime"))
-    from python_matrix import check
-
     problems, summary = check(RESULTS)
     for line in summary:
         session.log(line)

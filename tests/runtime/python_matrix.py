@@ -3,25 +3,129 @@ the final check over all of them.
 
 Each session (one Python x one engine, the runtime installed from its wheel) runs the TensorFlow-free
 runtime tests with a JUnit report, then :func:`write_scores` scores the credit fixture bundles of its
-engine and writes the probabilities to JSON. :func:`check` then asserts, over every session:
-- no test failed anywhere, and every test passed on every Python in at least one engine session (a test
-  that needs the other engine is skipped in a one-engine venv, so it must pass in the other one);
+engine and writes the probabilities to JSON. A third session per Python has both engines and runs the
+tests both one-engine sessions skipped for the engine they lacked (:func:`needing_both_engines`).
+:func:`check` then asserts, over every session:
+- no test failed anywhere, and every test passed on every Python in at least one session (a test that
+  needs the other engine is skipped in a one-engine venv, so it must pass in the other one or, needing
+  both, in the both-engines session);
 - scores are identical, bit for bit, across Python versions for the same engine version.
 
-Runs on Python 3.9 (it is executed inside the matrix's venvs): no 3.10+ syntax evaluated at run time.
+:func:`find_interpreter` says which interpreter each Python of the matrix uses (pyenv's, PATH's, uv's,
+or one it downloads) or why there is none. Runs on Python 3.9 (it is executed inside the matrix's venvs):
+no 3.10+ syntax evaluated at run time.
 """
 
 from __future__ import annotations
 
+import glob
 import json
+import os
+import re
+import shutil
+import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+#: the Python versions of the matrix, oldest first (the runtime's requires-python >= 3.9)
+ALL_PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
+#: the exact CPython each version gets when the machine has none (``uv python install``, a python-build-
+#: standalone build): the patch releases of the reference machine's pyenv, so a machine that downloads its
+#: interpreters tests what the README reports
+PINNED_PYTHONS = {"3.9": "3.9.18", "3.10": "3.10.13", "3.11": "3.11.7", "3.12": "3.12.1", "3.13": "3.13.0"}
+
+
+class Interpreter:
+    """Where a matrix version's interpreter comes from: ``path`` (None: none found), ``source`` (pyenv, PATH,
+    uv-managed, downloaded) and, when it could not be had, ``error`` saying what was tried."""
+
+    def __init__(self, version: str, path: str | None, source: str, error: str = "") -> None:
+        self.version, self.path, self.source, self.error = version, path, source, error
+
+    def __repr__(self) -> str:
+        return f"Interpreter({self.version!r}, {self.path!r}, {self.source!r})"
+
+
+def _version_key(p: str) -> list[int]:
+    return [int(x) for x in re.findall(r"\d+", Path(p).parents[1].name)]
+
+
+def _is_shim(path: str) -> bool:
+    """A pyenv (or similar) shim script: it runs whatever version is selected, not a fixed interpreter."""
+    with open(path, "rb") as f:
+        head = f.read(512)
+    return head.startswith(b"#!") and b"pyenv" in head
+
+
+def _uv_find(uv: str, pin: str, env: dict[str, str]) -> str | None:
+    """The uv-managed interpreter of exactly ``pin`` already installed, else None (never downloads)."""
+    proc = subprocess.run(
+        [uv, "python", "find", "--managed-python", "--no-python-downloads", pin],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    path = proc.stdout.strip()
+    return path if proc.returncode == 0 and path else None
+
+
+def find_interpreter(
+    version: str,
+    *,
+    pyenv_root: str,
+    path_env: str,
+    uv: str | None,
+    download: bool,
+    env: dict[str, str] | None = None,
+) -> Interpreter:
+    """The interpreter for ``version`` (X.Y), first found of: pyenv's newest X.Y.* under ``pyenv_root``;
+    ``pythonX.Y`` on ``path_env`` (pyenv's shims left out: a shim of a version pyenv lacks only fails);
+    uv's managed install of the pinned patch release; with ``download``, ``uv python install`` of it
+    (python-build-standalone; UV_PYTHON_INSTALL_MIRROR / UV_PYTHON_DOWNLOADS_JSON_URL point uv at a mirror).
+    A version none of these gives comes back with ``path=None`` and ``error`` naming what was tried."""
+    if version not in PINNED_PYTHONS:
+        return Interpreter(version, None, "", f"not a Python of the matrix (choose from {', '.join(ALL_PYTHONS)})")
+    pyenv = sorted(glob.glob(f"{pyenv_root}/versions/{version}.*/bin/python{version}"), key=_version_key)
+    if pyenv:
+        return Interpreter(version, pyenv[-1], "pyenv")
+    on_path = next(
+        (
+            c
+            for c in (shutil.which(f"python{version}", path=d) for d in path_env.split(os.pathsep) if d)
+            if c and not _is_shim(c)
+        ),
+        None,
+    )
+    if on_path:
+        return Interpreter(version, on_path, "PATH")
+    pin = PINNED_PYTHONS[version]
+    tried = f"pyenv ({pyenv_root}/versions/{version}.*), python{version} on PATH"
+    if uv is None:
+        return Interpreter(version, None, "", f"{tried}; no uv to find or install CPython {pin}")
+    env = dict(os.environ if env is None else env)
+    found = _uv_find(uv, pin, env)
+    if found:
+        return Interpreter(version, found, "uv-managed")
+    if not download:
+        return Interpreter(version, None, "", f"{tried}, uv-managed {pin}; downloads are off (MATRIX_DOWNLOAD=never)")
+    # `uv python install` is the one command allowed to download (UV_PYTHON_DOWNLOADS=manual); no python3.X
+    # shim is written to ~/.local/bin
+    install_env = {**env, "UV_PYTHON_DOWNLOADS": "manual", "UV_PYTHON_INSTALL_BIN": "0"}
+    proc = subprocess.run([uv, "python", "install", pin], capture_output=True, text=True, env=install_env, timeout=1800)
+    found = _uv_find(uv, pin, env) if proc.returncode == 0 else None
+    if found:
+        return Interpreter(version, found, "downloaded")
+    why = " ".join((proc.stderr or proc.stdout).split())
+    why = why if len(why) <= 700 else f"{why[:450]} ... {why[-220:]}"
+    return Interpreter(version, None, "", f"{tried}, uv-managed {pin}; 'uv python install {pin}' failed: {why}")
+
+
 #: the credit fixture bundles each engine scores (tests/fixtures/bundles.py build_credit)
 CREDIT_VARIANTS = {"litert": ("tflite-fp32", "tflite-int8"), "onnx": ("onnx-fp32",)}
+#: the one-engine sessions of each Python; a third session per Python, "both", has both engines
+ENGINES = ("litert", "onnx")
+BOTH = "both"
 
 
 def write_scores(bundles: Path, engine: str, out: Path) -> dict[str, Any]:
@@ -144,32 +248,59 @@ def junit_outcomes(path: Path) -> dict[str, str]:
     return out
 
 
+def node_id(classname: str, name: str, repo: Path) -> str:
+    """pytest's node id of a JUnit test case (``tests.runtime.test_a.TestX`` + ``test_y[p]`` ->
+    ``tests/runtime/test_a.py::TestX::test_y[p]``): the longest dotted prefix that is a module file."""
+    parts = classname.split(".")
+    for i in range(len(parts), 0, -1):
+        module = Path(*parts[:i]).with_suffix(".py")
+        if (repo / module).is_file():
+            return "::".join([module.as_posix(), *parts[i:], name])
+    raise ValueError(f"no test module under {repo} for the JUnit class {classname!r}")
+
+
+def needing_both_engines(results_dir: Path, python: str, repo: Path) -> list[str]:
+    """Node ids of the tests that both one-engine sessions of ``python`` skipped for the engine they lack
+    (they load a LiteRT and an ONNX bundle in one process): the both-engines session runs exactly these.
+    Fails when either one-engine report is missing (run the matrix sessions first)."""
+    outcomes: list[dict[str, str]] = []
+    for engine in ENGINES:
+        report = results_dir / f"junit-{python}-{engine}.xml"
+        if not report.is_file():
+            raise FileNotFoundError(f"{report} is missing: the {engine} session of Python {python} did not run")
+        outcomes.append(junit_outcomes(report))
+    both = sorted(set.intersection(*({t for t, o in out.items() if o == "skipped-engine"} for out in outcomes)))
+    return [node_id(classname, name, repo) for classname, name in (t.split("::", 1) for t in both)]
+
+
 def check_tests(runs: dict[tuple[str, str], dict[str, str]], notes: list[str] | None = None) -> list[str]:
-    """Problems across sessions keyed (python, engine): failures, and tests no engine session of a
-    Python passed. A test every session of a Python skipped for the engine it lacks needs both engines
-    in one process, and the serve tests need the serve extra: both are listed in ``notes`` (they run
-    in ``make test``), not counted as problems; a Python with one engine session only has no excuse."""
+    """Problems across sessions keyed (python, engine), engine one of litert, onnx, both: failures, and
+    tests no session of a Python passed. A test the one-engine sessions skip for the engine they lack must
+    pass in that Python's both-engines session. Only the serve tests (they need the serve extra's
+    framework, not in the matrix; they run in ``make test``) are listed in ``notes`` instead."""
     problems: list[str] = []
     by_python: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-    engines: dict[str, set[str]] = defaultdict(set)
     for (python, engine), outcomes in sorted(runs.items()):
-        engines[python].add(engine)
         for tid, outcome in outcomes.items():
             if outcome == "failed":
                 problems.append(f"python {python} / {engine}: {tid} failed")
             by_python[python][tid].append(outcome)
     for python, tests in sorted(by_python.items()):
         never = sorted(t for t, outcomes in tests.items() if "passed" not in outcomes and "failed" not in outcomes)
-        both = [t for t in never if len(engines[python]) > 1 and set(tests[t]) == {"skipped-engine"}]
         extra = [t for t in never if set(tests[t]) == {"skipped-extra"}]
         if notes is not None:
-            notes.extend(f"python {python}: needs both engines in one process, not run here: {t}" for t in both)
             notes.extend(f"python {python}: needs the serve extra (uvicorn), not run here: {t}" for t in extra)
-        problems.extend(
-            f"python {python}: {t} passed in no engine session (skipped in every one)"
-            for t in never
-            if t not in both and t not in extra
-        )
+        for t in never:
+            if t in extra:
+                continue
+            if set(tests[t]) == {"skipped-engine"}:
+                where = "ran" if (python, BOTH) in runs else "has no report"
+                problems.append(
+                    f"python {python}: {t} needs both engines and passed in no session (the both-engines "
+                    f"session {where})"
+                )
+            else:
+                problems.append(f"python {python}: {t} passed in no session (skipped in every one)")
     return problems
 
 
@@ -235,8 +366,9 @@ def check(results_dir: Path) -> tuple[list[str], list[str]]:
     problems += score_problems
     if not runs:
         problems.append(f"no session reports (junit-*.xml) in {results_dir}")
-    if len(scores) != len(runs):
-        problems.append(f"{len(runs)} test reports but {len(scores)} score files in {results_dir}")
+    one_engine = [k for k in runs if k[1] != BOTH]  # the both-engines session scores nothing of its own
+    if len(scores) != len(one_engine):
+        problems.append(f"{len(one_engine)} one-engine test reports but {len(scores)} score files in {results_dir}")
     passed = {k: sum(o == "passed" for o in v.values()) for k, v in runs.items()}
     summary = [f"python {p} / {e}: {n} passed" for (p, e), n in sorted(passed.items())] + notes + summary
     return problems, summary + max_diff_between_versions(scores)
