@@ -98,12 +98,15 @@ test-runtime-matrix: sync
 	$(UV) run --frozen --no-sync nox -f noxfile.py -s interpreters && \
 	$(UV) run --frozen --no-sync nox -f noxfile.py -s fixtures wheel matrix matrix_both matrix_check
 
-# wheels + sdists of edgefin-runtime, edgefin-converters and edgefin into dist/ (the runtime wheel holds only
-# edgefin_runtime: tests/runtime/test_wheel.py checks it, installs it in a fresh venv and scores a bundle)
+# wheels + sdists of edgefin-runtime, edgefin-converters and edgefin into dist/, then what each sdist holds. Each
+# distribution holds only its own package (+ README/CHANGELOG, pyproject): tests/runtime/test_wheel.py checks the
+# runtime wheel and installs it in a fresh venv to score a bundle, tests/runtime/test_wheel_sdist.py the sdists.
 dist: | $(UV)
 	rm -rf dist
 	$(UV) build --all-packages --out-dir dist
 	@ls -l dist
+	@for f in dist/*.tar.gz; do echo "$$f: $$(tar tzf $$f | grep -vc '/$$') files"; \
+	  tar tzf $$f | grep -v '/$$' | cut -d/ -f2 | sort | uniq -c; done
 
 clean:
 	rm -rf runs .pytest_cache
