@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -69,6 +69,11 @@ EXPLAIN_BLOCK = 4096
 #: largest plan kept (cells of its boolean mask: exact plans of many fields are rebuilt instead)
 MAX_PLANS = 1024
 PLAN_CACHE_CELLS = 1 << 16
+#: one record's coalitions up to this many rows run on a per-thread LiteRT interpreter of exactly that
+#: batch size, filled in place (no padding, no resize, no set_tensor/get_tensor copies)
+FIXED_BATCH_ROWS = 256
+#: records' column patterns (which encoded columns differ from the reference) mapped to their plan
+MAX_PATTERNS = 4096
 
 
 # ---------------------------------------------------------------- results
@@ -291,6 +296,47 @@ def _sampled_table(k: int) -> tuple[np.ndarray, np.ndarray]:
     return table
 
 
+# ---------------------------------------------------------------- one record's batch, in place
+#: (active fields, method used, its table, the coalition mask over feature columns)
+Plan = tuple[tuple[int, ...], str, Any, np.ndarray]
+
+
+class _FixedBatch(NamedTuple):
+    """A LiteRT interpreter of exactly ``rows`` rows: views on its input (rows, n_features) and output
+    (rows,) buffers, its native invoke, and the interpreter itself (kept alive with the views)."""
+
+    inp: np.ndarray
+    out: np.ndarray
+    invoke: Callable[[], Any]
+    interpreter: Any
+
+
+def _fixed_batch(engine: Any, rows: int) -> _FixedBatch | None:
+    """A fixed-batch interpreter for one thread, filled in place: the coalition rows are written straight
+    into the input tensor and read from the output tensor (no padded copy, no set_tensor/get_tensor, no
+    resize or allocation per call). Same model bytes, kernels and thread count as the engine's, so each
+    row scores exactly as ``engine.run`` scores it. None when the engine is not LiteRT with float32 I/O
+    and a native invoke, or when the buffers move on invoke (then ``engine.run`` is used)."""
+    from .backends.litert import LiteRTEngine, _native
+
+    if not isinstance(engine, LiteRTEngine) or not engine._float_io:
+        return None
+    it = engine._new_interpreter(rows)
+    native = _native(it)
+    if native is None:
+        return None
+    in_view, out_view = it.tensor(engine._in_index), it.tensor(engine._out_index)
+    inp, out = in_view(), out_view()
+    if inp.shape != (rows, engine.n_features) or out.size != rows:
+        return None
+    out = out.reshape(rows)
+    before = (inp.ctypes.data, out.ctypes.data)
+    native.Invoke()
+    if before != (in_view().ctypes.data, out_view().ctypes.data):
+        return None
+    return _FixedBatch(inp, out, native.Invoke, it)
+
+
 # ---------------------------------------------------------------- the explainer
 class Explainer:
     """Explains records for one Predictor (built on first use of ``Predictor.explain``; thread-safe:
@@ -331,17 +377,39 @@ class Explainer:
         if not 0.0 <= self.reference_score <= 1.0:
             raise BackendError(f"{self._engine.name}: the reference applicant scored {self.reference_score!r}")
         self._ref_values = tuple(self.spec.reference[f] for f in self._fields)
+        # per field: (name, numeric?, the reference's value, its reason texts)
+        self._reason_info = tuple(
+            (f, num, ref, self.spec.texts[f]) for f, num, ref in zip(self._fields, self._kinds, self._ref_values)
+        )
         self._cat_steps = {s.field: s for s in steps if isinstance(s, CategoricalStep)}
         self._starts = np.array([a for a, _ in spans], dtype=np.intp)
         self._protected_idx = frozenset(i for i, f in enumerate(self._fields) if f in self._protected)
         # (active fields, method) -> the plan for that set: most records share few sets (the fields
         # equal to the reference, typically categories at the reference's mode, are the same ones)
-        self._plans: dict[tuple[bytes, str], tuple[tuple[int, ...], str, Any, np.ndarray]] = {}
+        self._plans: dict[tuple[bytes, str], Plan] = {}
+        self._patterns: dict[tuple[bytes, str], Plan] = {}
+        self._local = threading.local()
 
     # ------------------------------------------------------------ one record
     def explain(self, record: Mapping[str, Any], max_reasons: int = 4, method: str | None = None) -> Explanation:
         row, flags = self._pre.record(record)
-        return self._explain_rows([(record, row, flags)], max_reasons, method or self.method)[0]
+        how = method or self.method
+        x = np.array(row, dtype=np.float32)
+        active, used, extra, mask = plan = self._plan_of(x, how)
+        n = len(mask)
+        fixed = self._fixed(n) if 0 < n <= FIXED_BATCH_ROWS else None
+        if fixed is None:
+            return self._explain_rows([(record, row, flags)], max_reasons, how, [(x, plan)])[0]
+        inp = fixed.inp
+        np.copyto(inp, self._ref)  # every row the reference applicant ...
+        np.copyto(inp, x, where=mask)  # ... with the coalition's columns from the record
+        try:
+            fixed.invoke()
+        except (ValueError, RuntimeError) as exc:
+            raise BackendError(f"{self._engine.name}: inference failed while explaining ({exc})") from None
+        v = fixed.out.astype(np.float64)
+        self._check_range(v)
+        return self._attributed(record, flags, active, used, extra, v, max_reasons)
 
     def explain_encoded(
         self,
@@ -370,46 +438,79 @@ class Explainer:
         items: Sequence[tuple[Mapping[str, Any], Sequence[float], tuple[str, ...]]],
         max_reasons: int,
         method: str,
+        planned: Sequence[tuple[np.ndarray, Plan]] | None = None,
     ) -> list[Explanation]:
         ref = self._ref
-        col_field = self._col_field
-        plans: list[tuple[np.ndarray, tuple[int, ...], str, Any, int, int]] = []
-        mats: list[np.ndarray] = []
-        start = 0
-        starts = self._starts
-        cache = self._plans
-        for _record, row, _flags in items:
-            x = np.array(row, dtype=np.float32)
-            active_mask = np.logical_or.reduceat(x != ref, starts)
-            key = (active_mask.tobytes(), method)
-            plan = cache.get(key)
-            if plan is None:
-                plan = self._plan(active_mask, method, col_field)
-                if len(cache) < MAX_PLANS and plan[3].size <= PLAN_CACHE_CELLS:
-                    cache[key] = plan
-            active, how, extra, mask = plan
-            mat = np.where(mask, x, ref)
-            plans.append((x, active, how, extra, start, len(mat)))
-            mats.append(mat)
-            start += len(mat)
+        if planned is None:
+            xs = [np.array(row, dtype=np.float32) for _record, row, _flags in items]
+            planned = [(x, self._plan_of(x, method)) for x in xs]
+        mats = [np.where(plan[3], x, ref) for x, plan in planned]
         big = mats[0] if len(mats) == 1 else np.concatenate(mats)
         v_all = self._engine.run(big).astype(np.float64) if len(big) else np.zeros(0)
-        if len(v_all) and not (0.0 <= v_all.min() and v_all.max() <= 1.0):  # also catches NaN
-            raise BackendError(f"{self._engine.name}: the model returned a value outside [0, 1] while explaining")
+        self._check_range(v_all)
         out = []
-        v0 = self.reference_score
-        nf = len(self._fields)
-        for (record, _row, flags), (_x, active, how, extra, s0, n) in zip(items, plans):
-            phi_active, p = _attribute(how, len(active), v_all[s0 : s0 + n], v0, extra)
-            phi = [0.0] * nf
-            for i, c in zip(active, phi_active):
-                phi[i] = c
-            out.append(self._explanation(record, flags, p, phi, how, max_reasons))
+        start = 0
+        for (record, _row, flags), (_x, (active, how, extra, mask)) in zip(items, planned):
+            n = len(mask)
+            out.append(self._attributed(record, flags, active, how, extra, v_all[start : start + n], max_reasons))
+            start += n
         return out
 
-    def _plan(
-        self, active_mask: np.ndarray, method: str, col_field: np.ndarray
-    ) -> tuple[tuple[int, ...], str, Any, np.ndarray]:
+    def _check_range(self, v: np.ndarray) -> None:
+        if len(v) and not (0.0 <= v.min() and v.max() <= 1.0):  # also catches NaN
+            raise BackendError(f"{self._engine.name}: the model returned a value outside [0, 1] while explaining")
+
+    def _attributed(
+        self,
+        record: Mapping[str, Any],
+        flags: tuple[str, ...],
+        active: tuple[int, ...],
+        how: str,
+        extra: Any,
+        v: np.ndarray,
+        max_reasons: int,
+    ) -> Explanation:
+        phi_active, p = _attribute(how, len(active), v, self.reference_score, extra)
+        phi = [0.0] * len(self._fields)
+        for i, c in zip(active, phi_active):
+            phi[i] = c
+        return self._explanation(record, flags, p, phi, how, max_reasons)
+
+    def _plan_of(self, x: np.ndarray, method: str) -> Plan:
+        """The cached plan for a record's encoded row: looked up by which columns differ from the
+        reference (one comparison), else by which fields do (one reduceat), else built."""
+        differs = x != self._ref
+        pkey = (differs.tobytes(), method)
+        plan = self._patterns.get(pkey)
+        if plan is not None:
+            return plan
+        active_mask = np.logical_or.reduceat(differs, self._starts)
+        key = (active_mask.tobytes(), method)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plan(active_mask, method, self._col_field)
+            if len(self._plans) < MAX_PLANS and plan[3].size <= PLAN_CACHE_CELLS:
+                self._plans[key] = plan
+            else:
+                return plan
+        if len(self._patterns) < MAX_PATTERNS:
+            self._patterns[pkey] = plan
+        return plan
+
+    def _fixed(self, rows: int) -> _FixedBatch | None:
+        """This thread's fixed-size interpreter for ``rows`` coalitions (None: use ``engine.run``)."""
+        local = self._local
+        try:
+            slots: dict[int, _FixedBatch | None] = local.slots
+        except AttributeError:
+            slots = local.slots = {}
+        try:
+            return slots[rows]
+        except KeyError:
+            slot = slots[rows] = _fixed_batch(self._engine, rows)
+            return slot
+
+    def _plan(self, active_mask: np.ndarray, method: str, col_field: np.ndarray) -> Plan:
         """(active fields, method used, its table, the coalition mask over feature columns)."""
         active = np.flatnonzero(active_mask)
         k = len(active)
@@ -434,27 +535,26 @@ class Explainer:
     ) -> Explanation:
         d = p >= self._threshold
         score = Score(p, d, self._pos if d else self._neg, flags)
-        contributions = dict(zip(self._fields, vals))
         skip = self._protected_idx
         order = [i for i, c in enumerate(vals) if c > 0.0 and i not in skip]
         order.sort(key=vals.__getitem__, reverse=True)  # stable, also reversed: ties keep schema order
-        reasons = tuple(self._reason(i, record, vals[i]) for i in order[: max(0, max_reasons)])
-        return Explanation(score, reasons, self.reference_score, contributions, how)
+        reason = self._reason
+        reasons = tuple([reason(i, record, vals[i]) for i in order[: max(0, max_reasons)]])
+        return Explanation(score, reasons, self.reference_score, dict(zip(self._fields, vals)), how)
 
     def _reason(self, i: int, record: Mapping[str, Any], contribution: float) -> Reason:
-        name = self._fields[i]
+        name, numeric, ref, texts = self._reason_info[i]
         value = record.get(name)
-        ref = self._ref_values[i]
         if _missing(value):
             direction = "missing"
-        elif self._kinds[i]:
+        elif numeric:
             try:
                 direction = "higher" if float(value) > float(ref) else "lower"  # type: ignore[arg-type]
             except (TypeError, ValueError):
                 direction = "higher"
         else:
             direction = "category"
-        text = self.spec.texts[name][direction]
+        text = texts[direction]
         if "{" in text:
             text = text.replace("{value}", _text(value)).replace("{reference}", _text(ref))
         return Reason(name, direction, contribution, text)
