@@ -158,6 +158,7 @@ def convert_run(
                 "model_preprocessing": _inside_text(
                     lineage.get("model_preprocessing"), lineage.get("columns"), lineage.get("lifted")
                 ),
+                "field_preprocessing": lineage.get("field_preprocessing"),
             }
         )
     opts = replace(opts, variants=variants)
@@ -234,6 +235,14 @@ def _variants_for(model: Any, requested: str) -> tuple[str, list[str]]:
 
 def _inside_text(layers: Any, columns: Any, lifted: Any = None) -> str | None:
     """What ``edgefin inspect`` says about preprocessing that lives inside the user's model."""
+    if isinstance(lifted, dict) and isinstance(lifted.get("fields"), dict):  # one model input per column
+        return (
+            f"lifted into the bundle's spec: each input's preprocessing up to {lifted.get('layer')} (lookups as "
+            f"one-hot with the model's vocabulary and OOV slot, Normalization as (x - mean) / scale), so the runtime "
+            f"validates and encodes the raw fields; the model keeps the layers after it"
+            + (f" (lookup encodings folded into {', '.join(folded)})" if (folded := lifted.get("folded_into")) else "")
+            + f" (proven on {lifted.get('rows')} training rows, max |dp| {float(lifted.get('max_abs_delta') or 0):.1e})"
+        )
     if isinstance(lifted, dict):
         return (
             f"lifted into the bundle's spec: layer {lifted.get('layer')} ({lifted.get('class')}) is the "

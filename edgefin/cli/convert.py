@@ -302,6 +302,8 @@ def _inspect_text(b: Any, path: str, self_test: dict[str, Any] | None, *, signat
             desc += " + indicator" if s.indicator else ""
         else:
             desc = f"{s.encoding} over {len(s.categories)} categories + other; missing -> {s.fill!r}"
+        origin = m.source.get("field_preprocessing")  # a user's model: lifted from it, or identity on the raw column
+        desc += f" [{origin[s.field]}]" if isinstance(origin, dict) and origin.get(s.field) else ""
         lines.append(f"  {s.field:<{width}}  {desc}")
     lines.append(
         f"source     data sha256 {str(m.source.get('data_sha256') or '?')[:16]}..., model sha256 "

@@ -36,7 +36,9 @@ class Columns:
     spec: PreprocessSpec
     kinds: dict[str, str]
     left_out: tuple[str, ...] = ()
-    how: str = "raw"  # "raw" (numeric columns as they are) or "schema" (an edgefin schema + spec)
+    #: "raw" (numeric columns as they are), "schema" (an edgefin schema + spec) or "model" (one model input
+    #: per column, each input's preprocessing lifted into the spec: :mod:`.inputs`)
+    how: str = "raw"
 
 
 def raw_columns(

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__, atomic
-from ..errors import UnsupportedLayerError, UsageError
+from ..errors import ModelFormatError, UnsupportedLayerError, UsageError
 from ..reporter import SILENT, Reporter
 from ..rundir import SPLITS, RunDir
 from .columns import Columns, check_width, raw_columns, schema_columns
@@ -121,18 +121,9 @@ def ingest(model_path: str | Path, out: str | Path, options: Options, reporter: 
         )
 
     rep.note(f"reading {mf.path.name}: {mf.format}" + (f" ({mf.flavour} {mf.keras_version})" if mf.flavour else ""))
-    k3 = None
-    if mf.flavour == "keras3":
-        from edgefin_converters.sources import from_keras3
-
-        from . import keras3
-
-        k3 = keras3.load(mf.path)
-        model = from_keras3(k3, label=f"model {mf.path}")
-    else:
-        model = load_for_conversion(mf)
+    k3, model, by_input = _load(mf)
     label = f"model {mf.path.name}"
-    width = _width(model, label)
+    width = _width(model, label) if by_input is None else 0
 
     src = str(data_path)
     frame = read_table(data_path, na_values=options.na_values, role="data")
@@ -144,7 +135,18 @@ def ingest(model_path: str | Path, out: str | Path, options: Options, reporter: 
     )
     frames = {s: frame.iloc[getattr(idx, s)] for s in SPLITS}
     ys = {s: y_all[getattr(idx, s)] for s in SPLITS}
-    if options.schema is not None:
+    lifted: dict[str, Any] | None = None
+    lift: Lifted | None = None
+    if by_input is not None:  # one input per column, lookups inside: each input's preprocessing lifted
+        if options.schema is not None:
+            raise UsageError(
+                f"{label} takes one input per data column (named after it): the columns come from its inputs, "
+                f"so it takes no schema"
+            )
+        cols, model, lift, lifted = _lift_inputs(mf, by_input, frames, frame, tspec, src, label, options.drop)
+        k3 = lift.rest if k3 is not None else None
+        width = cols.spec.n_features
+    elif options.schema is not None:
         cols = schema_columns(
             Path(options.schema), Path(options.preprocess) if options.preprocess is not None else None, tspec
         )
@@ -152,9 +154,8 @@ def ingest(model_path: str | Path, out: str | Path, options: Options, reporter: 
         if options.preprocess is not None:
             raise UsageError("a preprocess spec needs a schema (the fields it encodes)")
         cols = raw_columns(frames, frame, tspec, source=src, raw_features=options.raw_features, drop=options.drop)
-    check_width(cols, width, label, src)
-    lifted: dict[str, Any] | None = None
-    lift: Lifted | None = None
+    if cols.how != "model":
+        check_width(cols, width, label, src)
     if cols.how == "raw":
         found = _lift(mf, k3, model, cols, frames["train"], src, label)
         if found is not None:
@@ -182,7 +183,9 @@ def ingest(model_path: str | Path, out: str | Path, options: Options, reporter: 
     thr = choose_threshold(ys["validation"], scores["validation"], method, value)
 
     notes: list[str] = []
-    if cols.left_out:
+    if cols.left_out and cols.how == "model":
+        notes.append(f"columns the model has no input for, left out: {', '.join(cols.left_out)}")
+    elif cols.left_out:
         notes.append(f"non-numeric columns left out (raw_features): {', '.join(cols.left_out)}")
     inside = _preprocessing_inside(k3 if k3 is not None else model)
     lineage: dict[str, Any] = {
@@ -190,6 +193,7 @@ def ingest(model_path: str | Path, out: str | Path, options: Options, reporter: 
         "columns": cols.how,
         "model_preprocessing": inside,
         "lifted": lifted,
+        "field_preprocessing": _field_preprocessing(cols, lifted),
         "stages": {"dense": {"from": "source", "file": ""}},
     }
     # the dense stage as stored, and whether compression can work on it
@@ -357,6 +361,92 @@ def _leading_map(mf: ModelFile, k3: Any, model: Any, label: str) -> tuple[Lifted
         lifted = lift_keras(keras_model, tfk, float(tfk.backend.epsilon()))
         return (lifted, lifted.rest) if lifted is not None else None
     return None
+
+
+def _load(mf: ModelFile) -> tuple[Any, Any, Any]:
+    """(the Keras 3 model or None, the model the converters take, the Keras model whose inputs are to be
+    lifted or None). A Keras model with one input per column or string/integer inputs is not converted as
+    it is (:mod:`.inputs` lifts its inputs first); everything else loads as the converters take it."""
+    from edgefin_converters.sources import from_keras3
+
+    from .inputs import needs_input_lift
+
+    if mf.flavour == "keras3":
+        from . import keras3
+
+        k3 = keras3.load(mf.path)
+        if needs_input_lift(k3):
+            return k3, None, k3
+        return k3, from_keras3(k3, label=f"model {mf.path}"), None
+    if mf.flavour == "tf_keras" and mf.format == "saved_model":
+        try:
+            return None, load_for_conversion(mf), None
+        except ModelFormatError:  # e.g. several inputs in the serving signature: is it a per-column model?
+            keras_model = load_tf_keras(mf)
+            if not needs_input_lift(keras_model):
+                raise
+            return None, None, keras_model
+    model = load_for_conversion(mf)
+    return None, (None if needs_input_lift(model) else model), (model if needs_input_lift(model) else None)
+
+
+def _lift_inputs(
+    mf: ModelFile,
+    keras_model: Any,
+    frames: dict[str, Any],
+    frame: Any,
+    tspec: Any,
+    src: str,
+    label: str,
+    drop: tuple[str, ...],
+) -> tuple[Columns, Any, Lifted, dict[str, Any]]:
+    """Lift every input's preprocessing (:mod:`.inputs`) into the spec and prove, on the training rows, that
+    the model left on spec-encoded rows scores as the user's model on the raw ones (within EQUAL_MAX_DELTA).
+    Returns (columns, the model left as the converters take it, the lift for storing, the lineage record)."""
+    from edgefin_converters.keras_io import predict
+    from edgefin_converters.sources import from_keras3
+
+    from ..data import encode_frame, make_preprocessor
+    from . import keras3
+    from .inputs import input_columns, lift_inputs, predict_raw, raw_inputs
+
+    if mf.flavour == "keras3":
+        import keras  # type: ignore[import-untyped]
+
+        module, eps = keras, float(keras.backend.epsilon())
+    else:
+        from ..tfcompat import keras as module
+
+        eps = float(module.backend.epsilon())
+    lifted = lift_inputs(keras_model, module, eps, label=label)
+    cols = input_columns(lifted, frames, frame, tspec, source=src, drop=drop)
+    rest = from_keras3(lifted.rest, label=label) if mf.flavour == "keras3" else lifted.rest
+    train = frames["train"]
+    enc = encode_frame(train, cols.schema, make_preprocessor(cols.schema, cols.spec), source=src)
+    ref = predict_raw(keras_model, raw_inputs(lifted, keras_model, train, cols.spec), len(train))
+    delta = float(np.max(np.abs(ref - predict(rest, enc).astype(np.float64)))) if len(train) else 0.0
+    if not delta <= keras3.EQUAL_MAX_DELTA:
+        raise UnsupportedLayerError(
+            f"{label}: with its inputs' preprocessing lifted into the bundle's spec, the model scores the "
+            f"{len(train)} training rows up to {delta:.2e} apart from the model itself (allowed "
+            f"{keras3.EQUAL_MAX_DELTA:g}); it is not converted. Layers lifted: "
+            + "; ".join(f"{f.name}: {f.how}" for f in lifted.fields)
+        )
+    record = {**lifted.record(), "max_abs_delta": delta, "rows": int(len(train))}
+    empty = np.zeros(0)
+    return cols, rest, Lifted(lifted.join, "per-input preprocessing", empty, empty, lifted.rest), record
+
+
+def _field_preprocessing(cols: Columns, lifted: dict[str, Any] | None) -> dict[str, str] | None:
+    """Per field, what became of its preprocessing (``edgefin inspect`` prints it beside the field)."""
+    if cols.how == "schema":
+        return None
+    if lifted is not None and isinstance(lifted.get("fields"), dict):
+        return {str(k): str(v) for k, v in lifted["fields"].items()}
+    if lifted is not None:
+        how = f"lifted from the model: {lifted.get('layer')} ({lifted.get('class')}) -> (x - mean) / scale"
+        return {f.name: how for f in cols.schema.fields}
+    return {f.name: "identity on the raw column (the model takes it as it is)" for f in cols.schema.fields}
 
 
 def _width(model: Any, label: str) -> int:
