@@ -23,17 +23,23 @@ def _finite_float(text: str) -> float:
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in out:
-            raise ValueError(f"duplicate key {k!r}")
-        out[k] = v
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for k, _ in pairs:
+            if k in seen:
+                raise ValueError(f"duplicate key {k!r}")
+            seen.add(k)
     return out
 
 
 #: a JSON string, escapes included; one left open runs to the end of the text
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+#: what could make a JSON number overflow a float: a three-digit exponent or a 200-digit run. A text
+#: without any (the usual manifest) is parsed with the C float conversion; one with any, by the checking
+#: hook (a false alarm, e.g. in a string, only costs the slower parse)
+_MAYBE_HUGE = re.compile(r"[eE][+-]?[0-9]{3}|[0-9]{200}")
 
 
 def _depth(text: str) -> int:
@@ -58,9 +64,8 @@ def strict_loads(data: bytes, what: str) -> Any:
         raise BundleFormatError(f"{what}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
     if _depth(text) > MAX_DEPTH:
         raise BundleFormatError(f"{what}: JSON nested deeper than {MAX_DEPTH} levels")
+    parse_float = _finite_float if _MAYBE_HUGE.search(text) else float
     try:
-        return json.loads(
-            text, parse_constant=_no_constants, parse_float=_finite_float, object_pairs_hook=_no_duplicates
-        )
+        return json.loads(text, parse_constant=_no_constants, parse_float=parse_float, object_pairs_hook=_no_duplicates)
     except (ValueError, RecursionError) as exc:
         raise BundleFormatError(f"{what}: not strict JSON ({exc})") from None

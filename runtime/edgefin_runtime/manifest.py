@@ -485,20 +485,10 @@ class AcceptanceSet:
         raw = _typed(_req(d, "records", where), list, f"{where}.records")
         if not 1 <= len(raw) <= MAX_ACCEPTANCE:
             raise ManifestError(f"manifest {where}.records: expected 1 to {MAX_ACCEPTANCE} records, got {len(raw)}")
-        records = []
-        for i, r in enumerate(raw):
-            w = f"{where}.records[{i}]"
-            _typed(r, list, w)
-            if len(r) != len(fields):
-                raise ManifestError(
-                    f"manifest {w}: expected {len(fields)} values (one per entry of {where}.fields), got {len(r)}"
-                )
-            for k, v in zip(fields, r):
-                if not isinstance(v, _SCALARS) or (isinstance(v, float) and not math.isfinite(v)):
-                    raise ManifestError(
-                        f"manifest {w} ({k}): expected a number, a string, a boolean or null, got {v!r}"
-                    )
-            records.append(dict(zip(fields, r)))
+        if _plain_rows(raw, len(fields)):  # the usual case, checked at C speed; else find the culprit
+            records = [dict(zip(fields, r)) for r in raw]
+        else:
+            records = _checked_rows(raw, fields, where)
         scores = _probabilities(_req(d, "scores", where), f"{where}.scores", len(raw))
         source = _probabilities(_req(d, "source_scores", where), f"{where}.source_scores", len(raw))
         kinds = _str_list(d.get("kinds", []), f"{where}.kinds")
@@ -517,10 +507,45 @@ class AcceptanceSet:
         )
 
 
+_ROW_TYPES = frozenset((str, int, float, bool, type(None)))
+
+
+def _finite_sum(values: list[Any]) -> bool:
+    """True when every float in ``values`` is finite (an inf or NaN makes the sum non-finite; a sum that
+    overflows only sends the caller to its slow, exact check)."""
+    return math.isfinite(sum([v for v in values if type(v) is float]))
+
+
+def _plain_rows(raw: list[Any], width: int) -> bool:
+    """Every row a list of ``width`` JSON scalars, floats finite: one pass of C-level checks."""
+    if {type(r) for r in raw} != {list} or {len(r) for r in raw} != {width}:
+        return False
+    flat = [v for r in raw for v in r]
+    return {type(v) for v in flat} <= _ROW_TYPES and _finite_sum(flat)
+
+
+def _checked_rows(raw: list[Any], fields: tuple[str, ...], where: str) -> list[dict[str, Any]]:
+    records = []
+    for i, r in enumerate(raw):
+        w = f"{where}.records[{i}]"
+        _typed(r, list, w)
+        if len(r) != len(fields):
+            raise ManifestError(
+                f"manifest {w}: expected {len(fields)} values (one per entry of {where}.fields), got {len(r)}"
+            )
+        for k, v in zip(fields, r):
+            if not isinstance(v, _SCALARS) or (isinstance(v, float) and not math.isfinite(v)):
+                raise ManifestError(f"manifest {w} ({k}): expected a number, a string, a boolean or null, got {v!r}")
+        records.append(dict(zip(fields, r)))
+    return records
+
+
 def _probabilities(value: Any, where: str, n: int) -> tuple[float, ...]:
     _typed(value, list, where)
     if len(value) != n:
         raise ManifestError(f"manifest {where}: expected {n} scores (one per record), got {len(value)}")
+    if {type(v) for v in value} <= {float, int} and all(0.0 <= v <= 1.0 for v in value):  # NaN fails
+        return tuple(map(float, value))
     out = tuple(_num(v, f"{where}[{i}]") for i, v in enumerate(value))
     for i, v in enumerate(out):
         if not 0.0 <= v <= 1.0:  # type: ignore[operator]

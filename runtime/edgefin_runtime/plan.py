@@ -15,11 +15,12 @@ import math
 import reprlib
 from array import array
 from bisect import bisect_right
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 from .errors import NonFiniteError
+from .lazy_dataclass import dataclass
 from .manifest import NumericStep, check_fill
 
 MAX_CATEGORY_LENGTH = 256
@@ -88,7 +89,8 @@ def pd_na() -> Any:
     return _pd_na_cache[0]
 
 
-class NumPlan(NamedTuple):
+@dataclass(frozen=True)
+class NumPlan:
     """A compiled numeric step. ``fast_lo..fast_hi``: values needing no flag and no overflow check.
 
     Piecewise-linear bins (``nb`` of them, from column ``bpos``): bin t is
@@ -119,11 +121,12 @@ class NumPlan(NamedTuple):
     widths: tuple[float, ...] = ()
     ones: tuple[memoryview, ...] = ()
     slices: tuple[slice, ...] = ()
-    index: tuple[int, ...] = ()  # type: ignore[assignment]  # shadows tuple.index, as a field may
+    index: tuple[int, ...] = ()
     fill_bins: memoryview | tuple[()] = ()
 
 
-class CatPlan(NamedTuple):
+@dataclass(frozen=True)
+class CatPlan:
     """A compiled categorical step. ``fast`` maps a known category to what the encoder writes."""
 
     field: str
@@ -152,7 +155,7 @@ def num_plan(step: NumericStep, lo: float, hi: float, allow: bool, pos: int) -> 
         )
     e = step.edges
     ones = memoryview(array("f", [1.0] * nb))
-    q = NumPlan(
+    head = (
         step.field,
         pos,
         step.mean,
@@ -164,18 +167,20 @@ def num_plan(step: NumericStep, lo: float, hi: float, allow: bool, pos: int) -> 
         pos + 1 + nb if step.indicator else -1,
         flo,
         fhi,
-        nb,
-        pos + 1,
-        lows=e[:-1] + (e[-1],),
-        uppers=e[1:],
-        widths=tuple(b - a for a, b in zip(e, e[1:])) + (math.inf,),
-        ones=tuple(ones[:k] for k in range(nb + 1)),
-        slices=tuple(slice(pos + 1, pos + 1 + k) for k in range(nb + 1)),
-        index=tuple(range(pos + 1, pos + 2 + nb)),
     )
+    bins: dict[str, Any] = {
+        "nb": nb,
+        "bpos": pos + 1,
+        "lows": e[:-1] + (e[-1],),
+        "uppers": e[1:],
+        "widths": tuple(b - a for a, b in zip(e, e[1:])) + (math.inf,),
+        "ones": tuple(ones[:k] for k in range(nb + 1)),
+        "slices": tuple(slice(pos + 1, pos + 1 + k) for k in range(nb + 1)),
+        "index": tuple(range(pos + 1, pos + 2 + nb)),
+    }
     fill = [0.0] * (pos + 2 + nb)
-    write_bins(q, step.fill, fill)
-    return q._replace(fill_bins=memoryview(array("f", fill[pos + 1 : pos + 1 + nb])))
+    write_bins(NumPlan(*head, **bins), step.fill, fill)
+    return NumPlan(*head, **bins, fill_bins=memoryview(array("f", fill[pos + 1 : pos + 1 + nb])))
 
 
 def write_bins(q: NumPlan, x: float, out: Any) -> None:

@@ -13,7 +13,9 @@ from __future__ import annotations
 import math
 import operator
 import sys
-import threading
+# threading.local and threading.Lock themselves, without importing threading (cold start)
+from _thread import _local as thread_local
+from _thread import allocate_lock
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import repeat
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -50,7 +52,7 @@ SMALL_BATCH = 64
 if TYPE_CHECKING:
     from .explain import ExplainedResult, Explainer, Explanation
 
-_EXPLAINER_LOCK = threading.Lock()
+_EXPLAINER_LOCK = allocate_lock()
 
 
 # ---------------------------------------------------------------- the predictor
@@ -67,13 +69,12 @@ class Predictor:
         self._pos = m.schema.positive_label
         self._neg = m.schema.negative_label
         self._order = {s.field: i for i, s in enumerate(m.preprocessing.steps)}
-        self._encode = self._pre.encode_into
         self._names = m.schema.names
         # annotated: mypy 2.4 crashes inferring this conditional from itemgetter's overloads
         self._getter: Callable[[Mapping[str, Any]], tuple[Any, ...]] = (
             operator.itemgetter(*self._names) if len(self._names) > 1 else _one_getter(self._names[0])
         )
-        self._local = threading.local()
+        self._local = thread_local()
         if engine.n_features != self._pre.n_features:
             raise BackendError(
                 f"{engine.name}: the model takes {engine.n_features} features but the "
@@ -134,7 +135,7 @@ class Predictor:
         else:
             raw, zero, features, invoke, out = slot
             raw[:] = zero
-            flags = self._encode(record, features)
+            flags = self._pre.encode_into(record, features)  # read each time: it tiers up (see Preprocessor)
             try:
                 invoke()
             except Exception as exc:  # native engines raise RuntimeError/ValueError/their own classes

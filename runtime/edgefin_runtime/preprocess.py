@@ -81,6 +81,10 @@ class Policy:
                 raise ValueError(f"Policy.{name}: expected one of {allowed}, got {getattr(self, name)!r}")
 
 
+#: records a Preprocessor encodes with its generic loop before compiling its straight-line encoder
+TIER_UP = 32
+
+
 class Preprocessor:
     """Validate raw records against a schema and encode them for the model."""
 
@@ -123,7 +127,34 @@ class Preprocessor:
                 )
             pos += step.width
         self._reject_unknown = self.policy.unknown_fields == "reject"
-        self.encode_into: Callable[[Mapping[str, Any], Any], tuple[str, ...]] = _compile(self)
+        # tiered: the first TIER_UP records go through the generic loop, then the straight-line encoder is
+        # compiled (a cold process - a device's restart - scores its first record without the ~2 ms compile)
+        self._calls = 0
+        self.encode_into: Callable[[Mapping[str, Any], Any], tuple[str, ...]] = self._encode_first
+
+    def _encode_first(self, record: Mapping[str, Any], out: Any) -> tuple[str, ...]:
+        """The encoder until :data:`TIER_UP` records have been encoded: the generic loop, then it compiles
+        the straight-line encoder and puts it in its place (a race only compiles twice: same code)."""
+        self._calls += 1
+        if self._calls > TIER_UP:
+            fn = self.encode_into = _compile(self)
+            return fn(record, out)
+        return self.encode_generic(record, out)
+
+    def encode_generic(self, record: Mapping[str, Any], out: Any) -> tuple[str, ...]:
+        """``encode_into`` as a loop over the fields: the same features, flags and errors (tests compare
+        them), each field handled by the same :meth:`_numeric` / :meth:`_categorical`."""
+        if type(record) is not dict and not isinstance(record, Mapping):
+            self._not_mapping(record)
+        if self._reject_unknown and not self._known.issuperset(record):
+            self._unknown(record)
+        get = record.get
+        flags = None
+        num, cat = self._numeric, self._categorical
+        for q in self._plan:
+            v = get(q.field, ABSENT)
+            flags = num(q, v, out, flags) if type(q) is NumPlan else cat(q, v, out, flags)  # type: ignore[arg-type]
+        return tuple(flags) if flags else ()
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Copy and pickle by rebuilding from the (immutable) schema, spec and policy: the compiled

@@ -14,7 +14,7 @@ buffers did not move across an invoke, so the guard is not needed there.
 
 from __future__ import annotations
 
-import threading
+from _thread import _local as thread_local  # threading.local itself, without importing threading (cold start)
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -56,7 +56,7 @@ class _One:
     __slots__ = ("interp", "invoke", "inp", "out", "row")
 
     def __init__(self, engine: LiteRTEngine) -> None:
-        it = engine._new_interpreter(1)
+        it = engine._take_spare() or engine._new_interpreter(1)
         self.interp = it
         native = _native(it)
         self.invoke: Callable[[], Any] = native.Invoke if native is not None else it.invoke
@@ -124,8 +124,16 @@ class LiteRTEngine(Engine):
             raise BackendError(f"litert: {spec.file} input has shape {shape}; expected [batch, features]")
         self.n_features = int(shape[-1])
         self._float_io = self._in_q is None and self._out_q is None
-        self._local = threading.local()
-        del probe
+        self._local = thread_local()
+        # the probe already holds a [1, features] interpreter (the usual converted shape): the first
+        # thread's single-row path takes it instead of building another (list.pop is atomic)
+        self._spares: list[Any] = [probe] if [int(s) for s in tin["shape"]] == [1, self.n_features] else []
+
+    def _take_spare(self) -> Any:
+        try:
+            return self._spares.pop()
+        except IndexError:
+            return None
 
     # ------------------------------------------------------------ interpreters
     def _new_interpreter(self, batch: int | None) -> Any:
@@ -245,4 +253,4 @@ class LiteRTEngine(Engine):
         }
 
     def close(self) -> None:
-        self._local = threading.local()
+        self._local = thread_local()

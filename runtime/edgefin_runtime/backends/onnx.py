@@ -8,7 +8,7 @@ threads only add wake-up latency for a model this small.
 
 from __future__ import annotations
 
-import threading
+from _thread import _local as thread_local  # threading.local itself, without importing threading (cold start)
 from collections.abc import Sequence
 from typing import Any
 
@@ -89,7 +89,7 @@ class OnnxEngine(Engine):
         self._max_batch = 1 if shape[0] == 1 else MAX_CHUNK
         self._float_io = in_q is None and out_q is None
         self._run = self._session._sess.run if hasattr(self._session, "_sess") else self._session.run
-        self._local = threading.local()
+        self._local = thread_local()
 
     def _buffer(self) -> np.ndarray:
         buf = np.zeros((1, self.n_features), dtype=np.float32)
@@ -157,4 +157,4 @@ class OnnxEngine(Engine):
         }
 
     def close(self) -> None:
-        self._local = threading.local()
+        self._local = thread_local()
