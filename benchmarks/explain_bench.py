@@ -7,7 +7,11 @@ Everything is measured through the runtime (``edgefin_runtime``), on one pinned 
 
 * latency: ``Predictor.score(dict)`` and ``Predictor.explain(dict)`` (the bundle's default method, then
   ``paired`` and ``exact``), interleaved per round on the same test records, perf_counter_ns per call,
-  p50/p95 over all calls; the JSON keeps each round's p50 so load on the host shows as spread;
+  p50/p95 over all calls; the JSON keeps each round's p50 so load on the host shows as spread; with
+  ``--default-kernels`` the same bundle loaded on LiteRT's default (XNNPACK) kernels instead of the
+  reference kernels its manifest names is timed in the same rounds (what the kernels cost, not a
+  configuration the runtime offers); ``breakdown``: where one ``paired`` explain's time goes
+  (encoding, engine invoke of the 2k + 1 coalition rows in place, the rest);
 * agreement: top-4 reasons (positive contributions, the runtime's rule) of each method against
   ``method="exact"`` on the same bundle, and, when a float bundle is given (``--float-variant``), against
   that bundle's exact Shapley values: ``set`` (same fields, order ignored), ``ordered``, ``overlap``; on
@@ -41,14 +45,18 @@ from edgefin_runtime.bundle import build_bundle, read_bundle
 from edgefin_runtime.drift import DriftMonitor
 
 
-def load_without_protected(path: Path) -> Any:
-    """The bundle with its explain section's protected list emptied (in memory only)."""
+def load_without_protected(path: Path, kernels: str | None = None) -> Any:
+    """The bundle with its explain section's protected list emptied (in memory only); ``kernels``
+    overrides the manifest's model.kernels ("default" / "reference") in memory."""
     b = read_bundle(str(path))
     ex = dict(b.manifest.explain or {})
     if not ex:
         raise SystemExit(f"{path}: no explain section; rebuild the bundles with edgefin convert")
     ex["protected"] = []
-    data, _ = build_bundle(dataclasses.replace(b.manifest, explain=ex), b.model_bytes)
+    m = dataclasses.replace(b.manifest, explain=ex)
+    if kernels is not None:
+        m = dataclasses.replace(m, model=dataclasses.replace(m.model, kernels=kernels))
+    data, _ = build_bundle(m, b.model_bytes)
     return edgefin_runtime.load(data)
 
 
@@ -85,7 +93,9 @@ def time_calls(fn: Callable[[Any], Any], recs: Sequence[Any], reps: int) -> list
     return out
 
 
-def latency(pred: Any, recs: Sequence[dict[str, Any]], rounds: int, reps: int) -> dict[str, Any]:
+def latency(
+    pred: Any, recs: Sequence[dict[str, Any]], rounds: int, reps: int, other_kernels: Any | None = None
+) -> dict[str, Any]:
     """score and explain interleaved per round; p50/p95 over all calls and each round's p50."""
     default = pred.explainer().method
     calls: dict[str, Callable[[Any], Any]] = {
@@ -93,6 +103,9 @@ def latency(pred: Any, recs: Sequence[dict[str, Any]], rounds: int, reps: int) -
         f"explain ({default})": pred.explain,
         "explain (paired)": lambda r: pred.explain(r, method="paired"),
     }
+    if other_kernels is not None:
+        calls["score (default kernels)"] = other_kernels.score
+        calls["explain (paired, default kernels)"] = lambda r: other_kernels.explain(r, method="paired")
     for fn in calls.values():  # warm-up: interpreters, plans
         for r in recs:
             fn(r)
@@ -117,6 +130,50 @@ def latency(pred: Any, recs: Sequence[dict[str, Any]], rounds: int, reps: int) -
     score = out["score"]["p50_us"]
     for k in out:
         out[k]["x_score_p50"] = round(out[k]["p50_us"] / score, 2)
+    return out
+
+
+def breakdown(pred: Any, recs: Sequence[dict[str, Any]], reps: int) -> dict[str, Any]:
+    """Where one ``paired`` explain goes, each stage timed on its own (p50 us over the records): encoding
+    the record, finding its plan and filling the 2k + 1 coalition rows (in place when the engine allows),
+    the engine invoke, the attribution with its reasons and Explanation; and the whole call."""
+    ex = pred.explainer()
+    stages: dict[str, list[int]] = {
+        k: [] for k in ("encode", "plan_and_fill", "engine_invoke", "attribute_and_reasons")
+    }
+    whole, rows = [], []
+    clock = time.perf_counter_ns
+    for _ in range(reps):
+        for r in recs:
+            t0 = clock()
+            row, flags = ex._pre.record(r)
+            t1 = clock()
+            x = np.array(row, dtype=np.float32)
+            active, how, extra, mask = ex._plan_of(x, "paired")
+            slot = ex._fixed(len(mask))
+            if slot is not None:
+                np.copyto(slot.inp, ex._ref)
+                np.copyto(slot.inp, x, where=mask)
+                t2 = clock()
+                slot.invoke()
+                v = slot.out.astype(np.float64)
+            else:
+                mat = np.where(mask, x, ex._ref)
+                t2 = clock()
+                v = pred.engine.run(mat).astype(np.float64)
+            t3 = clock()
+            ex._attributed(r, flags, active, how, extra, v, 4)
+            t4 = clock()
+            pred.explain(r, method="paired")
+            t5 = clock()
+            for k, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                stages[k].append(dt)
+            whole.append(t5 - t4)
+            rows.append(len(mask))
+    out: dict[str, Any] = {f"{k}_us": p50_p95(v)[0] for k, v in stages.items()}
+    out["explain_call_us"] = p50_p95(whole)[0]
+    out["rows_mean"] = round(float(np.mean(rows)), 2)
+    out["in_place"] = ex._fixed(rows[0]) is not None
     return out
 
 
@@ -217,6 +274,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--agreement-records", type=int, default=0, help="0: the whole test split")
     ap.add_argument("--cpu", type=int, default=None, help="pin to this core (default: the last one)")
+    ap.add_argument(
+        "--default-kernels",
+        action="store_true",
+        help="also time the bundle on LiteRT's default (XNNPACK) kernels in the same rounds",
+    )
+    ap.add_argument("--no-agreement", action="store_true", help="latency only (skip agreement and drift)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     cpu = args.cpu if args.cpu is not None else max(os.sched_getaffinity(0))
@@ -224,6 +287,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     pred = load_without_protected(args.run / "bundles" / f"{args.variant}.efb")
     float_pred = (
         load_without_protected(args.run / "bundles" / f"{args.float_variant}.efb") if args.float_variant else None
+    )
+    other = (
+        load_without_protected(args.run / "bundles" / f"{args.variant}.efb", kernels="default")
+        if args.default_kernels
+        else None
     )
     test = pd.read_parquet(args.run / "data" / "test.parquet")
     names = list(pred.schema.names)
@@ -238,10 +306,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             "pinned_core": cpu,
             "loadavg_start": os.getloadavg(),
         },
-        "latency": latency(pred, lat_recs, args.rounds, args.reps),
-        "agreement": agreement(pred, agree_recs, float_pred),
-        "drift": drift_figures(pred, test[names]),
+        "latency": latency(pred, lat_recs, args.rounds, args.reps, other),
+        "breakdown": {"bundle kernels": breakdown(pred, lat_recs, args.reps)},
     }
+    if other is not None:
+        result["breakdown"]["default kernels"] = breakdown(other, lat_recs, args.reps)
+    if not args.no_agreement:
+        result["agreement"] = agreement(pred, agree_recs, float_pred)
+        result["drift"] = drift_figures(pred, test[names])
     result["machine"]["loadavg_end"] = os.getloadavg()
     text = json.dumps(result, indent=1)
     if args.out:

@@ -51,7 +51,7 @@ def brute_force_shapley(pred: Any, record: dict[str, Any], reference: dict[str, 
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize("method", ["exact", "paired", "sampled", "auto"])
+@pytest.mark.parametrize("method", ["exact", "paired", "stratified", "sampled", "auto"])
 def test_attributions_sum_to_the_score_change(explained: dict[str, Path], variant: str, method: str) -> None:
     pred = edgefin_runtime.load(str(explained[variant]))
     for rec in RECORDS:
@@ -76,7 +76,7 @@ def test_exact_method_equals_brute_force_shapley(explained: dict[str, Path], var
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize("method", ["exact", "paired", "sampled"])
+@pytest.mark.parametrize("method", ["exact", "paired", "stratified", "sampled"])
 def test_one_record_in_place_equals_the_engine_batch(explained: dict[str, Path], variant: str, method: str) -> None:
     """explain(record) fills a fixed-size interpreter in place (LiteRT, float32 I/O); it must give exactly
     what the general path (coalition matrix through engine.run, padded batches) gives, every time."""
