@@ -3,7 +3,7 @@
 A user's model often starts with its own standardisation of the raw columns: a ``Normalization`` or
 ``Rescaling`` layer, a ``BatchNormalization`` (in inference mode ``(x - moving_mean) /
 sqrt(moving_var + eps) * gamma + beta``), or in an ONNX graph the ``Mul``/``Add``/``Sub``/``Div`` (or
-``BatchNormalization``) nodes such a layer became. Each is ``a * x + b`` per column; with ``a > 0``
+``BatchNormalization``) nodes such a layer became, their constants as initialisers or ``Constant`` nodes. Each is ``a * x + b`` per column; with ``a > 0``
 it is the spec's ``(x - mean) / scale`` with ``scale = 1 / a`` and ``mean = -b / a``. Lifting it lets
 the runtime validate and standardise the columns, and int8 input quantisation then sees standardised
 values instead of raw columns on very different scales (one per-tensor scale loses the small ones).
@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-#: the ONNX ops a leading per-column affine chain may be made of (constant operand an initializer)
+#: the ONNX ops a leading per-column affine chain may be made of (constant operand: an initializer or a
+#: ``Constant`` node)
 ONNX_AFFINE_OPS = ("Mul", "Add", "Sub", "Div", "BatchNormalization")
 
 
@@ -159,9 +160,10 @@ class _NotLiftable(Exception):
 
 # ---------------------------------------------------------------- ONNX
 def lift_onnx(model_bytes: bytes) -> Lifted | None:
-    """The chain of per-column affine nodes (``ONNX_AFFINE_OPS`` with constant initialiser operands of
-    shape (k,) or (1, k), or a scalar) that starts at the graph's one input and is its only use, folded
-    into one ``a * x + b`` and cut out of the graph (``rest``: the remaining model's bytes)."""
+    """The chain of per-column affine nodes (``ONNX_AFFINE_OPS`` with constant operands - initialisers or
+    ``Constant`` nodes - of shape (k,) or (1, k), or a scalar) that starts at the graph's one input and is
+    its only use, folded into one ``a * x + b`` and cut out of the graph (``rest``: the remaining model's
+    bytes; the Constant nodes only the chain used go with it)."""
     import onnx
     from onnx import numpy_helper
 
@@ -181,10 +183,18 @@ def lift_onnx(model_bytes: bytes) -> Lifted | None:
         for name in n.input:
             uses.setdefault(name, []).append(n)
 
+    constants = {n.output[0]: n for n in g.node if n.op_type == "Constant" and len(n.output) == 1}
+
     def const(name: str) -> np.ndarray | None:
-        if name not in inits:
+        if name in inits:
+            v = numpy_helper.to_array(inits[name]).astype(np.float64)
+        elif name in constants:
+            found = _constant_value(constants[name])
+            if found is None:
+                return None
+            v = found
+        else:
             return None
-        v = numpy_helper.to_array(inits[name]).astype(np.float64)
         if v.size == 1:
             return np.full(k, float(v.reshape(-1)[0]))
         if v.shape in ((k,), (1, k)):
@@ -216,6 +226,9 @@ def lift_onnx(model_bytes: bytes) -> Lifted | None:
             if name == cur:
                 n.input[i] = x
     used = {name for n in g.node for name in n.input}
+    for n in [c for c in g.node if c.op_type == "Constant" and c.output[0] not in used]:
+        if n.output[0] in constants and n.output[0] not in {o.name for o in g.output}:
+            g.node.remove(n)
     for init in [i for i in g.initializer if i.name not in used]:
         g.initializer.remove(init)
     for vi in [v for v in g.input if v.name in inits and v.name not in used]:
@@ -223,6 +236,20 @@ def lift_onnx(model_bytes: bytes) -> Lifted | None:
     names = "+".join(n.op_type for n in chain)
     label = chain[0].name or chain[0].op_type
     return Lifted(layer=label, kind=f"ONNX {names}", mean=found[0], scale=found[1], rest=proto.SerializeToString())
+
+
+def _constant_value(node: Any) -> np.ndarray | None:
+    """A Constant node's value (``value`` tensor, ``value_float`` or ``value_floats``), or None."""
+    from onnx import numpy_helper
+
+    for attr in node.attribute:
+        if attr.name == "value":
+            return np.asarray(numpy_helper.to_array(attr.t), dtype=np.float64)
+        if attr.name == "value_float":
+            return np.asarray([attr.f], dtype=np.float64)
+        if attr.name == "value_floats":
+            return np.asarray(list(attr.floats), dtype=np.float64)
+    return None
 
 
 def _onnx_step(n: Any, cur: str, const: Any, k: int) -> tuple[np.ndarray, np.ndarray] | None:

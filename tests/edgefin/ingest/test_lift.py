@@ -64,6 +64,27 @@ def test_onnx_sub_div_and_mul_add_chains_are_lifted():
     assert _check_onnx(_onnx(mul_add, {"a": [1.0, 0.1, 0.01], "b": [0.0, -0.5, -0.5]})).kind == "ONNX Mul+Add"
 
 
+def test_onnx_affine_operands_from_constant_nodes_are_lifted():
+    """The operands of Sub/Div (or Mul/Add) as Constant nodes rather than initialisers (what many exporters
+    write): lifted the same way, and the Constant nodes go with the chain."""
+    mu = numpy_helper.from_array(np.array([0.0, 5.0, 50.0], np.float32), "mu_value")
+    sub_div = [
+        helper.make_node("Constant", [], ["mu"], value=mu),
+        helper.make_node("Constant", [], ["sd"], value_floats=[1.0, 10.0, 100.0]),
+        helper.make_node("Sub", ["x", "mu"], ["c"]),
+        helper.make_node("Div", ["c", "sd"], ["h"]),
+    ]
+    lifted = _check_onnx(_onnx(sub_div, {}))
+    assert lifted.kind == "ONNX Sub+Div"
+    np.testing.assert_allclose(lifted.mean, [0.0, 5.0, 50.0], atol=1e-6)
+    np.testing.assert_allclose(lifted.scale, [1.0, 10.0, 100.0], rtol=1e-6)
+    import onnx
+
+    assert "Constant" not in [n.op_type for n in onnx.load_from_string(lifted.rest).graph.node]
+    scalar = [helper.make_node("Constant", [], ["two"], value_float=2.0), helper.make_node("Mul", ["x", "two"], ["h"])]
+    np.testing.assert_allclose(_check_onnx(_onnx(scalar, {})).scale, [0.5, 0.5, 0.5])
+
+
 @pytest.mark.parametrize(
     "nodes, inits",
     [
