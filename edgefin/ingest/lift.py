@@ -3,8 +3,9 @@
 A user's model often starts with its own standardisation of the raw columns: a ``Normalization`` or
 ``Rescaling`` layer, a ``BatchNormalization`` (in inference mode ``(x - moving_mean) /
 sqrt(moving_var + eps) * gamma + beta``), or in an ONNX graph the ``Mul``/``Add``/``Sub``/``Div`` (or
-``BatchNormalization``) nodes such a layer became, their constants as initialisers or ``Constant`` nodes. Each is ``a * x + b`` per column; with ``a > 0``
-it is the spec's ``(x - mean) / scale`` with ``scale = 1 / a`` and ``mean = -b / a``. Lifting it lets
+``BatchNormalization``) nodes such a layer became, their constants as initialisers or ``Constant`` nodes.
+Each is ``a * x + b`` per column; with ``a > 0`` it is the spec's ``(x - mean) / scale`` with
+``scale = 1 / a`` and ``mean = -b / a``. Lifting it lets
 the runtime validate and standardise the columns, and int8 input quantisation then sees standardised
 values instead of raw columns on very different scales (one per-tensor scale loses the small ones).
 
