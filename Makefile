@@ -32,8 +32,10 @@ sync: .venv/.synced
 demo: sync
 	$(UV) run --frozen --no-sync edgefin demo --out runs/demo
 
+# two pytest-xdist workers (CI has 2 cores), each test file kept on one worker so its module fixtures are built once
+TEST_WORKERS ?= 2
 test: sync java
-	$(UV) run --frozen --no-sync pytest -q
+	$(UV) run --frozen --no-sync pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # the edit-run loop: every test that trains no TensorFlow model (tests/conftest.py marks the rest slow)
 test-fast: sync java

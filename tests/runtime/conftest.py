@@ -7,6 +7,7 @@ runtime code that computes the golden scores, so a change to either rebuilds the
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import subprocess
@@ -69,8 +70,10 @@ def tiny_dir(request: pytest.FixtureRequest) -> Path:
             )
         return d
     d = Path(request.config.cache.mkdir(f"edgefin-tiny-{_code_key()}"))
-    if not all((d / f"tiny-{v}.efb").is_file() for v in VARIANTS):
-        build_fixture_bundles(d)
+    with open(d / ".lock", "w") as lock:  # pytest-xdist workers share the cache: one builds, the others wait
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not all((d / f"tiny-{v}.efb").is_file() for v in VARIANTS):
+            build_fixture_bundles(d)
     return d
 
 
