@@ -245,8 +245,9 @@ def _keras3_width(model: Any, label: str) -> int:
             f"{label}: input '{_name(text[0])}' takes {getattr(text[0], 'dtype', '?')} values"
             + (f" (encoded inside the model by {', '.join(inside)})" if inside else "")
             + "; a bundle's model takes one float32 feature matrix, so lookup and one-hot layers on "
-            "string or integer inputs cannot stay inside it. Train the model on the encoded features of "
-            "an edgefin schema (its preprocess spec one-hot encodes categorical fields on the device)"
+            "string or integer inputs cannot stay inside it. Ingest the model with its data first (edgefin.ingest "
+            "lifts the lookups of a model with one input per column into the bundle's one-hot encoding), or "
+            "train it on the encoded features of an edgefin schema"
         )
     if len(inputs) != 1:
         raise ModelInputError(

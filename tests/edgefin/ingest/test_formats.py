@@ -98,6 +98,9 @@ def test_every_format_converts_and_reproduces_the_users_scores(kind, models, use
     inspect = run("inspect", doc["variants"][0]["bundle"], "--no-self-test")
     assert "model preprocessing: lifted into the bundle's spec" in inspect.output
     assert f"({LIFTED[kind]})" in inspect.output
+    # and per field, beside its encoding: lifted from the model (none is the identity here)
+    assert inspect.output.count(f"({LIFTED[kind]}) -> (x - mean) / scale]") == len(COLUMNS)
+    assert record["lineage"]["field_preprocessing"]["c"].startswith("lifted from the model: ")
 
 
 def test_a_saved_model_directory_is_never_a_run_directory(models, user_data, tmp_path):

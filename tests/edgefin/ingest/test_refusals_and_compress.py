@@ -113,9 +113,10 @@ def test_run_json_has_one_writer():
     assert offenders == []
 
 
-def test_a_lookup_layer_on_a_string_input_is_refused_with_the_reason(tmp_path):
-    """A StringLookup (one-hot) inside a Keras 3 model takes strings: a bundle's model takes one float
-    matrix, so convert refuses it, naming the input and the layer (no Traceback)."""
+def test_an_input_of_several_columns_beside_a_lookup_is_refused_with_the_reason(tmp_path):
+    """A StringLookup inside a Keras 3 model is lifted when each input is one data column
+    (test_lookup.py); an input that takes two columns at once cannot be matched to the data: convert
+    refuses it, naming the input (no Traceback)."""
     import keras
     import pandas as pd
 
@@ -131,5 +132,19 @@ def test_a_lookup_layer_on_a_string_input_is_refused_with_the_reason(tmp_path):
     )
     res = run("convert", path, "--data", data, "--target", "label", "--run-dir", tmp_path / "r")
     assert res.exit_code == 2 and "Traceback" not in res.stderr, res.output
-    assert "input 'region' takes string values (encoded inside the model by StringLookup)" in res.stderr
-    assert "one float32 feature matrix" in res.stderr
+    assert "input 'amounts' has shape [None, 2]" in res.stderr and "one input per data column" in res.stderr
+
+
+def test_a_string_input_reaching_the_converters_directly_is_refused_with_the_reason():
+    """Outside ingest, the converters take one float matrix: a model with a string input is refused
+    naming the input and the lookup layer."""
+    import keras
+
+    from edgefin_converters.errors import ModelInputError
+    from edgefin_converters.sources import from_keras3
+
+    region = keras.Input((1,), dtype="string", name="region")
+    onehot = keras.layers.StringLookup(vocabulary=["north", "south"], output_mode="one_hot")(region)
+    model = keras.Model(region, keras.layers.Dense(1, activation="sigmoid")(onehot))
+    with pytest.raises(ModelInputError, match=r"input 'region' takes string values \(encoded inside the model by"):
+        from_keras3(model)
