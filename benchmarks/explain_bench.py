@@ -210,7 +210,7 @@ def agreement(pred: Any, recs: Sequence[dict[str, Any]], float_pred: Any | None)
     exact, declined, _ = top4(pred, recs, "exact")
     out: dict[str, Any] = {}
     ref_float = top4(float_pred, recs, "exact")[0] if float_pred is not None else None
-    for method in (None, "paired", "sampled", "exact"):
+    for method in (None, "paired", "stratified", "sampled", "exact"):
         got, _, used = top4(pred, recs, method) if method != "exact" else (exact, declined, {"exact": len(recs)})
         name = method or f"default ({pred.explainer().method})"
         entry: dict[str, Any] = {

@@ -19,9 +19,10 @@ values the device would compute, and its cost is the number of coalition rows it
   logit space; the residual spread by |add - remove| or equally instead (``paired spread=...``);
 * ``sampled P``: P antithetic permutation pairs (the runtime's tables, 2 P n rows), in probability
   and in logit space;
-* ``strata``: per field the mean marginal contribution at coalition sizes 0, 1, n - 2 and n - 1 (all
-  singles, pairs, all-but-one and all-but-two: 2 + 2n + n(n - 1) rows), a cubic in the size through
-  them (exact for interactions of up to 4 fields), averaged over sizes; in probability and logit space;
+* ``stratified`` (the runtime's ``method="stratified"``): per field the mean marginal contribution at
+  coalition sizes 0, 1, n - 2 and n - 1 (all singles, pairs, all-but-one and all-but-two: 1 + 2n +
+  n(n - 1) rows), a cubic in the size through them (exact for interactions of up to 4 fields),
+  averaged over sizes; in probability and logit space;
 * ``paired -> exact top m + rest``: exact Shapley over the m fields ``paired`` ranks highest plus one
   player holding all the others (2n + 2^(m+1) rows, two engine calls).
 
@@ -100,7 +101,7 @@ class Schemes:
                 prev = g[:, s]
         return phi / len(order)
 
-    def strata(self, g: np.ndarray) -> np.ndarray:
+    def stratified(self, g: np.ndarray) -> np.ndarray:
         k, bits, full = self.nf, self.bits, self.full
         v0, p = g[:, 0], g[:, full]
         m = np.zeros((len(g), k, 4))
@@ -175,6 +176,35 @@ def fragility(phi: np.ndarray) -> dict[str, float]:
     }
 
 
+def quantisation_bound(ref_phi: np.ndarray, phi: np.ndarray, fields: list[str], g: np.ndarray) -> dict[str, Any]:
+    """How the exact top-4 of a quantised game relates to its output grid: the share of records whose
+    exact float 4th and 5th contributions are closer than one output step, and how many of the exact
+    disagreements fall there."""
+    values = np.unique(g)
+    step = float(np.min(np.diff(values))) if len(values) > 1 else 0.0
+    gaps = []
+    for row in ref_phi:
+        s = np.sort(row[row > 0])[::-1]
+        gaps.append(s[3] - s[4] if len(s) >= 5 else np.inf)
+    gap = np.array(gaps)
+    bad = np.array([set(a) != set(b) for a, b in zip(top_reasons(phi, fields, 4), top_reasons(ref_phi, fields, 4))])
+    err = np.abs(phi - ref_phi)
+    wide = gap >= 2 * step
+    return {
+        "output_step": step,
+        "records_float_gap_below_1_step": round(float(np.mean(gap < step)), 4),
+        "disagreements": int(bad.sum()),
+        "disagreements_with_float_gap_below_1_step": round(float(np.mean(gap[bad] < step)), 4) if bad.any() else None,
+        "disagreements_with_float_gap_below_2_steps": round(float(np.mean(gap[bad] < 2 * step)), 4)
+        if bad.any()
+        else None,
+        "set_agreement_where_float_gap_at_least_2_steps": round(1 - float(bad[wide].mean()), 4) if wide.any() else None,
+        "records_float_gap_at_least_2_steps": int(wide.sum()),
+        "abs_error_vs_float_median": float(np.median(err)),
+        "abs_error_vs_float_p90": float(np.quantile(err, 0.9)),
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", type=Path, required=True, help="run directory (bundles with explain sections, data/)")
@@ -198,8 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "paired logit -> rescale": (2 * nf + 1, lambda g, lg: rescale(sc.paired(lg), g, lg)),
         "paired spread=interaction": (2 * nf + 1, lambda g, lg: sc.paired(g, "interaction")),
         "paired spread=equal": (2 * nf + 1, lambda g, lg: sc.paired(g, "equal")),
-        "strata": (2 + 2 * nf + nf * (nf - 1), lambda g, lg: sc.strata(g)),
-        "strata logit -> rescale": (2 + 2 * nf + nf * (nf - 1), lambda g, lg: rescale(sc.strata(lg), g, lg)),
+        "stratified": (1 + 2 * nf + nf * (nf - 1), lambda g, lg: sc.stratified(g)),
+        "stratified logit -> rescale": (1 + 2 * nf + nf * (nf - 1), lambda g, lg: rescale(sc.stratified(lg), g, lg)),
     }
     for pairs in (4, 8, 32):
         schemes[f"sampled {pairs}x2"] = (2 * pairs * nf, lambda g, lg, n=pairs: sc.sampled(g, n))
@@ -233,7 +263,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"top1 {a['top1']:.3f}",
                 file=sys.stderr,
             )
-        result["variants"][variant] = {"distinct_scores": int(len(np.unique(g))), "schemes": rows}
+        entry: dict[str, Any] = {"distinct_scores": int(len(np.unique(g))), "schemes": rows}
+        if len(np.unique(g)) < 4096:  # a quantised output grid
+            entry["quantisation"] = quantisation_bound(ref_phi, sc.exact(g), fields, g)
+        result["variants"][variant] = entry
     result["seconds"] = round(time.time() - t0, 1)
     text = json.dumps(result, indent=1)
     if args.out:

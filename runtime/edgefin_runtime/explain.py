@@ -507,7 +507,10 @@ class Explainer:
         max_reasons: int,
     ) -> Explanation:
         phi_active, p = _attribute(how, len(active), v, self.reference_score, extra)
-        phi = [0.0] * len(self._fields)
+        nf = len(self._fields)
+        if len(active) == nf:  # every field differs from the reference
+            return self._explanation(record, flags, p, phi_active, how, max_reasons)
+        phi = [0.0] * nf
         for i, c in zip(active, phi_active):
             phi[i] = c
         return self._explanation(record, flags, p, phi, how, max_reasons)
@@ -677,7 +680,8 @@ def _efficient(phi: list[float], total: float) -> list[float]:
     residual = total - sum(phi)
     weight = sum(map(abs, phi))
     if weight > 0.0:
-        return [c + residual * abs(c) / weight for c in phi]
+        scale = residual / weight
+        return [c + scale * abs(c) for c in phi]
     return [c + residual / len(phi) for c in phi] if phi else phi
 
 
