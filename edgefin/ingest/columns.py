@@ -66,12 +66,17 @@ def raw_columns(
     if not kinds:
         raise DataError(f"{source} has no numeric feature columns besides the target '{tspec.name}'")
     schema = fit_schema(frames["train"], kinds, tspec, source=source, allow_missing=missing_fields([frame], kinds))
-    steps = []
-    for f in schema.fields:
-        col = pd.to_numeric(frames["train"][f.name], errors="coerce").to_numpy(dtype=np.float64)
-        seen = col[~np.isnan(col)]
-        steps.append(NumericStep(field=f.name, fill=float(np.median(seen)) if seen.size else 0.0, mean=0.0, scale=1.0))
+    steps = [
+        NumericStep(field=f.name, fill=training_median(frames, f.name), mean=0.0, scale=1.0) for f in schema.fields
+    ]
     return Columns(schema, PreprocessSpec(steps=tuple(steps)), kinds, tuple(other), "raw")
+
+
+def training_median(frames: dict[str, pd.DataFrame], name: str) -> float:
+    """The median of a numeric column's values in the training split (0.0 when it has none): the fill."""
+    col = pd.to_numeric(frames["train"][name], errors="coerce").to_numpy(dtype=np.float64)
+    seen = col[~np.isnan(col)]
+    return float(np.median(seen)) if seen.size else 0.0
 
 
 def schema_columns(schema_path: Path, preprocess_path: Path | None, tspec: Any) -> Columns:
@@ -130,4 +135,4 @@ def _read(p: Path, what: str) -> Any:
         raise DataError(f"{what} file {p} is not readable JSON ({exc})") from None
 
 
-__all__ = ["Columns", "check_width", "raw_columns", "schema_columns"]
+__all__ = ["Columns", "check_width", "raw_columns", "schema_columns", "training_median"]

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UnsupportedLayerError
-from .columns import Columns
+from .columns import Columns, training_median
 from .lift import _flat, graph_nodes, input_name, layer_affine
 
 #: layers that start a categorical chain (they hold the vocabulary)
@@ -538,10 +538,7 @@ def input_columns(
     steps: list[Step] = []
     for f in lift.fields:
         if f.kind == "numeric":
-            col = pd.to_numeric(frames["train"][f.name], errors="coerce").to_numpy(dtype=np.float64)
-            seen = col[~np.isnan(col)]
-            fill = float(np.median(seen)) if seen.size else 0.0
-            steps.append(NumericStep(field=f.name, fill=fill, mean=f.mean, scale=f.scale))
+            steps.append(NumericStep(field=f.name, fill=training_median(frames, f.name), mean=f.mean, scale=f.scale))
         else:
             fill_cat = f.missing_category or MISSING_SENTINEL
             while f.missing_category is None and fill_cat in f.categories:
