@@ -257,7 +257,13 @@ def matrix_both(session: nox.Session) -> None:
         session.log(f"Python {session.python}: no test needs both engines in one process")
         return
     pins = [_engine_pin(whl, e, session) for e in ENGINES]
-    session.install(f"edgefin-runtime[{','.join(ENGINES)},signing] @ {whl.as_uri()}", *pins, *TEST_DEPS)
+    # no bytecode compiled: these tests start no child process, so compiling every package costs more than it saves
+    session.install(
+        f"edgefin-runtime[{','.join(ENGINES)},signing] @ {whl.as_uri()}",
+        *pins,
+        *TEST_DEPS,
+        env={"UV_COMPILE_BYTECODE": "0"},
+    )
     _check_interpreter(session)
     session.log(f"Python {session.python}: {len(wanted)} tests need both engines")
     env = {"EDGEFIN_TEST_BUNDLES": str(FIXTURES), "PYTHONDONTWRITEBYTECODE": "1"}  # no EDGEFIN_TEST_ENGINE: no skip
