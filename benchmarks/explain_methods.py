@@ -52,9 +52,10 @@ from edgefin_runtime.explain import SAMPLED_PERMUTATIONS, _exact_table, _sampled
 from edgefin.explain.ranking import agreement, top_reasons
 
 
-def game_table(path: Path, test: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+def game_table(path: Path, test: pd.DataFrame) -> tuple[np.ndarray, list[str], np.ndarray]:
     """(records, 2^n) coalition scores through the bundle's engine (coalition s: bit j = field j from the
-    record, fields in preprocessing order), and the field names in that order."""
+    record, fields in preprocessing order), the field names in that order, and which fields of each
+    record differ from the reference (the others are null players: exactly 0, as in the runtime)."""
     pred = load_without_protected(path)
     ex = pred.explainer()
     recs = records_of(test, list(pred.schema.names))
@@ -63,14 +64,26 @@ def game_table(path: Path, test: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
     z = ((s[:, None] >> np.arange(nf)) & 1).astype(bool)
     colmask = np.repeat(z, [b - a for a, b in ex._spans], axis=1)
     out = np.zeros((len(recs), 1 << nf))
+    active = np.zeros((len(recs), nf), dtype=bool)
     for i, r in enumerate(recs):
         row, _ = pred._pre.record(r)
-        out[i] = pred.engine.run(np.where(colmask, np.asarray(row, dtype=np.float32), ex._ref))
-    return out, list(ex._fields)
+        x = np.asarray(row, dtype=np.float32)
+        active[i] = np.logical_or.reduceat(x != ex._ref, ex._starts)
+        out[i] = pred.engine.run(np.where(colmask, x, ex._ref))
+    return out, list(ex._fields), active
 
 
 class Schemes:
     """Every scheme over a game table G (records, 2^n)."""
+
+    _cache: dict[int, Schemes] = {}
+
+    @classmethod
+    def of(cls, nf: int) -> Schemes:
+        got = cls._cache.get(nf)
+        if got is None:
+            got = cls._cache[nf] = cls(nf)
+        return got
 
     def __init__(self, nf: int) -> None:
         self.nf = nf
@@ -135,6 +148,32 @@ class Schemes:
         return out
 
 
+SchemeFn = Callable[["Schemes", np.ndarray, np.ndarray], np.ndarray]
+
+
+def by_subgame(g: np.ndarray, active: np.ndarray, fn: SchemeFn) -> np.ndarray:
+    """A scheme run as the runtime runs it: on each record's game over its k active fields only (the
+    fields equal to the reference are no players and get exactly 0); records grouped by k."""
+    out = np.zeros(active.shape)
+    ks = active.sum(axis=1)
+    eps = logit_eps(g)
+    for k in np.unique(ks):
+        k = int(k)
+        idx = np.flatnonzero(ks == k)
+        if k == 0:
+            continue
+        sub_bits = ((np.arange(1 << k)[:, None] >> np.arange(k)) & 1).astype(np.int64)  # (2^k, k)
+        sub = np.empty((len(idx), 1 << k))
+        players = np.empty((len(idx), k), dtype=np.int64)
+        for j, r in enumerate(idx):
+            players[j] = np.flatnonzero(active[r])
+            sub[j] = g[r, sub_bits @ (1 << players[j])]
+        phi = fn(Schemes.of(k), sub, logit(sub, eps))
+        for j, r in enumerate(idx):
+            out[r, players[j]] = phi[j]
+    return out
+
+
 def spread_residual(phi: np.ndarray, total: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """The runtime's efficiency repair: total - sum(phi) spread over the fields in proportion to weight."""
     phi = phi.copy()
@@ -144,10 +183,15 @@ def spread_residual(phi: np.ndarray, total: np.ndarray, weight: np.ndarray) -> n
     return phi
 
 
-def logit(g: np.ndarray) -> np.ndarray:
+def logit_eps(g: np.ndarray) -> float:
+    """Where the logit clips a whole game table: half its smallest positive step on a quantised output
+    grid (few distinct values), else 1e-7."""
     values = np.unique(g)
     positive = values[values > 0]
-    eps = positive.min() / 2 if len(values) < 4096 and len(positive) else 1e-7  # a quantised output grid
+    return float(positive.min() / 2) if len(values) < 4096 and len(positive) else 1e-7
+
+
+def logit(g: np.ndarray, eps: float) -> np.ndarray:
     v = np.clip(g, eps, 1 - eps)
     out: np.ndarray = np.log(v / (1 - v))
     return out
@@ -216,36 +260,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     test = pd.read_parquet(args.run / "data" / "test.parquet")
     t0 = time.time()
-    ref_game, fields = game_table(args.run / "bundles" / f"{args.float_variant}.efb", test)
-    sc = Schemes(len(fields))
-    ref_phi = sc.exact(ref_game)
+    ref_game, fields, active = game_table(args.run / "bundles" / f"{args.float_variant}.efb", test)
+    ref_phi = by_subgame(ref_game, active, lambda sc, g, lg: sc.exact(g))
     ref_top = top_reasons(ref_phi, fields, 4)
-    nf = len(fields)
-    schemes: dict[str, tuple[int, Callable[[np.ndarray, np.ndarray], np.ndarray]]] = {
-        "exact": ((1 << nf) - 1, lambda g, lg: sc.exact(g)),
-        "exact logit -> rescale": ((1 << nf) - 1, lambda g, lg: rescale(sc.exact(lg), g, lg)),
-        "paired": (2 * nf + 1, lambda g, lg: sc.paired(g)),
-        "paired logit -> rescale": (2 * nf + 1, lambda g, lg: rescale(sc.paired(lg), g, lg)),
-        "paired spread=interaction": (2 * nf + 1, lambda g, lg: sc.paired(g, "interaction")),
-        "paired spread=equal": (2 * nf + 1, lambda g, lg: sc.paired(g, "equal")),
-        "stratified": (1 + 2 * nf + nf * (nf - 1), lambda g, lg: sc.stratified(g)),
-        "stratified logit -> rescale": (1 + 2 * nf + nf * (nf - 1), lambda g, lg: rescale(sc.stratified(lg), g, lg)),
+
+    def exact_rows(k: int) -> int:
+        return (1 << k) - 1
+
+    def fallback(k: int, rows: int) -> int:  # the runtime's exact where it needs no more rows
+        return min(rows, exact_rows(k))
+
+    schemes: dict[str, tuple[Callable[[int], int], SchemeFn]] = {
+        "exact": (exact_rows, lambda sc, g, lg: sc.exact(g)),
+        "exact logit -> rescale": (exact_rows, lambda sc, g, lg: rescale(sc.exact(lg), g, lg)),
+        "paired": (lambda k: 2 * k + 1, lambda sc, g, lg: sc.paired(g)),
+        "paired logit -> rescale": (lambda k: 2 * k + 1, lambda sc, g, lg: rescale(sc.paired(lg), g, lg)),
+        "paired spread=interaction": (lambda k: 2 * k + 1, lambda sc, g, lg: sc.paired(g, "interaction")),
+        "paired spread=equal": (lambda k: 2 * k + 1, lambda sc, g, lg: sc.paired(g, "equal")),
+        "stratified": (
+            lambda k: exact_rows(k) if k < 5 else 1 + 2 * k + k * (k - 1),
+            lambda sc, g, lg: sc.exact(g) if sc.nf < 5 else sc.stratified(g),
+        ),
+        "stratified logit -> rescale": (
+            lambda k: exact_rows(k) if k < 5 else 1 + 2 * k + k * (k - 1),
+            lambda sc, g, lg: rescale(sc.exact(lg) if sc.nf < 5 else sc.stratified(lg), g, lg),
+        ),
     }
     for pairs in (4, 8, 32):
-        schemes[f"sampled {pairs}x2"] = (2 * pairs * nf, lambda g, lg, n=pairs: sc.sampled(g, n))
+        schemes[f"sampled {pairs}x2"] = (lambda k, n=pairs: 2 * n * k, lambda sc, g, lg, n=pairs: sc.sampled(g, n))
         schemes[f"sampled {pairs}x2 logit -> rescale"] = (
-            2 * pairs * nf,
-            lambda g, lg, n=pairs: rescale(sc.sampled(lg, n), g, lg),
+            lambda k, n=pairs: 2 * n * k,
+            lambda sc, g, lg, n=pairs: rescale(sc.sampled(lg, n), g, lg),
         )
     for m in (5, 7):
         schemes[f"paired -> exact top {m} + rest"] = (
-            2 * nf + 1 + (1 << (m + 1)) - 2,
-            lambda g, lg, m=m: sc.grouped(g, m),
+            lambda k, m=m: fallback(k, 2 * k + 1 + (1 << (m + 1)) - 2),
+            lambda sc, g, lg, m=m: sc.exact(g) if sc.nf <= m + 1 else sc.grouped(g, m),
         )
+    ks = active.sum(axis=1)
     result: dict[str, Any] = {
         "run": str(args.run),
         "records": len(ref_game),
         "fields": fields,
+        "fields_differing_from_reference_mean": round(float(ks.mean()), 2),
         "float_variant": args.float_variant,
         "reference": "exact Shapley values of the float variant's game (same records, same reference applicant)",
         "fragility_of_exact_float_top4": fragility(ref_phi),
@@ -253,19 +310,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     for variant in args.variants.split(","):
         g = ref_game if variant == args.float_variant else game_table(args.run / "bundles" / f"{variant}.efb", test)[0]
-        lg = logit(g)
         rows = {}
         for name, (cost, fn) in schemes.items():
-            a = agreement(top_reasons(fn(g, lg), fields, 4), ref_top, 4)
-            rows[name] = {"rows_per_record": cost, **{k: round(float(a[k]), 4) for k in ("set", "ordered", "top1")}}
+            a = agreement(top_reasons(by_subgame(g, active, fn), fields, 4), ref_top, 4)
+            mean_rows = float(np.mean([cost(int(k)) for k in ks]))
+            rows[name] = {
+                "rows_per_record_mean": round(mean_rows, 1),
+                "rows_at_13_fields": cost(len(fields)),
+                **{k: round(float(a[k]), 4) for k in ("set", "ordered", "top1")},
+            }
             print(
-                f"{variant:16s} {name:34s} rows {cost:5d}  set {a['set']:.3f}  ordered {a['ordered']:.3f}  "
+                f"{variant:16s} {name:34s} rows {mean_rows:7.1f}  set {a['set']:.3f}  ordered {a['ordered']:.3f}  "
                 f"top1 {a['top1']:.3f}",
                 file=sys.stderr,
             )
         entry: dict[str, Any] = {"distinct_scores": int(len(np.unique(g))), "schemes": rows}
         if len(np.unique(g)) < 4096:  # a quantised output grid
-            entry["quantisation"] = quantisation_bound(ref_phi, sc.exact(g), fields, g)
+            entry["quantisation"] = quantisation_bound(
+                ref_phi, by_subgame(g, active, lambda sc, gg, lg: sc.exact(gg)), fields, g
+            )
         result["variants"][variant] = entry
     result["seconds"] = round(time.time() - t0, 1)
     text = json.dumps(result, indent=1)

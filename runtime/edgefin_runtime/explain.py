@@ -279,13 +279,17 @@ def _paired_table(k: int) -> np.ndarray:
     return zext
 
 
-_stratified_tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+_stratified_tables: dict[int, tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
 
 
-def _stratified_table(k: int) -> tuple[np.ndarray, np.ndarray]:
+def _stratified_table(k: int) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Rows: the record, each player added to the reference, each removed from the record, each pair
-    (i < j) added to the reference, each pair removed from the record (plus the False column); and the
-    four weights of the size-0, 1, k-2, k-1 mean marginals in the Shapley value (k >= 5)."""
+    (i < j) added to the reference, each pair removed from the record (plus the False column). And, over
+    the vector ``[v(empty), v(rows)...]``, the marginal contributions that enter player i's value as
+    index pairs ``(a[i], b[i])`` (each is ``v[a] - v[b]``) with their weights: the size-0 one, the k - 1
+    size-1 ones ``v({i, j}) - v({j})``, the k - 1 size-(k-2) ones ``v(N - j) - v(N - i - j)`` and the
+    size-(k-1) one; a stratum's weight is the mean over all sizes of the cubic through the four
+    strata's means, over the stratum's count (k >= 5)."""
     got = _stratified_tables.get(k)
     if got is not None:
         return got
@@ -294,12 +298,23 @@ def _stratified_table(k: int) -> tuple[np.ndarray, np.ndarray]:
     pairs = eye[iu] | eye[ju]
     z = np.concatenate([np.ones((1, k), dtype=bool), eye, ~eye, pairs, ~pairs])
     zext = np.concatenate([z, np.zeros((len(z), 1), dtype=bool)], axis=1)
-    # mean over sizes t = 0..k-1 of the cubic through the four known sizes = weights . means
     known = np.vander(np.array([0.0, 1.0, k - 2.0, k - 1.0]), 4)
-    weights = np.vander(np.arange(k, dtype=np.float64), 4).mean(axis=0) @ np.linalg.inv(known)
-    table = (zext, weights)
+    w = np.vander(np.arange(k, dtype=np.float64), 4).mean(axis=0) @ np.linalg.inv(known)
+    full, single, drop1 = 1, 2, 2 + k  # offsets in [v(empty), rows...]
+    pair, drop2 = 2 + 2 * k, 2 + 2 * k + len(iu)
+    pair_of = np.zeros((k, k), dtype=np.int64)
+    pair_of[iu, ju] = pair_of[ju, iu] = np.arange(len(iu))
+    a = np.zeros((k, 2 * k), dtype=np.intp)
+    b = np.zeros((k, 2 * k), dtype=np.intp)
+    for i in range(k):
+        js = np.array([j for j in range(k) if j != i], dtype=np.intp)
+        a[i] = [single + i, *(pair + pair_of[i, js]), *(drop1 + js), full]
+        b[i] = [0, *(single + js), *(drop2 + pair_of[i, js]), drop1 + i]
+    weights = np.concatenate([[w[0]], np.full(k - 1, w[1] / (k - 1)), np.full(k - 1, w[2] / (k - 1)), [w[3]]])
+    table = (zext, (a, b, weights))
     with _tables_lock:
-        _stratified_tables[k] = table
+        if k <= 64:
+            _stratified_tables[k] = table
     return table
 
 
@@ -656,22 +671,17 @@ def _attribute(how: str, k: int, v: np.ndarray, v0: float, extra: Any) -> tuple[
     return acc.tolist(), float(chains[0, -1])
 
 
-def _stratified(k: int, v: np.ndarray, v0: float, weights: np.ndarray) -> tuple[list[float], float]:
-    """The stratified attribution from its rows (see :func:`_stratified_table` for their order)."""
+def _stratified(
+    k: int, v: np.ndarray, v0: float, plan: tuple[np.ndarray, np.ndarray, np.ndarray]
+) -> tuple[list[float], float]:
+    """The stratified attribution: every marginal contribution as one difference (a player that
+    changes nothing gets exactly 0), weighted, then the efficiency spread."""
+    a, b, weights = plan
     p = float(v[0])
-    single, drop1 = v[1 : 1 + k], v[1 + k : 1 + 2 * k]
-    npairs = k * (k - 1) // 2
-    pair = np.zeros((k, k))
-    drop2 = np.zeros((k, k))
-    iu, ju = np.triu_indices(k, 1)
-    pair[iu, ju] = pair[ju, iu] = v[1 + 2 * k : 1 + 2 * k + npairs]
-    drop2[iu, ju] = drop2[ju, iu] = v[1 + 2 * k + npairs :]
-    off = ~np.eye(k, dtype=bool)
-    # mean marginal of i at size 1: v({i, j}) - v({j}); at size k-2: v(N - j) - v(N - i - j); over j != i
-    m1 = np.where(off, pair - single[None, :], 0.0).sum(axis=1) / (k - 1)
-    m2 = np.where(off, drop1[None, :] - drop2, 0.0).sum(axis=1) / (k - 1)
-    phi = weights[0] * (single - v0) + weights[1] * m1 + weights[2] * m2 + weights[3] * (p - drop1)
-    return _efficient(phi.tolist(), p - v0), p
+    full = np.empty(len(v) + 1)
+    full[0] = v0
+    full[1:] = v
+    return _efficient(((full[a] - full[b]) @ weights).tolist(), p - v0), p
 
 
 def _efficient(phi: list[float], total: float) -> list[float]:
