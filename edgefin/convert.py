@@ -57,7 +57,7 @@ class ConvertOptions:
     #: reason texts (edgefin.reason_texts)
     protected: tuple[str, ...] = ()
     reasons: str | None = None
-    #: the bundles' default explanation method (edgefin_runtime.explain: auto, exact, paired, sampled)
+    #: the bundles' default explanation method (edgefin_runtime.explain: auto, exact, paired, stratified, sampled)
     explain_method: str = "auto"
 
 

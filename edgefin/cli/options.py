@@ -411,7 +411,7 @@ CONVERT: tuple[Flag, ...] = (
     flag(
         "--explain-method",
         "explain_method",
-        "The bundles' default reason-code method: auto (paired, exact for <= 4 differing fields), exact "
+        "The bundles' default reason-code method: auto (stratified, exact for <= 5 differing fields), exact "
         "(all coalitions: slow, exact), paired (fast, exact without 3-way interactions), stratified "
         "(k^2 + k + 1 rows, exact without 5-way interactions), sampled.",
         type=click.Choice(["auto", "exact", "paired", "stratified", "sampled"]),

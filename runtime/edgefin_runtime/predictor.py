@@ -165,7 +165,7 @@ class Predictor:
     def explain(self, record: Mapping[str, Any], *, max_reasons: int = 4, method: str | None = None) -> Explanation:
         """Score one record and give its principal reasons (fields that raised the risk score above the
         bundle's reference applicant's, largest first, protected fields never). ``method``: None (the
-        bundle's), 'auto', 'exact', 'paired' or 'sampled' (:mod:`~edgefin_runtime.explain`).
+        bundle's), 'auto', 'exact', 'paired', 'stratified' or 'sampled' (:mod:`~edgefin_runtime.explain`).
         Raises an :class:`InputError` subclass like ``score``, ManifestError if the bundle has no
         explain section."""
         return self.explainer().explain(record, max_reasons, method)

@@ -97,7 +97,8 @@ def test_stratified_gives_a_null_player_exactly_zero_and_is_deterministic() -> N
     assert phi.tolist() == again.tolist()
 
 
-def test_stratified_falls_back_to_exact_below_five_fields() -> None:
+def test_stratified_is_the_default_and_exact_up_to_five_fields() -> None:
     assert "stratified" in METHODS
-    assert [_resolve("stratified", k) for k in range(6)] == ["exact"] * 5 + ["stratified"]
-    assert _rows_bound("stratified", 13) == 183 and _rows_bound("stratified", 4) == 16
+    for method in ("stratified", "auto"):
+        assert [_resolve(method, k) for k in range(8)] == ["exact"] * 6 + ["stratified"] * 2
+    assert _rows_bound("auto", 13) == 183 and _rows_bound("stratified", 5) == 32 and _rows_bound("paired", 13) == 27
