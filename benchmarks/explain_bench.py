@@ -105,6 +105,7 @@ def latency(
     }
     if other_kernels is not None:
         calls["score (default kernels)"] = other_kernels.score
+        calls[f"explain ({default}, default kernels)"] = other_kernels.explain
         calls["explain (paired, default kernels)"] = lambda r: other_kernels.explain(r, method="paired")
     for fn in calls.values():  # warm-up: interpreters, plans
         for r in recs:
@@ -133,8 +134,8 @@ def latency(
     return out
 
 
-def breakdown(pred: Any, recs: Sequence[dict[str, Any]], reps: int) -> dict[str, Any]:
-    """Where one ``paired`` explain goes, each stage timed on its own (p50 us over the records): encoding
+def breakdown(pred: Any, recs: Sequence[dict[str, Any]], reps: int, method: str = "paired") -> dict[str, Any]:
+    """Where one explain goes, each stage timed on its own (p50 us over the records): encoding
     the record, finding its plan and filling the 2k + 1 coalition rows (in place when the engine allows),
     the engine invoke, the attribution with its reasons and Explanation; and the whole call."""
     ex = pred.explainer()
@@ -149,7 +150,7 @@ def breakdown(pred: Any, recs: Sequence[dict[str, Any]], reps: int) -> dict[str,
             row, flags = ex._pre.record(r)
             t1 = clock()
             x = np.array(row, dtype=np.float32)
-            active, how, extra, mask = ex._plan_of(x, "paired")
+            active, how, extra, mask = ex._plan_of(x, method)
             slot = ex._fixed(len(mask))
             if slot is not None:
                 np.copyto(slot.inp, ex._ref)
@@ -164,7 +165,7 @@ def breakdown(pred: Any, recs: Sequence[dict[str, Any]], reps: int) -> dict[str,
             t3 = clock()
             ex._attributed(r, flags, active, how, extra, v, 4)
             t4 = clock()
-            pred.explain(r, method="paired")
+            pred.explain(r, method=method)
             t5 = clock()
             for k, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
                 stages[k].append(dt)
@@ -280,6 +281,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also time the bundle on LiteRT's default (XNNPACK) kernels in the same rounds",
     )
     ap.add_argument("--no-agreement", action="store_true", help="latency only (skip agreement and drift)")
+    ap.add_argument(
+        "--no-latency", action="store_true", help="agreement and drift only (run under nice, apart from the timing)"
+    )
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     cpu = args.cpu if args.cpu is not None else max(os.sched_getaffinity(0))
@@ -298,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     recs = records_of(test, names)
     lat_recs = recs[:: max(1, len(recs) // args.records)][: args.records]
     agree_recs = recs if not args.agreement_records else recs[: args.agreement_records]
-    result = {
+    result: dict[str, Any] = {
         "bundle": str(args.run / "bundles" / f"{args.variant}.efb"),
         "engine": pred.engine.describe(),
         "machine": {
@@ -306,11 +310,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             "pinned_core": cpu,
             "loadavg_start": os.getloadavg(),
         },
-        "latency": latency(pred, lat_recs, args.rounds, args.reps, other),
-        "breakdown": {"bundle kernels": breakdown(pred, lat_recs, args.reps)},
     }
-    if other is not None:
-        result["breakdown"]["default kernels"] = breakdown(other, lat_recs, args.reps)
+    if not args.no_latency:
+        result["latency"] = latency(pred, lat_recs, args.rounds, args.reps, other)
+        result["breakdown"] = {
+            f"{m}, bundle kernels": breakdown(pred, lat_recs, args.reps, m) for m in ("paired", "stratified")
+        }
+        if other is not None:
+            for m in ("paired", "stratified"):
+                result["breakdown"][f"{m}, default kernels"] = breakdown(other, lat_recs, args.reps, m)
     if not args.no_agreement:
         result["agreement"] = agreement(pred, agree_recs, float_pred)
         result["drift"] = drift_figures(pred, test[names])
@@ -319,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.out:
         args.out.write_text(text + "\n", encoding="utf-8")
     print(text)
-    lat = result["latency"]
+    lat = result.get("latency", {})
     print("\n| call | p50 us | p95 us | x score p50 |\n|---|---|---|---|", file=sys.stderr)
     for k, v in lat.items():
         print(f"| {k} | {v['p50_us']} | {v['p95_us']} | {v['x_score_p50']} |", file=sys.stderr)

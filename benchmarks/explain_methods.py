@@ -19,7 +19,7 @@ values the device would compute, and its cost is the number of coalition rows it
   logit space; the residual spread by |add - remove| or equally instead (``paired spread=...``);
 * ``sampled P``: P antithetic permutation pairs (the runtime's tables, 2 P n rows), in probability
   and in logit space;
-* ``stratified`` (the runtime's ``method="stratified"``): per field the mean marginal contribution at
+* ``stratified`` (the runtime's default, ``exact`` up to 5 fields): per field the mean marginal contribution at
   coalition sizes 0, 1, n - 2 and n - 1 (all singles, pairs, all-but-one and all-but-two: 1 + 2n +
   n(n - 1) rows), a cubic in the size through them (exact for interactions of up to 4 fields),
   averaged over sizes; in probability and logit space;
@@ -278,12 +278,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "paired spread=interaction": (lambda k: 2 * k + 1, lambda sc, g, lg: sc.paired(g, "interaction")),
         "paired spread=equal": (lambda k: 2 * k + 1, lambda sc, g, lg: sc.paired(g, "equal")),
         "stratified": (
-            lambda k: exact_rows(k) if k < 5 else 1 + 2 * k + k * (k - 1),
-            lambda sc, g, lg: sc.exact(g) if sc.nf < 5 else sc.stratified(g),
+            lambda k: exact_rows(k) if k <= 5 else 1 + 2 * k + k * (k - 1),
+            lambda sc, g, lg: sc.exact(g) if sc.nf <= 5 else sc.stratified(g),
         ),
         "stratified logit -> rescale": (
-            lambda k: exact_rows(k) if k < 5 else 1 + 2 * k + k * (k - 1),
-            lambda sc, g, lg: rescale(sc.exact(lg) if sc.nf < 5 else sc.stratified(lg), g, lg),
+            lambda k: exact_rows(k) if k <= 5 else 1 + 2 * k + k * (k - 1),
+            lambda sc, g, lg: rescale(sc.exact(lg) if sc.nf <= 5 else sc.stratified(lg), g, lg),
         ),
     }
     for pairs in (4, 8, 32):
