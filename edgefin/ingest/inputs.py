@@ -148,7 +148,7 @@ def lift_inputs(model: Any, keras: Any, epsilon: float, *, label: str = "model")
         end, layers, tensors = _chain(t, consumers, label)
         chain_tensors.update(tensors)
         ends.append(end)
-        lifts.append(_field(model, keras, t, end, layers, epsilon, label))
+        lifts.append(_field(keras, t, end, layers, epsilon, label))
     joined, join_name, order = _join(ends, [f.name for f in lifts], consumers, label)
     fields = tuple(lifts[i] for i in order)
     names = [f.name for f in fields]
@@ -255,7 +255,9 @@ def _feed(t: Any) -> Feed:
     return "float"
 
 
-def _field(model: Any, keras: Any, t: Any, end: Any, layers: list[Any], epsilon: float, label: str) -> FieldLift:
+def _field(keras: Any, t: Any, end: Any, layers: list[Any], epsilon: float, label: str) -> FieldLift:
+    """Input ``t``'s chain (``layers``, ending in ``end``) as the spec's step: numeric from the layers'
+    affine maps (checked against the chain itself), categorical from the chain's output per category."""
     name = input_name(t)
     shape = tuple(t.shape)
     rank = len(shape)
