@@ -65,6 +65,8 @@ from .results import Score
 
 #: active-field count up to which ``exact`` enumerates every coalition (2**16 rows); above, it samples
 EXACT_LIMIT = 16
+#: |exact attribution| below this is the weighted sum's rounding noise (scores are in [0, 1]) and set to 0
+EXACT_NOISE = 1e-12
 #: permutations (each also run reversed) of the ``sampled`` method
 SAMPLED_PERMUTATIONS = 32
 SAMPLED_SEED = 20240607
@@ -656,7 +658,11 @@ def _attribute(how: str, k: int, v: np.ndarray, v0: float, extra: Any) -> tuple[
         full = np.empty(len(v) + 1)
         full[0] = v0
         full[1:] = v
-        out: list[float] = (extra @ full).tolist()
+        phi = extra @ full
+        # a field that changes no score (an int8 model's grid can swallow its effect) sums its marginal
+        # contributions of exactly 0 in another order than the product: rounding noise, not a reason
+        phi[np.abs(phi) < EXACT_NOISE] = 0.0
+        out: list[float] = phi.tolist()
         return out, p
     if how == "stratified":
         return _stratified(k, v, v0, extra)

@@ -102,3 +102,23 @@ def test_stratified_is_the_default_and_exact_up_to_five_fields() -> None:
     for method in ("stratified", "auto"):
         assert [_resolve(method, k) for k in range(8)] == ["exact"] * 6 + ["stratified"] * 2
     assert _rows_bound("auto", 13) == 183 and _rows_bound("stratified", 5) == 32 and _rows_bound("paired", 13) == 27
+
+
+def test_exact_gives_a_field_that_changes_no_score_exactly_zero() -> None:
+    """On an int8-like output grid a field's effect can vanish; the weighted sum of its (all zero)
+    marginal contributions must not leave rounding noise that could make it a reason."""
+    k = 9
+    smooth = logistic_game(k, seed=4)
+
+    def v(s: np.ndarray) -> float:
+        s = s.copy()
+        s[3] = False  # field 3 changes nothing
+        return round(smooth(s) * 256) / 256
+
+    z, w = _exact_table(k)
+    vals = np.array([v(row[:k]) for row in z[1:]])
+    raw = w @ np.concatenate([[v(np.zeros(k, dtype=bool))], vals])
+    assert raw[3] != 0.0  # the plain product leaves noise here, so the test below can fail
+    phi, p = _attribute("exact", k, vals, v(np.zeros(k, dtype=bool)), w)
+    assert phi[3] == 0.0
+    assert sum(phi) == pytest.approx(p - v(np.zeros(k, dtype=bool)), abs=1e-12)
