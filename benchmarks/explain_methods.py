@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 from explain_bench import load_without_protected, records_of
 
-from edgefin_runtime.explain import SAMPLED_PERMUTATIONS, _exact_table, _sampled_table
+from edgefin_runtime.explain import EXACT_NOISE, SAMPLED_PERMUTATIONS, _exact_table, _sampled_table
 
 from edgefin.explain.ranking import agreement, top_reasons
 
@@ -92,7 +92,9 @@ class Schemes:
         self.w = _exact_table(nf)[1]
 
     def exact(self, g: np.ndarray) -> np.ndarray:
-        return g @ self.w.T
+        phi = g @ self.w.T
+        phi[np.abs(phi) < EXACT_NOISE] = 0.0  # the runtime's rule: rounding noise of a field with no effect
+        return phi
 
     def paired(self, g: np.ndarray, spread: str = "abs") -> np.ndarray:
         v0, p = g[:, :1], g[:, self.full : self.full + 1]
