@@ -13,8 +13,7 @@ from __future__ import annotations
 import math
 import operator
 import sys
-# threading.local and threading.Lock themselves, without importing threading (cold start)
-from _thread import _local as thread_local
+from _thread import _local as thread_local  # threading.local itself, without importing threading (cold start)
 from _thread import allocate_lock
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import repeat
