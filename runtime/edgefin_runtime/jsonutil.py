@@ -36,10 +36,11 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 #: a JSON string, escapes included; one left open runs to the end of the text
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-#: what could make a JSON number overflow a float: a three-digit exponent or a 200-digit run. A text
-#: without any (the usual manifest) is parsed with the C float conversion; one with any, by the checking
-#: hook (a false alarm, e.g. in a string, only costs the slower parse)
-_MAYBE_HUGE = re.compile(r"[eE][+-]?[0-9]{3}|[0-9]{200}")
+#: what could make a JSON number overflow a float: a number token (first, or after ``:``, ``,``, ``[``, a space)
+#: with a positive three-digit exponent, or a 200-digit run. A text without any (the usual manifest,
+#: whose sha256 hex strings hold things like "b204e805") is parsed with the C float conversion; one with
+#: any, by the checking hook (a false alarm, e.g. inside a string, only costs the slower parse)
+_MAYBE_HUGE = re.compile(r"(?:^|[:,\[\s])-?[0-9]+(?:\.[0-9]*)?[eE]\+?[0-9]{3}|[0-9]{200}")
 
 
 def _depth(text: str) -> int:
