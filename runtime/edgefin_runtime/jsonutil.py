@@ -36,18 +36,17 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 #: a JSON string, escapes included; one left open runs to the end of the text
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-#: what could make a JSON number overflow a float: a number token (first, or after ``:``, ``,``, ``[``, a space)
-#: with a positive three-digit exponent, or a 200-digit run. A text without any (the usual manifest,
-#: whose sha256 hex strings hold things like "b204e805") is parsed with the C float conversion; one with
-#: any, by the checking hook (a false alarm, e.g. inside a string, only costs the slower parse)
-_MAYBE_HUGE = re.compile(r"(?:^|[:,\[\s])-?[0-9]+(?:\.[0-9]*)?[eE]\+?[0-9]{3}|[0-9]{200}")
+#: what could make a JSON number overflow a float, looked for in the text with its strings removed (so
+#: only numbers are left to match): a three-digit positive exponent or a 200-digit run. A text without
+#: any (the usual manifest) is parsed with the C float conversion; one with any, by the checking hook
+_MAYBE_HUGE = re.compile(r"[eE]\+?[0-9]{3}|[0-9]{200}")
 
 
-def _depth(text: str) -> int:
-    """The deepest nesting of ``[`` and ``{`` outside strings (two regex passes leave only the
-    brackets to walk: a character loop over the whole manifest cost a few ms of every load)."""
+def _depth(bare: str) -> int:
+    """The deepest nesting of ``[`` and ``{`` in ``bare`` (a JSON text without its strings: a regex pass
+    leaves only the brackets to walk; a character loop over the whole manifest cost a few ms a load)."""
     depth = best = 0
-    for ch in _NOT_BRACKET.sub("", _STRING.sub("", text)):
+    for ch in _NOT_BRACKET.sub("", bare):
         if ch in "[{":
             depth += 1
             if depth > best:
@@ -63,9 +62,10 @@ def strict_loads(data: bytes, what: str) -> Any:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BundleFormatError(f"{what}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
-    if _depth(text) > MAX_DEPTH:
+    bare = _STRING.sub("", text)
+    if _depth(bare) > MAX_DEPTH:
         raise BundleFormatError(f"{what}: JSON nested deeper than {MAX_DEPTH} levels")
-    parse_float = _finite_float if _MAYBE_HUGE.search(text) else float
+    parse_float = _finite_float if _MAYBE_HUGE.search(bare) else float
     try:
         return json.loads(text, parse_constant=_no_constants, parse_float=parse_float, object_pairs_hook=_no_duplicates)
     except (ValueError, RecursionError) as exc:
