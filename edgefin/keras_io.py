@@ -20,12 +20,13 @@ from typing import Any
 
 from .atomic import write_bytes
 from .errors import ModelError
+from .tftypes import KerasModel
 
 SUFFIX = ".keras"
 _TFMOT = "tensorflow_model_optimization"
 
 
-def save_model(model: Any, path: str | os.PathLike[str]) -> Path:
+def save_model(model: KerasModel, path: str | os.PathLike[str]) -> Path:
     """Write ``model`` to ``path`` (``.keras``) atomically, without optimizer state; QAT models included."""
     path = Path(path)
     if path.suffix != SUFFIX:
@@ -52,7 +53,7 @@ def save_model(model: Any, path: str | os.PathLike[str]) -> Path:
         raise ModelError(f"cannot write model file {path}: {exc}") from None
 
 
-def load_model(path: str | os.PathLike[str]) -> Any:
+def load_model(path: str | os.PathLike[str]) -> KerasModel:
     """Load any stage's model (dense, pruned, clustered, QAT) or a user's tf_keras model, uncompiled."""
     path = Path(path)
     if not path.exists():
@@ -85,7 +86,7 @@ def load_model(path: str | os.PathLike[str]) -> Any:
         ) from None
 
 
-def load_user_tf_keras(path: str | os.PathLike[str]) -> Any:
+def load_user_tf_keras(path: str | os.PathLike[str]) -> KerasModel:
     """A user's tf_keras model from a ``.h5`` file or a SavedModel directory, uncompiled (edgefin.ingest
     turns what tf_keras raises into its own message)."""
     from .tfcompat import keras

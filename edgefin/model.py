@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .errors import ModelError
+from .tftypes import KerasCallback, KerasModel
 
 INPUT_NAME = "features"
 OUTPUT_NAME = "score"
@@ -121,7 +123,7 @@ class DenseClassifier:
             raise UsageError("; ".join(problems))
 
     # ------------------------------------------------------------ building
-    def build(self, n_features: int, *, output_l2: float | None = None) -> Any:
+    def build(self, n_features: int, *, output_l2: float | None = None) -> KerasModel:
         """A fresh, compiled tf_keras model for ``n_features`` inputs (input layer named 'features').
 
         ``output_l2`` overrides the output layer's L2 penalty (default: ``l2``)."""
@@ -146,12 +148,12 @@ class DenseClassifier:
     # ------------------------------------------------------------ training
     def fit(
         self,
-        X: Any,
-        y: Any,
+        X: npt.ArrayLike,
+        y: npt.ArrayLike,
         *,
-        validation_data: tuple[Any, Any] | None = None,
+        validation_data: tuple[npt.ArrayLike, npt.ArrayLike] | None = None,
         on_epoch: EpochCallback | None = None,
-        callbacks: Sequence[Any] = (),
+        callbacks: Sequence[KerasCallback] = (),
     ) -> DenseClassifier:
         """Train from scratch. Without validation data there is no early stopping (all epochs run)."""
         self._validate_params()
@@ -202,8 +204,8 @@ class DenseClassifier:
         self,
         coef: np.ndarray,
         intercept: float,
-        X_val: Any,
-        y_val: Any,
+        X_val: npt.ArrayLike,
+        y_val: npt.ArrayLike,
         weights: Sequence[float] = BLEND_WEIGHTS,
     ) -> tuple[float, dict[float, float]]:
         """Mix a linear model (a logistic regression on the same features) into the output logit.
@@ -244,13 +246,13 @@ class DenseClassifier:
         return best, aucs
 
     # ------------------------------------------------------------ scoring
-    def _fitted(self) -> Any:
+    def _fitted(self) -> KerasModel:
         model = getattr(self, "model_", None)
         if model is None:
             raise ModelError("this DenseClassifier is not fitted yet; call fit() or load() first")
         return model
 
-    def predict_score(self, X: Any, batch_size: int = 8192) -> np.ndarray:
+    def predict_score(self, X: npt.ArrayLike, batch_size: int = 8192) -> np.ndarray:
         """Probability of the positive class, shape (n,), float32."""
         model = self._fitted()
         X = _check_x(X, "scoring", int(model.inputs[0].shape[-1]))
@@ -258,12 +260,12 @@ class DenseClassifier:
             return np.zeros(0, dtype=np.float32)
         return np.asarray(model.predict(X, batch_size=batch_size, verbose=0), dtype=np.float32).reshape(-1)
 
-    def predict_proba(self, X: Any) -> np.ndarray:
+    def predict_proba(self, X: npt.ArrayLike) -> np.ndarray:
         """scikit-learn layout: columns are P(negative), P(positive)."""
         p = self.predict_score(X)
         return np.column_stack([1.0 - p, p])
 
-    def predict(self, X: Any, threshold: float = 0.5) -> np.ndarray:
+    def predict(self, X: npt.ArrayLike, threshold: float = 0.5) -> np.ndarray:
         return (self.predict_score(X) >= threshold).astype(np.int8)
 
     @property
@@ -300,7 +302,7 @@ def _callback_base() -> type:
 class _Report:
     """Reports each epoch's logs to ``on_epoch`` (no validation, no early stopping)."""
 
-    def __new__(cls, on_epoch: EpochCallback | None) -> Any:
+    def __new__(cls, on_epoch: EpochCallback | None) -> KerasCallback:
         base = _callback_base()
 
         class Report(base):  # type: ignore[misc, valid-type]
@@ -315,7 +317,9 @@ class _BestOnValAUC:
     """Computes the exact validation AUC after each epoch, stops after ``patience`` epochs without
     improvement, and restores the best weights at the end however training ended."""
 
-    def __new__(cls, val: tuple[np.ndarray, np.ndarray], patience: int, on_epoch: EpochCallback | None) -> Any:
+    def __new__(
+        cls, val: tuple[np.ndarray, np.ndarray], patience: int, on_epoch: EpochCallback | None
+    ) -> KerasCallback:
         from sklearn.metrics import roc_auc_score
 
         base = _callback_base()
@@ -352,7 +356,7 @@ class _BestOnValAUC:
 
 
 # ---------------------------------------------------------------- input checks
-def _check_x(X: Any, what: str, n_features: int | None = None) -> np.ndarray:
+def _check_x(X: npt.ArrayLike, what: str, n_features: int | None = None) -> np.ndarray:
     X = np.asarray(X, dtype=np.float32)
     if X.ndim != 2:
         raise ModelError(f"{what} features must be a 2-D matrix, got shape {X.shape}")
@@ -367,7 +371,7 @@ def _check_x(X: Any, what: str, n_features: int | None = None) -> np.ndarray:
     return X
 
 
-def _check_xy(X: Any, y: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
+def _check_xy(X: npt.ArrayLike, y: npt.ArrayLike, what: str) -> tuple[np.ndarray, np.ndarray]:
     X = _check_x(X, what)
     y = np.asarray(y).reshape(-1)
     if y.shape[0] != X.shape[0]:

@@ -27,6 +27,7 @@ from typing import Any
 
 from .errors import DependencyError
 from .tfcompat import tf
+from .tftypes import KerasLayer, KerasModel, TfmotRegistry, TfmotScheme
 
 TESTED_VERSIONS = ("0.8.1",)
 
@@ -73,7 +74,7 @@ def _short(name: str) -> str:
     return name.split(":")[0].split("/")[-1]
 
 
-def _own_variables(wrapper: Any) -> list[Any]:
+def _own_variables(wrapper: KerasLayer) -> list[Any]:
     """The wrapper's own variables (quantiser state), without the wrapped layer's weights."""
     inner = {id(v) for v in wrapper.layer.weights}
     seen: set[int] = set()
@@ -144,7 +145,7 @@ def tfmot_saving() -> Iterator[None]:
 
 
 # ---------------------------------------------------------------- quantisation schemes
-def strict_scheme(scheme: Any) -> Any:
+def strict_scheme(scheme: TfmotScheme) -> TfmotScheme:
     """The scheme with a registry whose ``supports`` is honest.
 
     The collaborative (prune/cluster-preserving) registries of TFMOT 0.8.1 say they support any layer
@@ -153,10 +154,10 @@ def strict_scheme(scheme: Any) -> Any:
     """
 
     class StrictRegistry:
-        def __init__(self, inner: Any) -> None:
+        def __init__(self, inner: TfmotRegistry) -> None:
             self._inner, self._base = inner, Default8BitQuantizeRegistry()
 
-        def supports(self, layer: Any) -> bool:
+        def supports(self, layer: KerasLayer) -> bool:
             return bool(self._inner.supports(layer) and self._base.supports(layer))
 
         def __getattr__(self, attr: str) -> Any:
@@ -169,14 +170,14 @@ def strict_scheme(scheme: Any) -> Any:
         def get_layout_transformer(self) -> Any:
             return scheme.get_layout_transformer()
 
-        def get_quantize_registry(self) -> Any:
+        def get_quantize_registry(self) -> TfmotRegistry:
             return StrictRegistry(scheme.get_quantize_registry())
 
     StrictScheme.__name__ = type(scheme).__name__
     return StrictScheme()
 
 
-def own_cluster_quantizers(model: Any) -> None:
+def own_cluster_quantizers(model: KerasModel) -> None:
     """Give every layer its own cluster-preserving quantiser.
 
     TFMOT 0.8.1 shares one quantiser object between all layers and switches its
@@ -195,7 +196,7 @@ def own_cluster_quantizers(model: Any) -> None:
         layer._weight_vars = fixed
 
 
-def snap_to_centroids(model: Any) -> None:
+def snap_to_centroids(model: KerasModel) -> None:
     """Write a CQAT model's clustered weights into each kernel exactly as a CQAT training step does, so
     inference (which reads the kernel) holds the centroids, not the last optimizer update.
 

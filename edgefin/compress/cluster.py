@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..tftypes import KerasLayer, KerasModel
 from .finetune import EpochHook, FitData, fine_tune
 from .prune import copy_model
 from .support import _kernels, check_model, check_skip, clone, output_layer_name, tfmot_errors
 
 
 def cluster(
-    model: Any,
+    model: KerasModel,
     data: FitData,
     *,
     clusters: int,
@@ -25,7 +26,7 @@ def cluster(
     skip_layers: tuple[str, ...] = (),
     include_output: bool = False,
     on_epoch: EpochHook | None = None,
-) -> tuple[Any, dict[str, Any]]:
+) -> tuple[KerasModel, dict[str, Any]]:
     """Cluster each kernel to ``clusters`` centroids (k-means++), fine-tune, strip; return (model, details)."""
     from ..errors import UnsupportedLayerError
     from ..tfcompat import keras
@@ -59,7 +60,7 @@ def cluster(
         "preserve_sparsity": bool(sparse),
     }
 
-    def wrap(layer: Any) -> Any:
+    def wrap(layer: KerasLayer) -> KerasLayer:
         if layer.name in targets:
             return cluster_weights_preserving_sparsity(layer, **params)
         return layer

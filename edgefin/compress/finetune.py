@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError
+from ..tftypes import KerasCallback, KerasModel
 
 EpochHook = Callable[[str, int, int, dict[str, float]], None]  # stage, epoch, total, logs
 
@@ -42,7 +43,7 @@ class FitData:
 
 
 def fine_tune(
-    model: Any,
+    model: KerasModel,
     data: FitData,
     *,
     stage: str,
@@ -50,7 +51,7 @@ def fine_tune(
     learning_rate: float,
     seed: int,
     select_from: int = 0,
-    callbacks: Sequence[Any] = (),
+    callbacks: Sequence[KerasCallback] = (),
     on_epoch: EpochHook | None = None,
 ) -> dict[str, Any]:
     """Compile and fit ``model`` in place; keep the best epoch >= ``select_from`` (1-based) on validation AUC."""

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from ..tftypes import KerasLayer, KerasModel
 from .finetune import EpochHook, FitData, fine_tune
 from .options import CompressOptions
 from .support import check_model, check_prunable, check_skip, clone, output_layer_name, tfmot_errors
@@ -63,8 +64,8 @@ def schedule(opts: CompressOptions, steps_per_epoch: int) -> Schedule:
 
 
 def prune(
-    model: Any, data: FitData, opts: CompressOptions, *, seed: int, on_epoch: EpochHook | None = None
-) -> tuple[Any, dict[str, Any]]:
+    model: KerasModel, data: FitData, opts: CompressOptions, *, seed: int, on_epoch: EpochHook | None = None
+) -> tuple[KerasModel, dict[str, Any]]:
     """Prune a trained model to ``opts.sparsity`` by fine-tuning; return (stripped model, details)."""
     from ..tfmot_compat import tfmot
 
@@ -95,7 +96,7 @@ def prune(
         params["block_size"] = (block.rows, block.cols)
         params["block_pooling_type"] = "AVG"
 
-    def wrap(layer: Any) -> Any:
+    def wrap(layer: KerasLayer) -> KerasLayer:
         return tfmot.sparsity.keras.prune_low_magnitude(layer, **params) if layer.name in targets else layer
 
     with tfmot_errors("pruning"):
@@ -130,7 +131,7 @@ def prune(
     return stripped, details
 
 
-def copy_model(model: Any) -> Any:
+def copy_model(model: KerasModel) -> KerasModel:
     """An independent copy with the same weights (TFMOT wraps layers in place; the source stays untouched)."""
     copy = clone(model)
     copy.set_weights(model.get_weights())

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError
+from ..tftypes import KerasLayer, KerasModel, TfmotScheme
 from .finetune import EpochHook, FitData, fine_tune
 from .prune import copy_model
 from .support import check_model, check_quantizable, check_skip, clone, tfmot_errors
@@ -26,7 +27,7 @@ from .support import check_model, check_quantizable, check_skip, clone, tfmot_er
 SCHEMES = ("default", "pqat", "cqat")
 
 
-def scheme_for(model: Any, *, clustered: bool) -> str:
+def scheme_for(model: KerasModel, *, clustered: bool) -> str:
     """'cqat' for a clustered model, 'pqat' when its kernels hold zeros, else 'default'."""
     if clustered:
         return "cqat"
@@ -35,7 +36,7 @@ def scheme_for(model: Any, *, clustered: bool) -> str:
     return "pqat" if measure(model)["kernel_zeros"] > 0 else "default"
 
 
-def _scheme(name: str) -> Any:
+def _scheme(name: str) -> TfmotScheme:
     from ..tfmot_compat import Default8BitQuantizeScheme, strict_scheme, tfmot
 
     if name == "pqat":
@@ -49,7 +50,7 @@ def _scheme(name: str) -> Any:
     raise ModelError(f"unknown QAT scheme {name!r}; expected one of {', '.join(SCHEMES)}")
 
 
-def quantize_model(model: Any, scheme: str, skip_layers: tuple[str, ...] = ()) -> Any:
+def quantize_model(model: KerasModel, scheme: str, skip_layers: tuple[str, ...] = ()) -> KerasModel:
     """Annotate every layer but the skipped ones and apply ``scheme`` (not yet trained)."""
     from ..tfcompat import keras
     from ..tfmot_compat import own_cluster_quantizers, tfmot
@@ -60,7 +61,7 @@ def quantize_model(model: Any, scheme: str, skip_layers: tuple[str, ...] = ()) -
     check_quantizable(model, skip_layers, sch.get_quantize_registry())
     skip = set(skip_layers)
 
-    def annotate(layer: Any) -> Any:
+    def annotate(layer: KerasLayer) -> KerasLayer:
         if layer.name in skip or isinstance(layer, keras.layers.InputLayer):
             return layer
         return tfmot.quantization.keras.quantize_annotate_layer(layer)
@@ -88,7 +89,7 @@ def _quiet_root_logger() -> Iterator[None]:
 
 
 def quantize_aware(
-    model: Any,
+    model: KerasModel,
     data: FitData,
     *,
     scheme: str,
@@ -97,7 +98,7 @@ def quantize_aware(
     seed: int,
     skip_layers: tuple[str, ...] = (),
     on_epoch: EpochHook | None = None,
-) -> tuple[Any, dict[str, Any]]:
+) -> tuple[KerasModel, dict[str, Any]]:
     """QAT fine-tuning of ``model`` with ``scheme``; return (QAT model, details)."""
     if scheme not in SCHEMES:
         raise ModelError(f"unknown QAT scheme {scheme!r}; expected one of {', '.join(SCHEMES)}")
@@ -117,7 +118,9 @@ def quantize_aware(
     return qmodel, details
 
 
-def bake_cqat(cqat: Any, base: Any, x_check: np.ndarray, skip_layers: tuple[str, ...] = ()) -> tuple[Any, float]:
+def bake_cqat(
+    cqat: KerasModel, base: KerasModel, x_check: np.ndarray, skip_layers: tuple[str, ...] = ()
+) -> tuple[KerasModel, float]:
     """An equivalent prune-preserving QAT model holding the CQAT model's clustered kernels and ranges."""
     from ..tfmot_compat import QuantizeWrapper, snap_to_centroids
     from .support import short_name

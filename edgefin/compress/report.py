@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..tftypes import KerasModel
 from .sparsity import _fake_quant, _layer_tensors
 from .support import KERNEL_NAMES
 
@@ -27,7 +28,7 @@ def gz(data: bytes) -> int:
     return len(gzip.compress(data, compresslevel=9, mtime=0))
 
 
-def weight_bytes(model: Any) -> bytes:
+def weight_bytes(model: KerasModel) -> bytes:
     """Every parameter tensor (kernels, biases) as little-endian float32, in layer order."""
     parts: list[bytes] = []
     for layer in model.layers:
@@ -36,7 +37,7 @@ def weight_bytes(model: Any) -> bytes:
     return b"".join(parts)
 
 
-def int8_weight_bytes(model: Any) -> bytes | None:
+def int8_weight_bytes(model: KerasModel) -> bytes | None:
     """Kernels as int8 at their learned QAT ranges (symmetric, zero point 0); other tensors keep 4 bytes."""
     parts, any_q = [], False
     for layer in model.layers:
@@ -55,7 +56,7 @@ def int8_weight_bytes(model: Any) -> bytes | None:
     return b"".join(parts) if any_q else None
 
 
-def sizes(model: Any, path: str | Path | None = None) -> dict[str, int]:
+def sizes(model: KerasModel, path: str | Path | None = None) -> dict[str, int]:
     """Raw and gzip sizes of the packed weights and of the model saved as .keras without optimizer
     state (the same way for every stage, so they compare); ``stored_file_bytes`` is the file on disk."""
     import tempfile

@@ -23,6 +23,7 @@ from .. import __version__, atomic
 from ..errors import QualityGateError, UsageError
 from ..reporter import SILENT, Reporter
 from ..rundir import STAGES, RunDir
+from ..tftypes import KerasModel
 from .finetune import FitData
 from .options import AUC_TOLERANCE, CompressOptions
 
@@ -30,7 +31,7 @@ SPARSITY_SLACK = 0.01  # measured kernel sparsity may fall this far below the ta
 STALE_AFTER_COMPRESS = ("bundles", "report")
 
 
-def make_options(options: CompressOptions | None = None, **overrides: Any) -> CompressOptions:
+def make_options(options: CompressOptions | None = None, **overrides: object) -> CompressOptions:
     """Validated options from a CompressOptions and/or keyword overrides (CompressOptions field names)."""
     known = {f.name for f in fields(CompressOptions)}
     unknown = sorted(set(overrides) - known)
@@ -47,7 +48,7 @@ def compress_run(
     *,
     reporter: Reporter | None = None,
     gate: bool = False,
-    **overrides: Any,
+    **overrides: object,
 ) -> dict[str, Any]:
     """Compress a trained run in place and return the compress.json dict.
 
@@ -86,7 +87,7 @@ def compress_run(
 
     _preflight(dense, opts, data)  # refuse before anything of the previous compression is removed
     _start(rd, opts, rep)
-    models: dict[str, Any] = {"dense": dense}
+    models: dict[str, KerasModel] = {"dense": dense}
     details: dict[str, dict[str, Any]] = {}
 
     # ------------------------------------------------------------ prune
@@ -213,7 +214,7 @@ def _fit_data(rd: RunDir, opts: CompressOptions, run_opts: dict[str, Any], seed:
     )
 
 
-def _preflight(dense: Any, opts: CompressOptions, data: FitData) -> None:
+def _preflight(dense: KerasModel, opts: CompressOptions, data: FitData) -> None:
     """Every check the strategies will make, made up front: layers, skips, schedule."""
     from .prune import schedule
     from .qat import _scheme
@@ -255,7 +256,7 @@ def _sha256(path: Path) -> str:
 def _report(
     rd: RunDir,
     opts: CompressOptions,
-    models: dict[str, Any],
+    models: dict[str, KerasModel],
     details: dict[str, dict[str, Any]],
     data: FitData,
     x_test: np.ndarray,

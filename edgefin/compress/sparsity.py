@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..tftypes import KerasLayer, KerasModel
 from .support import KERNEL_NAMES, short_name
 
 # variables that are optimisation state, not model parameters: QAT ranges and steps, pruning masks,
@@ -19,7 +20,7 @@ from .support import KERNEL_NAMES, short_name
 _STATE = re.compile(r"(_min|_max|optimizer_step|pruning_step|mask|threshold|_tf)$")
 
 
-def _layer_tensors(layer: Any) -> tuple[list[tuple[str, np.ndarray]], dict[str, Any]]:
+def _layer_tensors(layer: KerasLayer) -> tuple[list[tuple[str, np.ndarray]], dict[str, Any]]:
     """(parameter tensors as (short name, array), optimisation-state variables by short name) of one layer.
 
     Works on plain layers and on TFMOT wrappers, whose inner layer may no longer list its kernel.
@@ -55,7 +56,7 @@ def _fake_quant(kernel: np.ndarray, qvars: dict[str, Any]) -> np.ndarray | None:
     return np.asarray(out.numpy())
 
 
-def measure(model: Any) -> dict[str, Any]:
+def measure(model: KerasModel) -> dict[str, Any]:
     """Per-layer and total sparsity of the kernels, and parameter counts, of any stage's model."""
     layers: list[dict[str, Any]] = []
     k_total = k_zero = p_total = p_zero = 0

@@ -8,17 +8,18 @@ escapes is translated by :func:`tfmot_errors` into :class:`~edgefin.errors.Unsup
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
 
 from ..errors import ModelError, UnsupportedLayerError
+from ..tftypes import KerasLayer, KerasModel, TfmotRegistry
 
 KERNEL_NAMES = ("kernel", "depthwise_kernel", "pointwise_kernel", "recurrent_kernel", "embeddings")
 
 
-def check_model(model: Any, *, label: str = "model", n_features: int | None = None) -> None:
+def check_model(model: KerasModel, *, label: str = "model", n_features: int | None = None) -> None:
     """A Sequential or functional tf_keras model with one (batch, k) input and one (batch, 1) output."""
     from ..tfcompat import keras
 
@@ -53,12 +54,12 @@ def check_model(model: Any, *, label: str = "model", n_features: int | None = No
             )
 
 
-def output_layer_name(model: Any) -> str:
+def output_layer_name(model: KerasModel) -> str:
     """The name of the layer that produces the model's output (often kept dense)."""
     return model.outputs[0].node.layer.name if hasattr(model.outputs[0], "node") else model.layers[-1].name
 
 
-def check_skip(model: Any, skip: Iterable[str]) -> None:
+def check_skip(model: KerasModel, skip: Iterable[str]) -> None:
     names = [layer.name for layer in model.layers]
     unknown = [s for s in skip if s not in names]
     if unknown:
@@ -67,7 +68,7 @@ def check_skip(model: Any, skip: Iterable[str]) -> None:
         )
 
 
-def _unsupported(layers: list[Any], what: str, fix: str) -> UnsupportedLayerError:
+def _unsupported(layers: list[KerasLayer], what: str, fix: str) -> UnsupportedLayerError:
     named = ", ".join(f"'{layer.name}' ({type(layer).__name__})" for layer in layers)
     skip = " ".join(f"`skip_layers={layer.name}`" for layer in layers)
     return UnsupportedLayerError(
@@ -77,7 +78,7 @@ def _unsupported(layers: list[Any], what: str, fix: str) -> UnsupportedLayerErro
     )
 
 
-def check_prunable(model: Any, skip: Iterable[str]) -> list[str]:
+def check_prunable(model: KerasModel, skip: Iterable[str]) -> list[str]:
     """Names of the layers that will be pruned; raises for layers TFMOT cannot handle (unless skipped)."""
     from ..tfcompat import keras
     from ..tfmot_compat import PrunableLayer, PruneRegistry
@@ -102,7 +103,7 @@ def check_prunable(model: Any, skip: Iterable[str]) -> list[str]:
     return targets
 
 
-def check_quantizable(model: Any, skip: Iterable[str], registry: Any) -> None:
+def check_quantizable(model: KerasModel, skip: Iterable[str], registry: TfmotRegistry) -> None:
     """Raise for layers the quantisation registry cannot handle (unless skipped).
 
     The prune-preserving registry answers ``supports`` True for layers (Lambda) whose config it
@@ -124,7 +125,7 @@ def check_quantizable(model: Any, skip: Iterable[str], registry: Any) -> None:
         raise _unsupported(bad, "quantise (QAT)", "float32 in the QAT model; or use `qat=False`")
 
 
-def clone(model: Any, clone_function: Any = None) -> Any:
+def clone(model: KerasModel, clone_function: Callable[[KerasLayer], KerasLayer] | None = None) -> KerasModel:
     """``keras.models.clone_model`` for a model already in memory (its Lambda code is already loaded,
     so the safe-mode guard against code in files does not apply)."""
     from tf_keras.src.saving.serialization_lib import SafeModeScope
@@ -135,7 +136,7 @@ def clone(model: Any, clone_function: Any = None) -> Any:
         return keras.models.clone_model(model, clone_function=clone_function)
 
 
-def _kernels(layer: Any) -> list[Any]:
+def _kernels(layer: KerasLayer) -> list[Any]:
     return [w for w in layer.weights if short_name(w.name) in KERNEL_NAMES]
 
 
@@ -168,7 +169,7 @@ def tfmot_errors(stage: str) -> Iterator[None]:
         raise ModelError(f"{stage} failed: {text[:400]}") from None
 
 
-def predict(model: Any, X: np.ndarray, batch_size: int = 8192) -> np.ndarray:
+def predict(model: KerasModel, X: np.ndarray, batch_size: int = 8192) -> np.ndarray:
     """Positive-class probabilities (inference mode) as a float64 vector; NaN scores are an error."""
     p = np.asarray(
         model.predict(np.asarray(X, dtype=np.float32), batch_size=batch_size, verbose=0), dtype=np.float64
