@@ -80,7 +80,7 @@ def render_summary(report: Mapping[str, Any], console: Console = stderr) -> None
 @config_option
 @output_options
 @handle_errors
-def bench(run_dir: str, as_json: bool, quiet: bool, **values: Any) -> None:
+def bench(run_dir: str, as_json: bool, quiet: bool, **values: object) -> None:
     """Benchmark every bundle of RUN_DIR under a hardware profile, recommend one, write the report.
 
     Each variant runs in its own fresh process pinned to the profile's cores, with its thread count

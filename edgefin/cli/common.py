@@ -66,11 +66,11 @@ def output_options(f: F) -> F:
     return f
 
 
-def emit_json(obj: Any) -> None:
+def emit_json(obj: object) -> None:
     click.echo(json.dumps(obj, indent=2, sort_keys=True, allow_nan=False, default=_json_default))
 
 
-def _json_default(o: Any) -> Any:
+def _json_default(o: object) -> object:
     if hasattr(o, "item"):
         return o.item()
     if hasattr(o, "tolist"):
@@ -82,7 +82,7 @@ def handle_errors(f: F) -> F:
     """Turn edgefin and runtime errors into a one-line message on stderr and a documented exit code."""
 
     @functools.wraps(f)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: object, **kwargs: object) -> object:
         from edgefin_converters.errors import ConverterError
         from edgefin_runtime.errors import EdgefinRuntimeError
 

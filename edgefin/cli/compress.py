@@ -45,7 +45,7 @@ def compress(
     preprocess: str | None,
     as_json: bool,
     quiet: bool,
-    **values: Any,
+    **values: object,
 ) -> None:
     """Prune (then cluster and/or quantisation-aware train) the model of RUN_DIR, or your own MODEL
     (a Keras 3 or tf_keras .keras, .h5 or tf_keras SavedModel; ingested into --out first)."""

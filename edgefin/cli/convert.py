@@ -65,7 +65,7 @@ def convert(
     run_dir: str | None,
     as_json: bool,
     quiet: bool,
-    **values: Any,
+    **values: object,
 ) -> None:
     """Convert a run directory's model (or your own MODEL: Keras 3 or tf_keras .keras, .h5, a SavedModel
     directory, an ONNX file) into TFLite/ONNX variants, check each against its source model on held-out

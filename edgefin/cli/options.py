@@ -50,20 +50,20 @@ class Flag:
     scope: str = STEP
     kw: Mapping[str, Any] = field(default_factory=dict)  # type, default, multiple, is_flag, show_default, ...
 
-    def option(self, defaults: Mapping[str, Any]) -> click.Option:
+    def option(self, defaults: Mapping[str, object]) -> click.Option:
         kw = dict(self.kw)
         if "default" not in kw and self.dest in defaults:
             kw["default"] = defaults[self.dest]
         return click.Option([self.flags, self.dest], help=self.help or None, **kw)
 
 
-def flag(flags: str, dest: str, help: str = "", scope: str = STEP, **kw: Any) -> Flag:
+def flag(flags: str, dest: str, help: str = "", scope: str = STEP, **kw: object) -> Flag:
     return Flag(flags, dest, help, scope, kw)
 
 
-def field_defaults(cls: type) -> dict[str, Any]:
+def field_defaults(cls: type) -> dict[str, object]:
     """A dataclass's field defaults by name (fields without one are left out)."""
-    out: dict[str, Any] = {}
+    out: dict[str, object] = {}
     for f in dataclasses.fields(cls):
         if f.default is not dataclasses.MISSING:
             out[f.name] = f.default
@@ -582,7 +582,7 @@ REPORT: tuple[Flag, ...] = (
     *DEVICES,
 )
 
-SPECS: dict[str, tuple[tuple[Flag, ...], Mapping[str, Any]]] = {
+SPECS: dict[str, tuple[tuple[Flag, ...], Mapping[str, object]]] = {
     "train": (TRAIN, TRAIN_DEFAULTS),
     "compress": (COMPRESS, COMPRESS_DEFAULTS),
     "convert": (CONVERT, CONVERT_DEFAULTS),
@@ -604,13 +604,13 @@ def apply(step: str) -> Callable[[F], F]:
 
 
 # ---------------------------------------------------------------- values -> typed options
-def _fields(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
+def _fields(cls: type, values: Mapping[str, object]) -> dict[str, Any]:
     """The values that set a field of ``cls`` (None = not given: the field's default); lists -> tuples."""
     names = {f.name for f in dataclasses.fields(cls)}
     return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in names and v is not None}
 
 
-def train_options(values: Mapping[str, Any], data: str | None) -> train_step.Options:
+def train_options(values: Mapping[str, object], data: str | None) -> train_step.Options:
     """The train step's options from the train flags' values and the data file."""
     if values.get("target") is None:
         raise UsageError("training needs --target (the column to predict)")
@@ -619,7 +619,7 @@ def train_options(values: Mapping[str, Any], data: str | None) -> train_step.Opt
     )
 
 
-def compress_options(values: Mapping[str, Any]) -> compress_step.Options:
+def compress_options(values: Mapping[str, object]) -> compress_step.Options:
     """The compress step's options (validated: bad values are usage errors) from the compress flags' values."""
     from ..compress.run import make_options
 
@@ -628,17 +628,17 @@ def compress_options(values: Mapping[str, Any]) -> compress_step.Options:
     )
 
 
-def convert_options(values: Mapping[str, Any]) -> ConvertOptions:
+def convert_options(values: Mapping[str, object]) -> ConvertOptions:
     """ConvertOptions from the convert flags' values."""
     return ConvertOptions(**_fields(ConvertOptions, values))
 
 
-def bench_options(values: Mapping[str, Any]) -> bench_step.Options:
+def bench_options(values: Mapping[str, object]) -> bench_step.Options:
     """The bench step's options from the bench flags' values."""
     return bench_step.Options(**_fields(bench_step.Options, values))
 
 
-def user_model_flags(step: str, values: Mapping[str, Any]) -> list[str]:
+def user_model_flags(step: str, values: Mapping[str, object]) -> list[str]:
     """The user-model-only flags of ``step`` that were given (not at their defaults)."""
     return [
         fl.flags
@@ -703,7 +703,7 @@ def cli_text(message: str, step: str | None = None, ctx: click.Context | None = 
 
 
 # ---------------------------------------------------------------- config files
-Keys = dict[str, tuple[str, Callable[[Any], Any]]]  # config key -> (parameter name, value transform)
+Keys = dict[str, tuple[str, Callable[[object], object]]]  # config key -> (parameter name, value transform)
 
 
 def _keys(out: Keys, opts: Iterable[str], name: str, inverted: bool) -> None:
@@ -736,17 +736,17 @@ def step_keys(step: str, prefix: str = "") -> Keys:
     return out
 
 
-def _same(v: Any) -> Any:
+def _same(v: object) -> object:
     return v
 
 
-def _negate(v: Any) -> Any:
+def _negate(v: object) -> object:
     return not v if isinstance(v, bool) else v
 
 
-def config_defaults(keys: Keys, table: Mapping[str, Any], where: str, multiple: set[str]) -> dict[str, Any]:
+def config_defaults(keys: Keys, table: Mapping[str, object], where: str, multiple: set[str]) -> dict[str, object]:
     """Click defaults (``ctx.default_map``) from a config table; UsageError naming an unknown key."""
-    out: dict[str, Any] = {}
+    out: dict[str, object] = {}
     for key, value in table.items():
         k = key.replace("-", "_")
         if k not in keys:
@@ -782,7 +782,7 @@ def pipeline_params() -> list[click.Option]:
     return out
 
 
-def _pipeline_option(step: str, fl: Flag, defaults: Mapping[str, Any], taken: set[str]) -> click.Option:
+def _pipeline_option(step: str, fl: Flag, defaults: Mapping[str, object], taken: set[str]) -> click.Option:
     primary, _, secondary = fl.flags.partition("/")
     names = [primary, *([secondary] if secondary else [])]
     if any(n in taken or PREFER.get(n, step) != step for n in names):
@@ -794,9 +794,9 @@ def _pipeline_option(step: str, fl: Flag, defaults: Mapping[str, Any], taken: se
     return click.Option(["/".join(names), f"{step}{SEP}{fl.dest}"], help=f"[{step}] {fl.help}".strip(), **kw)
 
 
-def route(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+def route(values: Mapping[str, object]) -> dict[str, dict[str, object]]:
     """The pipeline command's ``STEP__dest`` values split per step."""
-    out: dict[str, dict[str, Any]] = {s: {} for s in PIPELINE_STEPS}
+    out: dict[str, dict[str, object]] = {s: {} for s in PIPELINE_STEPS}
     for name, v in values.items():
         step, _, key = name.partition(SEP)
         if key and step in out:
@@ -805,7 +805,7 @@ def route(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def pipeline_options(
-    data: str | Path | None, routed: Mapping[str, Mapping[str, Any]], *, no_compress: bool = False
+    data: str | Path | None, routed: Mapping[str, Mapping[str, object]], *, no_compress: bool = False
 ) -> PipelineOptions:
     """PipelineOptions from the pipeline command's values, routed per step."""
     from ..pipeline import PipelineOptions, raised_by

@@ -78,7 +78,7 @@ def _config_callback(ctx: click.Context, _param: click.Parameter, value: str | N
 def _run(
     data: str | None,
     out: str,
-    routed: dict[str, dict[str, Any]],
+    routed: dict[str, dict[str, object]],
     *,
     no_compress: bool,
     force: bool,
@@ -125,7 +125,7 @@ def _pipeline_command() -> click.Command:
     ]
 
     @handle_errors
-    def run(data: str, out: str, no_compress: bool, force: bool, as_json: bool, quiet: bool, **kw: Any) -> None:
+    def run(data: str, out: str, no_compress: bool, force: bool, as_json: bool, quiet: bool, **kw: object) -> None:
         _run(data, out, route(kw), no_compress=no_compress, force=force, as_json=as_json, quiet=quiet)
 
     return click.Command(

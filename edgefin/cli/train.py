@@ -34,7 +34,7 @@ Command-line flags win over the file. Progress goes to stderr; --json prints met
 @config_option
 @output_options
 @handle_errors
-def train(data: str, out: str, as_json: bool, quiet: bool, **values: Any) -> None:
+def train(data: str, out: str, as_json: bool, quiet: bool, **values: object) -> None:
     """Train a dense classifier on CSV/Parquet DATA into the run directory OUT.
 
     Writes the schema, preprocessing spec, data-quality report, splits, the Keras model,
