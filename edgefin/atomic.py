@@ -13,7 +13,6 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 from edgefin_runtime.atomic import write_bytes as _write_atomically
 
@@ -29,12 +28,12 @@ def write_text(path: str | os.PathLike[str], text: str, *, mode: int | None = No
     return write_bytes(path, text.encode("utf-8"), mode=mode)
 
 
-def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
+def write_json(path: str | os.PathLike[str], obj: object) -> Path:
     """Strict JSON (no NaN), indented, sorted keys, atomically."""
     return write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False, default=_default) + "\n")
 
 
-def _default(o: Any) -> Any:
+def _default(o: object) -> object:
     try:
         import numpy as np
     except ImportError:  # pragma: no cover

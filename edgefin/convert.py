@@ -30,7 +30,10 @@ from .keras_io import load_model
 from .rundir import STAGES, RunDir
 
 if TYPE_CHECKING:
-    from edgefin_converters.export import Progress
+    from edgefin_converters.export import ConversionData, ExportResult, Progress, Source, Sources
+
+    from .ingest.run import Options as IngestOptions
+    from .reporter import Reporter
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ class ConvertResult:
     out_dir: Path
     parity_path: Path
     bundles: dict[str, Path]
-    export: Any  # edgefin_converters.ExportResult
+    export: ExportResult
     stage: str
     gated: bool
     notes: list[str] = field(default_factory=list)
@@ -174,7 +177,7 @@ def convert_run(
     )
 
 
-def _source(run: RunDir, stage: str) -> Any:
+def _source(run: RunDir, stage: str) -> Source:
     from edgefin_converters import Source
 
     path = run.require(run.stored_model(stage), "compress" if stage != "dense" else "train")
@@ -186,7 +189,7 @@ def _source(run: RunDir, stage: str) -> Any:
     return Source(model=load_model(path), stage=stage, sha256=_sha256(path), path=f"models/{path.name}")
 
 
-def _clear_default_run(target: Path, model: Path, ingest_options: Any) -> None:
+def _clear_default_run(target: Path, model: Path, ingest_options: IngestOptions) -> None:
     """The default run directory (MODEL-run) is convert's own: an earlier ingest of the same model file
     with other data or options is replaced. Anything else there is left alone (ingest refuses it)."""
     import json
@@ -264,12 +267,12 @@ def _inside_text(layers: Any, columns: Any, lifted: Any = None) -> str | None:
 # ---------------------------------------------------------------- a user's own model
 def convert_user_model(
     model_path: str | Path,
-    ingest_options: Any,
+    ingest_options: IngestOptions,
     *,
     run_dir: str | Path | None = None,
     options: ConvertOptions | None = None,
-    progress: Any = None,
-    reporter: Any = None,
+    progress: Progress | None = None,
+    reporter: Reporter | None = None,
 ) -> ConvertResult:
     """Ingest a user's model and data (:func:`edgefin.ingest.ingest`) into ``run_dir`` (default:
     ``MODEL-run`` beside the model), then convert that run; bundles go to ``options.out`` or RUN/bundles."""
@@ -298,12 +301,12 @@ def _sha256(path: Path) -> str:
 
 
 def _export_and_write(
-    sources: Any,
-    data: Any,
+    sources: Sources,
+    data: ConversionData,
     opts: ConvertOptions,
     out: Path,
     stage: str,
-    progress: Any,
+    progress: Progress | None,
     *,
     source_extra: Mapping[str, Any] | None = None,
     notes: list[str] | None = None,

@@ -37,13 +37,19 @@ StepOptions = (
 )
 
 
+class StepResult(Protocol):
+    """What every step's ``run`` returns."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
 class Step(Protocol):
     """What a module of :mod:`edgefin.steps` provides (each takes its own ``Options``)."""
 
     def check(self, options: Any, /) -> None: ...
     def inputs(self, run_dir: RunDir, options: Any, /) -> list[Path]: ...
     def outputs(self, run_dir: RunDir, /) -> list[Path]: ...
-    def run(self, run_dir: str | Path, options: Any, reporter: Reporter | None = None, /) -> Any: ...
+    def run(self, run_dir: str | Path, options: Any, reporter: Reporter | None = None, /) -> StepResult: ...
 
 
 STEP_MODULES: dict[str, Step] = {
@@ -179,7 +185,9 @@ def record(step: str, rd: RunDir, inputs_sha: str, seconds: float) -> None:
 
 # ---------------------------------------------------------------- the steps
 # step name -> run(run_dir, options, reporter) -> Result (a table, so tests can swap in fast stand-ins)
-RUNNERS: dict[str, Callable[[Path, Any, Reporter], Any]] = {name: module.run for name, module in STEP_MODULES.items()}
+RUNNERS: dict[str, Callable[[Path, Any, Reporter], StepResult]] = {
+    name: module.run for name, module in STEP_MODULES.items()
+}
 
 
 def run_pipeline(

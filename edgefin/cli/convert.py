@@ -9,7 +9,7 @@ from typing import Any
 import click
 from rich.markup import escape
 
-from ..convert import ConvertOptions
+from ..convert import ConvertOptions, ConvertResult
 from .common import config_option, emit_json, handle_errors, output_options, stderr
 from .options import apply, convert_options, user_model_flags
 from .reporter import RichReporter
@@ -133,7 +133,7 @@ def convert(
     _render(result, as_json, quiet)
 
 
-def _render(result: Any, as_json: bool, quiet: bool) -> None:
+def _render(result: ConvertResult, as_json: bool, quiet: bool) -> None:
     if not quiet:
         _table(result)
     if as_json:
@@ -148,7 +148,7 @@ def _fmt(v: Any, spec: str) -> str:
     return "-" if v is None else format(v, spec)
 
 
-def _table(result: Any) -> None:
+def _table(result: ConvertResult) -> None:
     from rich import box
     from rich.table import Table
 
