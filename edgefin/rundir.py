@@ -124,7 +124,7 @@ class RunDir:
             ) from None
 
     # ------------------------------------------------------------ run.json: its only writer
-    def write_record(self, record: Mapping[str, Any]) -> Path:
+    def write_record(self, record: Mapping[str, object]) -> Path:
         """Write run.json (atomically): the one function that writes it; a step that starts a run
         (train, ingest) writes the whole record, later steps go through :meth:`update_record`."""
         from .atomic import write_json

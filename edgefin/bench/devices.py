@@ -98,7 +98,7 @@ def device_rows(report: Mapping[str, Any], device: Mapping[str, Any]) -> list[di
     return rows
 
 
-def merge(report: dict[str, Any], docs: Sequence[Mapping[str, Any]], *, for_device: str | None = None) -> None:
+def merge(report: dict[str, Any], docs: Sequence[Mapping[str, object]], *, for_device: str | None = None) -> None:
     """Add (or replace, by name) devices in ``report`` and recommend for each; ``for_device`` makes that
     device's recommendation the report's own (the build machine's is kept beside it)."""
     hashes = _bundle_hashes(report)
@@ -122,7 +122,7 @@ def merge(report: dict[str, Any], docs: Sequence[Mapping[str, Any]], *, for_devi
         report["recommendation"] = devices[for_device]["recommendation"]
 
 
-def merge_into_file(path: str | Path, docs: Sequence[Mapping[str, Any]], *, for_device: str | None = None) -> Path:
+def merge_into_file(path: str | Path, docs: Sequence[Mapping[str, object]], *, for_device: str | None = None) -> Path:
     """Merge device results into an existing report.json (a run directory, its report/ folder or the
     file); returns the file's path. Used by ``edgefin report --device``."""
     from ..atomic import write_json

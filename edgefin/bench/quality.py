@@ -15,7 +15,7 @@ ROC_POINTS = 120
 CALIBRATION_BINS = 10
 
 
-def threshold_of(row: Mapping[str, Any], metrics_json: object) -> float:
+def threshold_of(row: Mapping[str, object], metrics_json: object) -> float:
     """The decision threshold: the bundle's own, else the run's metrics.json, else 0.5."""
     t = row.get("threshold")
     if isinstance(t, (int, float)):
@@ -99,7 +99,7 @@ def _p50(d: Any, *keys: str) -> float | None:
     return float(d) if isinstance(d, (int, float)) else None
 
 
-def ratios(row: Mapping[str, Any], keras: Mapping[str, Any]) -> dict[str, float]:
+def ratios(row: Mapping[str, object], keras: Mapping[str, object]) -> dict[str, float]:
     """How many times faster the runtime is than Keras, and what the runtime costs over the bare engine."""
     rt = _p50(row, "latency", "runtime", "p50_us")
     eng = _p50(row, "latency", "engine", "p50_us")

@@ -100,7 +100,7 @@ COLUMNS = (  # key, header, format
 )
 
 
-def fmt(value: Any, pattern: str) -> str:
+def fmt(value: object, pattern: str) -> str:
     if value is None:
         return "-"
     try:
@@ -229,7 +229,7 @@ def _md_throughput(report: Mapping[str, Any]) -> str:
     return "\n## Throughput\n\n" + _md_table(headers, rows) + "\n"
 
 
-def target_cell(c: Mapping[str, Any]) -> str:
+def target_cell(c: Mapping[str, object]) -> str:
     """One bundle x target cell of `edgefin targets`: pass/FAIL, load refusal, max |dp| and flips."""
     parts = ["pass" if c.get("passed") else "FAIL"]
     if not c.get("loaded"):

@@ -103,7 +103,7 @@ def _render(result: Any, as_json: bool, quiet: bool) -> None:
         emit_json({**result.data, "path": str(result.path) if result.path else None})
 
 
-def cell_text(c: Mapping[str, Any]) -> str:
+def cell_text(c: Mapping[str, object]) -> str:
     """One grid cell in words: pass/FAIL, load refusal, max |dp| and flips against the build machine."""
     head = "pass" if c.get("passed") else "FAIL"
     if not c.get("loaded"):

@@ -88,7 +88,7 @@ def augment(
     return out, np.concatenate([y, np.full(len(new), minority, dtype=y.dtype)])
 
 
-def _target_value(frame: pd.DataFrame, y: np.ndarray, minority: Any, schema: Schema) -> Any:
+def _target_value(frame: pd.DataFrame, y: np.ndarray, minority: np.generic, schema: Schema) -> object:
     """The raw target value of the minority class as the frame spells it (e.g. 'bad')."""
     if schema.target in frame.columns:
         vals = frame.loc[y == minority, schema.target].dropna()
@@ -139,7 +139,9 @@ class _Encoding:
         return e
 
     # ------------------------------------------------------------ SMOTE-NC
-    def smote(self, frame: pd.DataFrame, y: np.ndarray, minority: Any, target_count: int, seed: int) -> pd.DataFrame:
+    def smote(
+        self, frame: pd.DataFrame, y: np.ndarray, minority: np.generic, target_count: int, seed: int
+    ) -> pd.DataFrame:
         from imblearn.over_sampling import SMOTE, SMOTENC
 
         X = pd.DataFrame(index=range(len(frame)))
@@ -194,7 +196,7 @@ class _Encoding:
         return rows
 
     # ------------------------------------------------------------ back to the frame's types
-    def finish(self, rows: pd.DataFrame, frame: pd.DataFrame, *, target: str, target_value: Any) -> pd.DataFrame:
+    def finish(self, rows: pd.DataFrame, frame: pd.DataFrame, *, target: str, target_value: object) -> pd.DataFrame:
         """Synthetic rows with the frame's columns and dtypes: the target says minority, other
         non-feature columns (dropped ones, ids) are missing."""
         out = pd.DataFrame(index=range(len(rows)))
