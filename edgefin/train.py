@@ -376,7 +376,7 @@ def prepare_data(
 
 
 # ---------------------------------------------------------------- helpers
-def parse_hidden(value: Any) -> tuple[int, ...]:
+def parse_hidden(value: object) -> tuple[int, ...]:
     """Hidden layer sizes from "64,32", 64 or [64, 32]; ValueError when they are not positive integers."""
     if isinstance(value, (list, tuple)):
         parts = list(value)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..errors import EdgefinError, QualityGateError, UsageError
+
+if TYPE_CHECKING:
+    from .run import TargetsResult
 
 
 class UnknownTargetError(UsageError):
@@ -29,7 +32,7 @@ class ProbeError(EdgefinError):
 class TargetGateError(QualityGateError):
     """At least one bundle fails on at least one target; targets.json was still written (exit code 3)."""
 
-    def __init__(self, failures: list[str], result: Any = None) -> None:
+    def __init__(self, failures: list[str], result: TargetsResult | None = None) -> None:
         head = failures[0] if failures else "a target check failed"
         more = f" (and {len(failures) - 1} more; see targets.json)" if len(failures) > 1 else ""
         super().__init__(head + more)

@@ -161,7 +161,7 @@ def _execute(
     return ProbeRun(name, output, code, seconds, list(tail))
 
 
-def check_output(output: Any, target: str) -> dict[str, Any]:
+def check_output(output: object, target: str) -> dict[str, Any]:
     """Validate the probe's output shape (see probe.py); ProbeError names what is wrong."""
     where = f"target {target}: probe output"
     if not isinstance(output, dict) or output.get("probe") != 1:
