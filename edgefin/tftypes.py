@@ -15,9 +15,6 @@ KerasModel = Any
 KerasLayer = Any
 """A tf_keras layer, possibly a TFMOT wrapper (``PruneLowMagnitude``, ``QuantizeWrapperV2``, ...)."""
 
-KerasTensor = Any
-"""A symbolic Keras tensor or a ``tf.Tensor``."""
-
 KerasCallback = Any
 """A ``tf_keras.callbacks.Callback``."""
 
@@ -27,4 +24,4 @@ TfmotRegistry = Any
 TfmotScheme = Any
 """A TFMOT ``QuantizeScheme`` (``get_layout_transformer()``, ``get_quantize_registry()``)."""
 
-__all__ = ["KerasCallback", "KerasLayer", "KerasModel", "KerasTensor", "TfmotRegistry", "TfmotScheme"]
+__all__ = ["KerasCallback", "KerasLayer", "KerasModel", "TfmotRegistry", "TfmotScheme"]
