@@ -507,7 +507,7 @@ class AcceptanceSet:
         )
 
 
-_ROW_TYPES = frozenset((str, int, float, bool, type(None)))
+_ROW_TYPES = frozenset(_SCALARS)  # the exact JSON scalar types: subclasses take the isinstance path
 
 
 def _finite_sum(values: list[Any]) -> bool:
