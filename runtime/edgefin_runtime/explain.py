@@ -362,27 +362,14 @@ class _FixedBatch(NamedTuple):
 def _fixed_batch(engine: Any, rows: int) -> _FixedBatch | None:
     """A fixed-batch interpreter for one thread, filled in place: the coalition rows are written straight
     into the input tensor and read from the output tensor (no padded copy, no set_tensor/get_tensor, no
-    resize or allocation per call). Same model bytes, kernels and thread count as the engine's, so each
-    row scores exactly as ``engine.run`` scores it. None when the engine is not LiteRT with float32 I/O
-    and a native invoke, or when the buffers move on invoke (then ``engine.run`` is used)."""
-    from .backends.litert import LiteRTEngine, _native
+    resize or allocation per call), scoring each row exactly as ``engine.run`` does. None unless the
+    engine is LiteRT with float32 I/O and in-place buffers (then ``engine.run`` is used)."""
+    from .backends.litert import LiteRTEngine
 
-    if not isinstance(engine, LiteRTEngine) or not engine._float_io:
+    if not isinstance(engine, LiteRTEngine):
         return None
-    it = engine._new_interpreter(rows)
-    native = _native(it)
-    if native is None:
-        return None
-    in_view, out_view = it.tensor(engine._in_index), it.tensor(engine._out_index)
-    inp, out = in_view(), out_view()
-    if inp.shape != (rows, engine.n_features) or out.size != rows:
-        return None
-    out = out.reshape(rows)
-    before = (inp.ctypes.data, out.ctypes.data)
-    native.Invoke()
-    if before != (in_view().ctypes.data, out_view().ctypes.data):
-        return None
-    return _FixedBatch(inp, out, native.Invoke, it)
+    got = engine.fixed_batch(rows)
+    return None if got is None else _FixedBatch(*got)
 
 
 # ---------------------------------------------------------------- the explainer

@@ -50,6 +50,22 @@ def _native(interpreter: Any) -> Any:
     return getattr(interpreter, "_interpreter", None)
 
 
+def in_place(it: Any, in_index: int, out_index: int) -> tuple[np.ndarray, np.ndarray, Callable[[], Any]] | None:
+    """Views on an allocated interpreter's input and output buffers and its native ``Invoke``, for
+    filling and reading them in place; None when this LiteRT has no native wrapper or the buffers move
+    on invoke (a dynamic graph: then they must be fetched every call). Runs the model once to check."""
+    native = _native(it)
+    if native is None:
+        return None
+    in_view, out_view = it.tensor(in_index), it.tensor(out_index)
+    inp, out = in_view(), out_view()
+    before = (inp.ctypes.data, out.ctypes.data)
+    native.Invoke()
+    if before != (in_view().ctypes.data, out_view().ctypes.data):
+        return None
+    return inp, out, native.Invoke
+
+
 class _One:
     """One thread's single-row interpreter with views on its input and output buffers."""
 
@@ -58,19 +74,10 @@ class _One:
     def __init__(self, engine: LiteRTEngine) -> None:
         it = engine._take_spare() or engine._new_interpreter(1)
         self.interp = it
-        native = _native(it)
-        self.invoke: Callable[[], Any] = native.Invoke if native is not None else it.invoke
-        in_view = it.tensor(engine._in_index)
-        out_view = it.tensor(engine._out_index)
-        self.inp: np.ndarray | None = in_view().reshape(-1) if native is not None else None
-        self.out: np.ndarray | None = out_view().reshape(-1) if native is not None else None
-        if self.inp is not None:
-            before = (self.inp.ctypes.data, self.out.ctypes.data)  # type: ignore[union-attr]
-            self.invoke()
-            if before != (in_view().ctypes.data, out_view().ctypes.data):
-                # buffers moved on invoke (a dynamic graph): fall back to fetching them every call
-                self.inp = self.out = None
-                self.invoke = it.invoke
+        views = in_place(it, engine._in_index, engine._out_index)
+        self.invoke: Callable[[], Any] = it.invoke if views is None else views[2]
+        self.inp: np.ndarray | None = None if views is None else views[0].reshape(-1)
+        self.out: np.ndarray | None = None if views is None else views[1].reshape(-1)
         self.row: RowSlot | None = None
         if self.inp is not None and self.out is not None and engine._float_io:
             features = self.inp.data
@@ -158,6 +165,22 @@ class LiteRTEngine(Engine):
         slot = _One(self)
         self._local.one = slot
         return slot
+
+    def fixed_batch(self, rows: int) -> tuple[np.ndarray, np.ndarray, Callable[[], Any], Any] | None:
+        """A new interpreter of exactly ``rows`` rows to fill in place (float32 I/O only): its input
+        (rows, n_features) and output (rows,) views, its native invoke and the interpreter itself (keep it
+        alive with the views). Same model bytes, kernels and threads, so every row scores as ``run``
+        scores it. None where :func:`in_place` gives no views or the I/O is quantised."""
+        if not self._float_io:
+            return None
+        it = self._new_interpreter(rows)
+        views = in_place(it, self._in_index, self._out_index)
+        if views is None:
+            return None
+        inp, out, invoke = views
+        if inp.shape != (rows, self.n_features) or out.size != rows:
+            return None
+        return inp, out.reshape(rows), invoke, it
 
     def _batch_interp(self, size: int) -> Any:
         cache = getattr(self._local, "batch", None)
