@@ -55,13 +55,14 @@ import math
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from .errors import BackendError, InputError, ManifestError
 from .manifest import CategoricalStep, Manifest, NumericStep
-from .results import Score
+from .results import Score, _new, _set_d, _set_f, _set_l, _set_p
 
 #: active-field count up to which ``exact`` enumerates every coalition (2**16 rows); above, it samples
 EXACT_LIMIT = 16
@@ -344,38 +345,73 @@ def _sampled_table(k: int) -> tuple[np.ndarray, np.ndarray]:
     return table
 
 
-# ---------------------------------------------------------------- one record's batch, in place
-#: (active fields, method used, its table, the coalition mask over feature columns)
-Plan = tuple[tuple[int, ...], str, Any, np.ndarray]
+# ---------------------------------------------------------------- plans and per-thread buffers
+class Plan(NamedTuple):
+    """How to explain the records whose encoded columns differ from the reference in one pattern: the
+    active fields (schema positions), the method used for them, its table (``_attribute``'s ``extra``),
+    the coalition mask over feature columns (rows, n_features), and, precomputed once for the
+    microsecond path, ``gather``: for each cell of the coalition matrix, its source in the thread's
+    ``[reference row, record row]`` buffer (one ``np.take`` fills the matrix; None for plans too big
+    for that path), the active fields' names and which active fields (positions in ``active``) may be
+    reasons."""
+
+    active: tuple[int, ...]
+    how: str
+    extra: Any
+    mask: np.ndarray
+    gather: np.ndarray | None
+    names: tuple[str, ...]
+    candidates: tuple[int, ...]
 
 
-class _FixedBatch(NamedTuple):
-    """A LiteRT interpreter of exactly ``rows`` rows: views on its input (rows, n_features) and output
-    (rows,) buffers, its native invoke, and the interpreter itself (kept alive with the views)."""
+class _Slot:
+    """One thread's buffer for one record's ``rows`` coalitions: on LiteRT with float32 I/O the input
+    and output tensors of an interpreter of exactly that batch, filled and read in place (no padding,
+    no resize, no set_tensor/get_tensor copies), with its native invoke; otherwise a plain matrix
+    scored through ``engine.run``. ``full`` is ``[v(empty), v(rows)...]`` for the stratified table."""
 
-    inp: np.ndarray
-    out: np.ndarray
-    invoke: Callable[[], Any]
-    interpreter: Any
+    __slots__ = ("inp", "flat", "out", "peak", "invoke", "full", "interpreter")
+
+    def __init__(self, engine: Any, rows: int, n_features: int, v0: float) -> None:
+        from .backends.litert import LiteRTEngine
+
+        got = engine.fixed_batch(rows) if isinstance(engine, LiteRTEngine) else None
+        self.interpreter: Any = None
+        self.out: np.ndarray | None = None
+        self.invoke: Callable[[], Any] | None = None
+        inp = None
+        if got is not None:
+            inp, out, invoke, self.interpreter = got
+            if out.dtype == np.float32 and inp.flags.c_contiguous:
+                self.out, self.invoke = out, invoke
+            else:
+                inp = None
+        if inp is None:
+            inp = np.zeros((rows, n_features), dtype=np.float32)
+        self.inp: np.ndarray = inp
+        self.flat: np.ndarray = inp.reshape(-1)  # a view: inp is C-contiguous
+        #: the largest bit pattern of the output (a float32 in [+0.0, 1.0] is one of 0 ... 0x3F800000);
+        #: up to SMALL_ROWS rows Python's max over a memoryview costs less than a numpy reduction
+        self.peak: Callable[[], int] | None = None
+        if self.out is not None:
+            bits = self.out.view(np.uint32)
+            self.peak = partial(max, bits.data) if rows <= SMALL_ROWS else bits.max
+        self.full = np.empty(rows + 1)
+        self.full[0] = v0
 
 
-def _fixed_batch(engine: Any, rows: int) -> _FixedBatch | None:
-    """A fixed-batch interpreter for one thread, filled in place: the coalition rows are written straight
-    into the input tensor and read from the output tensor (no padded copy, no set_tensor/get_tensor, no
-    resize or allocation per call), scoring each row exactly as ``engine.run`` does. None unless the
-    engine is LiteRT with float32 I/O and in-place buffers (then ``engine.run`` is used)."""
-    from .backends.litert import LiteRTEngine
-
-    if not isinstance(engine, LiteRTEngine):
-        return None
-    got = engine.fixed_batch(rows)
-    return None if got is None else _FixedBatch(*got)
+#: the largest bit pattern of a float32 in [+0.0, 1.0] (1.0 itself)
+_ONE_BITS = 0x3F800000
+#: coalition batches up to this many rows check their scores' range in Python, larger ones in numpy
+SMALL_ROWS = 48
+_set_dict = object.__setattr__  # frozen dataclasses: fill __dict__ at once instead of one setattr per field
 
 
 # ---------------------------------------------------------------- the explainer
 class Explainer:
     """Explains records for one Predictor (built on first use of ``Predictor.explain``; thread-safe:
-    immutable after construction; the engine gives each thread its own interpreter)."""
+    immutable after construction but for its plan caches; each thread has its own buffers and the
+    engine gives each thread its own interpreter)."""
 
     def __init__(self, predictor: Any, method: str | None = None) -> None:
         m: Manifest = predictor.info
@@ -407,49 +443,84 @@ class Explainer:
                 f"manifest explain.reference.record: the bundle's own preprocessing rejects it ({err.reason})"
             ) from None
         self._ref = np.array(ref_row, dtype=np.float32)
+        self._ref.flags.writeable = False
+        self._zero = bytes(self._ref.nbytes)
+        self._n = len(self._ref)
         ref_p = self._engine.run(self._ref[None, :])
         self.reference_score = float(ref_p[0])
         if not 0.0 <= self.reference_score <= 1.0:
             raise BackendError(f"{self._engine.name}: the reference applicant scored {self.reference_score!r}")
         self._ref_values = tuple(self.spec.reference[f] for f in self._fields)
-        # per field: (name, numeric?, the reference's value, its reason texts)
+        # per field: (name, numeric?, the reference's value, its reason texts, that value as a float (None:
+        # it is none) and as text)
         self._reason_info = tuple(
-            (f, num, ref, self.spec.texts[f]) for f, num, ref in zip(self._fields, self._kinds, self._ref_values)
+            (f, num, ref, self.spec.texts[f], _as_float(ref), _text(ref))
+            for f, num, ref in zip(self._fields, self._kinds, self._ref_values)
         )
+        self._zeros = dict.fromkeys(self._fields, 0.0)
         self._cat_steps = {s.field: s for s in steps if isinstance(s, CategoricalStep)}
         self._starts = np.array([a for a, _ in spans], dtype=np.intp)
         self._protected_idx = frozenset(i for i, f in enumerate(self._fields) if f in self._protected)
-        # (active fields, method) -> the plan for that set: most records share few sets (the fields
-        # equal to the reference, typically categories at the reference's mode, are the same ones)
-        self._plans: dict[tuple[bytes, str], Plan] = {}
-        self._patterns: dict[tuple[bytes, str], Plan] = {}
+        # method -> active fields -> the plan for that set: most records share few sets (the fields
+        # equal to the reference, typically categories at the reference's mode, are the same ones);
+        # method -> the pattern of differing columns -> its plan (one comparison finds it)
+        self._plans: dict[str, dict[bytes, Plan]] = {m: {} for m in METHODS}
+        self._patterns: dict[str, dict[bytes, Plan]] = {m: {} for m in METHODS}
         self._local = threading.local()
 
     # ------------------------------------------------------------ one record
     def explain(self, record: Mapping[str, Any], max_reasons: int = 4, method: str | None = None) -> Explanation:
         local = self._local
         try:
-            x: np.ndarray = local.x
+            both, x, raw, features, differs = local.row
         except AttributeError:
-            x = local.x = np.zeros(len(self._ref), dtype=np.float32)
-        x.fill(0.0)
-        flags = self._pre.encode_into(record, x)  # as Preprocessor.record, straight into float32
+            both, x, raw, features, differs = local.row = self._row_buffers()
+        raw[:] = self._zero
+        flags = self._pre.encode_into(record, features)  # as Preprocessor.record (read each call: it tiers up)
         how = method or self.method
-        active, used, extra, mask = plan = self._plan_of(x, how)
-        n = len(mask)
-        fixed = self._fixed(n) if 0 < n <= FIXED_BATCH_ROWS else None
-        if fixed is None:
-            return self._explain_rows([(record, x.tolist(), flags)], max_reasons, how, [(x, plan)])[0]
-        inp = fixed.inp
-        np.copyto(inp, self._ref)  # every row the reference applicant ...
-        np.copyto(inp, x, where=mask)  # ... with the coalition's columns from the record
+        np.not_equal(x, self._ref, out=differs)
         try:
-            fixed.invoke()
-        except (ValueError, RuntimeError) as exc:
-            raise BackendError(f"{self._engine.name}: inference failed while explaining ({exc})") from None
-        v = fixed.out.astype(np.float64)
-        self._check_range(v)
-        return self._attributed(record, flags, active, used, extra, v, max_reasons)
+            plan = self._patterns[how][differs.tobytes()]
+        except KeyError:
+            plan = self._plan_of(x, how)
+        gather = plan.gather
+        try:
+            slot = local.slots[len(plan.mask)]
+        except (AttributeError, KeyError):
+            slot = self._slot(len(plan.mask))
+        if slot is None or gather is None:
+            return self._explain_rows([(record, x.tolist(), flags)], max_reasons, how, [(x.copy(), plan)])[0]
+        # every coalition row: the reference applicant with the coalition's columns from the record
+        np.take(both, gather, out=slot.flat, mode="wrap")  # (wrap: unbuffered; the indices are in range)
+        peak = slot.peak
+        if peak is not None:
+            try:
+                slot.invoke()
+            except (ValueError, RuntimeError) as exc:
+                raise BackendError(f"{self._engine.name}: inference failed while explaining ({exc})") from None
+            v: np.ndarray = slot.out
+            if peak() > _ONE_BITS:  # outside [+0.0, 1.0] (or -0.0): the full check decides
+                self._check_range(v)
+        else:
+            v = self._engine.run(slot.inp)
+            self._check_range(v)
+        used = plan.how
+        v0 = self.reference_score
+        k = len(plan.active)
+        # the attributions of _attribute, in its order of operations (so bit for bit its results)
+        if used == "paired":
+            vals = v.tolist()
+            p = vals[0]
+            phi = _efficient([0.5 * ((u - v0) + (p - d)) for u, d in zip(vals[1 : k + 1], vals[k + 1 :])], p - v0)
+        elif used == "stratified":
+            full = slot.full
+            full[1:] = v
+            a, b, weights = plan.extra
+            p = float(v[0])
+            phi = _efficient(((full[a] - full[b]) @ weights).tolist(), p - v0)
+        else:
+            phi, p = _attribute(used, k, v.astype(np.float64), v0, plan.extra)
+        return self._finish(record, flags, plan, phi, p, max_reasons)
 
     def explain_encoded(
         self,
@@ -484,15 +555,17 @@ class Explainer:
         if planned is None:
             xs = [np.array(row, dtype=np.float32) for _record, row, _flags in items]
             planned = [(x, self._plan_of(x, method)) for x in xs]
-        mats = [np.where(plan[3], x, ref) for x, plan in planned]
+        mats = [np.where(plan.mask, x, ref) for x, plan in planned]
         big = mats[0] if len(mats) == 1 else np.concatenate(mats)
         v_all = self._engine.run(big).astype(np.float64) if len(big) else np.zeros(0)
         self._check_range(v_all)
         out = []
         start = 0
-        for (record, _row, flags), (_x, (active, how, extra, mask)) in zip(items, planned):
-            n = len(mask)
-            out.append(self._attributed(record, flags, active, how, extra, v_all[start : start + n], max_reasons))
+        v0 = self.reference_score
+        for (record, _row, flags), (_x, plan) in zip(items, planned):
+            n = len(plan.mask)
+            phi, p = _attribute(plan.how, len(plan.active), v_all[start : start + n], v0, plan.extra)
+            out.append(self._finish(record, flags, plan, phi, p, max_reasons))
             start += n
         return out
 
@@ -500,61 +573,57 @@ class Explainer:
         if len(v) and not (0.0 <= v.min() and v.max() <= 1.0):  # also catches NaN
             raise BackendError(f"{self._engine.name}: the model returned a value outside [0, 1] while explaining")
 
-    def _attributed(
-        self,
-        record: Mapping[str, Any],
-        flags: tuple[str, ...],
-        active: tuple[int, ...],
-        how: str,
-        extra: Any,
-        v: np.ndarray,
-        max_reasons: int,
-    ) -> Explanation:
-        phi_active, p = _attribute(how, len(active), v, self.reference_score, extra)
-        nf = len(self._fields)
-        if len(active) == nf:  # every field differs from the reference
-            return self._explanation(record, flags, p, phi_active, how, max_reasons)
-        phi = [0.0] * nf
-        for i, c in zip(active, phi_active):
-            phi[i] = c
-        return self._explanation(record, flags, p, phi, how, max_reasons)
+    def _row_buffers(self) -> tuple[np.ndarray, np.ndarray, memoryview, memoryview, np.ndarray]:
+        """This thread's ``[reference row, record row]`` buffer (plans gather coalition rows from it), the
+        record row (a view), its bytes (zeroed per record), its float32 view for the encoder (memoryview
+        writes cost half of numpy's) and the differs-from-reference mask."""
+        n = self._n
+        both = np.zeros(2 * n, dtype=np.float32)
+        both[:n] = self._ref
+        x = both[n:]
+        features = x.data
+        return both, x, features.cast("B"), features, np.zeros(n, dtype=bool)
+
+    def _slot(self, rows: int) -> _Slot | None:
+        """This thread's buffer for ``rows`` coalitions (None: too many, or none at all: the batch path)."""
+        local = self._local
+        try:
+            slots: dict[int, _Slot | None] = local.slots
+        except AttributeError:
+            slots = local.slots = {}
+        slot = slots.get(rows)
+        if slot is None and rows not in slots:
+            ok = 0 < rows <= FIXED_BATCH_ROWS
+            slot = slots[rows] = _Slot(self._engine, rows, len(self._ref), self.reference_score) if ok else None
+        return slot
 
     def _plan_of(self, x: np.ndarray, method: str) -> Plan:
         """The cached plan for a record's encoded row: looked up by which columns differ from the
         reference (one comparison), else by which fields do (one reduceat), else built."""
+        patterns = self._patterns.get(method)
+        if patterns is None:
+            raise ValueError(f"method: expected one of {', '.join(METHODS)}, got {method!r}")
         differs = x != self._ref
-        pkey = (differs.tobytes(), method)
-        plan = self._patterns.get(pkey)
+        pkey = differs.tobytes()
+        plan = patterns.get(pkey)
         if plan is not None:
             return plan
         active_mask = np.logical_or.reduceat(differs, self._starts)
-        key = (active_mask.tobytes(), method)
-        plan = self._plans.get(key)
+        key = active_mask.tobytes()
+        plans = self._plans[method]
+        plan = plans.get(key)
         if plan is None:
             plan = self._plan(active_mask, method, self._col_field)
-            if len(self._plans) < MAX_PLANS and plan[3].size <= PLAN_CACHE_CELLS:
-                self._plans[key] = plan
+            if len(plans) < MAX_PLANS and plan.mask.size <= PLAN_CACHE_CELLS:
+                plans[key] = plan
             else:
                 return plan
-        if len(self._patterns) < MAX_PATTERNS:
-            self._patterns[pkey] = plan
+        if len(patterns) < MAX_PATTERNS:
+            patterns[pkey] = plan
         return plan
 
-    def _fixed(self, rows: int) -> _FixedBatch | None:
-        """This thread's fixed-size interpreter for ``rows`` coalitions (None: use ``engine.run``)."""
-        local = self._local
-        try:
-            slots: dict[int, _FixedBatch | None] = local.slots
-        except AttributeError:
-            slots = local.slots = {}
-        try:
-            return slots[rows]
-        except KeyError:
-            slot = slots[rows] = _fixed_batch(self._engine, rows)
-            return slot
-
     def _plan(self, active_mask: np.ndarray, method: str, col_field: np.ndarray) -> Plan:
-        """(active fields, method used, its table, the coalition mask over feature columns)."""
+        """The plan of one set of active fields under ``method`` (see :class:`Plan`)."""
         active = np.flatnonzero(active_mask)
         k = len(active)
         colpos = np.full(len(self._fields), k, dtype=np.int64)
@@ -573,36 +642,85 @@ class Explainer:
             z, extra = _sampled_table(k)
         mask = np.ascontiguousarray(z[:, colpos])
         mask.flags.writeable = False
-        return tuple(active.tolist()), how, extra, mask
+        gather = None
+        if 0 < len(mask) <= FIXED_BATCH_ROWS:  # column j from the reference (j) or the record (n + j)
+            gather = (np.arange(self._n, dtype=np.intp) + self._n * mask).ravel()
+        names = tuple(self._fields[i] for i in active)
+        candidates = tuple(j for j, i in enumerate(active) if i not in self._protected_idx)
+        return Plan(tuple(active.tolist()), how, extra, mask, gather, names, candidates)
 
-    def _explanation(
-        self, record: Mapping[str, Any], flags: tuple[str, ...], p: float, vals: list[float], how: str, max_reasons: int
+    def _finish(
+        self,
+        record: Mapping[str, Any],
+        flags: tuple[str, ...],
+        plan: Plan,
+        phi: list[float],
+        p: float,
+        max_reasons: int,
     ) -> Explanation:
+        """The Explanation from the active fields' attributions ``phi`` and the record's score ``p``."""
         d = p >= self._threshold
-        score = Score(p, d, self._pos if d else self._neg, flags)
-        skip = self._protected_idx
-        order = [i for i, c in enumerate(vals) if c > 0.0 and i not in skip]
-        order.sort(key=vals.__getitem__, reverse=True)  # stable, also reversed: ties keep schema order
-        reason = self._reason
-        reasons = tuple([reason(i, record, vals[i]) for i in order[: max(0, max_reasons)]])
-        return Explanation(score, reasons, self.reference_score, dict(zip(self._fields, vals)), how)
-
-    def _reason(self, i: int, record: Mapping[str, Any], contribution: float) -> Reason:
-        name, numeric, ref, texts = self._reason_info[i]
-        value = record.get(name)
-        if _missing(value):
-            direction = "missing"
-        elif numeric:
-            try:
-                direction = "higher" if float(value) > float(ref) else "lower"  # type: ignore[arg-type]
-            except (TypeError, ValueError):
-                direction = "higher"
+        score = _new(Score)
+        _set_p(score, p)
+        _set_d(score, d)
+        _set_l(score, self._pos if d else self._neg)
+        _set_f(score, flags)
+        if len(phi) == len(self._fields):  # every field differs from the reference
+            contributions = dict(zip(self._fields, phi))
         else:
-            direction = "category"
-        text = texts[direction]
-        if "{" in text:
-            text = text.replace("{value}", _text(value)).replace("{reference}", _text(ref))
-        return Reason(name, direction, contribution, text)
+            contributions = self._zeros.copy()  # schema order, 0.0 for the fields equal to the reference
+            contributions.update(zip(plan.names, phi))
+        # reasons: the positive attributions of unprotected fields, largest first (a stable sort, also
+        # reversed: ties keep schema order, as ``active`` is in schema order)
+        order = [j for j in plan.candidates if phi[j] > 0.0]
+        if order:
+            order.sort(key=phi.__getitem__, reverse=True)
+            reasons = self._reasons(record, plan.active, phi, order[: max(0, max_reasons)])
+        else:
+            reasons = ()
+        e = _new(Explanation)
+        _set_dict(
+            e,
+            "__dict__",
+            {
+                "score": score,
+                "reasons": reasons,
+                "reference_score": self.reference_score,
+                "contributions": contributions,
+                "method": plan.how,
+            },
+        )
+        return e
+
+    def _reasons(
+        self, record: Mapping[str, Any], active: tuple[int, ...], phi: list[float], order: list[int]
+    ) -> tuple[Reason, ...]:
+        """The Reasons of the active fields at positions ``order`` (their attributions in ``phi``)."""
+        info, get, out = self._reason_info, record.get, []
+        for j in order:
+            name, numeric, ref, texts, ref_float, ref_text = info[active[j]]
+            value: Any = get(name)
+            t = type(value)
+            if numeric and ref_float is not None and (t is int or (t is float and value == value)):  # common cases
+                direction = "higher" if float(value) > ref_float else "lower"
+            elif t is str and not numeric and value.strip():
+                direction = "category"
+            elif _missing(value):
+                direction = "missing"
+            elif numeric:
+                try:
+                    direction = "higher" if float(value) > float(ref) else "lower"
+                except (TypeError, ValueError):
+                    direction = "higher"
+            else:
+                direction = "category"
+            text = texts[direction]
+            if "{" in text:
+                text = text.replace("{value}", value if t is str else _text(value)).replace("{reference}", ref_text)
+            r = _new(Reason)
+            _set_dict(r, "__dict__", {"field": name, "direction": direction, "contribution": phi[j], "text": text})
+            out.append(r)
+        return tuple(out)
 
 
 def _rows_bound(method: str, k: int) -> int:
@@ -686,6 +804,13 @@ def _efficient(phi: list[float], total: float) -> list[float]:
         scale = residual / weight
         return [c + scale * abs(c) for c in phi]
     return [c + residual / len(phi) for c in phi] if phi else phi
+
+
+def _as_float(v: Any) -> float | None:
+    try:
+        return float(v)
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def _missing(v: Any) -> bool:

@@ -87,7 +87,7 @@ def test_one_record_in_place_equals_the_engine_batch(explained: dict[str, Path],
         want = ex._explain_rows([(rec, row, flags)], 4, method)[0]
         assert pred.explain(rec, method=method) == want
         assert pred.explain(rec, method=method) == want  # deterministic: the buffers are refilled
-    in_place = [s is not None for s in ex._local.slots.values()]
+    in_place = [s is not None and s.out is not None for s in ex._local.slots.values()]
     assert in_place and all(in_place) == (variant in ("tflite-fp32", "tflite-int8"))
 
 
