@@ -35,7 +35,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -45,7 +45,7 @@ from edgefin_runtime.bundle import build_bundle, read_bundle
 from edgefin_runtime.drift import DriftMonitor
 
 
-def load_without_protected(path: Path, kernels: str | None = None) -> Any:
+def load_without_protected(path: Path, kernels: Literal["default", "reference"] | None = None) -> Any:
     """The bundle with its explain section's protected list emptied (in memory only); ``kernels``
     overrides the manifest's model.kernels ("default" / "reference") in memory."""
     b = read_bundle(str(path))
@@ -63,7 +63,7 @@ def load_without_protected(path: Path, kernels: str | None = None) -> Any:
 def records_of(frame: pd.DataFrame, names: Sequence[str]) -> list[dict[str, Any]]:
     out = []
     for row in frame[list(names)].itertuples(index=False):
-        rec = {}
+        rec: dict[str, Any] = {}
         for n, v in zip(names, row):
             if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
                 rec[n] = None
@@ -135,53 +135,67 @@ def latency(
 
 
 def breakdown(pred: Any, recs: Sequence[dict[str, Any]], reps: int, method: str = "paired") -> dict[str, Any]:
-    """Where one explain goes, each stage timed on its own (p50 us over the records): encoding
-    the record, finding its plan and filling the 2k + 1 coalition rows (in place when the engine allows),
-    the engine invoke, the attribution with its reasons and Explanation; and the whole call."""
+    """Where one explain goes, each stage timed on its own (p50 us over the records), as
+    ``Explainer.explain`` runs them: encoding the record into the thread's buffer, finding its plan,
+    filling the coalition rows (one gather; in place on LiteRT), the engine invoke with the range
+    check of its scores, and the attribution with its reasons and Explanation; and the whole call."""
+    from edgefin_runtime.explain import _ONE_BITS
+
     ex = pred.explainer()
-    stages: dict[str, list[int]] = {
-        k: [] for k in ("encode", "plan_and_fill", "engine_invoke", "attribute_and_reasons")
-    }
-    whole, rows = [], []
+    pred.explain(recs[0], method=method)  # this thread's buffers
+    local = ex._local
+    stages: dict[str, list[int]] = {k: [] for k in ("encode", "plan", "fill", "engine_invoke", "attribute_and_reasons")}
+    whole, rows, in_place = [], [], []
     clock = time.perf_counter_ns
     for _ in range(reps):
         for r in recs:
             t0 = clock()
-            row, flags = ex._pre.record(r)
+            both, x, raw, features, differs = local.row
+            raw[:] = ex._zero
+            flags = ex._pre.encode_into(r, features)
             t1 = clock()
-            x = np.array(row, dtype=np.float32)
-            active, how, extra, mask = ex._plan_of(x, method)
-            slot = ex._fixed(len(mask))
-            if slot is not None:
-                np.copyto(slot.inp, ex._ref)
-                np.copyto(slot.inp, x, where=mask)
-                t2 = clock()
-                slot.invoke()
-                v = slot.out.astype(np.float64)
-            else:
-                mat = np.where(mask, x, ex._ref)
-                t2 = clock()
-                v = pred.engine.run(mat).astype(np.float64)
+            np.not_equal(x, ex._ref, out=differs)
+            plan = ex._patterns[method].get(differs.tobytes()) or ex._plan_of(x, method)
+            slot = ex._slot(len(plan.mask))
+            t2 = clock()
+            if slot is None or plan.gather is None:
+                raise SystemExit(f"breakdown: {len(plan.mask)} rows take the batch path; no stages to time")
+            np.take(both, plan.gather, out=slot.flat, mode="wrap")
             t3 = clock()
-            ex._attributed(r, flags, active, how, extra, v, 4)
+            if slot.peak is not None:
+                slot.invoke()
+                v = slot.out
+                if slot.peak() > _ONE_BITS:
+                    ex._check_range(v)
+            else:
+                v = pred.engine.run(slot.inp)
+                ex._check_range(v)
             t4 = clock()
-            pred.explain(r, method=method)
+            e = ex._from_scores(r, flags, plan, v, slot.full, 4)
             t5 = clock()
-            for k, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            if e != pred.explain(r, method=method):
+                raise SystemExit("breakdown: the stages disagree with explain()")
+            t6 = clock()
+            pred.explain(r, method=method)
+            t7 = clock()
+            for k, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
                 stages[k].append(dt)
-            whole.append(t5 - t4)
-            rows.append(len(mask))
+            whole.append(t7 - t6)
+            rows.append(len(plan.mask))
+            in_place.append(slot.peak is not None)
     out: dict[str, Any] = {f"{k}_us": p50_p95(v)[0] for k, v in stages.items()}
     out["explain_call_us"] = p50_p95(whole)[0]
     out["rows_mean"] = round(float(np.mean(rows)), 2)
-    out["in_place"] = ex._fixed(rows[0]) is not None
+    out["in_place"] = all(in_place)
     return out
 
 
 def top4(
     pred: Any, recs: Sequence[dict[str, Any]], method: str | None
 ) -> tuple[list[tuple[str, ...]], list[bool], dict[str, int]]:
-    reasons, declined, used = [], [], {}
+    reasons: list[tuple[str, ...]] = []
+    declined: list[bool] = []
+    used: dict[str, int] = {}
     for r in recs:
         e = pred.explain(r, max_reasons=4, method=method)
         reasons.append(tuple(x.field for x in e.reasons))
@@ -228,6 +242,38 @@ def agreement(pred: Any, recs: Sequence[dict[str, Any]], float_pred: Any | None)
         "mean": round(float(np.mean(ks)), 2),
         "max": int(max(ks)),
         "of": len(pred.schema.names),
+    }
+    return out
+
+
+def kernels_agreement(pred: Any, other: Any, recs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Bundle kernels vs default kernels, bit for bit: every coalition row the records' explanations score
+    (``paired`` and ``stratified``), the records' own scores, and whole explanations (``to_dict``)."""
+    ex = pred.explainer()
+    out: dict[str, Any] = {}
+    for method in ("paired", "stratified"):
+        mats = []
+        for r in recs:
+            x = np.array(ex._pre.record(r)[0], dtype=np.float32)
+            mats.append(np.where(ex._plan_of(x, method).mask, x, ex._ref))
+        a, b = pred.engine.run(np.concatenate(mats)), other.engine.run(np.concatenate(mats))
+        ends = np.cumsum([len(m) for m in mats])
+        differs = np.flatnonzero(a != b)
+        out[f"{method}_coalition_rows"] = {
+            "rows": int(len(a)),
+            "differing": int(len(differs)),
+            "records_affected": int(len(np.unique(np.searchsorted(ends, differs, side="right")))),
+            "max_abs_diff": float(np.abs(a - b).max()),
+        }
+        same = sum(
+            repr(pred.explain(r, method=method).to_dict()) == repr(other.explain(r, method=method).to_dict())
+            for r in recs
+        )
+        out[f"{method}_explanations_identical"] = {"n": len(recs), "identical": int(same)}
+    rows = np.array([ex._pre.record(r)[0] for r in recs], dtype=np.float32)
+    out["record_scores"] = {
+        "rows": len(rows),
+        "differing": int((pred.engine.run(rows) != other.engine.run(rows)).sum()),
     }
     return out
 
@@ -285,6 +331,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--no-latency", action="store_true", help="agreement and drift only (run under nice, apart from the timing)"
     )
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the sections this run skips (--no-latency / --no-agreement) from the existing --out file",
+    )
     args = ap.parse_args(argv)
     cpu = args.cpu if args.cpu is not None else max(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {cpu})
@@ -321,8 +372,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 result["breakdown"][f"{m}, default kernels"] = breakdown(other, lat_recs, args.reps, m)
     if not args.no_agreement:
         result["agreement"] = agreement(pred, agree_recs, float_pred)
+        if other is not None:
+            result["default_kernels_vs_bundle_kernels"] = kernels_agreement(pred, other, agree_recs)
         result["drift"] = drift_figures(pred, test[names])
     result["machine"]["loadavg_end"] = os.getloadavg()
+    if args.merge and args.out and args.out.is_file():
+        old = json.loads(args.out.read_text(encoding="utf-8"))
+        for key in ("latency", "breakdown", "agreement", "default_kernels_vs_bundle_kernels", "drift"):
+            if key not in result and key in old:
+                result[key] = old[key]
+        for key, value in old.get("machine", {}).items():  # the skipped part's load, kept apart
+            if key.startswith("loadavg"):
+                result["machine"].setdefault("merged_from_previous_run", {})[key] = value
     text = json.dumps(result, indent=1)
     if args.out:
         args.out.write_text(text + "\n", encoding="utf-8")

@@ -504,6 +504,19 @@ class Explainer:
         else:
             v = self._engine.run(slot.inp)
             self._check_range(v)
+        return self._from_scores(record, flags, plan, v, slot.full, max_reasons)
+
+    def _from_scores(
+        self,
+        record: Mapping[str, Any],
+        flags: tuple[str, ...],
+        plan: Plan,
+        v: np.ndarray,
+        full: np.ndarray,
+        max_reasons: int,
+    ) -> Explanation:
+        """The Explanation from one record's coalition scores ``v`` (checked to be in [0, 1]); ``full``:
+        a float64 buffer of len(v) + 1 holding v(empty) = the reference's score at 0."""
         used = plan.how
         v0 = self.reference_score
         k = len(plan.active)
@@ -513,7 +526,6 @@ class Explainer:
             p = vals[0]
             phi = _efficient([0.5 * ((u - v0) + (p - d)) for u, d in zip(vals[1 : k + 1], vals[k + 1 :])], p - v0)
         elif used == "stratified":
-            full = slot.full
             full[1:] = v
             a, b, weights = plan.extra
             p = float(v[0])
