@@ -26,6 +26,7 @@ What is timed:
 from __future__ import annotations
 
 import argparse
+import ast
 import gc
 import json
 import os
@@ -305,11 +306,12 @@ def cold_start(
 
 
 # Process start -> first score, the runtime and a bare engine on the same model. Both print the wall clock
-# at the first score and their own CPU time (taken after it).
+# at the first score and their own CPU time (taken after it). The record is a literal in the runtime
+# child's code (the bare child feeds zeros): reading it must not make the child import a parser.
 COLD_RUNTIME = r"""
-import time, sys, json
+import time, sys
 import edgefin_runtime
-s = edgefin_runtime.load(sys.argv[1]).score(json.loads(sys.argv[2]))
+s = edgefin_runtime.load(sys.argv[1]).score(__RECORD__)
 t = time.time_ns()
 import resource
 r = resource.getrusage(resource.RUSAGE_SELF)
@@ -365,7 +367,10 @@ def cold_start_vs_bare(python: str, bundle: Path, record: dict[str, Any], runs: 
     model.write_bytes(b.model_bytes)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
-    runtime_cmd = [python, "-c", COLD_RUNTIME, str(bundle), json.dumps(record)]
+    literal = repr(record)
+    if ast.literal_eval(literal) != record:
+        raise ValueError("the cold-start record must be made of JSON-like values (no NaN)")
+    runtime_cmd = [python, "-c", COLD_RUNTIME.replace("__RECORD__", literal), str(bundle)]
     bare_cmd = [python, "-c", COLD_BARE[b.manifest.model.engine], str(model), b.manifest.model.kernels]
 
     def once(cmd: list[str]) -> tuple[float, float]:

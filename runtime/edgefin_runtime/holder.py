@@ -198,7 +198,8 @@ class ModelHolder:
         return self.try_swap(path, **load_kwargs)
 
     def _prepare(self, source: Source, kwargs: Mapping[str, Any]) -> Predictor:
-        predictor = load(source, **kwargs, self_test=True)
+        predictor = load(source, **kwargs, self_test=False)
+        predictor.self_test()  # both paths before serving (load alone defers the batch half to first use)
         if self._check is not None:
             self._check(predictor)
         return predictor

@@ -8,7 +8,6 @@ Bump :data:`FORMAT_VERSION` on any incompatible change.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from typing import Any, Literal, Union, cast
@@ -620,6 +619,8 @@ class Manifest:
         Indented for people, except inside ``acceptance``, where each list stays on one line (one
         record per line): indenting hundreds of records would triple the bundle's size.
         """
+        import json  # writing only: a load never pays for the json package (jsonutil parses)
+
         d = self.to_dict()
         acc = d.pop("acceptance", None)
         text = json.dumps(d, sort_keys=True, indent=1, allow_nan=False)

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import math
 import reprlib
-from array import array
-from bisect import bisect_right
 from typing import Any
 
 import numpy as np
@@ -153,6 +151,8 @@ def num_plan(step: NumericStep, lo: float, hi: float, allow: bool, pos: int) -> 
         return NumPlan(
             step.field, pos, step.mean, step.scale, lo, hi, allow, filled, pos + 1 if step.indicator else -1, flo, fhi
         )
+    from array import array  # binned fields only: a model without them never imports array or bisect
+
     e = step.edges
     ones = memoryview(array("f", [1.0] * nb))
     head = (
@@ -186,6 +186,8 @@ def num_plan(step: NumericStep, lo: float, hi: float, allow: bool, pos: int) -> 
 def write_bins(q: NumPlan, x: float, out: Any) -> None:
     """Write the piecewise-linear bins of the finite value ``x`` into ``out`` (zeroed there).
     The compiled encoder inlines the same five lines."""
+    from bisect import bisect_right  # binned fields only (see num_plan)
+
     k = bisect_right(q.uppers, x)
     if k:
         out[q.slices[k]] = q.ones[k]

@@ -19,7 +19,6 @@ scored. Unknown fields and unseen categories follow a :class:`Policy`.
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
@@ -311,6 +310,8 @@ def _compile(pre: Preprocessor) -> Callable[[Mapping[str, Any], Any], tuple[str,
     the validation. The source text contains only identifiers made here; every value from the
     bundle is bound as a keyword default, never formatted into the code.
     """
+    from bisect import bisect_right
+
     consts: dict[str, Any] = {
         "A": ABSENT,
         "Mapping": Mapping,
