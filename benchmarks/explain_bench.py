@@ -160,7 +160,7 @@ def breakdown(pred: Any, recs: Sequence[dict[str, Any]], reps: int, method: str 
             t2 = clock()
             if slot is None or plan.gather is None:
                 raise SystemExit(f"breakdown: {len(plan.mask)} rows take the batch path; no stages to time")
-            np.take(both, plan.gather, out=slot.flat, mode="wrap")
+            both.take(plan.gather, out=slot.flat, mode="wrap")
             t3 = clock()
             if slot.peak is not None:
                 slot.invoke()

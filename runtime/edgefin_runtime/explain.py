@@ -491,7 +491,7 @@ class Explainer:
         if slot is None or gather is None:
             return self._explain_rows([(record, x.tolist(), flags)], max_reasons, how, [(x.copy(), plan)])[0]
         # every coalition row: the reference applicant with the coalition's columns from the record
-        np.take(both, gather, out=slot.flat, mode="wrap")  # (wrap: unbuffered; the indices are in range)
+        both.take(gather, out=slot.flat, mode="wrap")  # (wrap: unbuffered; the method: no dispatch layer)
         peak = slot.peak
         if peak is not None:
             try:
