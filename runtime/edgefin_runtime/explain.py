@@ -79,8 +79,9 @@ EXPLAIN_BLOCK = 4096
 #: largest plan kept (cells of its boolean mask: exact plans of many fields are rebuilt instead)
 MAX_PLANS = 1024
 PLAN_CACHE_CELLS = 1 << 16
-#: one record's coalitions up to this many rows run on a per-thread LiteRT interpreter of exactly that
-#: batch size, filled in place (no padding, no resize, no set_tensor/get_tensor copies)
+#: one record's coalitions up to this many rows are gathered into a per-thread buffer of exactly that many
+#: rows: on LiteRT (float32 I/O) an interpreter's own input tensor, filled and read in place (no padding,
+#: no resize, no set_tensor/get_tensor copies); larger ones go through engine.run as a batch
 FIXED_BATCH_ROWS = 256
 #: records' column patterns (which encoded columns differ from the reference) mapped to their plan
 MAX_PATTERNS = 4096
