@@ -86,6 +86,7 @@ _ALLOWED_STDLIB = frozenset(
         "bisect",
         "copy",
         "dataclasses",
+        "gc",  # built in: the collector is paused while the package imports and a bundle loads
         "json",
         "json.decoder",
         "json.encoder",

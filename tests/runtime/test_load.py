@@ -240,3 +240,29 @@ def test_public_surface() -> None:
         "VersionError",
     ):
         assert name in edgefin_runtime.__all__ and hasattr(edgefin_runtime, name)
+
+
+def test_load_and_import_leave_the_garbage_collector_as_they_found_it(tiny_bundles, rebundle) -> None:
+    import gc
+    import subprocess
+
+    assert gc.isenabled()
+    load(tiny_bundles["tflite-int8"])
+    assert gc.isenabled()
+
+    def wrong_golden(d: dict[str, Any]) -> None:
+        d["golden"][0]["score"] = min(1.0, d["golden"][0]["score"] + 0.01)
+
+    with pytest.raises(SelfTestError):
+        load(rebundle("tflite-int8", wrong_golden))
+    assert gc.isenabled()  # resumed after a failed load too
+    gc.disable()
+    try:
+        load(tiny_bundles["onnx-fp32"])
+        assert not gc.isenabled()  # an application that turned it off keeps it off
+    finally:
+        gc.enable()
+    code = "import gc, sys\nif sys.argv[1] == 'off': gc.disable()\nimport edgefin_runtime\nprint(gc.isenabled())"
+    for state, expected in (("on", "True"), ("off", "False")):
+        out = subprocess.run([sys.executable, "-c", code, state], capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == expected
