@@ -39,7 +39,8 @@ _CAPS = {
 }
 _FIXED_TIME = (2020, 1, 1, 0, 0, 0)
 
-Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview]
+#: no string forward reference here: typing compiles one at import (~1 ms of a cold start)
+Source = Union[str, os.PathLike[str], bytes, bytearray, memoryview]
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 #: output columns after the key columns (``reasons`` follows them when asked for)
 OUTPUT_COLUMNS = ("score", "decision", "label", "flags", "error_type", "field", "error")
-BundleSource = Union[str, "os.PathLike[str]", bytes]
+BundleSource = Union[str, os.PathLike[str], bytes]
 
 _CacheKey = tuple[str, Optional[str], str]  # noqa: UP045 - evaluated at run time (Python 3.9)
 _CACHE: dict[_CacheKey, Predictor] = {}
