@@ -109,6 +109,7 @@ def test_hot_swaps_under_sixteen_threads(tiny_bundles):
     damaged = bytearray(paths["onnx-fp32"].read_bytes())
     damaged[len(damaged) // 3] ^= 0x20
     stop = threading.Event()
+    scoring = threading.Event()  # the swaps start once the threads score (a fast load could finish them first)
     tally: list[tuple[int, int]] = []
     seen: set[int] = set()
 
@@ -132,15 +133,20 @@ def test_hot_swaps_under_sixteen_threads(tiny_bundles):
                 if not np.allclose([r.score.probability for r in s.result], ref, atol=1e-6):
                     problems.append(f"thread {k}: a batch mixed models or changed scores")
             seen.add(s.model.generation)
+            scoring.set()
         tally.append((sent, got))
 
     def swapper() -> None:
-        for n in range(40):
-            if n % 4 == 3:
-                assert not holder.try_swap(bytes(damaged)).ok
-            else:
-                holder.swap(paths["onnx-fp32" if n % 2 == 0 else "tflite-int8"])
-        stop.set()
+        try:  # stop the scorers whatever happens here: a failed swap must fail the test, not hang it
+            if not scoring.wait(timeout=60):
+                return
+            for n in range(40):
+                if n % 4 == 3:
+                    assert not holder.try_swap(bytes(damaged)).ok
+                else:
+                    holder.swap(paths["onnx-fp32" if n % 2 == 0 else "tflite-int8"])
+        finally:
+            stop.set()
 
     t = threading.Thread(target=swapper)
     t.start()
