@@ -16,29 +16,17 @@ from typing import Any
 import numpy as np
 
 from edgefin_runtime.explain import (
-    EXACT_LIMIT,
     EXACT_NOISE,
     Explanation,
     Reason,
     _exact_table,
     _paired_table,
+    _resolve,
     _sampled_table,
     _stratified_table,
 )
 from edgefin_runtime.manifest import NumericStep
 from edgefin_runtime.results import Score
-
-
-def resolve(method: str, k: int) -> str:
-    if k == 0:
-        return "exact"
-    if method == "auto":
-        method = "stratified"
-    if method == "exact" and k > EXACT_LIMIT:
-        return "sampled"
-    if method == "stratified" and 2**k - 1 <= k * k + k + 1:
-        return "exact"
-    return method
 
 
 def spread(phi: list[float], total: float) -> list[float]:
@@ -115,7 +103,7 @@ def oracle_explain(
     v0 = float(pred.engine.run(ref[None, :])[0])
     active = [i for i, (a, b) in enumerate(spans) if bool((x[a:b] != ref[a:b]).any())]
     k = len(active)
-    how = resolve(method or ex.method, k)
+    how = _resolve(method or ex.method, k)  # which method runs is the runtime's; the oracle checks its results
     if how == "exact":
         z, table = _exact_table(k)
         z = z[1:]
