@@ -341,21 +341,22 @@ class Predictor:
     def self_test(self) -> dict[str, Any]:
         """Score the golden vectors on both engine paths; raise SelfTestError unless all reproduce."""
         rows = self._golden_rows()
-        worst = self._check_goldens("single-row", [self._engine.run_one(r) for r in rows])
-        self._engine.gate_batch(None)  # checked right here instead
-        worst = max(worst, self._check_goldens("batch", self._engine.run(np.array(rows, dtype=np.float32)).tolist()))
+        worst = self._single_goldens(rows)
+        worst = max(worst, self._batch_goldens(rows))  # a check load() left pending runs first, the same
         tol = self.info.golden_tolerance
         return {"golden": len(rows), "max_abs_delta": worst, "tolerance": tol, "engine": self._engine.name}
 
     def _self_test_at_load(self) -> None:
         """:meth:`self_test`'s single-record half now, its batch half before the engine's first batch."""
         rows = self._golden_rows()
-        self._check_goldens("single-row", [self._engine.run_one(r) for r in rows])
+        self._single_goldens(rows)
+        self._engine.gate_batch(lambda: self._batch_goldens(rows))
 
-        def batch_check() -> None:
-            self._check_goldens("batch", self._engine.run(np.array(rows, dtype=np.float32)).tolist())
+    def _single_goldens(self, rows: list[list[float]]) -> float:
+        return self._check_goldens("single-row", [self._engine.run_one(r) for r in rows])
 
-        self._engine.gate_batch(batch_check)
+    def _batch_goldens(self, rows: list[list[float]]) -> float:
+        return self._check_goldens("batch", self._engine.run(np.array(rows, dtype=np.float32)).tolist())
 
     def _golden_rows(self) -> list[list[float]]:
         m = self.info

@@ -42,13 +42,13 @@ def test_a_batch_path_that_misses_its_goldens_never_scores(tiny_bundles) -> None
     p = load(tiny_bundles["tflite-int8"])
     _skew_batches(p, 0.25)
     assert p.score(GOOD)  # the single-record path was verified and still scores
+    with pytest.raises(SelfTestError, match="batch path"):
+        p.self_test()  # the explicit self-test checks both paths at once
     for _ in range(2):  # a failed check stays pending: every later batch fails the same way
         with pytest.raises(SelfTestError, match=r"golden\[0\] scored .* on the batch path .* do not deploy"):
             p.score_batch(MANY)
     with pytest.raises(SelfTestError, match="batch path"):
         p.score_columns({k: np.array([v]) for k, v in GOOD.items()})
-    with pytest.raises(SelfTestError, match="batch path"):
-        p.self_test()  # the explicit self-test checks both paths at once
 
 
 def test_self_test_runs_both_halves_and_clears_the_gate(tiny_bundles) -> None:

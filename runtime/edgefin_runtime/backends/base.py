@@ -71,7 +71,7 @@ class Engine(abc.ABC):
     name: str = ""
     n_features: int
     threads: int
-    _batch_gate: Callable[[], None] | None = None
+    _batch_gate: Callable[[], object] | None = None
     _gate_owner: int | None = None
 
     @abc.abstractmethod
@@ -93,7 +93,7 @@ class Engine(abc.ABC):
     def close(self) -> None:  # noqa: B027 - optional hook, a no-op  # pragma: no cover - engines without native state
         """Release native resources early (optional; garbage collection also does it)."""
 
-    def gate_batch(self, check: Callable[[], None] | None) -> None:
+    def gate_batch(self, check: Callable[[], object] | None) -> None:
         """Run ``check`` once, before the first matrix :meth:`run` scores (None: no check pending).
 
         ``load`` puts the golden vectors' batch-path check here: a restart that scores one record never
