@@ -39,7 +39,6 @@ class _Context:
     parse_float = float
     parse_int = int
     parse_constant = staticmethod(_no_constants)
-    memo: dict[str, str] = {}
 
 
 def _python_loads(text: str) -> Any:
@@ -76,9 +75,7 @@ _loads = _c_loads()
 def _check_tree(value: Any) -> str | None:
     """What is wrong with a parsed document beyond the parser's checks: nesting deeper than MAX_DEPTH or
     a number that overflowed to infinity (the parser turns 1e999 into inf); None when nothing is."""
-    if type(value) is float:
-        return None if value - value == 0.0 else "not strict JSON (a number overflows to infinity)"
-    stack: list[tuple[Any, int]] = [(value, 1)] if type(value) in (list, dict) else []
+    stack: list[tuple[Any, int]] = [([value], 0)]  # wrapped: a top-level number is checked like any other
     while stack:
         node, depth = stack.pop()
         if depth > MAX_DEPTH:
