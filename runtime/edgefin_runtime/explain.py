@@ -519,20 +519,13 @@ class Explainer:
         """The Explanation from one record's coalition scores ``v`` (checked to be in [0, 1]); ``full``:
         a float64 buffer of len(v) + 1 holding v(empty) = the reference's score at 0."""
         used = plan.how
-        v0 = self.reference_score
         k = len(plan.active)
-        # the attributions of _attribute, in its order of operations (so bit for bit its results)
-        if used == "paired":
-            vals = v.tolist()
-            p = vals[0]
-            phi = _efficient([0.5 * ((u - v0) + (p - d)) for u, d in zip(vals[1 : k + 1], vals[k + 1 :])], p - v0)
-        elif used == "stratified":
-            full[1:] = v
-            a, b, weights = plan.extra
-            p = float(v[0])
-            phi = _efficient(((full[a] - full[b]) @ weights).tolist(), p - v0)
-        else:
-            phi, p = _attribute(used, k, v.astype(np.float64), v0, plan.extra)
+        if used == "stratified":
+            phi, p = _stratified(k, v, self.reference_score, plan.extra, full)
+        else:  # paired reads the scores as Python floats either way; exact and sampled compute in float64
+            phi, p = _attribute(
+                used, k, v if used == "paired" else v.astype(np.float64), self.reference_score, plan.extra
+            )
         return self._finish(record, flags, plan, phi, p, max_reasons)
 
     def explain_encoded(
@@ -767,7 +760,7 @@ def _attribute(how: str, k: int, v: np.ndarray, v0: float, extra: Any) -> tuple[
     if how == "paired":
         vals = v.tolist()
         p = vals[0]
-        phi = [0.5 * ((vals[1 + j] - v0) + (p - vals[1 + k + j])) for j in range(k)]
+        phi = [0.5 * ((u - v0) + (p - d)) for u, d in zip(vals[1 : k + 1], vals[k + 1 :])]
         return _efficient(phi, p - v0), p
     if how == "exact":
         p = float(v[-1]) if len(v) else v0
@@ -796,14 +789,20 @@ def _attribute(how: str, k: int, v: np.ndarray, v0: float, extra: Any) -> tuple[
 
 
 def _stratified(
-    k: int, v: np.ndarray, v0: float, plan: tuple[np.ndarray, np.ndarray, np.ndarray]
+    k: int,
+    v: np.ndarray,
+    v0: float,
+    plan: tuple[np.ndarray, np.ndarray, np.ndarray],
+    full: np.ndarray | None = None,
 ) -> tuple[list[float], float]:
     """The stratified attribution: every marginal contribution as one difference (a player that
-    changes nothing gets exactly 0), weighted, then the efficiency spread."""
+    changes nothing gets exactly 0), weighted, then the efficiency spread. ``full``: a float64 buffer
+    of len(v) + 1 already holding ``v0`` first (a thread's, reused), else one is made."""
     a, b, weights = plan
     p = float(v[0])
-    full = np.empty(len(v) + 1)
-    full[0] = v0
+    if full is None:
+        full = np.empty(len(v) + 1)
+        full[0] = v0
     full[1:] = v
     return _efficient(((full[a] - full[b]) @ weights).tolist(), p - v0), p
 
