@@ -62,7 +62,7 @@ import numpy as np
 
 from .errors import BackendError, InputError, ManifestError
 from .manifest import CategoricalStep, Manifest, NumericStep
-from .results import Score, _new, _set_d, _set_f, _set_l, _set_p
+from .results import Score, _new
 
 #: active-field count up to which ``exact`` enumerates every coalition (2**16 rows); above, it samples
 EXACT_LIMIT = 16
@@ -666,11 +666,7 @@ class Explainer:
     ) -> Explanation:
         """The Explanation from the active fields' attributions ``phi`` and the record's score ``p``."""
         d = p >= self._threshold
-        score = _new(Score)
-        _set_p(score, p)
-        _set_d(score, d)
-        _set_l(score, self._pos if d else self._neg)
-        _set_f(score, flags)
+        score = Score(p, d, self._pos if d else self._neg, flags)
         if len(phi) == len(self._fields):  # every field differs from the reference
             contributions = dict(zip(self._fields, phi))
         else:
