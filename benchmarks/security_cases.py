@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "tests" / "runtime")]
+sys.path[:0] = [str(REPO / "tests" / "runtime"), str(REPO)]
 
 import numpy as np  # noqa: E402
 
@@ -51,6 +51,12 @@ CATEGORIES = (
 
 def _load(data: bytes, **kw: Any) -> str:
     edgefin_runtime.load(data, **kw)
+    return "accepted"
+
+
+def _load_and_verify(data: bytes) -> str:
+    """load(), then read the acceptance set as ``edgefin-run verify`` does (its member is parsed on first use)."""
+    edgefin_runtime.load(data).info.acceptance  # noqa: B018
     return "accepted"
 
 
@@ -86,7 +92,7 @@ def signature(plan: dict[str, Any]) -> Iterator[Case]:
 
     item = next(i for i in plan["bundles"] if i.get("key"))
     b = read_bundle(Path(item["path"]).read_bytes())
-    man, name, model, sig = b.manifest_bytes, b.manifest.model.file, b.model_bytes, b.signature
+    man, name, model, sig, acc = b.manifest_bytes, b.manifest.model.file, b.model_bytes, b.signature, b.acceptance_bytes
     keys = [item["key"]]
     xors = range(1, 256) if plan["long"] else (0x01,)
     for pos in range(len(man)):
@@ -95,18 +101,19 @@ def signature(plan: dict[str, Any]) -> Iterator[Case]:
             m[pos] ^= x
             yield (
                 f"manifest byte {pos} ^ {x:#04x}",
-                functools.partial(_load, pack_members(bytes(m), name, model, sig), trusted_keys=keys),
+                functools.partial(_load, pack_members(bytes(m), name, model, sig, acc), trusted_keys=keys),
             )
     evil = model[:-1] + bytes([model[-1] ^ 1])
     doc = json.loads(man)
     doc["members"][name] = __import__("hashlib").sha256(evil).hexdigest()
     evil_man = json.dumps(doc, sort_keys=True, indent=1).encode()
-    yield "model changed, manifest re-hashed", lambda: _load(pack_members(evil_man, name, evil, sig), trusted_keys=keys)
-    yield "signature stripped", lambda: _load(pack_members(man, name, model, None), trusted_keys=keys)
+    evil_bundle = pack_members(evil_man, name, evil, sig, acc)
+    yield "model changed, manifest re-hashed", lambda: _load(evil_bundle, trusted_keys=keys)
+    yield "signature stripped", lambda: _load(pack_members(man, name, model, None, acc), trusted_keys=keys)
     other, _ = generate_keypair()
     yield (
         "signed by an untrusted key",
-        lambda: _load(sign_bundle(pack_members(man, name, model, None), other), trusted_keys=keys),
+        lambda: _load(sign_bundle(pack_members(man, name, model, None, acc), other), trusted_keys=keys),
     )
 
 
@@ -118,10 +125,9 @@ def hostile_archive(plan: dict[str, Any]) -> Iterator[Case]:
 
 
 def _rebundle(path: str, mutate: Callable[[dict[str, Any]], None]) -> bytes:
-    b = read_bundle(Path(path).read_bytes())
-    d = json.loads(b.manifest_bytes)
-    mutate(d)
-    return pack_members(json.dumps(d, sort_keys=True, indent=1).encode(), b.manifest.model.file, b.model_bytes, None)
+    from tests.fixtures.repack import repack  # the acceptance set appears as the manifest's "acceptance"
+
+    return repack(Path(path).read_bytes(), mutate)
 
 
 def manifest_mutant(plan: dict[str, Any]) -> Iterator[Case]:
@@ -133,7 +139,8 @@ def manifest_mutant(plan: dict[str, Any]) -> Iterator[Case]:
         for name, mutate, _err, _frag in MUTANTS:
             if name.startswith(("format_version", "min_runtime")):
                 continue  # counted under version-skew
-            yield f"{Path(item['path']).name}: {name}", (lambda p=item["path"], m=mutate: _load(_rebundle(p, m)))
+            case = f"{Path(item['path']).name}: {name}"
+            yield case, (lambda p=item["path"], m=mutate: _load_and_verify(_rebundle(p, m)))
 
 
 def manifest_fuzz(plan: dict[str, Any]) -> Iterator[Case]:
@@ -145,7 +152,10 @@ def manifest_fuzz(plan: dict[str, Any]) -> Iterator[Case]:
     n = 50_000 if plan["long"] else 600
     item = next(i for i in plan["bundles"] if "onnx" in i["path"] and not i.get("key"))
     orig = edgefin_runtime.load(item["path"])
-    base = json.loads(read_bundle(item["path"]).manifest_bytes)
+    b = read_bundle(item["path"])
+    base = json.loads(b.manifest_bytes)
+    if b.acceptance_bytes is not None:  # fuzzed too, as the manifest's "acceptance" (_rebundle)
+        base["acceptance"] = json.loads(b.acceptance_bytes)
     leaves = _paths(base)
     json_safe = [v for v in SPECIALS if isinstance(v, (type(None), bool, int, str)) and v not in ("", "\x00")]
     probes = [dict(g.record) for g in orig.info.golden]

@@ -25,15 +25,16 @@ from typing import Any, Union
 from .errors import BundleFormatError, EdgefinRuntimeError, IntegrityError, ManifestError
 from .jsonutil import strict_loads
 from .lazy_dataclass import dataclass, replace
-from .manifest import MANIFEST_NAME, MODEL_NAMES, SIGNATURE_NAME, Manifest
+from .manifest import ACCEPTANCE_NAME, MANIFEST_NAME, MODEL_NAMES, SIGNATURE_NAME, Manifest
 
 MAX_BUNDLE_BYTES = 64 * 1024 * 1024
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 MAX_MODEL_BYTES = 48 * 1024 * 1024
 MAX_SIGNATURE_BYTES = 1024
-ALLOWED_MEMBERS = {MANIFEST_NAME, SIGNATURE_NAME, *MODEL_NAMES.values()}
+ALLOWED_MEMBERS = {MANIFEST_NAME, ACCEPTANCE_NAME, SIGNATURE_NAME, *MODEL_NAMES.values()}
 _CAPS = {
     MANIFEST_NAME: MAX_MANIFEST_BYTES,
+    ACCEPTANCE_NAME: MAX_MANIFEST_BYTES,
     SIGNATURE_NAME: MAX_SIGNATURE_BYTES,
     **{n: MAX_MODEL_BYTES for n in MODEL_NAMES.values()},
 }
@@ -45,7 +46,8 @@ Source = Union[str, os.PathLike[str], bytes, bytearray, memoryview]
 
 @dataclass(frozen=True)
 class Bundle:
-    """A verified bundle: the parsed manifest, its exact bytes, the model bytes, the signature."""
+    """A verified bundle: the parsed manifest, its exact bytes, the model bytes, the signature, and the
+    ``acceptance.json`` member's bytes (None in bundles without one; ``manifest.acceptance`` parses them)."""
 
     manifest: Manifest
     manifest_bytes: bytes
@@ -53,6 +55,7 @@ class Bundle:
     signature: bytes | None
     source: str
     sha256: str
+    acceptance_bytes: bytes | None = None
 
 
 #: below this many bytes the interpreter's built-in SHA-256 hashes faster than importing OpenSSL's
@@ -226,8 +229,8 @@ def _check_member_name(name: str, label: str) -> None:
 
 
 def _ordered(members: dict[str, bytes]) -> list[tuple[str, bytes]]:
-    """Members in canonical order: manifest, model, signature."""
-    order = [MANIFEST_NAME, *MODEL_NAMES.values(), SIGNATURE_NAME]
+    """Members in canonical order: manifest, model, acceptance set, signature."""
+    order = [MANIFEST_NAME, *MODEL_NAMES.values(), ACCEPTANCE_NAME, SIGNATURE_NAME]
     return [(n, members[n]) for n in order if n in members]
 
 
@@ -254,10 +257,11 @@ def _check_canonical(data: bytes, items: list[tuple[str, bytes]], label: str) ->
         )
 
 
-def parse_manifest(manifest_bytes: bytes, label: str) -> Manifest:
+def parse_manifest(manifest_bytes: bytes, label: str, acceptance: bytes | None = None) -> Manifest:
+    """The validated manifest; ``acceptance`` (the ``acceptance.json`` member) is parsed on first use."""
     raw = strict_loads(manifest_bytes, f"bundle {label}: {MANIFEST_NAME}")
     try:
-        return Manifest.from_dict(raw)
+        return Manifest.from_dict(raw, acceptance_member=acceptance, label=label)
     except EdgefinRuntimeError:
         raise
     except Exception as exc:  # a contract check that missed a hostile shape must still be typed
@@ -292,7 +296,8 @@ def read_bundle(source: Source, *, verify_signature: object | None = None) -> Bu
     signature = members.get(SIGNATURE_NAME)
     if verify_signature is not None:
         verify_signature(manifest_bytes, signature, label)  # type: ignore[operator]
-    manifest = parse_manifest(manifest_bytes, label)
+    acceptance = members.get(ACCEPTANCE_NAME)
+    manifest = parse_manifest(manifest_bytes, label, acceptance)
     verify_members(manifest, members, label)
     return Bundle(
         manifest=manifest,
@@ -301,18 +306,33 @@ def read_bundle(source: Source, *, verify_signature: object | None = None) -> Bu
         signature=signature,
         source=label,
         sha256=sha256_hex(data),
+        acceptance_bytes=acceptance,
     )
 
 
 def build_bundle(manifest: Manifest, model_bytes: bytes, signature: bytes | None = None) -> tuple[bytes, Manifest]:
-    """Deterministic zip bytes for a manifest and its model (member hashes filled in here)."""
-    manifest = replace(manifest, members={manifest.model.file: sha256_hex(model_bytes)})
-    manifest_bytes = manifest.to_json_bytes()
-    Manifest.from_dict(strict_loads(manifest_bytes, "new manifest"))  # never write what we cannot read
-    return pack_members(manifest_bytes, manifest.model.file, model_bytes, signature), manifest
+    """Deterministic zip bytes for a manifest and its model (member hashes filled in here).
+
+    The acceptance set, if any, goes into its own ``acceptance.json`` member (hashed in ``members``), not
+    into manifest.json: a device's ``load()`` then reads the manifest without it."""
+    hashes = {manifest.model.file: sha256_hex(model_bytes)}
+    acceptance = None if manifest.acceptance is None else manifest.acceptance.to_json_bytes()
+    if acceptance is not None:
+        hashes[ACCEPTANCE_NAME] = sha256_hex(acceptance)
+    manifest = replace(manifest, members=hashes)
+    manifest_bytes = replace(manifest, acceptance=None).to_json_bytes()
+    written = Manifest.from_dict(strict_loads(manifest_bytes, "new manifest"), acceptance_member=acceptance)
+    written.acceptance  # noqa: B018  # never write what we cannot read: this parses the member as a device would
+    return pack_members(manifest_bytes, manifest.model.file, model_bytes, signature, acceptance), manifest
 
 
-def pack_members(manifest_bytes: bytes, model_name: str, model_bytes: bytes, signature: bytes | None) -> bytes:
+def pack_members(
+    manifest_bytes: bytes,
+    model_name: str,
+    model_bytes: bytes,
+    signature: bytes | None,
+    acceptance: bytes | None = None,
+) -> bytes:
     """Zip the members uncompressed, in a fixed order, with fixed headers: equal inputs give equal bytes.
 
     Members are stored, not deflated, so no byte of a bundle escapes a check (deflate streams have
@@ -321,6 +341,8 @@ def pack_members(manifest_bytes: bytes, model_name: str, model_bytes: bytes, sig
     if model_name not in MODEL_NAMES.values():
         raise BundleFormatError(f"model member {model_name!r}: expected one of {sorted(MODEL_NAMES.values())}")
     items = [(MANIFEST_NAME, bytes(manifest_bytes)), (model_name, bytes(model_bytes))]
+    if acceptance is not None:
+        items.append((ACCEPTANCE_NAME, bytes(acceptance)))
     if signature is not None:
         items.append((SIGNATURE_NAME, bytes(signature)))
     for name, body in items:

@@ -19,6 +19,8 @@ from .version import __version__, version_tuple
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 SIGNATURE_NAME = "signature"
+#: the acceptance set's own member (bundles built before it embed the set in the manifest, still read)
+ACCEPTANCE_NAME = "acceptance.json"
 MODEL_NAMES = {"litert": "model.tflite", "onnx": "model.onnx"}
 MAX_EDGES = 257  # piecewise-linear bins per numeric field: at most 256
 #: a standardised value beyond this is refused: a billion standard deviations from the training mean is
@@ -505,6 +507,64 @@ class AcceptanceSet:
             seed=seed,
         )
 
+    def to_json_bytes(self) -> bytes:
+        """The ``acceptance.json`` member: strict JSON, sorted keys, one record per line (indenting
+        hundreds of records would triple the bundle's size); equal sets give equal bytes."""
+        return ("{\n" + _acceptance_block(self.to_dict(), " ") + "\n}\n").encode("utf-8")
+
+
+def _acceptance_block(d: dict[str, Any], pad: str) -> str:
+    """The keys of an acceptance set's JSON form, one per line (``records`` one row per line), at ``pad``."""
+    import json  # writing only: a load never pays for the json package (jsonutil parses)
+
+    def one_line(v: Any) -> str:
+        return json.dumps(v, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+    d = dict(d)
+    rows = f",\n{pad} ".join(one_line(r) for r in d.pop("records"))
+    parts = [f'{pad}"{k}": {one_line(v)}' for k, v in sorted(d.items())]
+    parts.insert(sum(k < "records" for k in d), f'{pad}"records": [\n{pad} {rows}\n{pad}]')
+    return ",\n".join(parts)
+
+
+class DeferredAcceptance:
+    """A bundle's ``acceptance.json`` member, parsed (strict JSON, then :meth:`AcceptanceSet.from_dict`)
+    the first time ``Manifest.acceptance`` is read: scoring never needs the set, so ``load()`` checks its
+    sha256 with the other members and leaves its records unparsed (~1 ms and ~1,000 objects of a device's
+    cold start on the credit demo). A member that is not a valid set raises then, naming the member."""
+
+    __slots__ = ("data", "label", "schema")
+
+    def __init__(self, data: bytes, label: str, schema: Schema) -> None:
+        self.data, self.label, self.schema = data, label, schema
+
+    def parse(self) -> AcceptanceSet:
+        from .jsonutil import strict_loads
+
+        where = f"bundle {self.label}: {ACCEPTANCE_NAME}"
+        raw = strict_loads(self.data, where)
+        try:
+            return AcceptanceSet.from_dict(raw, self.schema)
+        except ManifestError as exc:  # "manifest acceptance.x: ..." -> "bundle B: acceptance.json: acceptance.x: ..."
+            raise ManifestError(f"{where}: {str(exc).replace('manifest ', '', 1)}") from None
+
+
+class _AcceptanceField:
+    """``Manifest.acceptance``: a data descriptor that turns a :class:`DeferredAcceptance` into the
+    parsed set on first read (equality, hashing, ``repr``, ``replace`` and ``asdict`` all read it)."""
+
+    def __get__(self, obj: Any, owner: type) -> AcceptanceSet | None:
+        if obj is None:
+            return None  # the field's default
+        value = obj.__dict__["acceptance"]
+        if type(value) is DeferredAcceptance:
+            value = value.parse()
+            obj.__dict__["acceptance"] = value  # two threads may both parse: equal results
+        return value  # type: ignore[no-any-return]
+
+    def __set__(self, obj: Any, value: Any) -> None:  # reached only through __init__ (frozen class)
+        obj.__dict__["acceptance"] = value
+
 
 _ROW_TYPES = frozenset(_SCALARS)  # the exact JSON scalar types: subclasses take the isinstance path
 
@@ -569,6 +629,8 @@ class Manifest:
     members: dict[str, str]
     golden: tuple[GoldenVector, ...] = ()
     golden_tolerance: float = 1e-6
+    #: synthetic records for ``edgefin-run verify``; a bundle holds them in its own ``acceptance.json``
+    #: member (``build_bundle``), parsed the first time this is read (bundles built before embed them here)
     acceptance: AcceptanceSet | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     parity: dict[str, Any] = field(default_factory=dict)
@@ -626,18 +688,14 @@ class Manifest:
         text = json.dumps(d, sort_keys=True, indent=1, allow_nan=False)
         if acc is None:
             return text.encode("utf-8")
-
-        def one_line(v: Any) -> str:
-            return json.dumps(v, sort_keys=True, separators=(",", ":"), allow_nan=False)
-
-        rows = ",\n   ".join(one_line(r) for r in acc.pop("records"))
-        parts = [f'  "{k}": {one_line(v)}' for k, v in sorted(acc.items())]
-        parts.insert(sum(k < "records" for k in acc), f'  "records": [\n   {rows}\n  ]')
-        block = ' "acceptance": {\n' + ",\n".join(parts) + "\n }"
+        block = ' "acceptance": {\n' + _acceptance_block(acc, "  ") + "\n }"
         return ("{\n" + block + ",\n" + text[2:]).encode("utf-8")  # "acceptance" sorts first
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Manifest:
+    def from_dict(cls, d: Mapping[str, Any], *, acceptance_member: bytes | None = None, label: str = "") -> Manifest:
+        """Validate a parsed manifest.json. ``acceptance_member`` is the bundle's ``acceptance.json``
+        (kept unparsed until ``acceptance`` is read: :class:`DeferredAcceptance`); ``label`` names the
+        bundle in its messages."""
         if not isinstance(d, Mapping):
             raise ManifestError("manifest: expected a JSON object at the top level")
         fv = _req(d, "format_version", "root")
@@ -684,7 +742,16 @@ class Manifest:
         if not 0 <= tol < 0.5:  # type: ignore[operator]
             raise ManifestError(f"manifest golden_tolerance: expected a number in [0, 0.5), got {tol}")
         acc = d.get("acceptance")
-        acceptance = None if acc is None else AcceptanceSet.from_dict(acc, schema)
+        acceptance: AcceptanceSet | DeferredAcceptance | None = None
+        if acceptance_member is not None:
+            if acc is not None:
+                raise ManifestError(
+                    f"manifest acceptance: the bundle holds an acceptance set in manifest.json and in "
+                    f"{ACCEPTANCE_NAME}; expected one (edgefin writes {ACCEPTANCE_NAME})"
+                )
+            acceptance = DeferredAcceptance(acceptance_member, label, schema)
+        elif acc is not None:  # bundles built before acceptance.json
+            acceptance = AcceptanceSet.from_dict(acc, schema)
         return cls(
             schema=schema,
             preprocessing=pre,
@@ -693,7 +760,7 @@ class Manifest:
             members=dict(members),
             golden=tuple(golden),
             golden_tolerance=tol,  # type: ignore[arg-type]
-            acceptance=acceptance,
+            acceptance=acceptance,  # type: ignore[arg-type]  # parsed on first read (_AcceptanceField)
             metrics=_typed(d.get("metrics", {}), dict, "metrics"),
             parity=_typed(d.get("parity", {}), dict, "parity"),
             producer=_typed(d.get("producer", {}), dict, "producer"),
@@ -706,6 +773,9 @@ class Manifest:
             model_card=_section(d, "model_card"),
         )
 
+
+# a read bundle's acceptance set is parsed from its member on first use (DeferredAcceptance)
+Manifest.acceptance = _AcceptanceField()  # type: ignore[assignment]
 
 #: the optional sections of :class:`Manifest` (plain objects; absent means None)
 SECTIONS = ("explain", "drift", "model_card")

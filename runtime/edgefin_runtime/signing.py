@@ -233,14 +233,14 @@ def verifier(
 
 
 def sign_bundle(bundle: bytes | str | os.PathLike[str], private_key: PrivateKeySource) -> bytes:
-    """Sign (or re-sign) bundle bytes: the manifest and model bytes stay identical, only the
-    signature member is added or replaced. The bundle is fully verified first and after."""
+    """Sign (or re-sign) bundle bytes: the manifest, model and acceptance-set bytes stay identical, only
+    the signature member is added or replaced. The bundle is fully verified first and after."""
     from .bundle import pack_members, read_bundle
 
     key = load_private_key(private_key)
     old = read_bundle(bundle)
     member = signature_for(old.manifest_bytes, key)
-    signed = pack_members(old.manifest_bytes, old.manifest.model.file, old.model_bytes, member)
+    signed = pack_members(old.manifest_bytes, old.manifest.model.file, old.model_bytes, member, old.acceptance_bytes)
     read_bundle(signed, verify_signature=verifier([key.public_key()]))
     return signed
 

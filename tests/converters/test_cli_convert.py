@@ -3,6 +3,7 @@ missing/corrupted models, interrupted writes, and bundle verification."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -84,14 +85,17 @@ def test_inspect_prints_square_brackets_from_the_bundle_intact(cli_bundles, tmp_
         positive: "[red]yes[/x",
         manifest["producer"]["tool"]: "[link=x]tool[/",
     }
-    text = zipfile.ZipFile(src).read("manifest.json").decode()
-    for old, new in hostile.items():  # every occurrence, so the schema, steps and golden records agree
-        assert json.dumps(old) in text
-        text = text.replace(json.dumps(old), json.dumps(new))
+    texts = {n: zipfile.ZipFile(src).read(n).decode() for n in ("manifest.json", "acceptance.json")}
+    for old, new in hostile.items():  # every occurrence, so the schema, steps, golden and acceptance agree
+        assert json.dumps(old) in texts["manifest.json"]
+        texts = {n: t.replace(json.dumps(old), json.dumps(new)) for n, t in texts.items()}
+    old_hash = hashlib.sha256(zipfile.ZipFile(src).read("acceptance.json")).hexdigest()
+    new_hash = hashlib.sha256(texts["acceptance.json"].encode()).hexdigest()
+    texts["manifest.json"] = texts["manifest.json"].replace(old_hash, new_hash)
     bad = tmp_path / "hostile.efb"
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(bad, "w") as zout:
         for info in zin.infolist():
-            zout.writestr(info, text.encode() if info.filename == "manifest.json" else zin.read(info.filename))
+            zout.writestr(info, texts[info.filename].encode() if info.filename in texts else zin.read(info.filename))
     result = run("inspect", bad)
     assert result.exit_code == 0, result.output + result.stderr
     for new in hostile.values():

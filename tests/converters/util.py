@@ -16,10 +16,15 @@ FIXTURE_FLIP_RATE = 0.03
 
 
 def manifest_of(bundle: Path | bytes) -> dict[str, Any]:
-    """A bundle's manifest as plain JSON, read through the runtime (so the bundle is verified too)."""
+    """A bundle's manifest as plain JSON, read through the runtime (so the bundle is verified too), with
+    its acceptance set (the ``acceptance.json`` member) under "acceptance", as ``inspect --json`` shows it."""
     from edgefin_runtime.bundle import read_bundle
 
-    return json.loads(read_bundle(bundle).manifest_bytes)
+    b = read_bundle(bundle)
+    d = json.loads(b.manifest_bytes)
+    if b.acceptance_bytes is not None:
+        d["acceptance"] = json.loads(b.acceptance_bytes)
+    return dict(sorted(d.items()))
 
 
 def split_columns(run: Path, split: str = "test") -> tuple[dict[str, np.ndarray], np.ndarray]:

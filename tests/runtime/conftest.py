@@ -122,17 +122,12 @@ def good_record() -> dict[str, Any]:
 
 @pytest.fixture
 def rebundle(tiny_bundles: dict[str, Path]) -> Callable[..., bytes]:
-    """Rebuild a fixture bundle with a changed manifest, re-hashed consistently (a 'valid' mutant)."""
-    from edgefin_runtime.bundle import pack_members, read_bundle
+    """Rebuild a fixture bundle with a changed manifest, re-hashed consistently (a 'valid' mutant); the
+    acceptance set is the manifest's "acceptance" key for ``mutate`` (tests/fixtures/repack.py)."""
+    from tests.fixtures.repack import repack
 
-    def make(variant: str, mutate: Callable[[dict[str, Any]], None]) -> bytes:
-        import json
-
-        b = read_bundle(tiny_bundles[variant])
-        d = json.loads(b.manifest_bytes)
-        mutate(d)
-        body = json.dumps(d, sort_keys=True, indent=1).encode()
-        return pack_members(body, b.manifest.model.file, b.model_bytes, None)
+    def make(variant: str, mutate: Callable[[dict[str, Any]], None], **kw: Any) -> bytes:
+        return repack(tiny_bundles[variant], mutate, **kw)
 
     return make
 

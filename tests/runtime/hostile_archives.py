@@ -122,10 +122,10 @@ class Case:
 def cases() -> list[Case]:
     good = tiny_onnx_bundle(seed=5)
     b = read_bundle(good)
-    man, model = b.manifest_bytes, b.model_bytes
+    man, model, acceptance = b.manifest_bytes, b.model_bytes, b.acceptance_bytes
 
     def with_manifest(text: bytes, model_bytes: bytes = model, name: str = "model.onnx") -> bytes:
-        return pack_members(text, name, model_bytes, None)
+        return pack_members(text, name, model_bytes, None, acceptance)
 
     def mutated(fn: Callable[[dict[str, Any]], Any]) -> bytes:
         d = json.loads(man)

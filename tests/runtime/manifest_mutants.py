@@ -120,7 +120,8 @@ MUTANTS: list[tuple[str, Mutation, type, str]] = [
     ("format_version 0", set_at("format_version", 0), VersionError, "format_version"),
     ("min_runtime_version 99.0", set_at("min_runtime_version", "99.0"), VersionError, "upgrade edgefin-runtime"),
     ("min_runtime_version garbage", set_at("min_runtime_version", "latest"), ManifestError, "min_runtime_version"),
-    # the acceptance set (checked when the manifest is parsed; its scores are gated by verify)
+    # the acceptance set (its own member, checked when first read - by verify - and at load when embedded
+    # in manifest.json by an older bundle; its scores are gated by verify)
     ("acceptance score missing", lambda d: d["acceptance"]["scores"].pop(), ManifestError, "acceptance.scores"),
     (
         "acceptance source score not a probability",

@@ -70,15 +70,11 @@ def _plain(col: pd.Series) -> list[Any]:
 
 def with_explain(bundle: Any) -> bytes:
     """The tiny bundle with an explain section (a reference applicant), re-hashed consistently."""
-    import json
+    from tests.fixtures.repack import repack
 
-    from edgefin_runtime.bundle import pack_members, read_bundle
-
-    b = read_bundle(bundle)
-    d = json.loads(b.manifest_bytes)
     reference = {"Income": 120.0, "Age": 40, "Home": "owner", "Job": "fixed"}
-    d["explain"] = {"method": "auto", "reference": {"record": reference, "rule": "a test applicant", "rows": 1}}
-    return pack_members(json.dumps(d, sort_keys=True, indent=1).encode(), b.manifest.model.file, b.model_bytes, None)
+    explain = {"method": "auto", "reference": {"record": reference, "rule": "a test applicant", "rows": 1}}
+    return repack(bundle, lambda d: d.__setitem__("explain", explain))
 
 
 def expected_reasons(predictor: Any, pdf: pd.DataFrame, max_reasons: int) -> list[Any]:

@@ -160,7 +160,7 @@ def test_model_bytes_that_no_engine_can_load(tiny_bundles) -> None:
             b.manifest.members[b.manifest.model.file].encode(), hashlib.sha256(junk).hexdigest().encode()
         )
         with pytest.raises(BackendError, match="cannot load"):
-            load(pack_members(raw, b.manifest.model.file, junk, None))
+            load(pack_members(raw, b.manifest.model.file, junk, None, b.acceptance_bytes))
 
 
 def test_changed_model_byte_fails_before_the_engine(tiny_bundles) -> None:
@@ -168,7 +168,7 @@ def test_changed_model_byte_fails_before_the_engine(tiny_bundles) -> None:
     model = bytearray(b.model_bytes)
     model[len(model) // 2] ^= 0x01
     with pytest.raises(IntegrityError, match="sha256"):
-        load(pack_members(b.manifest_bytes, b.manifest.model.file, bytes(model), None))
+        load(pack_members(b.manifest_bytes, b.manifest.model.file, bytes(model), None, b.acceptance_bytes))
     with pytest.raises(BundleError):
         load(b"not a bundle")
     with pytest.raises(BundleError, match="not found"):

@@ -18,7 +18,10 @@ from edgefin_runtime.manifest import Manifest
 
 @pytest.fixture(scope="module")
 def manifest_dict(tiny_bundles) -> dict[str, Any]:
-    return json.loads(read_bundle(tiny_bundles["tflite-fp32"]).manifest_bytes)
+    """The manifest with its acceptance set embedded (as bundles built before acceptance.json held it):
+    the same ``AcceptanceSet.from_dict`` reads both forms."""
+    b = read_bundle(tiny_bundles["tflite-fp32"])
+    return {**json.loads(b.manifest_bytes), "acceptance": json.loads(b.acceptance_bytes)}
 
 
 @pytest.mark.parametrize(

@@ -1,11 +1,14 @@
 """Manifest mutants that are re-hashed consistently (the archive is valid, the hashes match) but
 describe something the model is not: rejected at load (ManifestError/VersionError) or by the
-golden self-test (SelfTestError). Also version skew, and a structural fuzz of Manifest.from_dict."""
+golden self-test (SelfTestError); a bad acceptance set (its own member, which scoring never reads) when
+the set is first read (``edgefin-run verify``). Also version skew, and a structural fuzz of
+Manifest.from_dict."""
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any
 
 import pytest
@@ -14,6 +17,7 @@ from hypothesis import strategies as st
 from manifest_mutants import MUTANTS, set_at
 
 import edgefin_runtime
+from edgefin_runtime import acceptance
 from edgefin_runtime.bundle import read_bundle
 from edgefin_runtime.errors import ManifestError, VersionError
 from edgefin_runtime.manifest import Manifest
@@ -26,9 +30,24 @@ VARIANTS = ("tflite-fp32", "tflite-int8-io", "onnx-fp32")
 @pytest.mark.parametrize("name, mutate, error, fragment", MUTANTS, ids=[m[0] for m in MUTANTS])
 def test_consistent_mutant_rejected(rebundle, variant, name, mutate, error, fragment):
     data = rebundle(variant, mutate)
-    with pytest.raises(error) as info:
-        edgefin_runtime.load(data)
+    if name.startswith("acceptance"):  # loads and scores; refused where the set is read (verify)
+        predictor = edgefin_runtime.load(data)
+        with pytest.raises(error) as info:
+            predictor.info.acceptance  # noqa: B018
+        assert "acceptance.json" in str(info.value)
+        with pytest.raises(error, match=re.escape(fragment)):
+            acceptance.check(predictor)
+    else:
+        with pytest.raises(error) as info:
+            edgefin_runtime.load(data)
     assert fragment.lower() in str(info.value).lower(), str(info.value)
+
+
+@pytest.mark.parametrize("name, mutate, error, fragment", [m for m in MUTANTS if m[0].startswith("acceptance")])
+def test_an_embedded_acceptance_mutant_is_rejected_at_load(rebundle, name, mutate, error, fragment):
+    """Bundles built before acceptance.json embed the set in manifest.json: parsed and checked at load."""
+    with pytest.raises(error, match=re.escape(fragment)):
+        edgefin_runtime.load(rebundle("onnx-fp32", mutate, embed_acceptance=True))
 
 
 @pytest.mark.parametrize("quant", [{"scale": 0.5, "zero_point": 0}, {"scale": 0.00390625, "zero_point": 7}])
