@@ -46,16 +46,26 @@ Source = Union[str, os.PathLike[str], bytes, bytearray, memoryview]
 
 @dataclass(frozen=True)
 class Bundle:
-    """A verified bundle: the parsed manifest, its exact bytes, the model bytes, the signature, and the
-    ``acceptance.json`` member's bytes (None in bundles without one; ``manifest.acceptance`` parses them)."""
+    """A verified bundle: the parsed manifest, its exact bytes, the model bytes, the signature, the whole
+    file (``data``), and the ``acceptance.json`` member's bytes (None in bundles without one;
+    ``manifest.acceptance`` parses them)."""
 
     manifest: Manifest
     manifest_bytes: bytes
     model_bytes: bytes
     signature: bytes | None
     source: str
-    sha256: str
+    data: bytes
     acceptance_bytes: bytes | None = None
+
+    @property
+    def sha256(self) -> str:
+        """The whole file's sha256 (its identity in reports and serving headers), computed on first use:
+        a restart that only scores never needs it. Every member's own hash is checked at read."""
+        digest: str | None = self.__dict__.get("_sha256")
+        if digest is None:
+            digest = self.__dict__["_sha256"] = sha256_hex(self.data)
+        return digest
 
 
 #: below this many bytes the interpreter's built-in SHA-256 hashes faster than importing OpenSSL's
@@ -305,7 +315,7 @@ def read_bundle(source: Source, *, verify_signature: object | None = None) -> Bu
         model_bytes=members[manifest.model.file],
         signature=signature,
         source=label,
-        sha256=sha256_hex(data),
+        data=data,
         acceptance_bytes=acceptance,
     )
 
