@@ -144,7 +144,8 @@ def manifest_mutant(plan: dict[str, Any]) -> Iterator[Case]:
 
 
 def manifest_fuzz(plan: dict[str, Any]) -> Iterator[Case]:
-    """Random JSON-level mutations, re-packed consistently. Loads that succeed are then compared with
+    """Random JSON-level mutations (the acceptance set's too, read as verify reads it), re-packed
+    consistently. Loads that succeed are then compared with
     the original on probe records: 'accepted-same' or 'accepted-different' (only a signature
     can stop the latter; the sweep reports how many there are)."""
     from hostile_records import SPECIALS
@@ -177,6 +178,7 @@ def manifest_fuzz(plan: dict[str, Any]) -> Iterator[Case]:
             except (KeyError, IndexError, TypeError):
                 pass
         p = edgefin_runtime.load(_rebundle(item["path"], lambda m: (m.clear(), m.update(d))))
+        p.info.acceptance  # noqa: B018  # parsed on first read (as verify reads it): refused there if bad
         same = all(_same(orig, p, r) for r in probes)
         return "accepted-same" if same else "accepted-different"
 

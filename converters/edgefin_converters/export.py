@@ -9,8 +9,9 @@ Per variant: build the model bytes -> read its real I/O tensors -> a provisional
 and engine) -> parity against the source Keras model -> metrics -> the acceptance set (synthetic
 records from :mod:`.acceptance`, never data rows; a few of them are also the golden vectors) scored by
 the same Predictor -> the final bundle, loaded once more with its self-test on and its whole
-acceptance set checked (``edgefin_runtime.acceptance``). The scores in the manifest are therefore
-exactly what the runtime computes.
+acceptance set checked (``edgefin_runtime.acceptance``). The scores in the bundle (golden vectors in the
+manifest, the acceptance set in its own ``acceptance.json`` member) are therefore exactly what the runtime
+computes.
 """
 
 from __future__ import annotations

@@ -25,7 +25,8 @@ from typing import Any, Union
 from .errors import BundleFormatError, EdgefinRuntimeError, IntegrityError, ManifestError
 from .jsonutil import strict_loads
 from .lazy_dataclass import dataclass, replace
-from .manifest import ACCEPTANCE_NAME, MANIFEST_NAME, MODEL_NAMES, SIGNATURE_NAME, Manifest
+from .manifest import ACCEPTANCE_MEMBER_SINCE, ACCEPTANCE_NAME, MANIFEST_NAME, MODEL_NAMES, SIGNATURE_NAME, Manifest
+from .version import version_tuple
 
 MAX_BUNDLE_BYTES = 64 * 1024 * 1024
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
@@ -235,7 +236,10 @@ def _check_member_name(name: str, label: str) -> None:
             f"bundle {label}: unexpected member {shown}: non-ASCII name (look-alike "
             f"characters?); allowed: {sorted(ALLOWED_MEMBERS)}"
         )
-    raise BundleFormatError(f"bundle {label}: unexpected member {shown} (allowed: {sorted(ALLOWED_MEMBERS)})")
+    raise BundleFormatError(
+        f"bundle {label}: unexpected member {shown} (allowed: {sorted(ALLOWED_MEMBERS)}); a bundle built by a "
+        f"newer edgefin may carry members this runtime does not know: upgrade edgefin-runtime"
+    )
 
 
 def _ordered(members: dict[str, bytes]) -> list[tuple[str, bytes]]:
@@ -327,11 +331,16 @@ def build_bundle(manifest: Manifest, model_bytes: bytes, signature: bytes | None
     into manifest.json: a device's ``load()`` then reads the manifest without it."""
     hashes = {manifest.model.file: sha256_hex(model_bytes)}
     acceptance = None if manifest.acceptance is None else manifest.acceptance.to_json_bytes()
+    needs = manifest.min_runtime_version
     if acceptance is not None:
         hashes[ACCEPTANCE_NAME] = sha256_hex(acceptance)
-    manifest = replace(manifest, members=hashes)
+        if version_tuple(needs) < version_tuple(ACCEPTANCE_MEMBER_SINCE):  # older runtimes refuse the member
+            needs = ACCEPTANCE_MEMBER_SINCE
+    manifest = replace(manifest, members=hashes, min_runtime_version=needs)
     manifest_bytes = replace(manifest, acceptance=None).to_json_bytes()
-    written = Manifest.from_dict(strict_loads(manifest_bytes, "new manifest"), acceptance_member=acceptance)
+    written = Manifest.from_dict(
+        strict_loads(manifest_bytes, "new manifest"), acceptance_member=acceptance, label="<new bundle>"
+    )
     written.acceptance  # noqa: B018  # never write what we cannot read: this parses the member as a device would
     return pack_members(manifest_bytes, manifest.model.file, model_bytes, signature, acceptance), manifest
 

@@ -130,8 +130,9 @@ else:
                 return astuple(self) == astuple(other)
             return NotImplemented
 
-        def __repr__(self):
-            return f"{qualname}(" + ", ".join([f"{name}={getattr(self, name)!r}" for name in names]) + ")"
+        def __repr__(self):  # the stored values: a repr never runs a field's parse (Manifest.acceptance)
+            values = self.__dict__
+            return f"{qualname}(" + ", ".join([f"{name}={values[name]!r}" for name in names]) + ")"
 
         methods = {"__init__": __init__, "__eq__": __eq__, "__repr__": __repr__}
         if frozen:

@@ -2,7 +2,9 @@
 
 The toolkit builds a :class:`Manifest` and serialises it with :meth:`Manifest.to_json_bytes`;
 the runtime parses it with :meth:`Manifest.from_dict`, which validates every field and raises
-:class:`~edgefin_runtime.errors.ManifestError` naming the offending key.
+:class:`~edgefin_runtime.errors.ManifestError` naming the offending key. The acceptance set is the
+bundle's own ``acceptance.json`` member, validated the same way when it is first read
+(:class:`DeferredAcceptance`); the optional sections are validated where they are used.
 Bump :data:`FORMAT_VERSION` on any incompatible change.
 """
 
@@ -21,6 +23,8 @@ MANIFEST_NAME = "manifest.json"
 SIGNATURE_NAME = "signature"
 #: the acceptance set's own member (bundles built before it embed the set in the manifest, still read)
 ACCEPTANCE_NAME = "acceptance.json"
+#: the first runtime that reads ``acceptance.json`` (a bundle carrying it says so in min_runtime_version)
+ACCEPTANCE_MEMBER_SINCE = "0.2.0"
 MODEL_NAMES = {"litert": "model.tflite", "onnx": "model.onnx"}
 MAX_EDGES = 257  # piecewise-linear bins per numeric field: at most 256
 #: a standardised value beyond this is refused: a billion standard deviations from the training mean is
@@ -538,7 +542,11 @@ class DeferredAcceptance:
     def __init__(self, data: bytes, label: str, schema: Schema) -> None:
         self.data, self.label, self.schema = data, label, schema
 
+    def __repr__(self) -> str:
+        return f"DeferredAcceptance({ACCEPTANCE_NAME}, {len(self.data)} bytes, not parsed yet)"
+
     def parse(self) -> AcceptanceSet:
+        from .errors import EdgefinRuntimeError
         from .jsonutil import strict_loads
 
         where = f"bundle {self.label}: {ACCEPTANCE_NAME}"
@@ -547,13 +555,19 @@ class DeferredAcceptance:
             return AcceptanceSet.from_dict(raw, self.schema)
         except ManifestError as exc:  # "manifest acceptance.x: ..." -> "bundle B: acceptance.json: acceptance.x: ..."
             raise ManifestError(f"{where}: {str(exc).replace('manifest ', '', 1)}") from None
+        except EdgefinRuntimeError:
+            raise
+        except Exception as exc:  # a check that missed a hostile shape must still be typed (as parse_manifest)
+            raise ManifestError(
+                f"{where}: violates the acceptance set's contract ({type(exc).__name__}: {str(exc)[:120]})"
+            ) from None
 
 
 class _AcceptanceField:
     """``Manifest.acceptance``: a data descriptor that turns a :class:`DeferredAcceptance` into the
     parsed set on first read (equality, hashing, ``repr``, ``replace`` and ``asdict`` all read it)."""
 
-    def __get__(self, obj: Any, owner: type) -> AcceptanceSet | None:
+    def __get__(self, obj: Any, owner: type | None = None) -> AcceptanceSet | None:
         if obj is None:
             return None  # the field's default
         value = obj.__dict__["acceptance"]
@@ -616,7 +630,7 @@ def _probabilities(value: Any, where: str, n: int) -> tuple[float, ...]:
 @dataclass(frozen=True)
 class Manifest:
     """The whole manifest.json of a bundle: schema, preprocessing, model, decision, member hashes,
-    golden vectors and the acceptance set, plus metrics and provenance.
+    golden vectors, metrics and provenance; and the acceptance set (the bundle's ``acceptance.json``).
 
     (Every dataclass here has a docstring: without one, ``dataclass`` builds it from
     ``inspect.signature`` at import, ~0.5 ms a class on a device's cold start.)

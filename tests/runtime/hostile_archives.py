@@ -19,6 +19,7 @@ from security_bundles import tiny_onnx_bundle
 
 from edgefin_runtime.bundle import pack_members, read_bundle
 from edgefin_runtime.errors import BundleFormatError, IntegrityError, ManifestError
+from edgefin_runtime.manifest import AcceptanceSet
 
 REG = 0o100644 << 16
 LNK = 0o120777 << 16
@@ -136,8 +137,72 @@ def cases() -> list[Case]:
         return [Entry(b"manifest.json", manifest), Entry(b"model.onnx", model), *extra]
 
     nested = b'{"a":' * 20000 + b"1" + b"}" * 20000
+    # the same kind of bundle with an acceptance set: its own member, acceptance.json
+    gold = b.manifest.golden
+    with_set = tiny_onnx_bundle(
+        seed=5,
+        acceptance=AcceptanceSet(
+            records=tuple(g.record for g in gold),
+            scores=tuple(g.score for g in gold),
+            source_scores=tuple(g.score for g in gold),
+            source_stage="dense",
+        ),
+    )
+    sb = read_bundle(with_set)
+    sman, acc = sb.manifest_bytes, sb.acceptance_bytes
+    assert acc is not None
+
+    def acc_entries(*members: Entry) -> list[Entry]:
+        return [Entry(b"manifest.json", sman), Entry(b"model.onnx", model), *members]
+
     C = Case
     return [
+        C(
+            "acceptance member twice",
+            lambda: raw_zip(acc_entries(Entry(b"acceptance.json", acc), Entry(b"acceptance.json", acc))),
+            BundleFormatError,
+            "duplicate member",
+        ),
+        C(
+            "acceptance member deflated",
+            lambda: raw_zip(
+                acc_entries(Entry(b"acceptance.json", _deflate(acc), method=8, usize=len(acc), crc=zlib.crc32(acc)))
+            ),
+            BundleFormatError,
+            "compressed",
+        ),
+        C(
+            "acceptance member a symlink",
+            lambda: raw_zip(acc_entries(Entry(b"acceptance.json", b"/etc/shadow", ext_attr=LNK))),
+            BundleFormatError,
+            "symlink",
+        ),
+        C(
+            "acceptance member over its cap",
+            lambda: raw_zip(acc_entries(Entry(b"acceptance.json", b" " * (4 * 1024 * 1024 + 1) + acc))),
+            BundleFormatError,
+            "declares",
+        ),
+        C(
+            "acceptance member before the model",
+            lambda: raw_zip(
+                [Entry(b"manifest.json", sman), Entry(b"acceptance.json", acc), Entry(b"model.onnx", model)]
+            ),
+            IntegrityError,
+            "canonical",
+        ),
+        C(
+            "acceptance member the manifest does not list",
+            lambda: pack_members(man, "model.onnx", model, None, acc),
+            IntegrityError,
+            "do not match the manifest's list",
+        ),
+        C(
+            "acceptance member the manifest lists, missing",
+            lambda: pack_members(sman, "model.onnx", model, None),
+            IntegrityError,
+            "do not match the manifest's list",
+        ),
         C("not a zip", lambda: b"#!/bin/sh\necho pwned\n" * 10, BundleFormatError, "not an edgefin bundle"),
         C("empty file", lambda: b"", BundleFormatError, "empty file"),
         C("zip magic, garbage body", lambda: b"PK\x03\x04" + b"\xff" * 200, BundleFormatError, "damaged zip"),

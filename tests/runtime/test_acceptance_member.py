@@ -13,7 +13,7 @@ import pytest
 import edgefin_runtime
 from edgefin_runtime import acceptance
 from edgefin_runtime.bundle import build_bundle, pack_members, read_bundle, sha256_hex
-from edgefin_runtime.errors import IntegrityError, ManifestError, SignatureError
+from edgefin_runtime.errors import BundleFormatError, IntegrityError, ManifestError, SignatureError
 from edgefin_runtime.manifest import ACCEPTANCE_NAME, DeferredAcceptance
 
 
@@ -126,3 +126,33 @@ def test_signing_keeps_the_member_and_covers_it(tiny_bundles, keys):
     read_bundle(tampered)
     with pytest.raises(SignatureError, match="does not match"):
         read_bundle(tampered, verify_signature=verifier([pub]))
+
+
+def test_a_bundle_with_the_member_says_which_runtime_reads_it(tiny_bundles, rebundle):
+    from edgefin_runtime.manifest import ACCEPTANCE_MEMBER_SINCE
+    from edgefin_runtime.version import version_tuple
+
+    m = read_bundle(tiny_bundles["onnx-fp32"]).manifest
+    assert version_tuple(m.min_runtime_version) >= version_tuple(ACCEPTANCE_MEMBER_SINCE)
+    b = read_bundle(rebundle("onnx-fp32", lambda d: d.pop("acceptance")))
+    data, written = build_bundle(replace(b.manifest, min_runtime_version="0.1.0"), b.model_bytes)
+    assert written.min_runtime_version == "0.1.0" and ACCEPTANCE_NAME not in written.members  # no member, no need
+
+
+def test_repr_shows_an_unparsed_set_without_parsing_it(rebundle):
+    p = edgefin_runtime.load(rebundle("onnx-fp32", lambda d: d["acceptance"]["scores"].pop()))
+    text = repr(p.info)  # a malformed set: repr must neither parse nor raise
+    assert "DeferredAcceptance(acceptance.json" in text and _unparsed(p.info)
+
+
+def test_an_unknown_member_says_a_newer_runtime_may_know_it(tiny_bundles):
+    b = read_bundle(tiny_bundles["onnx-fp32"])
+    data = pack_members(b.manifest_bytes, b.manifest.model.file, b.model_bytes, None, b.acceptance_bytes)
+    import io
+    import zipfile
+
+    buf = io.BytesIO(data)
+    with zipfile.ZipFile(buf, "a") as z:
+        z.writestr("explain.json", b"{}")
+    with pytest.raises(BundleFormatError, match=r"unexpected member 'explain\.json'.*upgrade edgefin-runtime"):
+        edgefin_runtime.load(buf.getvalue())
