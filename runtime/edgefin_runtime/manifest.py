@@ -42,8 +42,10 @@ KERNELS = ("default", "reference")
 
 
 # ---------------------------------------------------------------- helpers
+# Each helper takes the exact JSON type first (what the parser gives; a device's load() runs these
+# ~500 times) and falls back to the general check, which names what is wrong.
 def _req(d: Mapping[str, Any], key: str, where: str) -> Any:
-    if not isinstance(d, Mapping):
+    if type(d) is not dict and not isinstance(d, Mapping):
         raise ManifestError(f"manifest {where}: expected an object, got {type(d).__name__}")
     if key not in d:
         raise ManifestError(f"manifest {where}: required key '{key}' is missing")
@@ -59,6 +61,8 @@ def _typed(value: Any, types: type | tuple[type, ...], where: str) -> Any:
 
 
 def _num(value: Any, where: str, *, optional: bool = False) -> float | None:
+    if type(value) is float and value - value == 0.0:  # finite (inf - inf and NaN - NaN are NaN)
+        return value
     if value is None and optional:
         return None
     _typed(value, (int, float), where)
@@ -72,12 +76,16 @@ def _num(value: Any, where: str, *, optional: bool = False) -> float | None:
 
 
 def _str(value: Any, where: str) -> str:
+    if type(value) is str:
+        return value
     s: str = _typed(value, str, where)
     return s
 
 
 def _str_list(value: Any, where: str) -> tuple[str, ...]:
     _typed(value, list, where)
+    if all(type(v) is str for v in value):
+        return tuple(value)
     return tuple(_str(v, f"{where}[{i}]") for i, v in enumerate(value))
 
 
