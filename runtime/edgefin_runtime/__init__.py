@@ -34,7 +34,7 @@ try:
         UnknownFieldError,
         VersionError,
     )
-    from .predictor import ColumnsScore, Predictor, Result, Score, load
+    from .predictor import ColumnsScore, Predictor, Score, load
     from .preprocess import Policy
     from .version import __version__
 finally:
@@ -73,10 +73,17 @@ __all__ = [
 ]
 
 #: public names imported on first use: the scoring path never needs them
-_LAZY = {"ModelHolder": "holder", "ModelInfo": "holder", "Served": "holder", "SwapReport": "holder"}
+_LAZY = {
+    "ModelHolder": "holder",
+    "ModelInfo": "holder",
+    "Served": "holder",
+    "SwapReport": "holder",
+    "Result": "results",  # a named tuple, built on first use (results.py)
+}
 
 if TYPE_CHECKING:
     from .holder import ModelHolder, ModelInfo, Served, SwapReport
+    from .results import Result
 
 
 def __getattr__(name: str) -> Any:

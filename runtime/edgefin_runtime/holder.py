@@ -23,7 +23,8 @@ from typing import Any, Generic, TypeVar
 
 from .bundle import Source, sha256_hex
 from .errors import EdgefinRuntimeError
-from .predictor import ColumnsScore, Predictor, Result, Score, load
+from .predictor import ColumnsScore, Predictor, Score, load
+from .results import Result
 
 T = TypeVar("T")
 

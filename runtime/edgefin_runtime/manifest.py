@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, Literal, Union, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from .errors import ManifestError, VersionError
 from .lazy_dataclass import asdict, dataclass, field  # dataclasses without their import-time cost
 from .version import __version__, version_tuple
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -32,12 +35,15 @@ MAX_EDGES = 257  # piecewise-linear bins per numeric field: at most 256
 #: security sweep found Age=1e37 giving NaN on a TFLite fp32 model, which sank a whole batch)
 Z_LIMIT = 1e9
 
-Engine = Literal["litert", "onnx"]
-FieldKind = Literal["numeric", "categorical"]
-Encoding = Literal["onehot", "index"]
+# Type aliases written as strings (PEP 613): type checkers read them as the types, and at run time each is
+# a plain str - building typing's Literal and Union objects costs ~0.15 ms of a device's cold start.
+Engine: TypeAlias = 'Literal["litert", "onnx"]'
+FieldKind: TypeAlias = 'Literal["numeric", "categorical"]'
+Encoding: TypeAlias = 'Literal["onehot", "index"]'
 #: which kernels the engine must run the model with: the engine's default (fastest) ones, or its portable
 #: reference kernels, whose integer arithmetic gives the same scores on every instruction set
-Kernels = Literal["default", "reference"]
+Kernels: TypeAlias = 'Literal["default", "reference"]'
+
 KERNELS = ("default", "reference")
 
 
@@ -206,7 +212,7 @@ class CategoricalStep:
         return len(self.categories) + 1 if self.encoding == "onehot" else 1
 
 
-Step = Union[NumericStep, CategoricalStep]  # not `A | B`: evaluated at import, and 3.9 has no type union
+Step: TypeAlias = "NumericStep | CategoricalStep"  # a string: see Engine
 
 
 @dataclass(frozen=True)

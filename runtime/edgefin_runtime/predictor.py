@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
+from . import results as _results
 from .backends import Engine, create_engine
 from .backends.base import RowSlot
 from .bundle import Bundle, Source, read_bundle
@@ -30,7 +31,6 @@ from .manifest import Manifest, Schema
 from .preprocess import Policy, Preprocessor
 from .results import (
     ColumnsScore,
-    Result,
     Score,
     _flags_by_row,
     _new,
@@ -51,6 +51,7 @@ SMALL_BATCH = 64
 
 if TYPE_CHECKING:
     from .explain import ExplainedResult, Explainer, Explanation
+    from .results import Result
 
 _EXPLAINER_LOCK = allocate_lock()
 
@@ -228,6 +229,7 @@ class Predictor:
                 vec.append(i)
             else:
                 other.append(i)
+        result_cls = _results.Result  # built on first use (results.py)
         results: list[Result | None] = [None] * len(recs)
         order: list[int] = []
         flag_rows: list[tuple[str, ...]] = []
@@ -262,7 +264,7 @@ class Predictor:
                 try:
                     row, flags = encode(recs[i])
                 except InputError as err:
-                    results[i] = Result(i, "rejected", None, err.at_row(i))
+                    results[i] = result_cls(i, "rejected", None, err.at_row(i))
                     continue
                 rows.append(row)
                 order.append(i)
@@ -284,18 +286,19 @@ class Predictor:
                     _set_d(s, False)
                     _set_l(s, neg)
                 _set_f(s, flags)
-                results[i] = _tuple_new(Result, (i, "scored", s, None))
+                results[i] = _tuple_new(result_cls, (i, "scored", s, None))
         return results  # type: ignore[return-value]
 
     def _score_each(self, recs: list[Mapping[str, Any]]) -> list[Result]:
         """Small batches: one record at a time through ``score`` (same features, same errors)."""
+        result_cls = _results.Result
         out: list[Result] = []
         score = self.score
         for i, r in enumerate(recs):
             try:
-                out.append(_tuple_new(Result, (i, "scored", score(r), None)))
+                out.append(_tuple_new(result_cls, (i, "scored", score(r), None)))
             except InputError as err:
-                out.append(_tuple_new(Result, (i, "rejected", None, err.at_row(i))))
+                out.append(_tuple_new(result_cls, (i, "rejected", None, err.at_row(i))))
         return out
 
     def score_columns(self, columns: Any) -> ColumnsScore:
@@ -525,4 +528,4 @@ def _as_columns(obj: Any, pre: Preprocessor) -> Mapping[str, Any]:
     )
 
 
-__all__ = ["ColumnsScore", "Predictor", "Result", "Score", "load", "EdgefinRuntimeError"]
+__all__ = ["ColumnsScore", "Predictor", "Score", "load", "EdgefinRuntimeError"]

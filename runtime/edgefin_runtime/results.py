@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import namedtuple
+from collections import namedtuple  # noqa: F401  # used when Result is first asked for
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
@@ -79,19 +79,30 @@ if TYPE_CHECKING:
         def ok(self) -> bool:
             return self.status == "scored"
 
-else:  # the same named tuple, built by collections.namedtuple: typing.NamedTuple costs a cold start more
+else:
+    # The same named tuple, built by collections.namedtuple (typing.NamedTuple costs more) on first use:
+    # namedtuple compiles its constructor, ~0.2 ms of a device restart that scores records one by one.
 
-    class Result(namedtuple("Result", ("row", "status", "score", "error"), defaults=(None, None))):
-        """One record of a batch: ``status`` is 'scored' (with ``score``) or 'rejected' (with ``error``).
+    def _result_class():
+        class Result(namedtuple("Result", ("row", "status", "score", "error"), defaults=(None, None))):
+            """One record of a batch: ``status`` is 'scored' (with ``score``) or 'rejected' (with ``error``).
 
-        A named tuple, so building a thousand of them costs little next to scoring them.
-        """
+            A named tuple, so building a thousand of them costs little next to scoring them.
+            """
 
-        __slots__ = ()
+            __slots__ = ()
 
-        @property
-        def ok(self):
-            return self.status == "scored"
+            @property
+            def ok(self):
+                return self.status == "scored"
+
+        Result.__qualname__ = Result.__name__  # a module-level name: pickling finds it as results.Result
+        return Result
+
+    def __getattr__(name):
+        if name == "Result":
+            return globals().setdefault("Result", _result_class())  # two threads: the first class wins
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -123,6 +134,8 @@ class ColumnsScore:
 
     def results(self) -> list[Result]:
         """The same outcome as ``score_batch`` would report, row by row."""
+        from .results import Result
+
         out: list[Result] = []
         for i in range(len(self.probabilities)):
             err = self.errors.get(i)
