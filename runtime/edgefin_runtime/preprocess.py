@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from .errors import (
     CategoryError,
     FieldTypeError,
-    InputError,
     MissingFieldError,
     NonFiniteError,
     RecordTypeError,
@@ -35,6 +34,9 @@ from .errors import (
 )
 from .lazy_dataclass import dataclass
 from .manifest import Z_LIMIT, NumericStep, PreprocessSpec, Schema
+
+if TYPE_CHECKING:
+    from .preprocess_columns import ColumnsResult
 from .plan import (
     ABSENT,
     MAX_CATEGORY_LENGTH,
@@ -380,19 +382,6 @@ def _compile(pre: Preprocessor) -> Callable[[Mapping[str, Any], Any], tuple[str,
         "a float32 numpy array or a list); return its flags. Raises InputError."
     )
     return fn  # type: ignore[no-any-return]
-
-
-@dataclass
-class ColumnsResult:
-    """Encoded columns: ``matrix`` (n, n_features) float32; ``errors`` maps bad rows to their first
-    error (their matrix rows are meaningless); ``flags`` maps a flag name to a row mask."""
-
-    matrix: np.ndarray
-    errors: dict[int, InputError]
-    flags: dict[str, np.ndarray]
-
-    def row_flags(self, i: int) -> tuple[str, ...]:
-        return tuple(sorted(k for k, m in self.flags.items() if m[i]))
 
 
 def parse_text_value(kind: str, text: str | None) -> Any:

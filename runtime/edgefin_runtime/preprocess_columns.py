@@ -25,9 +25,24 @@ from .errors import (
     RecordTypeError,
     UnknownFieldError,
 )
+from .lazy_dataclass import dataclass
 from .manifest import Z_LIMIT
 from .plan import ABSENT, MAX_CATEGORY_LENGTH, CatPlan, NumPlan, canonical_category, int_to_float, pd_na, short
-from .preprocess import ColumnsResult, Preprocessor
+from .preprocess import Preprocessor
+
+
+@dataclass
+class ColumnsResult:
+    """Encoded columns: ``matrix`` (n, n_features) float32; ``errors`` maps bad rows to their first
+    error (their matrix rows are meaningless); ``flags`` maps a flag name to a row mask."""
+
+    matrix: np.ndarray
+    errors: dict[int, InputError]
+    flags: dict[str, np.ndarray]
+
+    def row_flags(self, i: int) -> tuple[str, ...]:
+        return tuple(sorted(k for k, m in self.flags.items() if m[i]))
+
 
 _PLAIN_NUMBERS = frozenset({float, int, type(None)})
 _NEEDS_CHECK = -5

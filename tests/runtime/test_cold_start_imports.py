@@ -21,7 +21,11 @@ import json, sys
 import edgefin_runtime
 p = edgefin_runtime.load(sys.argv[1])
 s = p.score(json.loads(sys.argv[2]))
-print(json.dumps({"p": s.probability, "modules": sorted(sys.modules)}))
+built = {
+    "Result": "Result" in vars(sys.modules["edgefin_runtime.results"]),  # a namedtuple, built on first use
+    "acceptance": type(vars(p.info)["acceptance"]).__name__,  # the set's member, parsed on first read
+}
+print(json.dumps({"p": s.probability, "modules": sorted(sys.modules), "built": built}))
 """
 
 BARE = {
@@ -118,6 +122,7 @@ def test_scoring_path_imports_nothing_deferred(tiny_bundles, tmp_path: Path, whi
     assert abs(runtime["p"] - manifest["golden"][0]["score"]) <= manifest.get("golden_tolerance", 1e-6)
     added = set(runtime["modules"]) - set(bare["modules"])
     assert "edgefin_runtime.predictor" in added  # the comparison sees the runtime's own modules
+    assert runtime["built"] == {"Result": False, "acceptance": "DeferredAcceptance"}
     assert sorted(m for m in DEFERRED if m in added) == []
     unexpected = sorted(m for m in added if m.split(".")[0] != "edgefin_runtime" and m not in _ALLOWED_STDLIB)
     assert unexpected == [], f"modules the scoring path adds over a bare {manifest['model']['engine']} load"
@@ -127,13 +132,39 @@ def test_lazy_public_names_still_import() -> None:
     code = (
         "import sys, edgefin_runtime as e\n"
         "before = 'edgefin_runtime.holder' in sys.modules\n"
-        "from edgefin_runtime import ModelHolder, ModelInfo, Served, SwapReport\n"
-        "print(before, ModelHolder.__module__, e.SwapReport is SwapReport, 'ModelHolder' in dir(e))"
+        "from edgefin_runtime import ModelHolder, ModelInfo, Served, SwapReport, Result\n"
+        "print(before, ModelHolder.__module__, e.SwapReport is SwapReport, 'ModelHolder' in dir(e),\n"
+        "      Result.__module__, e.Result is Result, 'Result' in dir(e), Result(0, 'scored').ok)"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ["False", "edgefin_runtime.holder", "True", "True"]
+    assert proc.stdout.split() == [
+        "False",
+        "edgefin_runtime.holder",
+        "True",
+        "True",
+        "edgefin_runtime.results",
+        "True",
+        "True",
+        "True",
+    ]
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         import edgefin_runtime
 
         edgefin_runtime.nope  # noqa: B018
+
+
+def test_a_pickled_result_loads_in_a_process_that_never_built_the_class() -> None:
+    """Result is built on first use (results.py); unpickling must build it too, as the same class."""
+    from edgefin_runtime import Result
+
+    blob = __import__("pickle").dumps([Result(3, "rejected"), Result(4, "scored", None)])
+    code = (
+        "import pickle, sys\n"
+        "rows = pickle.loads(bytes.fromhex(sys.argv[1]))\n"
+        "import edgefin_runtime\n"
+        "print(rows[0].row, rows[0].ok, rows[1].ok, type(rows[0]) is edgefin_runtime.Result)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, blob.hex()], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["3", "False", "True", "True"]
