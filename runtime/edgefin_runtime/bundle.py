@@ -20,16 +20,13 @@ import os
 import stat
 import struct
 import zlib
-from typing import TYPE_CHECKING, Any
+from typing import Any, Union
 
 from .errors import BundleFormatError, EdgefinRuntimeError, IntegrityError, ManifestError
 from .jsonutil import strict_loads
 from .lazy_dataclass import dataclass, replace
 from .manifest import ACCEPTANCE_MEMBER_SINCE, ACCEPTANCE_NAME, MANIFEST_NAME, MODEL_NAMES, SIGNATURE_NAME, Manifest
 from .version import version_tuple
-
-if TYPE_CHECKING:
-    from typing import TypeAlias
 
 MAX_BUNDLE_BYTES = 64 * 1024 * 1024
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
@@ -44,31 +41,35 @@ _CAPS = {
 }
 _FIXED_TIME = (2020, 1, 1, 0, 0, 0)
 
-#: what load() and read_bundle() read: a path or the bundle's bytes (a string alias, as manifest.Engine)
-Source: TypeAlias = "str | os.PathLike[str] | bytes | bytearray | memoryview"
+#: what load() and read_bundle() read: a path or the bundle's bytes (a real Union, not a string alias: other
+#: modules' annotations use it, and runtime type-hint lookups resolve it there)
+Source = Union[str, os.PathLike[str], bytes, bytearray, memoryview]
 
 
 @dataclass(frozen=True)
 class Bundle:
-    """A verified bundle: the parsed manifest, its exact bytes, the model bytes, the signature, the whole
-    file (``data``), and the ``acceptance.json`` member's bytes (None in bundles without one;
-    ``manifest.acceptance`` parses them)."""
+    """A verified bundle: the parsed manifest, its exact bytes, the model bytes, the signature, and the
+    ``acceptance.json`` member's bytes (None in bundles without one; ``manifest.acceptance`` parses them)."""
 
     manifest: Manifest
     manifest_bytes: bytes
     model_bytes: bytes
     signature: bytes | None
     source: str
-    data: bytes
     acceptance_bytes: bytes | None = None
 
     @property
     def sha256(self) -> str:
         """The whole file's sha256 (its identity in reports and serving headers), computed on first use:
-        a restart that only scores never needs it. Every member's own hash is checked at read."""
+        a restart that only scores never needs it. Every member's own hash is checked at read, and the
+        file was accepted only as the canonical layout of its members, so the file is rebuilt from them
+        (not kept: a second copy of every loaded bundle would stay in a device's memory)."""
         digest: str | None = self.__dict__.get("_sha256")
         if digest is None:
-            digest = self.__dict__["_sha256"] = sha256_hex(self.data)
+            whole = pack_members(
+                self.manifest_bytes, self.manifest.model.file, self.model_bytes, self.signature, self.acceptance_bytes
+            )
+            digest = self.__dict__["_sha256"] = sha256_hex(whole)
         return digest
 
 
@@ -322,7 +323,6 @@ def read_bundle(source: Source, *, verify_signature: object | None = None) -> Bu
         model_bytes=members[manifest.model.file],
         signature=signature,
         source=label,
-        data=data,
         acceptance_bytes=acceptance,
     )
 

@@ -528,4 +528,10 @@ def _as_columns(obj: Any, pre: Preprocessor) -> Mapping[str, Any]:
     )
 
 
+def __getattr__(name: str) -> Any:
+    if name == "Result":  # importable from here as before; built on first use (results.py)
+        return _results.Result
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = ["ColumnsScore", "Predictor", "Score", "load", "EdgefinRuntimeError"]

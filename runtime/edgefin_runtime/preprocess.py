@@ -400,3 +400,11 @@ def parse_text_record(schema: Schema, row: Mapping[str, str | None]) -> dict[str
     """Turn a CSV row (all text) into a record using the schema's field kinds."""
     kinds = {f.name: f.kind for f in schema.fields}
     return {k: parse_text_value(kinds.get(k, "categorical"), v) for k, v in row.items()}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ColumnsResult":  # moved to the columns encoder, imported on first use; importable as before
+        from .preprocess_columns import ColumnsResult
+
+        return ColumnsResult
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -156,3 +156,20 @@ def test_an_unknown_member_says_a_newer_runtime_may_know_it(tiny_bundles):
         z.writestr("explain.json", b"{}")
     with pytest.raises(BundleFormatError, match=r"unexpected member 'explain\.json'.*upgrade edgefin-runtime"):
         edgefin_runtime.load(buf.getvalue())
+
+
+def test_the_bundle_hash_is_the_files_though_the_file_is_not_kept(tiny_bundles, variant, keys):
+    """Bundle.sha256 is computed on first use from the members (the file was accepted only as their
+    canonical layout), so a loaded model keeps no second copy of its file."""
+    import hashlib
+
+    from edgefin_runtime.signing import sign_bundle
+
+    path = tiny_bundles[variant]
+    b = read_bundle(path)
+    assert "_sha256" not in vars(b) and not any(
+        isinstance(v, bytes) and len(v) >= path.stat().st_size for v in vars(b).values()
+    )
+    assert b.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    signed = sign_bundle(path, keys[0])
+    assert read_bundle(signed).sha256 == hashlib.sha256(signed).hexdigest()
