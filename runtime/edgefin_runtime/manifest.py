@@ -14,7 +14,8 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal, Union, cast
 
-from .errors import ManifestError, VersionError
+from .errors import EdgefinRuntimeError, ManifestError, VersionError
+from .jsonutil import strict_loads
 from .lazy_dataclass import asdict, dataclass, field  # dataclasses without their import-time cost
 from .version import __version__, version_tuple
 
@@ -561,9 +562,6 @@ class DeferredAcceptance:
         return f"DeferredAcceptance({ACCEPTANCE_NAME}, {len(self.data)} bytes, not parsed yet)"
 
     def parse(self) -> AcceptanceSet:
-        from .errors import EdgefinRuntimeError
-        from .jsonutil import strict_loads
-
         where = f"bundle {self.label}: {ACCEPTANCE_NAME}"
         raw = strict_loads(self.data, where)
         try:
@@ -580,7 +578,7 @@ class DeferredAcceptance:
 
 class _AcceptanceField:
     """``Manifest.acceptance``: a data descriptor that turns a :class:`DeferredAcceptance` into the
-    parsed set on first read (equality, hashing, ``repr``, ``replace`` and ``asdict`` all read it)."""
+    parsed set on first read (equality, ``replace`` and ``asdict`` read it; ``repr`` and pickling keep it unparsed)."""
 
     def __get__(self, obj: Any, owner: type | None = None) -> AcceptanceSet | None:
         if obj is None:

@@ -34,9 +34,6 @@ from .errors import (
 )
 from .lazy_dataclass import dataclass
 from .manifest import Z_LIMIT, NumericStep, PreprocessSpec, Schema
-
-if TYPE_CHECKING:
-    from .preprocess_columns import ColumnsResult
 from .plan import (
     ABSENT,
     MAX_CATEGORY_LENGTH,
@@ -49,6 +46,9 @@ from .plan import (
     short,
     write_bins,
 )
+
+if TYPE_CHECKING:
+    from .preprocess_columns import ColumnsResult
 
 
 @dataclass(frozen=True)
